@@ -1,0 +1,119 @@
+"""Read the process settings from the environment and `.env` (the composition root).
+
+Only entry points (the CLI, the API server, the eval runner, graph factories) build a
+`Settings`; lower layers receive plain arguments. Every external service runs in a labelled demo
+mode exactly when its key is absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GridSourceName = Literal["sim", "recorded", "live"]
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+_SHARED_GRID_DIR = _REPO_ROOT.parent / "shared" / "data" / "grid"
+_SHARED_JOBS_FILE = _REPO_ROOT.parent / "shared" / "data" / "jobs" / "alibaba_gpu_v2023_openb.csv"
+DEFAULT_CRUSOE_BASE_URL = "https://api.inference.crusoecloud.com/v1"
+
+
+def _default_grid_dir() -> Path | None:
+    return _SHARED_GRID_DIR if _SHARED_GRID_DIR.is_dir() else None
+
+
+def _default_jobs_file() -> Path | None:
+    return _SHARED_JOBS_FILE if _SHARED_JOBS_FILE.is_file() else None
+
+
+class Settings(BaseSettings):
+    """All configuration of Too Green To Go; env names carry the `TGTG_` prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TGTG_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Path("var")
+    """Where the embedded database, generated API key, audio files and local chain state live."""
+    database_url: str | None = None
+    """SQLAlchemy URL; default `sqlite:///<data_dir>/tgtg.db`."""
+
+    grid_source: GridSourceName = "sim"
+    """Which grid source the broker reads: deterministic simulator, recorded CSVs, or live API."""
+    grid_dir: Path | None = Field(default_factory=_default_grid_dir)
+    """Directory of recorded hourly `<ZONE>.csv` files (default `../shared/data/grid` if present)."""
+    jobs_file: Path | None = Field(default_factory=_default_jobs_file)
+    """GPU job trace CSV used by replays (default the shared Alibaba trace if present)."""
+    sim_seed: int = 7
+    """Seed of the grid simulator; the same seed and hour always give the same reading."""
+
+    score_weight_carbon: float = 0.6
+    score_weight_price: float = 0.3
+    score_weight_utilization: float = 0.1
+
+    api_key: SecretStr | None = None
+    """Key required in the `X-API-Key` header for API writes; generated into data_dir if unset."""
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    llm_base_url: str = DEFAULT_CRUSOE_BASE_URL
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "meta-llama/Llama-3.3-70B-Instruct"
+    llm_timeout_s: float = 30.0
+    llm_max_retries: int = 2
+    llm_temperature: float = 0.0
+
+    electricitymaps_api_key: SecretStr | None = None
+    electricitymaps_base_url: str = "https://api.electricitymap.org/v3"
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    solana_rpc_url: str | None = None
+    solana_payer_secret: SecretStr | None = None
+    elevenlabs_api_key: SecretStr | None = None
+    incidentio_api_key: SecretStr | None = None
+    incidentio_alert_source_id: str | None = None
+    paid_api_key: SecretStr | None = None
+
+    @field_validator(
+        "api_key",
+        "llm_api_key",
+        "electricitymaps_api_key",
+        "stripe_api_key",
+        "stripe_webhook_secret",
+        "solana_payer_secret",
+        "elevenlabs_api_key",
+        "incidentio_api_key",
+        "paid_api_key",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_absent(cls, value: object) -> object:
+        """Treat an empty variable (as copied from `.env.example`) as no key at all."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """Return the database URL, defaulting to a SQLite file under `data_dir`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tgtg.db').as_posix()}"
+
+    def demo_mode(self, service: str) -> bool:
+        """Return True when `service` has no key and so runs in its labelled demo mode."""
+        keys = {
+            "crusoe": self.llm_api_key,
+            "electricitymaps": self.electricitymaps_api_key,
+            "stripe": self.stripe_api_key,
+            "solana": self.solana_rpc_url,
+            "elevenlabs": self.elevenlabs_api_key,
+            "incidentio": self.incidentio_api_key,
+            "paid": self.paid_api_key,
+        }
+        if service not in keys:
+            raise ValueError(f"unknown service {service!r}; expected one of {sorted(keys)}")
+        return keys[service] is None
