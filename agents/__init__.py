@@ -1,0 +1,1 @@
+"""Agents: one module per LLM agent (name, prompt, tools, output schema, factory)."""

@@ -1,0 +1,1 @@
+"""Evals: replays of recorded grid days through routing policies and agents."""

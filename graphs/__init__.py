@@ -1,0 +1,1 @@
+"""Graphs: LangGraph state, context, settings and one module per graph."""

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     grid_source: GridSourceName = "sim"
     """Which grid source the broker reads: deterministic simulator, recorded CSVs, or live API."""
     grid_dir: Path | None = Field(default_factory=_default_grid_dir)
-    """Directory of recorded hourly `<ZONE>.csv` files (default `../shared/data/grid` if present)."""
+    """Directory of recorded hourly `<ZONE>.csv` files (default `../shared/data/grid`)."""
     jobs_file: Path | None = Field(default_factory=_default_jobs_file)
     """GPU job trace CSV used by replays (default the shared Alibaba trace if present)."""
     sim_seed: int = 7

@@ -1,0 +1,1 @@
+"""Prompts: one Markdown template per prompt and their loader."""

@@ -1,0 +1,1 @@
+"""Store: ORM models, engine, migrations and repository functions."""

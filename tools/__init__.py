@@ -1,0 +1,1 @@
+"""Tools: deterministic domain functions and their thin LangChain adapters."""

@@ -1,0 +1,1 @@
+"""Interfaces: the tgtg CLI, the FastAPI /api/v1 routes and the Gradio console."""
