@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import store.ledger  # noqa: F401  (registers the ledger tables on Base.metadata)
 from store.models import Base
 
 config = context.config
