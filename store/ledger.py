@@ -311,6 +311,38 @@ def post_transaction(
     return txn
 
 
+def record_empty_transaction(
+    *,
+    session: Session,
+    kind: str,
+    idempotency_key: str,
+    currency: str,
+    now: datetime,
+    workload_id: str | None = None,
+    org_id: str | None = None,
+    memo: str | None = None,
+) -> Transaction:
+    """Record a zero-amount transaction without entries (e.g. a free run), once per key."""
+    existing = find_transaction(session=session, idempotency_key=idempotency_key)
+    if existing is not None:
+        return existing
+    txn = Transaction(
+        id=transaction_id_for(idempotency_key),
+        kind=kind,
+        workload_id=workload_id,
+        org_id=org_id,
+        amount_minor=0,
+        currency=currency,
+        status="no_charge",
+        idempotency_key=idempotency_key,
+        memo=memo,
+        created_at=now,
+    )
+    session.add(txn)
+    session.flush()
+    return txn
+
+
 def _signed_sum() -> ColumnElement[int]:
     return func.coalesce(
         func.sum(
