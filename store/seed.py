@@ -1,0 +1,139 @@
+"""Seed the demo fleet: 13 organisations and 14 compute nodes (idempotent).
+
+Wallet addresses are real Solana public keys derived deterministically from the node id, so the
+same seed always gives the same registered recipients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from solders.keypair import Keypair
+from sqlalchemy import Engine, MetaData
+from sqlalchemy.orm import Session
+
+from store.models import ComputeNode, Organization
+
+
+@dataclass(frozen=True)
+class _Org:
+    id: str
+    name: str
+    kind: str
+    country: str
+
+
+@dataclass(frozen=True)
+class _Node:
+    id: str
+    name: str
+    owner: str
+    zone: str
+    gpu_model: str
+    gpu_count: int
+    reserved: int
+    kw_per_gpu: float
+    cents_per_gpu_hour: int
+    status: str = "online"
+
+
+ORGS: tuple[_Org, ...] = (
+    _Org("acme-ai", "Acme AI", "enterprise", "DE"),
+    _Org("nordlicht", "Nordlicht Robotics", "enterprise", "DE"),
+    _Org("helios-bio", "Helios Bio", "enterprise", "FR"),
+    _Org("bluebird", "Bluebird Analytics", "enterprise", "US"),
+    _Org("verdant", "Verdant Vision", "enterprise", "NL"),
+    _Org("seine-compute", "Seine Compute", "datacenter", "FR"),
+    _Org("iberia-green", "Iberia Green DC", "datacenter", "ES"),
+    _Org("lowlands-gpu", "Lowlands GPU", "datacenter", "NL"),
+    _Org("atlantic-cloud", "Atlantic Cloud", "datacenter", "US"),
+    _Org("gamer-giulia", "Giulia (gamer)", "gamer", "IT"),
+    _Org("gamer-jonas", "Jonas (gamer)", "gamer", "DE"),
+    _Org("gamer-amelia", "Amelia (gamer)", "gamer", "GB"),
+    _Org("gamer-tyler", "Tyler (gamer)", "gamer", "US"),
+)
+
+NODES: tuple[_Node, ...] = (
+    _Node("fr-par-h100", "Paris H100 pod", "seine-compute", "FR", "H100", 8, 2, 0.70, 290),
+    _Node("de-fra-h100", "Frankfurt H100 pod", "lowlands-gpu", "DE", "H100", 8, 4, 0.70, 250),
+    _Node("es-mad-a100", "Madrid A100 pod", "iberia-green", "ES", "A100", 8, 2, 0.40, 170),
+    _Node("pt-lis-a100", "Lisbon A100 pod", "iberia-green", "PT", "A100", 4, 0, 0.40, 160),
+    _Node("nl-ams-h100", "Amsterdam H100 pod", "lowlands-gpu", "NL", "H100", 8, 2, 0.70, 260),
+    _Node("be-bru-l40s", "Brussels L40S pod", "lowlands-gpu", "BE", "L40S", 8, 0, 0.35, 110),
+    _Node("gb-lon-h100", "London H100 pod", "atlantic-cloud", "GB", "H100", 8, 2, 0.70, 300),
+    _Node("us-cal-h100", "San Jose H100", "atlantic-cloud", "US-CAL-CISO", "H100", 16, 8, 0.7, 240),
+    _Node("us-ny-a100", "Albany A100 pod", "atlantic-cloud", "US-NY-NYIS", "A100", 8, 2, 0.40, 180),
+    _Node("us-tex-h100", "Austin H100", "atlantic-cloud", "US-TEX-ERCO", "H100", 16, 4, 0.70, 210),
+    _Node("it-mil-4090", "Giulia 4090", "gamer-giulia", "IT", "RTX4090", 1, 0, 0.45, 45),
+    _Node("de-ber-4090", "Jonas 4090", "gamer-jonas", "DE", "RTX4090", 1, 0, 0.45, 40),
+    _Node("gb-man-4090", "Amelia 4090", "gamer-amelia", "GB", "RTX4090", 1, 0, 0.45, 42, "offline"),
+    _Node("us-tex-4090", "Tyler 4090", "gamer-tyler", "US-TEX-ERCO", "RTX4090", 1, 0, 0.45, 35),
+)  # fmt: skip
+
+
+def wallet_for(owner_id: str) -> str:
+    """Return the deterministic demo Solana wallet (base58 public key) of a gamer."""
+    seed = hashlib.sha256(f"tgtg-demo-wallet:{owner_id}".encode()).digest()
+    return str(Keypair.from_seed(seed).pubkey())
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    """What a seed run added."""
+
+    organizations_added: int
+    nodes_added: int
+
+
+def seed_fleet(*, session: Session, now: datetime) -> SeedReport:
+    """Insert the demo organisations and nodes that are not there yet (never overwrites)."""
+    orgs_added = nodes_added = 0
+    for o in ORGS:
+        if session.get(Organization, o.id) is None:
+            wallet = wallet_for(o.id) if o.kind == "gamer" else None
+            session.add(
+                Organization(
+                    id=o.id,
+                    name=o.name,
+                    kind=o.kind,
+                    country=o.country if len(o.country) == 2 else None,
+                    email=f"billing@{o.id}.example",
+                    wallet_address=wallet,
+                    created_at=now,
+                )
+            )
+            orgs_added += 1
+    session.flush()
+    for n in NODES:
+        if session.get(ComputeNode, n.id) is None:
+            owner_kind = next(o.kind for o in ORGS if o.id == n.owner)
+            session.add(
+                ComputeNode(
+                    id=n.id,
+                    name=n.name,
+                    owner_id=n.owner,
+                    kind="gamer" if owner_kind == "gamer" else "datacenter",
+                    zone=n.zone,
+                    gpu_model=n.gpu_model,
+                    gpu_count=n.gpu_count,
+                    reserved_gpus=n.reserved,
+                    power_kw_per_gpu=n.kw_per_gpu,
+                    price_per_gpu_hour_minor=n.cents_per_gpu_hour,
+                    currency="EUR",
+                    status=n.status,
+                    wallet_address=wallet_for(n.owner) if owner_kind == "gamer" else None,
+                    created_at=now,
+                )
+            )
+            nodes_added += 1
+    session.flush()
+    return SeedReport(organizations_added=orgs_added, nodes_added=nodes_added)
+
+
+def drop_everything(engine: Engine) -> None:
+    """Drop every table in the database (domain data, ledger, checkpoints) for a clean reset."""
+    meta = MetaData()
+    meta.reflect(bind=engine)
+    meta.drop_all(bind=engine)

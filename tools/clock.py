@@ -1,0 +1,72 @@
+"""Clocks injected into domain code: the system clock, a fixed time, or a replay clock.
+
+Domain functions take `now` as an argument; composition roots own a clock and pass `clock.now()`.
+A replay clock maps wall time onto a recorded period so the recorded grid source can drive a
+running console (e.g. start at 2023-06-01T12:00Z and advance at 60x).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from tools.errors import InvalidInputError
+
+
+class Clock(Protocol):
+    """Anything that tells the time as an aware UTC datetime."""
+
+    def now(self) -> datetime:
+        """Return the current time (aware, UTC)."""
+        ...
+
+
+class SystemClock:
+    """The machine's clock."""
+
+    def now(self) -> datetime:
+        """Return the wall-clock time in UTC."""
+        return datetime.now(UTC)
+
+
+@dataclass
+class FixedClock:
+    """A clock that only moves when told to (tests, `--at`)."""
+
+    at: datetime
+
+    def now(self) -> datetime:
+        """Return the fixed time."""
+        return self.at
+
+    def advance(self, **delta: float) -> datetime:
+        """Move the clock forward by a timedelta's keyword arguments and return the new time."""
+        self.at = self.at + timedelta(**delta)
+        return self.at
+
+
+@dataclass
+class ReplayClock:
+    """Start at `start` and advance `speed` times faster than the wall clock."""
+
+    start: datetime
+    speed: float = 1.0
+    _t0: float = field(default_factory=time.monotonic)
+
+    def now(self) -> datetime:
+        """Return the replayed time."""
+        return self.start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
+
+
+def parse_time(text: str, *, what: str = "time") -> datetime:
+    """Parse an ISO-8601 time; a missing zone means UTC. Raise naming the value otherwise."""
+    raw = text.strip()
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInputError(
+            f"{what} {text!r} is not an ISO-8601 time; write e.g. 2023-06-01T12:00Z"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
