@@ -1,0 +1,301 @@
+"""Parse an operator's chat message into an intent and a `WorkloadSpec` (offline model).
+
+A small grammar over normalised text (see `agents.offline_words`): GPU quantities
+("4xH100", "four H100s", "8 GPUs"), durations ("6 hours", "half a day", "90 minutes"),
+deadlines ("done within 24 hours", "by tomorrow 9am", "by Friday"), zone lists ("EU only",
+"not in Germany", "France or Spain"), carbon caps ("max 100 g/kWh") and the request kind.
+Deterministic: the same text and clock always give the same result.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Literal
+
+from pydantic import ValidationError
+
+from agents.offline_words import normalise, zone_mentions
+from agents.workload import EU_ZONES, WorkloadSpec
+
+Intent = Literal[
+    "recommend", "route", "reroute", "compare", "explain", "incident", "billing", "nodes",
+    "help", "unknown",
+]  # fmt: skip
+
+US_ZONES = ("US-CAL-CISO", "US-NY-NYIS", "US-TEX-ERCO")
+GPU_MODELS = {
+    "h100": "H100", "h200": "H200", "a100": "A100", "l40s": "L40S", "l40": "L40S", "l4": "L4",
+    "a10g": "A10G", "a10": "A10G", "v100": "V100", "t4": "T4", "mi300x": "MI300X",
+    "b200": "B200", "rtx 4090": "RTX4090", "rtx4090": "RTX4090", "4090": "RTX4090",
+    "rtx 3090": "RTX3090", "rtx3090": "RTX3090", "3090": "RTX3090",
+}  # fmt: skip
+_MODEL = "|".join(sorted((re.escape(m) for m in GPU_MODELS), key=len, reverse=True))
+_GPU_COUNT_MODEL = re.compile(
+    rf"\b(\d+)\s*(?:x\s*|-\s*)?(?:nvidia\s+|amd\s+)?({_MODEL})(?:s|'s)?\b"
+)
+_GPU_MODEL_COUNT = re.compile(rf"\b({_MODEL})\s*x\s*(\d+)\b")
+_GPU_COUNT_PLAIN = re.compile(r"\b(\d+)\s*(?:x\s*)?(?:[a-z0-9]+\s+)?(?:gpus?|cards?)\b")
+_GPU_MODEL_ONLY = re.compile(rf"\b({_MODEL})(?:s|'s)?\b")
+_QUANTITY = re.compile(
+    r"\b(\d+(?:\.\d+)?)\s*-?\s*(hours?|hrs?|h|minutes?|mins?|days?|d|weeks?|wks?)\b"
+)
+_DEADLINE_LEAD = re.compile(
+    r"(?:within|in the next|in under|in less than|inside|deadline(?: is| of)?|due in|"
+    r"finish(?:ed)? in|done in|complete(?:d)? in|before|ready in|at most|no later than)\s*$"
+)
+_UNIT_HOURS = {"h": 1.0, "hr": 1.0, "hour": 1.0, "min": 1 / 60, "minute": 1 / 60, "d": 24.0}
+_UNIT_HOURS |= {"day": 24.0, "week": 168.0, "wk": 168.0}
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_CLOCK = r"(\d{1,2})(?::(\d{2}))?\s*(am|pm)?"
+_BY_TIME = re.compile(
+    r"\bby\s+(?:(tomorrow|tonight|today|end of (?:the )?day|eod|noon|midnight|"
+    + "|".join(_WEEKDAYS)
+    + r")\s*(?:at\s+|morning\s*)?)?(?:"
+    + _CLOCK
+    + r")?(?:\s+(tomorrow|today))?"
+)
+_CARBON_CAP = re.compile(
+    r"(?:max(?:imum)?|under|below|less than|at most|no more than|<=?|cap(?:ped)?(?: at)?|"
+    r"limit(?:ed)?(?: to)?|up to|not above|lower than)\s*(?:of\s*)?(\d+(?:\.\d+)?)\s*"
+    r"(g(?:rams?)?(?:\s*co2(?:e|eq)?)?(?:\s*(?:/|per)\s*kwh)?|gco2(?:e|eq)?(?:\s*(?:/|per)\s*kwh)?)?"
+)
+_CARBON_CAP_AFTER = re.compile(
+    r"(\d+(?:\.\d+)?)\s*g(?:co2(?:e|eq)?)?\s*(?:/|per)\s*kwh\s*(?:max|or less|at most|cap|limit)"
+)
+_WORKLOAD_ID = re.compile(r"\b(wl_[0-9a-z]{4,32})\b")
+_INCIDENT_ID = re.compile(r"\b(inc_[0-9a-z]{4,32})\b")
+_HORIZON = re.compile(
+    r"\b(?:next|coming|over the next|for the next)\s+(\d+(?:\.\d+)?)\s*(h|hours?|days?)"
+)
+
+_DENY_LEAD = re.compile(
+    r"(?:not in|not|avoid(?:ing)?|except(?: for)?|excluding|exclude|no|never in|"
+    r"anywhere but|anywhere except|outside(?: of)?|but not|nor|without)\s+(?:the\s+)?$"
+)
+_NEGATED_ROUTE = re.compile(
+    r"\b(?:don't|do not|dont|without|not yet|no need to|never)\b[^.]*"
+    r"\b(?:route|book|commit|submit|go ahead)"
+)
+_ROUTE = re.compile(
+    r"\b(?:route it|route this|route that|route the (?:job|workload)|go ahead|book it|book that|"
+    r"do it|commit(?: it)?|submit it|schedule it|launch it|deploy it|place it|run it there|"
+    r"confirm(?:ed)?|proceed|let'?s do (?:it|that)|ship it|make it so|yes,? (?:please|route))\b"
+    r"|^(?:yes|yep|ok(?:ay)?|sure)\b[ .!,]*(?:please)?[ .!]*$|^route\b|^please route\b|^book\b"
+)
+_REROUTE = re.compile(r"\b(?:re-?route|move|migrate|relocate|shift)\b")
+_EXPLAIN = re.compile(r"\b(?:why|explain|reason|justify|how come|what made)\b")
+_INCIDENT = re.compile(r"\b(?:incidents?|alerts?|outages?|anomal(?:y|ies)|spikes?|on fire)\b")
+_BILLING = re.compile(
+    r"\b(?:invoices?|billing|bill(?:ed|s)?|charged?|charges|payments?|payouts?|refunds?|"
+    r"balance|ledger|spent|spend|owe|earn(?:ed|ings)?|paid)\b"
+)
+_COMPARE = re.compile(
+    r"\b(?:compare|comparison|versus|vs\.?|cleanest|greenest|dirtiest|cheapest zone|"
+    r"which zone|which grid|how (?:green|clean|dirty)|carbon intensity (?:now|right now|today)|"
+    r"grid (?:now|right now|status|today|in)|forecast|rank (?:the )?zones)\b"
+)
+_NODES = re.compile(r"\b(?:list|show|which|what|available|free)\b.*\bnodes?\b|\bcapacity\b")
+_RECOMMEND = re.compile(
+    r"\b(?:where|recommend|suggest|best (?:place|node|zone|option)|should i run|place|"
+    r"find (?:me )?(?:a|the)|greenest node|cheapest node|run (?:a|my|an|this))\b"
+)
+_HELP = re.compile(r"^(?:hi|hello|hey|help|what can you do|who are you)\b")
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    """What the offline parser understood from one message."""
+
+    intent: Intent
+    spec: WorkloadSpec
+    workload_ids: list[str] = field(default_factory=list)
+    incident_ids: list[str] = field(default_factory=list)
+    zones: list[str] = field(default_factory=list)
+    """Zones named in the text, in order (used by compare)."""
+    horizon_hours: int = 0
+    """'Over the next N hours' for comparisons; 0 means now only."""
+    problems: list[str] = field(default_factory=list)
+    """Values that were recognised but rejected (e.g. an impossible GPU count)."""
+
+
+def _gpu(text: str) -> tuple[int | None, str | None]:
+    if m := _GPU_COUNT_MODEL.search(text):
+        return int(m.group(1)), GPU_MODELS[m.group(2)]
+    if m := _GPU_MODEL_COUNT.search(text):
+        return int(m.group(2)), GPU_MODELS[m.group(1)]
+    count = int(m.group(1)) if (m := _GPU_COUNT_PLAIN.search(text)) else None
+    model = GPU_MODELS[m.group(1)] if (m := _GPU_MODEL_ONLY.search(text)) else None
+    if count is None and model is not None and re.search(r"\b(?:an?|1) " + model.lower(), text):
+        count = 1
+    return count, model
+
+
+def _hours(amount: str, unit: str) -> float:
+    unit = unit.rstrip("s") if unit not in ("s",) else unit
+    unit = {"hr": "hr", "min": "min", "wk": "wk"}.get(unit, unit)
+    return float(amount) * _UNIT_HOURS[unit]
+
+
+def _durations(text: str, now: datetime | None) -> tuple[float | None, datetime | None]:
+    duration: float | None = None
+    deadline: datetime | None = None
+    for m in _QUANTITY.finditer(text):
+        hours = _hours(m.group(1), m.group(2))
+        if _DEADLINE_LEAD.search(text[: m.start()]):
+            if deadline is None and now is not None:
+                deadline = now + timedelta(hours=hours)
+        elif duration is None and not re.search(r"(?:next|coming)\s*$", text[: m.start()]):
+            duration = hours
+    return duration, deadline
+
+
+def _at(day: datetime, hour: int, minute: int) -> datetime:
+    return datetime.combine(day.date(), time(hour, minute), tzinfo=day.tzinfo)
+
+
+def _absolute_deadline(text: str, now: datetime) -> datetime | None:
+    for m in _BY_TIME.finditer(text):
+        day_word = m.group(1) or m.group(5)
+        hour_s, minute_s, ampm = m.group(2), m.group(3), m.group(4)
+        if day_word is None and hour_s is None:
+            continue
+        if hour_s is not None and ampm is None and minute_s is None and day_word is None:
+            continue  # "by 4" is too vague to be a time
+        hour = int(hour_s) if hour_s else 9
+        minute = int(minute_s) if minute_s else 0
+        if ampm == "pm" and hour < 12:
+            hour += 12
+        if ampm == "am" and hour == 12:
+            hour = 0
+        if hour > 23 or minute > 59:
+            continue
+        day = now
+        if day_word == "tomorrow":
+            day = now + timedelta(days=1)
+        elif day_word in ("tonight",):
+            hour, minute = (hour, minute) if hour_s else (22, 0)
+        elif day_word in ("end of day", "end of the day", "eod", "midnight"):
+            hour, minute = (23, 59)
+        elif day_word == "noon":
+            hour, minute = (12, 0)
+        elif day_word in _WEEKDAYS:
+            ahead = (_WEEKDAYS.index(day_word) - now.weekday()) % 7 or 7
+            day = now + timedelta(days=ahead)
+            hour, minute = (hour, minute) if hour_s else (17, 0)
+        result = _at(day, hour, minute)
+        if result <= now and day_word is None:
+            result += timedelta(days=1)
+        return result
+    if re.search(r"\bby (?:tomorrow )?morning\b|\bovernight\b", text):
+        return _at(now + timedelta(days=1), 8, 0)
+    return None
+
+
+def _zones(text: str, original: str) -> tuple[list[str], list[str], list[str]]:
+    allowed: list[str] = []
+    denied: list[str] = []
+    named: list[str] = []
+    deny_run = False
+    last_end = 0
+    for pos, end, zone in zone_mentions(text, original):
+        named.append(zone)
+        before = text[last_end:pos]
+        if _DENY_LEAD.search(text[:pos]):
+            deny_run = True
+        elif not (deny_run and re.fullmatch(r"[\s,]*(?:or|and|nor|,)?[\s,]*", before)):
+            deny_run = False
+        (denied if deny_run else allowed).append(zone)
+        last_end = end
+    region_eu = re.search(r"\b(?:eu|europe|european)\b", text)
+    region_us = re.search(r"\b(?:us|usa|america|united states|american)\b(?! ?-)", text)
+    if region_eu and re.search(
+        r"\b(?:not in|outside(?: of)?|avoid|no) (?:the )?(?:eu|europe)", text
+    ):
+        denied.extend(EU_ZONES)
+    elif region_eu:
+        allowed.extend(EU_ZONES)
+    if region_us and re.search(
+        r"\b(?:us|usa|america)n? only\b|\bin the (?:us|usa)\b|\bus zones\b", text
+    ):
+        allowed.extend(US_ZONES)
+    allowed = [z for z in dict.fromkeys(allowed) if z not in denied]
+    return allowed, list(dict.fromkeys(denied)), list(dict.fromkeys(named))
+
+
+def _carbon_cap(text: str) -> float | None:
+    for m in _CARBON_CAP.finditer(text):
+        window = text[max(0, m.start() - 30) : m.end() + 30]
+        if m.group(2) or re.search(r"carbon|co2|intensity|gram|emission", window):
+            return float(m.group(1))
+    if m := _CARBON_CAP_AFTER.search(text):
+        return float(m.group(1))
+    return None
+
+
+def _intent(text: str, spec: WorkloadSpec, wl_ids: list[str]) -> Intent:
+    has_job = spec.gpu_count is not None or spec.duration_hours is not None
+    if _BILLING.search(text) and not has_job:
+        return "billing"
+    if _INCIDENT.search(text) and not has_job:
+        return "incident"
+    if _EXPLAIN.search(text) and (wl_ids or re.search(r"decision|placed|routed|chose", text)):
+        return "explain"
+    if _REROUTE.search(text) and (wl_ids or re.search(r"workload|job", text)) and not has_job:
+        return "reroute"
+    if _ROUTE.search(text) and not _NEGATED_ROUTE.search(text):
+        return "route"
+    if _COMPARE.search(text) and not has_job:
+        return "compare"
+    if _NODES.search(text) and not has_job:
+        return "nodes"
+    if has_job or _RECOMMEND.search(text):
+        return "recommend"
+    if _HELP.search(text):
+        return "help"
+    return "unknown"
+
+
+def parse_request(text: str, *, now: datetime | None) -> ParsedRequest:
+    """Return the intent and job fields stated in `text`.
+
+    Args:
+        text: One operator message (data, never instructions to the parser).
+        now: Aware current time used to resolve relative deadlines; None leaves them empty.
+    """
+    norm = normalise(text)
+    gpu_count, gpu_model = _gpu(norm)
+    duration, deadline = _durations(norm, now)
+    if now is not None and (absolute := _absolute_deadline(norm, now)) is not None:
+        deadline = deadline or absolute
+    allowed, denied, named = _zones(norm, text)
+    problems: list[str] = []
+    fields = {
+        "gpu_count": gpu_count,
+        "gpu_model": gpu_model,
+        "duration_hours": duration,
+        "deadline": deadline,
+        "allowed_zones": allowed or None,
+        "denied_zones": denied or None,
+        "max_carbon_intensity": _carbon_cap(norm),
+    }
+    try:
+        spec = WorkloadSpec.model_validate(fields)
+    except ValidationError as exc:
+        bad = {str(e["loc"][0]) for e in exc.errors()}
+        problems = [f"{name}={fields[name]!r}" for name in sorted(bad)]
+        spec = WorkloadSpec.model_validate({k: v for k, v in fields.items() if k not in bad})
+    wl_ids = list(dict.fromkeys(_WORKLOAD_ID.findall(text.lower())))
+    horizon = 0
+    if m := _HORIZON.search(norm):
+        horizon = int(float(m.group(1)) * (24 if m.group(2).startswith("d") else 1))
+    return ParsedRequest(
+        intent=_intent(norm, spec, wl_ids),
+        spec=spec,
+        workload_ids=wl_ids,
+        incident_ids=list(dict.fromkeys(_INCIDENT_ID.findall(text.lower()))),
+        zones=named,
+        horizon_hours=horizon,
+        problems=problems,
+    )
