@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
-from store.models import Base, Transaction
+from store.models import Base, Organization, Transaction
 
 Side = Literal["debit", "credit"]
 AccountCode = Literal[
@@ -416,3 +416,17 @@ def trial_balance(*, session: Session) -> dict[str, object]:
         "unbalanced_transactions": list(unbalanced),
         "accounts": accounts,
     }
+
+
+def find_meter_event(*, session: Session, transaction_id: str) -> MeterEventRecord | None:
+    """Return the meter event recorded for a usage transaction, if any."""
+    return session.scalars(
+        select(MeterEventRecord).where(MeterEventRecord.transaction_id == transaction_id)
+    ).one_or_none()
+
+
+def find_org_by_customer(*, session: Session, customer_id: str) -> Organization | None:
+    """Return the organisation whose Stripe customer id is `customer_id`, if any."""
+    return session.scalars(
+        select(Organization).where(Organization.stripe_customer_id == customer_id)
+    ).one_or_none()
