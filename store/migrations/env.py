@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import store.incident_models  # noqa: F401  (registers the incident tables on Base.metadata)
 import store.ledger  # noqa: F401  (registers the ledger tables on Base.metadata)
 from store.models import Base
 

@@ -1,0 +1,125 @@
+"""Define the incident tables: incidents, their transitions and reroutes, grid overrides, alerts.
+
+Registered on the shared `Base.metadata`; created by migration 0003.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from store.models import Base, _in
+
+INCIDENT_STATES = ("MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "RESOLVED")
+INCIDENT_TRIGGERS = ("carbon_spike", "surplus", "node_offline", "price_spike")
+
+
+class Incident(Base):
+    """A detected grid or fleet anomaly handled by the incident-response loop."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        CheckConstraint(_in("state", INCIDENT_STATES), name="ck_incident_state"),
+        CheckConstraint(_in("trigger", INCIDENT_TRIGGERS), name="ck_incident_trigger"),
+        UniqueConstraint("open_key", name="uq_incidents_open_key"),
+        Index("ix_incidents_state", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    zone: Mapped[str] = mapped_column(String(32))
+    trigger: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    open_key: Mapped[str | None] = mapped_column(String(100))
+    """`zone:trigger[:node]` while open, NULL once resolved: one open incident per anomaly."""
+    details: Mapped[dict[str, Any]]
+    """Measured values that triggered it (intensity, baseline, threshold, node id …)."""
+    summary: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None]
+    opened_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class IncidentTransition(Base):
+    """One state change of an incident, with its time and reason."""
+
+    __tablename__ = "incident_transitions"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "to_state", name="uq_incident_transition_state"),
+        Index("ix_incident_transitions_incident", "incident_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+class IncidentReroute(Base):
+    """A reroute attempt made by an incident; unique per (incident, workload): never twice."""
+
+    __tablename__ = "incident_reroutes"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "workload_id", name="uq_incident_reroute_workload"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"))
+    workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"))
+    decision_id: Mapped[str | None] = mapped_column(ForeignKey("routing_decisions.id"))
+    outcome: Mapped[str] = mapped_column(String(20))
+    from_node_id: Mapped[str | None] = mapped_column(String(64))
+    to_node_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+class GridOverride(Base):
+    """A multiplier applied to a zone's readings for a period (demo spikes, drills)."""
+
+    __tablename__ = "grid_overrides"
+    __table_args__ = (
+        CheckConstraint("carbon_factor > 0 AND price_factor > 0", name="ck_override_factors"),
+        Index("ix_grid_overrides_zone", "zone", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    zone: Mapped[str] = mapped_column(String(32))
+    carbon_factor: Mapped[float] = mapped_column(Float, default=1.0)
+    price_factor: Mapped[float] = mapped_column(Float, default=1.0)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class AlertEvent(Base):
+    """An incident.io alert event: sent, or recorded locally in demo mode."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (
+        UniqueConstraint("deduplication_key", "status", name="uq_alert_event_key_status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deduplication_key: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(10))
+    title: Mapped[str] = mapped_column(String(300))
+    payload: Mapped[dict[str, Any]]
+    delivery: Mapped[str] = mapped_column(String(10))
+    """'sent' (incident.io accepted it) or 'demo' (recorded locally, no key)."""
+    created_at: Mapped[datetime]

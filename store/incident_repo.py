@@ -1,0 +1,191 @@
+"""Repository functions for incidents, their transitions and reroutes, grid overrides, alerts.
+
+Keyword-only, session first; they flush and never commit (the caller owns the transaction).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from store.incident_models import (
+    AlertEvent,
+    GridOverride,
+    Incident,
+    IncidentReroute,
+    IncidentTransition,
+)
+
+INCIDENT_ORDER = ("MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "RESOLVED")
+
+
+def open_incident(
+    *, session: Session, zone: str, trigger: str, open_key: str, details: dict[str, Any],
+    reason: str, now: datetime,
+) -> Incident:  # fmt: skip
+    """Insert an incident in MONITORING with its first transition (unique per `open_key`)."""
+    incident = Incident(
+        id=f"inc_{uuid.uuid4().hex[:12]}", zone=zone, trigger=trigger, state="MONITORING",
+        open_key=open_key, details=details, opened_at=now, updated_at=now,
+    )  # fmt: skip
+    session.add(incident)
+    session.flush()
+    session.add(IncidentTransition(incident_id=incident.id, from_state=None,
+                                   to_state="MONITORING", reason=reason, at=now))  # fmt: skip
+    session.flush()
+    return incident
+
+
+def get_incident(
+    *, session: Session, incident_id: str, for_update: bool = False
+) -> Incident | None:
+    """Return the incident (locked when asked), or None."""
+    stmt = select(Incident).where(Incident.id == incident_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def find_open_incident(*, session: Session, open_key: str) -> Incident | None:
+    """Return the open incident for an anomaly key, or None."""
+    return session.scalars(select(Incident).where(Incident.open_key == open_key)).one_or_none()
+
+
+def list_incidents(
+    *, session: Session, open_only: bool = False, limit: int | None = None
+) -> Sequence[Incident]:
+    """Return incidents, newest first."""
+    stmt = select(Incident).order_by(Incident.opened_at.desc(), Incident.id)
+    if open_only:
+        stmt = stmt.where(Incident.state != "RESOLVED")
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return session.scalars(stmt).all()
+
+
+def claim_incident(
+    *, session: Session, worker_id: str, now: datetime, lease: timedelta
+) -> Incident | None:
+    """Claim one open incident nobody holds (or whose lease expired); skip rows others lock.
+
+    On PostgreSQL this is `SELECT … FOR UPDATE SKIP LOCKED`, so several watchers share the
+    open incidents without taking the same one; SQLite has one writer at a time anyway.
+    """
+    stmt = (
+        select(Incident)
+        .where(
+            Incident.state != "RESOLVED",
+            or_(
+                Incident.claimed_until.is_(None),
+                Incident.claimed_until < now,
+                Incident.claimed_by == worker_id,
+            ),
+        )
+        .order_by(Incident.opened_at, Incident.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    incident = session.scalars(stmt).one_or_none()
+    if incident is not None:
+        incident.claimed_by = worker_id
+        incident.claimed_until = now + lease
+        session.flush()
+    return incident
+
+
+def release_incident(*, session: Session, incident_id: str, worker_id: str) -> None:
+    """Drop this worker's claim on an incident."""
+    incident = get_incident(session=session, incident_id=incident_id, for_update=True)
+    if incident is not None and incident.claimed_by == worker_id:
+        incident.claimed_by = None
+        incident.claimed_until = None
+        session.flush()
+
+
+def record_transition(
+    *, session: Session, incident: Incident, to_state: str, reason: str, now: datetime
+) -> bool:
+    """Move `incident` to `to_state` and store the transition; False if it is already there.
+
+    Raises:
+        ValueError: `to_state` is not the next state (states only move forward).
+    """
+    current = INCIDENT_ORDER.index(incident.state)
+    target = INCIDENT_ORDER.index(to_state)
+    if target <= current:
+        return False
+    if target != current + 1 and to_state != "RESOLVED":
+        raise ValueError(
+            f"incident {incident.id!r} cannot go from {incident.state!r} to {to_state!r}"
+        )
+    session.add(IncidentTransition(incident_id=incident.id, from_state=incident.state,
+                                   to_state=to_state, reason=reason, at=now))  # fmt: skip
+    incident.state = to_state
+    incident.updated_at = now
+    if to_state == "RESOLVED":
+        incident.resolved_at = now
+        incident.open_key = None
+    session.flush()
+    return True
+
+
+def list_transitions(*, session: Session, incident_id: str) -> Sequence[IncidentTransition]:
+    """Return the incident's transitions in order."""
+    stmt = select(IncidentTransition).where(IncidentTransition.incident_id == incident_id)
+    return session.scalars(stmt.order_by(IncidentTransition.id)).all()
+
+
+def find_reroute(*, session: Session, incident_id: str, workload_id: str) -> IncidentReroute | None:
+    """Return the reroute this incident already made for the workload, or None."""
+    stmt = select(IncidentReroute).where(
+        IncidentReroute.incident_id == incident_id, IncidentReroute.workload_id == workload_id
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def add_reroute(*, session: Session, reroute: IncidentReroute) -> IncidentReroute:
+    """Store a reroute attempt (unique per incident and workload)."""
+    session.add(reroute)
+    session.flush()
+    return reroute
+
+
+def list_reroutes(*, session: Session, incident_id: str) -> Sequence[IncidentReroute]:
+    """Return the incident's reroute attempts in order."""
+    stmt = select(IncidentReroute).where(IncidentReroute.incident_id == incident_id)
+    return session.scalars(stmt.order_by(IncidentReroute.id)).all()
+
+
+def add_grid_override(*, session: Session, override: GridOverride) -> GridOverride:
+    """Store a grid override."""
+    session.add(override)
+    session.flush()
+    return override
+
+
+def active_grid_overrides(
+    *, session: Session, start: datetime, end: datetime
+) -> Sequence[GridOverride]:
+    """Return overrides overlapping `[start, end)`."""
+    stmt = select(GridOverride).where(GridOverride.starts_at < end, GridOverride.ends_at > start)
+    return session.scalars(stmt.order_by(GridOverride.id)).all()
+
+
+def find_alert(*, session: Session, deduplication_key: str, status: str) -> AlertEvent | None:
+    """Return the alert event already recorded for this key and status, or None."""
+    stmt = select(AlertEvent).where(
+        AlertEvent.deduplication_key == deduplication_key, AlertEvent.status == status
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def add_alert(*, session: Session, alert: AlertEvent) -> AlertEvent:
+    """Store an alert event."""
+    session.add(alert)
+    session.flush()
+    return alert
