@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from store import grid_repo
@@ -157,3 +159,22 @@ def test_ingest_errors(session, grid_dir, now):
             hours=2,
             now=now,
         )
+
+
+@given(
+    hours=st.dictionaries(
+        st.tuples(st.sampled_from(["DE", "ES"]), st.integers(0, 60)),
+        st.sampled_from([True, False, None]),
+        max_size=80,
+    )
+)
+def test_windows_cover_exactly_the_curtailed_hours(hours):
+    readings = [reading(h, zone=z, curtailment=flag) for (z, h), flag in hours.items()]
+    windows = find_curtailment_events(readings)
+    covered = {(w.zone, w.start + i * H) for w in windows for i in range(w.hours)}
+    curtailed = {(z, T0 + h * H) for (z, h), flag in hours.items() if flag is True}
+    assert covered == curtailed
+    assert sum(w.hours for w in windows) == len(curtailed)
+    for a, b in zip(windows, windows[1:], strict=False):
+        if a.zone == b.zone:
+            assert a.end < b.start  # separate windows never touch

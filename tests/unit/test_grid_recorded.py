@@ -62,6 +62,7 @@ def test_missing_values_stay_missing(grid_dir):
     assert np.isnan(pt.renewable_pct).all()
     it = grid.zone_series("IT")
     assert np.isnan(it.price_eur_per_mwh).all()
+    assert grid.reading("IT", datetime(2023, 7, 1, 12, tzinfo=UTC)).price_eur_per_mwh is None
     gb = grid.zone_series("GB")
     in_2021 = gb.price_eur_per_mwh[: 365 * 24]
     assert np.isnan(in_2021).all()
