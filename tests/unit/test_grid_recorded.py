@@ -102,7 +102,10 @@ def test_outside_coverage_names_zone_time_and_span(grid_dir):
 
 def test_zone_file_is_loaded_once(grid_dir):
     grid = RecordedGrid(grid_dir)
-    assert grid.zone_series("ES") is grid.zone_series("ES")
+    series = grid.zone_series("ES")
+    assert grid.zone_series("ES") is series
+    with pytest.raises(ValueError, match="read-only"):
+        series.carbon_intensity[0] = 1.0
 
 
 def test_electricity_maps_export_prefers_lca(tmp_path):

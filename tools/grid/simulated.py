@@ -178,7 +178,8 @@ class SimulatedGrid:
             level = 0.3 + 1.1 * residual**1.5
         else:
             level = 0.3 * (1 + 3 * residual)
-        noise = 1 + 0.1 * (_unit(self.seed, z.code, f"price|{int(ts.timestamp()) // 3600}") - 0.5)
+        hour_key = int(ts.timestamp()) // 3600
+        noise = 1 + 0.1 * (_unit(self.seed, z.code, f"price|{hour_key}") - 0.5)
         price = z.price_base_eur_per_mwh * level * noise
 
         demand_mw, renewable_mw = round(c.demand_mw, 1), round(renewable, 1)

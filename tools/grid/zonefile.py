@@ -173,6 +173,9 @@ def load_zone_series(directory: Path | str, zone: str) -> ZoneSeries:
         if estimated is not None:
             estimated[i] = row[cols["estimated"]].strip().lower() in ("true", "1", "yes")
     assert start is not None  # rows is non-empty
+    for array in (ci, renewable, price, estimated):
+        if array is not None:
+            array.flags.writeable = False  # the series is cached and shared: keep it intact
     logger.debug("loaded %s: %d hours from %s (%s intensity)", path, count, start, basis)
     return ZoneSeries(
         zone=code,
