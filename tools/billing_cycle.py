@@ -1,0 +1,190 @@
+"""Settle completed workloads: book, meter, pay the gamer, mint the carbon receipt; resumable.
+
+Each step commits before the next one's external call, and every step is idempotent (ledger
+idempotency keys, meter identifiers, persisted signatures), so running `settle_workload` again
+after a crash anywhere finishes the work without doing any of it twice. `fault` is called at
+every boundary; the crash harness raises from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel
+from solders.keypair import Keypair
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.ledger import OPEN_PAYOUT_STATUSES, PayoutIntent
+from store.models import CarbonReceipt, ComputeNode, Workload
+from tools import billing, payouts, receipts, stripe_billing
+from tools.payouts import PayoutPolicy
+from tools.solana_chain import Chain
+from tools.solana_outbox import FaultHook, no_fault
+from tools.workloads import set_workload_status
+
+logger = logging.getLogger(__name__)
+
+FAULT_POINTS = (
+    "usage_booked",
+    "metered",
+    "intent_persisted",
+    "payout_signed",
+    "payout_sent",
+    "payout_finalized",
+    "payout_posted",
+    "receipt_persisted",
+    "receipt_signed",
+    "receipt_sent",
+    "receipt_anchored",
+)
+"""Every boundary between a committed local step and the next external call."""
+
+
+@dataclass
+class MoneyServices:
+    """The external services and rules the billing cycle uses."""
+
+    biller: stripe_billing.Biller
+    chain: Chain
+    payer: Keypair
+    grid: object
+    """A tools.grid GridSource (series by zone and hour)."""
+    policy: PayoutPolicy = field(default_factory=PayoutPolicy)
+    baseline_zones: Sequence[str] = ()
+
+
+class Settlement(BaseModel):
+    """What settling one workload did."""
+
+    workload_id: str
+    gross_minor: int
+    fee_minor: int
+    provider_share_minor: int
+    currency: str
+    meter: stripe_billing.MeterResult | None
+    payout: payouts.PayoutView | None
+    receipt: receipts.ReceiptView
+    energy_kwh: float
+    co2_kg: float
+    co2_avoided_kg: float | None
+
+
+def complete_workload(*, session: Session, workload_id: str, now: datetime) -> None:
+    """Mark a routed or running workload completed (routed ones start first)."""
+    w = session.get(Workload, workload_id)
+    if w is not None and w.status == "routed":
+        set_workload_status(session=session, workload_id=workload_id, status="running", now=now)
+    set_workload_status(session=session, workload_id=workload_id, status="completed", now=now)
+    session.commit()
+
+
+async def settle_workload(
+    *,
+    session: Session,
+    services: MoneyServices,
+    workload_id: str,
+    now: datetime,
+    fault: FaultHook = no_fault,
+) -> Settlement:
+    """Run (or resume) the whole money pipeline of one completed workload."""
+    charge = billing.book_usage(session=session, workload_id=workload_id, now=now)
+    session.commit()
+    fault("usage_booked")
+    meter = stripe_billing.meter_usage(
+        session=session, biller=services.biller, workload_id=workload_id, now=now
+    )
+    session.commit()
+    fault("metered")
+    payout = payouts.plan_payout(
+        session=session, workload_id=workload_id, policy=services.policy, now=now
+    )
+    session.commit()
+    if payout is not None:
+        fault("intent_persisted")
+        payout = await payouts.execute_payout(
+            session=session,
+            chain=services.chain,
+            payer=services.payer,
+            intent_id=payout.id,
+            now=now,
+            fault=fault,
+        )
+        if payout.status == "posted":
+            fault("payout_posted")
+    w = session.get(Workload, workload_id)
+    node = session.get(ComputeNode, charge.node_id)
+    assert w is not None and node is not None  # noqa: S101 - booked above
+    start, end = billing.run_window(w)
+    energy = billing.measure_energy(
+        grid=services.grid,  # type: ignore[arg-type]  # a GridSource
+        zone=node.zone,
+        start=start,
+        end=end,
+        gpu_count=w.gpu_count,
+        power_kw_per_gpu=node.power_kw_per_gpu,
+        baseline_zones=services.baseline_zones,
+    )
+    receipt = receipts.build_receipt(
+        session=session,
+        workload_id=workload_id,
+        charge=charge,
+        energy=energy,
+        grid_source=str(getattr(services.grid, "name", "unknown")),
+        now=now,
+    )
+    session.commit()
+    fault("receipt_persisted")
+    receipt = await receipts.anchor_receipt(
+        session=session,
+        chain=services.chain,
+        payer=services.payer,
+        receipt_id=receipt.id,
+        now=now,
+        fault=fault,
+    )
+    if receipt.status == "anchored":
+        fault("receipt_anchored")
+    return Settlement(
+        workload_id=workload_id,
+        gross_minor=charge.gross_minor,
+        fee_minor=charge.fee_minor,
+        provider_share_minor=charge.provider_share_minor,
+        currency=charge.currency,
+        meter=meter,
+        payout=payout,
+        receipt=receipt,
+        energy_kwh=energy.energy_kwh,
+        co2_kg=energy.co2_kg,
+        co2_avoided_kg=energy.co2_avoided_kg,
+    )
+
+
+def unsettled_workloads(*, session: Session, limit: int | None = None) -> list[str]:
+    """Return completed workloads whose receipt is not anchored or whose payout is in flight."""
+    no_receipt = (
+        select(Workload.id)
+        .outerjoin(CarbonReceipt, CarbonReceipt.workload_id == Workload.id)
+        .where(
+            Workload.status == "completed",
+            Workload.node_id.is_not(None),
+            (CarbonReceipt.id.is_(None)) | (CarbonReceipt.status == "pending"),
+        )
+    )
+    in_flight = select(PayoutIntent.workload_id).where(
+        PayoutIntent.status.in_(("approved", "signed", "sent"))
+    )
+    ids = sorted(set(session.scalars(no_receipt)) | set(session.scalars(in_flight)))
+    return ids[:limit] if limit is not None else ids
+
+
+def open_payout_ids(*, session: Session) -> list[str]:
+    """Return the payout intents not yet in a final state."""
+    return list(
+        session.scalars(
+            select(PayoutIntent.id).where(PayoutIntent.status.in_(OPEN_PAYOUT_STATUSES))
+        )
+    )
