@@ -114,10 +114,10 @@ def score_arrays(
             f"arrays differ in length: carbon {ci.shape}, price {price.shape}, util {util.shape}"
         )
     if ci.size and (np.isnan(ci).any() or ci.min() < 0):
-        bad = ci[np.isnan(ci) | (ci < 0)][0]
+        bad = float(ci[np.isnan(ci) | (ci < 0)][0])
         raise InvalidInputError(f"carbon intensity {bad!r} g/kWh: give a value >= 0")
     if util.size and (np.isnan(util).any() or util.min() < 0 or util.max() > 1):
-        bad = util[np.isnan(util) | (util < 0) | (util > 1)][0]
+        bad = float(util[np.isnan(util) | (util < 0) | (util > 1)][0])
         raise InvalidInputError(f"utilization {bad!r}: give a fraction between 0 and 1")
 
     missing = np.isnan(price)

@@ -1,0 +1,97 @@
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from graphs.settings import Settings
+from ui.api import create_app
+from ui.services import Services
+
+NOW = datetime(2023, 6, 1, 12, tzinfo=UTC)
+KEY = "test-key"
+
+
+@pytest.fixture
+def client(tmp_path):
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'api.db'}", data_dir=tmp_path, api_key=KEY
+    )
+    with TestClient(create_app(Services.from_settings(settings, at=NOW))) as c:
+        yield c
+
+
+AUTH = {"X-API-Key": KEY}
+JOB = {"org_id": "acme-ai", "name": "fine-tune", "gpu_count": 4, "duration_hours": 6}
+
+
+def test_health_reports_demo_modes(client):
+    body = client.get("/api/v1/health").json()
+    assert body["status"] == "ok" and body["database"] == "sqlite"
+    assert body["demo_mode"]["stripe"] is True
+
+
+def test_first_start_seeds_the_fleet(client):
+    nodes = client.get("/api/v1/nodes").json()
+    assert len(nodes) == 14
+    assert {n["zone"] for n in nodes} >= {"FR", "IT", "US-TEX-ERCO"}
+
+
+def test_writes_need_the_api_key(client):
+    assert client.post("/api/v1/workloads", json=JOB).status_code == 401
+    assert (
+        client.post("/api/v1/workloads", json=JOB, headers={"X-API-Key": "nope"}).status_code == 401
+    )
+
+
+def test_submit_route_and_list(client):
+    created = client.post("/api/v1/workloads", json=JOB, headers=AUTH)
+    assert created.status_code == 201, created.text
+    wid = created.json()["id"]
+    assert created.json()["status"] == "pending"
+    decision = client.put(f"/api/v1/workloads/{wid}/route", headers=AUTH)
+    assert decision.status_code == 200, decision.text
+    d = decision.json()
+    assert d["outcome"] == "routed"
+    assert d["node_id"] == min(d["candidates"], key=lambda c: c["score"])["node_id"]
+    again = client.put(f"/api/v1/workloads/{wid}/route", headers=AUTH).json()
+    assert again["kind"] == "reroute"
+    listed = client.get("/api/v1/workloads", params={"status": "routed"}).json()
+    assert [w["id"] for w in listed] == [wid]
+    assert client.get(f"/api/v1/workloads/{wid}").json()["node_id"] == d["node_id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({**JOB, "gpu_count": 0}, "gpu_count"),
+        ({**JOB, "allowed_zones": ["Atlantis"]}, "unknown zone"),
+        ({**JOB, "surprise": 1}, "surprise"),
+        ({**JOB, "org_id": "nobody"}, "organization 'nobody' does not exist"),
+    ],
+)
+def test_bad_submissions_get_clear_4xx(client, body, fragment):
+    r = client.post("/api/v1/workloads", json=body, headers=AUTH)
+    assert 400 <= r.status_code < 500
+    assert fragment in r.text
+
+
+def test_unknown_workload_is_404(client):
+    r = client.put("/api/v1/workloads/wl_missing/route", headers=AUTH)
+    assert r.status_code == 404 and "wl_missing" in r.json()["detail"]
+
+
+def test_zone_analytics_cover_all_zones(client):
+    zones = client.get("/api/v1/analytics/zones").json()
+    assert len(zones) == 11
+    fr = next(z for z in zones if z["zone"] == "FR")
+    assert fr["reading"]["carbon_intensity"] > 0 and fr["nodes"] == 1
+
+
+def test_openapi_lists_the_routes(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {
+        "/api/v1/health",
+        "/api/v1/workloads",
+        "/api/v1/workloads/{workload_id}/route",
+        "/api/v1/analytics/zones",
+    } <= set(paths)

@@ -1,0 +1,140 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ui.cli import app
+
+AT = "2023-06-01T12:00Z"
+
+
+@pytest.fixture
+def tgtg(tmp_path):
+    runner = CliRunner()
+    base = ["--database-url", f"sqlite:///{tmp_path / 'cli.db'}", "--data-dir", str(tmp_path)]
+
+    def run(*args, code=0):
+        result = runner.invoke(app, [*base, *args])
+        assert result.exit_code == code, (result.stdout, result.stderr)
+        return result
+
+    return run
+
+
+def _json(result):
+    return json.loads(result.stdout)
+
+
+def test_score_json_gives_one_half(tgtg):
+    out = _json(tgtg("score", "--carbon", "250", "--price", "50", "--utilization", "0.5", "--json"))
+    assert out["score"] == pytest.approx(0.5)
+    assert out["carbon_term"] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["score", "--carbon", "-5", "--price", "50"], "carbon intensity -5.0"),
+        (["score", "--carbon", "100", "--utilization", "2"], "utilization 2.0"),
+        (["route", "--gpus", "4", "--hours", "6", "--zones", "XX"], "unknown zone 'XX'"),
+        (["route", "--gpus", "0", "--hours", "6"], "gpu_count"),
+        (
+            ["route", "--gpus", "1", "--hours", "6", "--deadline", "tomorrow"],
+            "--deadline 'tomorrow'",
+        ),
+        (["grid", "--zone", "Mars"], "unknown zone 'MARS'"),
+        (["--grid-source", "bogus", "grid"], "grid_source"),
+        (["workloads", "start", "wl_nope"], "workload 'wl_nope' does not exist"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_value(tgtg, args, message):
+    result = tgtg(*args, code=2)
+    assert message in result.stderr
+
+
+def test_seed_is_idempotent(tgtg):
+    first = _json(tgtg("seed", "--at", AT, "--json"))
+    assert (first["organizations_added"], first["nodes_added"]) == (13, 14)
+    assert first["grid_states_added"] >= 33
+    again = _json(tgtg("seed", "--at", AT, "--json"))
+    assert (again["organizations_added"], again["nodes_added"], again["grid_states_added"]) == (
+        0,
+        0,
+        0,
+    )
+    reset = _json(tgtg("seed", "--reset", "--at", AT, "--json"))
+    assert reset["nodes_added"] == 14
+
+
+def test_route_picks_the_lowest_scoring_eligible_node(tgtg):
+    tgtg("seed", "--at", AT)
+    out = _json(tgtg("route", "--gpus", "4", "--hours", "6", "--at", AT, "--json"))
+    scores = {c["node_id"]: c["score"] for c in out["candidates"]}
+    assert out["node"]["id"] == min(scores, key=scores.get)
+    assert out["score"] == pytest.approx(min(scores.values()))
+    assert out["node"]["zone"]
+    assert all(r["reason"] for r in out["rejected"])
+    listed = _json(tgtg("workloads", "--json"))
+    assert listed[0]["id"] == out["workload_id"] and listed[0]["status"] == "routed"
+
+
+def test_route_dry_run_writes_nothing(tgtg):
+    tgtg("seed", "--at", AT)
+    out = _json(tgtg("route", "--gpus", "1", "--hours", "2", "--dry-run", "--at", AT, "--json"))
+    assert out["workload_id"] is None and out["node"]["id"]
+    assert _json(tgtg("workloads", "--json")) == []
+
+
+def test_route_with_no_eligible_node_exits_1_with_reasons(tgtg):
+    tgtg("seed", "--at", AT)
+    result = tgtg("route", "--gpus", "500", "--hours", "1", "--at", AT, code=1)
+    assert "no eligible node" in result.stderr and "GPUs needed are free" in result.stderr
+
+
+def test_workload_life_cycle_through_the_cli(tgtg):
+    tgtg("seed", "--at", AT)
+    wid = _json(tgtg("route", "--gpus", "1", "--hours", "1", "--at", AT, "--json"))["workload_id"]
+    assert _json(tgtg("workloads", "start", wid, "--at", AT, "--json"))["status"] == "running"
+    result = tgtg("workloads", "start", wid, code=2)
+    assert "'running' and cannot become 'running'" in result.stderr
+    assert _json(tgtg("workloads", "reroute", wid, "--at", AT, "--json"))["kind"] == "reroute"
+
+
+def test_grid_reads_recorded_data(tgtg, grid_dir):
+    out = _json(
+        tgtg(
+            "--grid-dir",
+            str(grid_dir),
+            "grid",
+            "--zone",
+            "FR",
+            "--source",
+            "recorded",
+            "--at",
+            "2021-01-01T00:30Z",
+            "--json",
+        )
+    )
+    (reading,) = out["readings"]
+    assert reading["carbon_intensity"] == pytest.approx(60.97)
+    assert reading["price_eur_per_mwh"] == pytest.approx(48.19)
+
+
+def test_grid_outside_recorded_span_is_a_clear_error(tgtg, grid_dir):
+    result = tgtg(
+        "--grid-dir",
+        str(grid_dir),
+        "grid",
+        "--zone",
+        "FR",
+        "--source",
+        "recorded",
+        "--at",
+        "2030-01-01T00:00Z",
+        code=2,
+    )
+    assert "FR" in result.stderr and "2030" in result.stderr
+
+
+def test_db_upgrade(tgtg):
+    assert _json(tgtg("db", "upgrade", "--json"))["upgraded"] is True

@@ -1,0 +1,200 @@
+"""The JSON REST API under /api/v1 (FastAPI). Writes need the `X-API-Key` header."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from store import repo
+from store.models import Organization
+from tools import errors
+from tools.broker import DecisionView, reroute_workload, route_workload
+from tools.fleet import NodeView, node_views, seed_demo
+from tools.grid import ZONE_CODES, ZONES, GridReading
+from tools.workloads import JobSpec, WorkloadStatus, WorkloadView, load_workload, submit_workload
+from ui.services import Services
+
+logger = logging.getLogger(__name__)
+
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
+SERVICES = ("crusoe", "electricitymaps", "stripe", "solana", "elevenlabs", "incidentio", "paid")
+
+_STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
+    (errors.NotFoundError, 404),
+    (errors.IllegalTransitionError, 409),
+    (errors.RerouteRefusedError, 409),
+    (errors.PermissionDeniedError, 403),
+    (errors.NoGridDataError, 503),
+    (errors.DomainError, 422),
+]
+
+
+class WorkloadIn(JobSpec):
+    """A workload submission: who, what, and the job's requirements."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: str = Field(min_length=1, max_length=64, description="Customer organisation id.")
+    name: str = Field(min_length=1, max_length=200, description="A name people recognise.")
+
+
+class Health(BaseModel):
+    """Service health and which integrations run in demo mode."""
+
+    status: str
+    database: str
+    grid_source: str
+    demo_mode: dict[str, bool]
+    time: datetime
+
+
+class ZoneAnalytics(BaseModel):
+    """A zone's current reading and the fleet in it."""
+
+    zone: str
+    name: str
+    reading: GridReading | None
+    error: str | None
+    nodes: int
+    free_gpus: int
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def _session(request: Request) -> Iterator[Session]:
+    with _services(request).sessions.begin() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+
+
+def create_app(svc: Services) -> FastAPI:
+    """Build the FastAPI app over `svc`; the database is migrated and seeded on first start."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        with svc.sessions.begin() as session:
+            if repo.count_rows(session=session, model=Organization) == 0:
+                report = seed_demo(session=session, grid=svc.grid("sim"), now=svc.clock.now())
+                logger.info("seeded an empty database: %s", report)
+        yield
+
+    app = FastAPI(
+        title="Too Green To Go",
+        version="0.1.0",
+        description="Routes GPU workloads to wherever clean energy is cheapest.",
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    expected_key = svc.api_key()
+
+    def require_key(key: Annotated[str | None, Depends(API_KEY_HEADER)]) -> None:
+        if key is None or not secrets.compare_digest(key, expected_key):
+            raise HTTPException(401, "missing or wrong X-API-Key header; `make run` prints the key")
+
+    @app.exception_handler(errors.DomainError)
+    async def _domain_error(_: Request, exc: errors.DomainError) -> JSONResponse:
+        status = next(code for cls, code in _STATUS_BY_ERROR if isinstance(exc, cls))
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.get("/api/v1/health", response_model=Health, tags=["meta"])
+    def health(session: SessionDep) -> Health:
+        """Report liveness, the database and which integrations are in demo mode."""
+        repo.count_rows(session=session, model=Organization)
+        return Health(
+            status="ok",
+            database=svc.engine.url.get_backend_name(),
+            grid_source=svc.settings.grid_source,
+            demo_mode={name: svc.settings.demo_mode(name) for name in SERVICES},
+            time=svc.clock.now(),
+        )
+
+    @app.get("/api/v1/workloads", response_model=list[WorkloadView], tags=["workloads"])
+    def list_workloads(
+        session: SessionDep,
+        status: Annotated[list[WorkloadStatus] | None, Query()] = None,
+        org_id: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[WorkloadView]:
+        """List workloads, newest first."""
+        rows = repo.list_workloads(session=session, statuses=status, org_id=org_id, limit=limit)
+        return [WorkloadView.of(w) for w in rows]
+
+    @app.post(
+        "/api/v1/workloads",
+        response_model=WorkloadView,
+        status_code=201,
+        tags=["workloads"],
+        dependencies=[Depends(require_key)],
+    )
+    def submit(body: WorkloadIn, session: SessionDep) -> WorkloadView:
+        """Submit a workload; it waits as pending until routed."""
+        spec = JobSpec(**body.model_dump(exclude={"org_id", "name"}))
+        return submit_workload(
+            session=session, org_id=body.org_id, name=body.name, spec=spec, now=svc.clock.now()
+        )
+
+    @app.get("/api/v1/workloads/{workload_id}", response_model=WorkloadView, tags=["workloads"])
+    def get_workload(workload_id: str, session: SessionDep) -> WorkloadView:
+        """Return one workload."""
+        return WorkloadView.of(load_workload(session=session, workload_id=workload_id))
+
+    @app.put(
+        "/api/v1/workloads/{workload_id}/route",
+        response_model=DecisionView,
+        tags=["workloads"],
+        dependencies=[Depends(require_key)],
+    )
+    def route(workload_id: str, session: SessionDep) -> DecisionView:
+        """Route a pending workload, or reroute a placed one (>= 25 % better, at most 5 times)."""
+        w = load_workload(session=session, workload_id=workload_id)
+        args: dict[str, Any] = dict(
+            session=session, grid=svc.grid(), workload_id=workload_id,
+            now=svc.clock.now(), weights=svc.weights,
+        )  # fmt: skip
+        if w.status == "pending":
+            return route_workload(**args)
+        return reroute_workload(**args)
+
+    @app.get("/api/v1/nodes", response_model=list[NodeView], tags=["fleet"])
+    def nodes(session: SessionDep) -> list[NodeView]:
+        """List compute nodes with free GPUs and utilisation."""
+        return node_views(session=session)
+
+    @app.get("/api/v1/analytics/zones", response_model=list[ZoneAnalytics], tags=["analytics"])
+    def zones(session: SessionDep) -> list[ZoneAnalytics]:
+        """Return each zone's current grid reading and the capacity the fleet has there."""
+        grid, now = svc.grid(), svc.clock.now()
+        fleet = node_views(session=session)
+        out: list[ZoneAnalytics] = []
+        for code in ZONE_CODES:
+            reading: GridReading | None = None
+            error: str | None = None
+            try:
+                reading = grid.reading(code, now)
+            except errors.NoGridDataError as exc:
+                error = str(exc)
+            here = [n for n in fleet if n.zone == code]
+            free = sum(n.free_gpus for n in here if n.status == "online")
+            out.append(
+                ZoneAnalytics(
+                    zone=code, name=ZONES[code].name, reading=reading, error=error,
+                    nodes=len(here), free_gpus=free,
+                )
+            )  # fmt: skip
+        return out
+
+    return app

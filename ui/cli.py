@@ -1,0 +1,441 @@
+"""The `tgtg` command line: database, seed, grid, scoring, routing, workloads and the server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from graphs.settings import Settings
+from store import repo
+from store.migrate import upgrade
+from store.seed import drop_everything
+from tools.broker import JobSpec, recommend, reroute_workload, route_workload, submit_workload
+from tools.clock import parse_time
+from tools.fleet import node_views, seed_demo
+from tools.grid.models import floor_hour
+from tools.scoring import score_one
+from tools.workloads import WorkloadView, normalise_zone, set_workload_status
+from ui.cli_common import (
+    AT_OPTION,
+    JSON_OPTION,
+    domain_errors,
+    emit_json,
+    fail,
+    services,
+    table,
+    transaction,
+)
+
+app = typer.Typer(
+    name="tgtg",
+    help="Too Green To Go: route GPU work to wherever clean energy is cheapest.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+grid_app = typer.Typer(help="Grid readings: show them, or ingest them into the store.")
+workloads_app = typer.Typer(help="List workloads, or move one along its life cycle.")
+app.add_typer(db_app, name="db")
+app.add_typer(grid_app, name="grid")
+app.add_typer(workloads_app, name="workloads")
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Overrides TGTG_DATABASE_URL.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Overrides TGTG_DATA_DIR.")
+    ] = None,
+    grid_source: Annotated[
+        str | None, typer.Option("--grid-source", help="sim | recorded | live.")
+    ] = None,
+    grid_dir: Annotated[
+        Path | None, typer.Option("--grid-dir", help="Recorded CSV directory (TGTG_GRID_DIR).")
+    ] = None,
+) -> None:
+    """Too Green To Go: route GPU work to wherever clean energy is cheapest."""
+    overrides = {
+        k: v
+        for k, v in {
+            "database_url": database_url,
+            "data_dir": data_dir,
+            "grid_source": grid_source,
+            "grid_dir": grid_dir,
+        }.items()
+        if v is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValueError as exc:
+        raise fail(str(exc).splitlines()[0] + f": {exc}") from None
+    ctx.obj = {"settings": settings}
+
+
+@db_app.command("upgrade")
+@domain_errors
+def db_upgrade(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Apply database migrations up to the newest schema."""
+    svc = services(ctx)
+    upgrade(svc.engine)
+    url = svc.engine.url.render_as_string(hide_password=True)
+    emit_json({"upgraded": True, "database": url}) if as_json else print(
+        f"database at {url} is up to date"
+    )
+
+
+@app.command("seed")
+@domain_errors
+def seed(
+    ctx: typer.Context,
+    reset: Annotated[bool, typer.Option("--reset", help="Drop all data first.")] = False,
+    at: str | None = AT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Seed 13 organisations, 14 nodes and recent grid states (idempotent)."""
+    svc = services(ctx, at)
+    if reset:
+        drop_everything(svc.engine)
+        upgrade(svc.engine)
+    with transaction(svc) as session:
+        report = seed_demo(session=session, grid=svc.grid("sim"), now=svc.clock.now())
+    if as_json:
+        emit_json(report)
+    else:
+        print(
+            f"seeded: {report.organizations_added} organisations, {report.nodes_added} nodes, "
+            f"{report.grid_states_added} grid states (reset={reset})"
+        )
+
+
+@grid_app.callback(invoke_without_command=True)
+@domain_errors
+def grid_show(
+    ctx: typer.Context,
+    zone: Annotated[list[str] | None, typer.Option("--zone", help="Zone code; repeatable.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="sim | recorded | live.")] = None,
+    at: str | None = AT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show the grid reading of each zone at a time (default: now)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    svc = services(ctx, at)
+    from tools.grid import ZONE_CODES
+
+    zones = [normalise_zone(z) for z in zone] if zone else list(ZONE_CODES)
+    grid = svc.grid(source)
+    now = svc.clock.now()
+    readings = [grid.reading(z, now) for z in zones]
+    if as_json:
+        emit_json({"source": grid.name, "at": now, "readings": readings})
+        return
+    table(
+        f"grid ({grid.name}) at {floor_hour(now).isoformat()}",
+        ["zone", "gCO2/kWh", "renewable %", "€/MWh", "surplus", "curtailment"],
+        [
+            [
+                r.zone,
+                _fmt(r.carbon_intensity),
+                _fmt(r.renewable_pct),
+                _fmt(r.price_eur_per_mwh),
+                r.surplus,
+                r.curtailment,
+            ]
+            for r in readings
+        ],
+    )
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f}"
+
+
+@grid_app.command("ingest")
+@domain_errors
+def grid_ingest(
+    ctx: typer.Context,
+    zone: Annotated[list[str] | None, typer.Option("--zone", help="Zone code; repeatable.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="sim | recorded | live.")] = None,
+    start: Annotated[
+        str | None, typer.Option("--start", help="First hour (default: now-23h).")
+    ] = None,
+    hours: Annotated[int, typer.Option("--hours", min=1, max=24 * 366)] = 24,
+    at: str | None = AT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Read grid states from a source and store them with any curtailment events."""
+    from tools.grid.ingest import ingest
+
+    from tools.grid import ZONE_CODES
+
+    svc = services(ctx, at)
+    now = svc.clock.now()
+    zones = [normalise_zone(z) for z in zone] if zone else list(ZONE_CODES)
+    first = (
+        parse_time(start, what="--start") if start else floor_hour(now) - timedelta(hours=hours - 1)
+    )
+    with transaction(svc) as session:
+        report = ingest(
+            session=session, source=svc.grid(source), zones=zones, start=first, hours=hours, now=now
+        )
+    emit_json(report) if as_json else print(report)
+
+
+@app.command("score")
+@domain_errors
+def score(
+    ctx: typer.Context,
+    carbon: Annotated[float, typer.Option("--carbon", help="Carbon intensity, gCO2/kWh.")],
+    price: Annotated[float | None, typer.Option("--price", help="Day-ahead price, €/MWh.")] = None,
+    utilization: Annotated[float, typer.Option("--utilization", help="0 to 1.")] = 0.0,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Score one node: 0.6·CI/500 + 0.3·price/100 + 0.1·utilization (lower is better)."""
+    b = score_one(carbon, price, utilization, services(ctx).weights)
+    emit_json(b) if as_json else print(
+        f"score {b.score:.4f} = carbon {b.carbon_term:.4f} + price {b.price_term:.4f} "
+        f"+ utilization {b.utilization_term:.4f}"
+    )
+
+
+def _spec(
+    gpus: int,
+    hours: float,
+    gpu_model: str | None,
+    deadline: str | None,
+    zones: str | None,
+    deny: str | None,
+    max_carbon: float | None,
+) -> JobSpec:
+    split = lambda s: [z for z in (p.strip() for p in s.split(",")) if z] if s else None  # noqa: E731
+    return JobSpec(
+        gpu_count=gpus,
+        duration_hours=hours,
+        gpu_model=gpu_model,
+        deadline=parse_time(deadline, what="--deadline") if deadline else None,
+        allowed_zones=split(zones),
+        denied_zones=split(deny),
+        max_carbon_intensity=max_carbon,
+    )
+
+
+@app.command("route")
+@domain_errors
+def route(
+    ctx: typer.Context,
+    gpus: Annotated[int, typer.Option("--gpus", help="GPUs needed.")],
+    hours: Annotated[float, typer.Option("--hours", help="Run time in hours.")],
+    gpu_model: Annotated[str | None, typer.Option("--gpu-model", help="e.g. H100.")] = None,
+    deadline: Annotated[
+        str | None, typer.Option("--deadline", help="Finish by (ISO-8601).")
+    ] = None,
+    zones: Annotated[
+        str | None, typer.Option("--zones", help="Allowed zones, comma-separated.")
+    ] = None,
+    deny: Annotated[
+        str | None, typer.Option("--deny", help="Denied zones, comma-separated.")
+    ] = None,
+    max_carbon: Annotated[float | None, typer.Option("--max-carbon", help="gCO2/kWh cap.")] = None,
+    org: Annotated[str, typer.Option("--org", help="Customer organisation id.")] = "acme-ai",
+    name: Annotated[str, typer.Option("--name", help="Workload name.")] = "cli job",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Rank only; write nothing.")] = False,
+    source: Annotated[str | None, typer.Option("--source", help="sim | recorded | live.")] = None,
+    at: str | None = AT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Submit a workload and place it on the best eligible node (or only rank, with --dry-run)."""
+    svc = services(ctx, at)
+    spec = _spec(gpus, hours, gpu_model, deadline, zones, deny, max_carbon)
+    now, grid = svc.clock.now(), svc.grid(source)
+    with transaction(svc) as session:
+        rec = recommend(session=session, grid=grid, spec=spec, now=now, weights=svc.weights)
+        workload = decision = None
+        if not dry_run and rec.best is not None:
+            workload = submit_workload(session=session, org_id=org, name=name, spec=spec, now=now)
+            decision = route_workload(
+                session=session, grid=grid, workload_id=workload.id, now=now, weights=svc.weights
+            )
+    if rec.best is None:
+        if as_json:
+            emit_json({"node": None, "score": None, "candidates": [], "rejected": rec.rejected})
+        reasons = "; ".join(f"{r.node_id}: {r.reason}" for r in rec.rejected)
+        raise fail(f"no eligible node for this job ({reasons})", code=1)
+    chosen = (
+        rec.candidates[0]
+        if decision is None
+        else next(c for c in rec.candidates if c.node_id == decision.node_id)
+    )
+    out = {
+        "workload_id": workload.id if workload else None,
+        "decision_id": decision.id if decision else None,
+        "dry_run": dry_run,
+        "node": {"id": chosen.node_id, "zone": chosen.zone, "gpu_model": chosen.gpu_model},
+        "score": chosen.score,
+        "breakdown": chosen.breakdown,
+        "energy_kwh": chosen.energy_kwh,
+        "co2_kg": chosen.co2_kg,
+        "baseline": rec.baseline,
+        "co2_saved_kg": rec.co2_saved_kg,
+        "grid_source": rec.grid_source,
+        "at": rec.at,
+        "candidates": [
+            {"node_id": c.node_id, "zone": c.zone, "score": c.score, "co2_kg": c.co2_kg}
+            for c in rec.candidates
+        ],
+        "rejected": rec.rejected,
+    }
+    if as_json:
+        emit_json(out)
+        return
+    verb = "would route" if dry_run else f"routed {workload.id if workload else ''} to"
+    print(
+        f"{verb} {chosen.node_id} ({chosen.zone}), score {chosen.score:.4f}, "
+        f"{chosen.co2_kg:.1f} kg CO2 (saves {rec.co2_saved_kg or 0:.1f} kg vs cheapest)"
+    )
+    table(
+        "candidates",
+        ["node", "zone", "score", "kg CO2"],
+        [[c.node_id, c.zone, f"{c.score:.4f}", f"{c.co2_kg:.1f}"] for c in rec.candidates],
+    )
+
+
+@workloads_app.callback(invoke_without_command=True)
+@domain_errors
+def workloads(
+    ctx: typer.Context,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help="Filter; repeatable.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List workloads, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    svc = services(ctx)
+    with transaction(svc) as session:
+        rows = [
+            WorkloadView.of(w)
+            for w in repo.list_workloads(session=session, statuses=status, limit=limit)
+        ]
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        "workloads",
+        ["id", "name", "status", "GPUs", "hours", "node", "zone", "reroutes"],
+        [
+            [
+                w.id,
+                w.name,
+                w.status,
+                w.gpu_count,
+                w.duration_hours,
+                w.node_id,
+                w.zone,
+                w.reroute_count,
+            ]
+            for w in rows
+        ],
+    )
+
+
+def _status_command(name: str, target: str, doc: str) -> None:
+    @domain_errors
+    def command(
+        ctx: typer.Context,
+        workload_id: Annotated[str, typer.Argument(help="Workload id.")],
+        at: str | None = AT_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        svc = services(ctx, at)
+        with transaction(svc) as session:
+            view = set_workload_status(
+                session=session, workload_id=workload_id, status=target, now=svc.clock.now()
+            )
+        emit_json(view) if as_json else print(f"{view.id} is now {view.status}")
+
+    command.__doc__ = doc
+    workloads_app.command(name)(command)
+
+
+_status_command("start", "running", "Start a routed workload on its node.")
+_status_command("cancel", "cancelled", "Cancel a workload that has not finished.")
+_status_command("fail", "failed", "Mark a workload as failed.")
+
+
+@workloads_app.command("reroute")
+@domain_errors
+def reroute(
+    ctx: typer.Context,
+    workload_id: Annotated[str, typer.Argument(help="Workload id.")],
+    source: Annotated[str | None, typer.Option("--source", help="sim | recorded | live.")] = None,
+    at: str | None = AT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Move a workload if another node is at least 25 % better (at most 5 moves)."""
+    svc = services(ctx, at)
+    with transaction(svc) as session:
+        d = reroute_workload(
+            session=session,
+            grid=svc.grid(source),
+            workload_id=workload_id,
+            now=svc.clock.now(),
+            weights=svc.weights,
+        )
+    emit_json(d) if as_json else print(f"{d.outcome}: {d.reason}")
+
+
+@app.command("nodes")
+@domain_errors
+def nodes(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List compute nodes with their free GPUs and utilisation."""
+    svc = services(ctx)
+    with transaction(svc) as session:
+        rows = node_views(session=session)
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        "nodes",
+        ["id", "zone", "GPU", "free/total", "util", "€/GPU-h", "status"],
+        [
+            [
+                n.id,
+                n.zone,
+                n.gpu_model,
+                f"{n.free_gpus}/{n.gpu_count}",
+                f"{n.utilization:.0%}",
+                f"{n.price_per_gpu_hour_minor / 100:.2f}",
+                n.status,
+            ]
+            for n in rows
+        ],
+    )
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Default TGTG_HOST (127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Default TGTG_PORT (7860).")] = None,
+) -> None:
+    """Serve the API (and console) on the embedded database, migrated and seeded on first start."""
+    import uvicorn
+
+    from ui.api import create_app
+
+    svc = services(ctx)
+    fastapi_app = create_app(svc)
+    h, p = host or svc.settings.host, port or svc.settings.port
+    print(f"Too Green To Go on http://{h}:{p}  (API docs: http://{h}:{p}/docs)")
+    print(f"API key for writes (header X-API-Key): {svc.api_key()}")
+    uvicorn.run(fastapi_app, host=h, port=p, log_level="info")

@@ -1,0 +1,79 @@
+"""Build what the CLI and the API share from `Settings`: database, grid source and clock."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from graphs.settings import Settings
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade
+from tools.clock import Clock, FixedClock, SystemClock
+from tools.grid import GridSource, make_grid_source
+from tools.scoring import ScoreWeights
+
+
+@dataclass
+class Services:
+    """The process's shared resources, created lazily from settings."""
+
+    settings: Settings
+    clock: Clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, at: datetime | None = None) -> Services:
+        """Create services; `at` pins the clock (CLI `--at`)."""
+        return cls(settings=settings, clock=FixedClock(at) if at else SystemClock())
+
+    @cached_property
+    def engine(self) -> Engine:
+        """Return the database engine, migrated to the newest schema."""
+        engine = make_engine(self.settings.resolved_database_url)
+        upgrade(engine)
+        return engine
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        """Return the session factory."""
+        return make_session_factory(self.engine)
+
+    def grid(self, source: str | None = None) -> GridSource:
+        """Return the configured grid source, or `source` when given."""
+        s = self.settings
+        return make_grid_source(
+            source or s.grid_source,
+            seed=s.sim_seed,
+            directory=s.grid_dir,
+            api_key=s.electricitymaps_api_key.get_secret_value()
+            if s.electricitymaps_api_key
+            else None,
+            base_url=s.electricitymaps_base_url,
+        )
+
+    @property
+    def weights(self) -> ScoreWeights:
+        """Return the score weights from settings."""
+        s = self.settings
+        return ScoreWeights(
+            carbon=s.score_weight_carbon,
+            price=s.score_weight_price,
+            utilization=s.score_weight_utilization,
+        )
+
+    def api_key(self) -> str:
+        """Return the API key for writes: the setting, or one generated once into data_dir."""
+        if self.settings.api_key is not None:
+            return self.settings.api_key.get_secret_value()
+        path = self.settings.data_dir / "api_key"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(24)
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        return key
