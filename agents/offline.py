@@ -89,6 +89,23 @@ def _last_call_args(messages: Sequence[BaseMessage], name: str) -> dict[str, Any
     return None
 
 
+def _routed_since_recommendation(messages: Sequence[BaseMessage]) -> str | None:
+    """Return the workload id routed after the latest recommendation, if any."""
+    names: dict[str, str] = {}
+    routed: str | None = None
+    for message in messages:
+        if isinstance(message, AIMessage):
+            for call in message.tool_calls:
+                names[str(call["id"])] = call["name"]
+                if call["name"] == "recommend_placement":
+                    routed = None
+        elif isinstance(message, ToolMessage) and message.status != "error":
+            if names.get(message.tool_call_id) == "route_workload":
+                match = re.search(r'"id": ?"(wl_[0-9a-z]+)"', str(message.content))
+                routed = match.group(1) if match else "(unknown id)"
+    return routed
+
+
 def _transfer_for(intent: str, tools: dict[str, dict[str, Any]]) -> str | None:
     for name, schema in tools.items():
         topics = str(schema.get("description", "")).lower()
@@ -132,6 +149,11 @@ def _plan(
         spec = _pending_spec(messages, at, now).merged(request.spec)
         if intent == "route" and spec.missing():
             previous = _last_call_args(messages[:at], "recommend_placement")
+            if (routed := _routed_since_recommendation(messages[:at])) is not None:
+                return _say(
+                    f"That recommendation is already routed as workload {routed}. "
+                    "Describe a new job to place another one."
+                )
             if previous is None:
                 return _say(
                     "There is no recommendation to route yet. "

@@ -48,7 +48,7 @@ def _co2(result: dict[str, Any]) -> str:
         text += (
             f" versus {_num(base.get('co2_kg'), 2)} kg on the carbon-agnostic choice "
             f"({base['node_id']} in {base['zone']}): "
-            f"{_num(result.get('co2_saved_kg'), 2)} kg saved."
+            f"{_num(result.get('co2_saved_kg'), 2)} kg saved"
         )
     return text + "."
 

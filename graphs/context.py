@@ -1,0 +1,52 @@
+"""Define the runtime context every graph receives (`graph.invoke(..., context=...)`).
+
+Sessions, clients, clocks and the model live here, never in state (checkpoints would change
+their type). Built by composition roots from `Settings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+from sqlalchemy.orm import Session, sessionmaker
+
+from tools.billing_cycle import MoneyServices
+from tools.clock import Clock
+from tools.grid import GridSource
+from tools.incidentio import AlertSink
+from tools.scoring import DEFAULT_WEIGHTS, ScoreWeights
+
+DEFAULT_ORG_ID = "acme-ai"
+"""Organisation the CLI chat acts for unless told otherwise (a seeded enterprise customer)."""
+CHAT_RECURSION_LIMIT = 12
+"""Super-steps per chat turn: read, model, tools, model, tools, model … ends well before."""
+INCIDENT_RECURSION_LIMIT = 16
+"""The incident graph has six nodes and no loops; 16 leaves room and still stops a bug."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What nodes and tools need at run time."""
+
+    model: BaseChatModel
+    sessions: sessionmaker[Session]
+    grid: GridSource
+    clock: Clock
+    weights: ScoreWeights = DEFAULT_WEIGHTS
+    org_id: str = DEFAULT_ORG_ID
+    """Organisation the operator acts for; write tools are authorised against it."""
+    alerts: AlertSink | None = None
+    """Where incident alerts go (incident.io or the local demo recorder)."""
+    worker_id: str = "local"
+    """Identifies this watcher process in incident claims."""
+    max_concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class BillingContext:
+    """What the billing graph needs at run time (no model: billing is deterministic)."""
+
+    sessions: sessionmaker[Session]
+    money: MoneyServices
+    clock: Clock

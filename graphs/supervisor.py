@@ -1,0 +1,124 @@
+"""Build the supervisor graph: route each chat turn to one registered agent.
+
+Agents join by registration: an `AgentEntry` names the agent, describes it, lists the request
+topics it handles and builds its subgraph. The supervisor gives the model one
+`transfer_to_<agent>` tool per entry; nothing here changes when an agent is added.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.tools import StructuredTool
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Checkpointer, Command
+from pydantic import BaseModel, Field
+
+from agents import broker as broker_agent
+from graphs.broker import build_broker_graph
+from graphs.context import Context
+from graphs.state import ChatInput, ChatState
+from prompts import render
+
+logger = logging.getLogger(__name__)
+
+
+class Handoff(BaseModel):
+    """The task handed to a specialist agent."""
+
+    task: str = Field(description="The operator's request restated in one sentence.")
+
+
+@dataclass(frozen=True)
+class AgentEntry:
+    """A chat agent the supervisor can hand a turn to."""
+
+    name: str
+    description: str
+    topics: tuple[str, ...]
+    build: Callable[[], CompiledStateGraph[Any, Any, Any, Any]]
+    """Builds the agent's subgraph over `ChatState` (compiled without a checkpointer)."""
+
+
+class AgentRegistry:
+    """The agents available to the supervisor, in registration order."""
+
+    def __init__(self, entries: Iterable[AgentEntry] = ()) -> None:
+        self._entries: dict[str, AgentEntry] = {}
+        for entry in entries:
+            self.register(entry)
+
+    def register(self, entry: AgentEntry) -> None:
+        """Add an agent; names must be unique identifiers."""
+        if not entry.name.isidentifier() or entry.name in self._entries:
+            raise ValueError(f"agent name {entry.name!r} is invalid or already registered")
+        self._entries[entry.name] = entry
+
+    def entries(self) -> list[AgentEntry]:
+        """Return the registered agents."""
+        return list(self._entries.values())
+
+
+def broker_entry() -> AgentEntry:
+    """Return the registration of the broker agent."""
+    return AgentEntry(name=broker_agent.NAME, description=broker_agent.DESCRIPTION,
+                      topics=broker_agent.TOPICS, build=build_broker_graph)  # fmt: skip
+
+
+def default_registry() -> AgentRegistry:
+    """Return a registry holding the agents this package provides (the broker)."""
+    return AgentRegistry([broker_entry()])
+
+
+def transfer_tool(entry: AgentEntry) -> StructuredTool:
+    """Return the `transfer_to_<agent>` tool for an entry (never executed; it routes)."""
+
+    def _transfer(task: str) -> str:
+        return f"transferred to {entry.name}: {task}"
+
+    return StructuredTool.from_function(
+        _transfer, name=f"transfer_to_{entry.name}", args_schema=Handoff,
+        description=f"{entry.description} Topics: {', '.join(entry.topics)}.",
+    )  # fmt: skip
+
+
+def _make_choose(entries: list[AgentEntry]) -> Callable[..., Any]:
+    tools = [transfer_tool(e) for e in entries]
+    names = {f"transfer_to_{e.name}": e.name for e in entries}
+    catalogue = "\n".join(f"- {e.name}: {e.description}" for e in entries)
+
+    async def choose_agent(state: ChatState, runtime: Runtime[Context]) -> Command[Any]:
+        """Hand the operator's latest message to one agent, or answer directly."""
+        latest = next(m for m in reversed(state["messages"]) if isinstance(m, HumanMessage))
+        system = SystemMessage(render("supervisor.system", now=runtime.context.clock.now()
+                                      .isoformat(), agents=catalogue))  # fmt: skip
+        reply = await runtime.context.model.bind_tools(tools).ainvoke([system, latest])
+        for call in reply.tool_calls if isinstance(reply, AIMessage) else []:
+            if call["name"] in names:
+                logger.info("supervisor hands the turn to %s", names[call["name"]])
+                return Command(goto=names[call["name"]], update={"route_to": names[call["name"]]})
+        answer = AIMessage(content=reply.content or "I can help with: " + catalogue)
+        return Command(goto=END, update={"messages": [answer], "route_to": "supervisor"})
+
+    return choose_agent
+
+
+def build_supervisor_graph(
+    *, registry: AgentRegistry | None = None, checkpointer: Checkpointer = None
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Build the chat graph: supervisor → one registered agent per turn."""
+    entries = (registry or default_registry()).entries()
+    builder = StateGraph(ChatState, context_schema=Context, input_schema=ChatInput)
+    builder.add_node("supervisor", _make_choose(entries),
+                     destinations=(*[e.name for e in entries], END))  # fmt: skip
+    for entry in entries:
+        builder.add_node(entry.name, entry.build())
+        builder.add_edge(entry.name, END)
+    builder.add_edge(START, "supervisor")
+    return builder.compile(checkpointer=checkpointer, name="supervisor")

@@ -1,0 +1,131 @@
+import json
+
+import anyio
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from sqlalchemy import func, select
+
+from graphs.broker import build_broker_graph
+from graphs.context import CHAT_RECURSION_LIMIT
+from graphs.supervisor import build_supervisor_graph
+from store.models import RoutingDecision, Workload
+from tests.fakes import ScriptedChatModel, tool_call
+
+ASK = "Where should I run a 4xH100 fine-tune for 6 hours, EU only, done within 24 hours?"
+EU = {"FR", "DE", "ES", "PT", "NL", "BE", "IT"}
+
+
+def _turn(graph, ctx, text, thread="t1"):
+    cfg = {"configurable": {"thread_id": thread}, "recursion_limit": CHAT_RECURSION_LIMIT}
+    return anyio.run(lambda: graph.ainvoke({"messages": [HumanMessage(text)]}, cfg, context=ctx))
+
+
+def _count(sessions, model):
+    with sessions() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def _tool_results(out):
+    return [m for m in out["messages"] if isinstance(m, ToolMessage)]
+
+
+@pytest.mark.parametrize("build", [build_broker_graph, build_supervisor_graph])
+def test_recommend_writes_nothing_then_route_it_commits(ctx, sessions, build):
+    graph = build(checkpointer=InMemorySaver())
+    out = _turn(graph, ctx, ASK)
+    answer = out["messages"][-1].content
+    rec = json.loads(_tool_results(out)[-1].content)
+    assert answer.startswith("[offline model]")
+    assert rec["written"] is False and rec["best"]["zone"] in EU
+    assert rec["best"]["node_id"] in answer and "kg CO2" in answer and "carbon-agnostic" in answer
+    assert {"carbon_term", "price_term", "utilization_term"} <= rec["best"].keys()
+    assert _count(sessions, Workload) == 0 and _count(sessions, RoutingDecision) == 0
+
+    out = _turn(graph, ctx, "route it")
+    routed = json.loads(_tool_results(out)[-1].content)
+    assert routed["written"] is True
+    assert routed["workload"]["node_id"] == rec["best"]["node_id"]
+    assert routed["workload"]["status"] == "routed" and routed["workload"]["org_id"] == ctx.org_id
+    assert _count(sessions, Workload) == 1
+
+    out = _turn(graph, ctx, "go ahead")
+    assert "already routed" in out["messages"][-1].content
+    assert _count(sessions, Workload) == 1
+
+
+def test_missing_field_gets_one_question_then_the_answer_completes_it(ctx, sessions):
+    graph = build_broker_graph(checkpointer=InMemorySaver())
+    out = _turn(graph, ctx, "where should 4 H100s run, EU only?")
+    assert out["messages"][-1].content.endswith("How long will the job run (e.g. 6 hours)?")
+    assert not _tool_results(out)
+    out = _turn(graph, ctx, "6 hours")
+    rec = json.loads(_tool_results(out)[-1].content)
+    assert rec["spec"]["gpu_count"] == 4 and rec["spec"]["duration_hours"] == 6
+    assert rec["spec"]["allowed_zones"] == sorted(EU)
+
+
+def test_unknown_and_billing_are_answered_plainly(ctx):
+    graph = build_supervisor_graph(checkpointer=InMemorySaver())
+    out = _turn(graph, ctx, "sing me a song")
+    assert "did not understand" in out["messages"][-1].content
+    out = _turn(graph, ctx, "how much was I billed this month?")
+    assert "no billing tools are registered" in out["messages"][-1].content
+
+
+def test_compare_and_nodes_and_explain(ctx):
+    graph = build_broker_graph(checkpointer=InMemorySaver())
+    out = _turn(graph, ctx, "compare FR and DE over the next 6 hours")
+    result = json.loads(_tool_results(out)[-1].content)
+    assert [r["zone"] for r in result["zones"]] == sorted(
+        ["FR", "DE"],
+        key=lambda z: next(r["carbon_intensity"] for r in result["zones"] if r["zone"] == z),
+    )
+    assert result["hours"] == 6
+    out = _turn(graph, ctx, "list H100 nodes in France")
+    nodes = json.loads(_tool_results(out)[-1].content)["nodes"]
+    assert [n["id"] for n in nodes] == ["fr-par-h100"]
+    out = _turn(graph, ctx, "why was wl_000000000000 placed there?")
+    assert (
+        "refused" in out["messages"][-1].content and "does not exist" in out["messages"][-1].content
+    )
+
+
+def test_scripted_model_transcript(ctx, sessions):
+    args = {"gpu_count": 2, "duration_hours": 3, "gpu_model": "A100"}
+    model = ScriptedChatModel(
+        [
+            AIMessage("", tool_calls=[tool_call("recommend_placement", args, "call_rec_1")]),
+            lambda msgs: AIMessage(f"Best is {json.loads(msgs[-1].content)['best']['node_id']}."),
+        ]
+    )
+    graph = build_broker_graph(checkpointer=InMemorySaver())
+    out = _turn(graph, ctx.__class__(**{**ctx.__dict__, "model": model}), "2 A100 for 3h?")
+    model.assert_complete()
+    assert out["messages"][-1].content.startswith("Best is ")
+    assert model.calls[0].tool_names == [
+        "recommend_placement",
+        "compare_zones",
+        "list_nodes",
+        "explain_decision",
+        "route_workload",
+        "reroute_workload",
+    ]
+    assert "The current time is 2026-11-26T10:00:00+00:00" in model.calls[0].messages[0].content
+    assert _count(sessions, Workload) == 0
+
+
+def test_write_without_operator_request_is_refused_and_not_run(ctx, sessions):
+    args = {"gpu_count": 2, "duration_hours": 3}
+    model = ScriptedChatModel(
+        [
+            AIMessage("", tool_calls=[tool_call("route_workload", args, "call_w_1")]),
+            AIMessage("I could not route it."),
+        ]
+    )
+    graph = build_broker_graph(checkpointer=InMemorySaver())
+    out = _turn(graph, ctx.__class__(**{**ctx.__dict__, "model": model}), "where would 2 GPUs go?")
+    model.assert_complete()
+    refusal = _tool_results(out)[-1]
+    assert refusal.status == "error" and "explicit request" in refusal.content
+    assert _count(sessions, Workload) == 0
