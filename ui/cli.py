@@ -170,9 +170,8 @@ def grid_ingest(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Read grid states from a source and store them with any curtailment events."""
-    from tools.grid.ingest import ingest
-
     from tools.grid import ZONE_CODES
+    from tools.grid.ingest import ingest
 
     svc = services(ctx, at)
     now = svc.clock.now()
@@ -261,6 +260,8 @@ def route(
             decision = route_workload(
                 session=session, grid=grid, workload_id=workload.id, now=now, weights=svc.weights
             )
+    if rec.best is None and not rec.rejected:
+        raise fail("the store has no compute nodes; run `tgtg seed` first", code=1)
     if rec.best is None:
         if as_json:
             emit_json({"node": None, "score": None, "candidates": [], "rejected": rec.rejected})
@@ -294,9 +295,11 @@ def route(
         emit_json(out)
         return
     verb = "would route" if dry_run else f"routed {workload.id if workload else ''} to"
+    saved = rec.co2_saved_kg or 0.0
+    versus = f"{saved:.1f} kg less" if saved >= 0 else f"{-saved:.1f} kg more"
     print(
         f"{verb} {chosen.node_id} ({chosen.zone}), score {chosen.score:.4f}, "
-        f"{chosen.co2_kg:.1f} kg CO2 (saves {rec.co2_saved_kg or 0:.1f} kg vs cheapest)"
+        f"{chosen.co2_kg:.1f} kg CO2 ({versus} than the cheapest eligible node)"
     )
     table(
         "candidates",
