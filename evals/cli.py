@@ -1,0 +1,186 @@
+"""Command line of the replay evals: `tgtg replay ...` and `python -m evals replay ...`.
+
+Flags beat environment (`TGTG_GRID_DIR`, `TGTG_JOBS_FILE`) beat defaults. Progress goes to
+stderr; `--json` prints the report object on stdout; files always go to `--out`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from graphs.settings import Settings
+from tools.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    name="evals",
+    help="Replay recorded grid days and a job trace through routing policies.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+DEFAULT_OUT = Path("evals") / "results"
+
+
+@app.callback()
+def main() -> None:
+    """Replay recorded grid days and a job trace through routing policies."""
+
+
+TEMPORAL_MODES = ("naive", "model")
+
+
+def _fail(message: str) -> typer.Exit:
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(2)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    root = ctx.find_root().obj
+    if isinstance(root, dict) and isinstance(root.get("settings"), Settings):
+        return root["settings"]
+    return Settings()
+
+
+def _parse_start(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--start {value!r} is not a date: use YYYY-MM-DD (UTC)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _setup_progress(quiet: bool) -> None:
+    evals_logger = logging.getLogger("evals")
+    if quiet or any(getattr(h, "_tgtg_progress", False) for h in evals_logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[replay] %(message)s"))
+    handler._tgtg_progress = True  # type: ignore[attr-defined]
+    evals_logger.addHandler(handler)
+    evals_logger.setLevel(logging.INFO)
+
+
+def run_replay_command(
+    *,
+    grid_dir: Path,
+    jobs_file: Path,
+    start: datetime,
+    days: int,
+    seed: int,
+    fleet_scale: float,
+    forecast: str,
+    out: Path,
+    arrival_scale: float = 1.0,
+    pareto: bool = True,
+    oracle_time_limit_s: float = 60.0,
+) -> dict[str, Any]:
+    """Run a replay, write its files into `out` and return the report dict."""
+    from evals.gridwindow import load_grid_window
+    from evals.outputs import write_outputs
+    from evals.replay import ReplayConfig, run_replay
+    from evals.report import build_report
+    from evals.temporal import temporal_capture
+    from evals.view import ForecastBook
+
+    config = ReplayConfig(
+        grid_dir=grid_dir,
+        jobs_file=jobs_file,
+        start=start,
+        days=days,
+        seed=seed,
+        fleet_scale=fleet_scale,
+        forecast=forecast,
+        arrival_scale=arrival_scale,
+        pareto=pareto,
+        oracle_time_limit_s=oracle_time_limit_s,
+    )
+    result = run_replay(config)
+    window = load_grid_window(grid_dir, result.fleet.zones, start=start, days=days, tail_hours=48)
+    modes = TEMPORAL_MODES if forecast in TEMPORAL_MODES else (*TEMPORAL_MODES, forecast)
+    temporal = {
+        mode: temporal_capture(window, ForecastBook(window, mode), arrivals=days * 24)
+        for mode in modes
+    }
+    report = build_report(result, temporal)
+    paths = write_outputs(report, out)
+    report["files"] = [str(p) for p in paths]
+    return report
+
+
+@app.command("replay")
+def replay(
+    ctx: typer.Context,
+    grid_dir: Annotated[
+        Path | None, typer.Option("--grid-dir", help="Recorded <ZONE>.csv folder (TGTG_GRID_DIR).")
+    ] = None,
+    jobs: Annotated[
+        Path | None, typer.Option("--jobs", help="Job trace CSV (TGTG_JOBS_FILE).")
+    ] = None,
+    start: Annotated[
+        str, typer.Option("--start", help="First day, YYYY-MM-DD (UTC).")
+    ] = "2023-06-01",
+    days: Annotated[int, typer.Option("--days", help="Days to replay.")] = 7,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of origins and slack classes.")] = 0,
+    fleet_scale: Annotated[
+        float, typer.Option("--fleet-scale", help="Multiply the seeded fleet's GPU capacity.")
+    ] = 1.0,
+    forecast: Annotated[
+        str, typer.Option("--forecast", help="perfect | naive | model (forecast policies use it).")
+    ] = "model",
+    arrival_scale: Annotated[
+        float, typer.Option("--arrival-scale", help="Trace days overlaid per replayed day.")
+    ] = 1.0,
+    out: Annotated[Path, typer.Option("--out", help="Output folder for files.")] = DEFAULT_OUT,
+    pareto: Annotated[
+        bool, typer.Option("--pareto/--no-pareto", help="Sweep score weights for the front.")
+    ] = True,
+    oracle_time_limit: Annotated[
+        float, typer.Option("--oracle-time-limit", help="MILP time limit, seconds.")
+    ] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+) -> None:
+    """Replay recorded grid days and jobs through every policy and the oracle."""
+    settings = _settings(ctx)
+    grid = grid_dir or settings.grid_dir
+    trace = jobs or settings.jobs_file
+    if grid is None or not Path(grid).is_dir():
+        raise _fail(f"--grid-dir {str(grid)!r} is not a folder: pass the recorded CSV directory")
+    if trace is None or not Path(trace).is_file():
+        raise _fail(f"--jobs {str(trace)!r} is not a file: pass the job trace CSV")
+    if days < 1:
+        raise _fail(f"--days {days!r}: replay at least 1 day")
+    _setup_progress(quiet)
+    try:
+        report = run_replay_command(
+            grid_dir=Path(grid),
+            jobs_file=Path(trace),
+            start=_parse_start(start),
+            days=days,
+            seed=seed,
+            fleet_scale=fleet_scale,
+            forecast=forecast,
+            out=out,
+            arrival_scale=arrival_scale,
+            pareto=pareto,
+            oracle_time_limit_s=oracle_time_limit,
+        )
+    except DomainError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(report))
+        return
+    from evals.outputs import markdown_summary
+
+    print(markdown_summary(report))
+    print(f"files in {out}")

@@ -1,0 +1,133 @@
+"""Forecast carbon intensity and price for the hours after `now` from the hours up to `now`.
+
+Three modes:
+
+* `perfect`: the recorded future itself (an upper bound on forecast quality; not causal).
+* `naive`: hour-of-day mean of the last 28 days (the floor named in carbon-anchors.md).
+* `model`: a seasonal-plus-persistence model fitted on the recent past. The baseline is the
+  hour-of-day mean of the last 7 days (tracks seasonal drift faster than 28 days; a weekly
+  window averages out weekday effects). The current anomaly `r = x_now - profile(now)` persists
+  and decays as `phi**k` at lead `k`, where `phi` is the least-squares AR(1) coefficient of the
+  anomalies over the last 7 days, clipped to [0, 0.99]. Why: grid CI is a strong daily cycle
+  plus weather regimes (wind fronts, cloud) that last hours to days; the daily profile captures
+  the first and the fitted decay the second. Fits use only history, per zone and per call.
+
+Every forecaster returns a (zones, horizon) array for hours `now+1 .. now+horizon`; NaN in the
+history (missing prices) is ignored, and an hour-of-day with no known value forecasts NaN.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from tools.errors import InvalidInputError
+
+FloatArray = npt.NDArray[np.float64]
+ForecastMode = Literal["perfect", "naive", "model"]
+FORECAST_MODES: tuple[ForecastMode, ...] = ("perfect", "naive", "model")
+NAIVE_DAYS = 28
+MODEL_PROFILE_DAYS = 7
+MAX_PHI = 0.99
+
+
+class Forecaster(Protocol):
+    """Predict the hours after the last column of `history`."""
+
+    sees_future: bool
+
+    def predict(self, history: FloatArray, now: int, horizon: int) -> FloatArray:
+        """Return (zones, horizon) predictions for replay hours `now+1 .. now+horizon`.
+
+        Args:
+            history: (zones, n) actuals ending at replay hour `now` (inclusive).
+            now: Replay hour of the last history column; hour 0 starts at midnight UTC.
+            horizon: Hours to predict.
+        """
+        ...
+
+
+def _hod_profile(history: FloatArray, now: int, days: int) -> FloatArray:
+    """Return the (zones, 24) hour-of-day nanmean over the last `days` days of `history`."""
+    n = min(history.shape[1], days * 24)
+    n -= n % 24
+    if n == 0:
+        raise InvalidInputError("forecasts need at least 24 h of history before the window")
+    recent = history[:, history.shape[1] - n :]
+    first_hod = (now - n + 1) % 24
+    blocks = recent.reshape(history.shape[0], n // 24, 24)
+    with warnings.catch_warnings():
+        # An all-NaN hour-of-day (a zone without prices) yields NaN, as intended.
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        profile = np.nanmean(blocks, axis=1)
+    return np.roll(profile, first_hod, axis=1)
+
+
+def _tile_profile(profile: FloatArray, now: int, horizon: int) -> FloatArray:
+    hods = (now + 1 + np.arange(horizon)) % 24
+    return profile[:, hods]
+
+
+class NaiveForecaster:
+    """Hour-of-day mean of the last 28 days."""
+
+    sees_future = False
+
+    def predict(self, history: FloatArray, now: int, horizon: int) -> FloatArray:
+        """Return the hour-of-day means for the next `horizon` hours."""
+        return _tile_profile(_hod_profile(history, now, NAIVE_DAYS), now, horizon)
+
+
+class SeasonalPersistenceForecaster:
+    """7-day hour-of-day profile plus a fitted AR(1) decay of the current anomaly."""
+
+    sees_future = False
+
+    def predict(self, history: FloatArray, now: int, horizon: int) -> FloatArray:
+        """Return profile + phi**k * current anomaly for leads k = 1..horizon."""
+        profile = _hod_profile(history, now, MODEL_PROFILE_DAYS)
+        n = min(history.shape[1], MODEL_PROFILE_DAYS * 24)
+        recent = history[:, history.shape[1] - n :]
+        hods = (now - n + 1 + np.arange(n)) % 24
+        resid = np.nan_to_num(recent - profile[:, hods])
+        prev, nxt = resid[:, :-1], resid[:, 1:]
+        denom = (prev * prev).sum(axis=1)
+        phi = np.where(denom > 0, (prev * nxt).sum(axis=1) / np.where(denom > 0, denom, 1), 0)
+        phi = np.clip(phi, 0.0, MAX_PHI)
+        decay = phi[:, None] ** np.arange(1, horizon + 1)[None, :]
+        return _tile_profile(profile, now, horizon) + decay * resid[:, -1:]
+
+
+class PerfectForecaster:
+    """The recorded future: `future[:, now+1 : now+1+horizon]` (replay hours)."""
+
+    sees_future = True
+
+    def __init__(self, actual: FloatArray) -> None:
+        self._actual = actual
+
+    def predict(self, history: FloatArray, now: int, horizon: int) -> FloatArray:
+        """Return the actual values of the next `horizon` hours (padded with the last hour)."""
+        part = self._actual[:, now + 1 : now + 1 + horizon]
+        if part.shape[1] < horizon:
+            pad = np.repeat(self._actual[:, -1:], horizon - part.shape[1], axis=1)
+            part = np.concatenate([part, pad], axis=1)
+        return part
+
+
+def make_forecaster(mode: str, actual: FloatArray) -> Forecaster:
+    """Return the forecaster for `mode`; `actual` (zones, horizon) is used only by `perfect`.
+
+    Raises:
+        InvalidInputError: Unknown mode.
+    """
+    if mode == "perfect":
+        return PerfectForecaster(actual)
+    if mode == "naive":
+        return NaiveForecaster()
+    if mode == "model":
+        return SeasonalPersistenceForecaster()
+    raise InvalidInputError(f"forecast mode {mode!r}: choose one of {list(FORECAST_MODES)}")

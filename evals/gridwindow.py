@@ -1,0 +1,171 @@
+"""Cut a replay window (plus history and tail) out of recorded hourly grid files.
+
+Hour 0 is the window start. The arrays also hold `history` hours before it (for the naive and
+learned forecasters) and a tail after the window so that jobs arriving late can still finish.
+
+Rules for gaps, all counted in `GridWindow.notes`:
+
+* Missing carbon intensity: carried forward from the previous known hour (backward at the start).
+* Tail hours past the end of the recorded data repeat the last recorded day, hour for hour.
+* Missing price for *accounting* (`price_cost`): the zone's mean known price over the replayed
+  hours; a zone with no price at all (e.g. IT) takes the mean of the other zones' known prices in
+  the same hour. Policies never see these fills: they see NaN and apply the scorer's rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from tools.errors import InvalidInputError, NoGridDataError
+from tools.grid import load_zone_series
+from tools.grid.models import ensure_utc
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+HISTORY_DAYS = 28
+_HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class GridWindow:
+    """Per-zone hourly arrays; column `history + t` is replay hour `t`."""
+
+    zones: tuple[str, ...]
+    start: datetime
+    """Aware UTC start of replay hour 0."""
+    history: int
+    """Hours of recorded history before hour 0 held in the arrays."""
+    horizon: int
+    """Replay hours (window plus tail)."""
+    ci: FloatArray
+    """gCO2/kWh, shape (zones, history + horizon), no NaN."""
+    price: FloatArray
+    """EUR/MWh as recorded (NaN = missing), same shape."""
+    price_cost: FloatArray
+    """EUR/MWh with the accounting fill rule applied (no NaN), same shape."""
+    notes: dict[str, int] = field(default_factory=dict)
+
+    def actual_ci(self) -> FloatArray:
+        """Return CI for the replay hours only, shape (zones, horizon)."""
+        return self.ci[:, self.history :]
+
+    def actual_price_cost(self) -> FloatArray:
+        """Return the accounting price for the replay hours only, shape (zones, horizon)."""
+        return self.price_cost[:, self.history :]
+
+
+def _ffill(values: FloatArray) -> tuple[FloatArray, int]:
+    out = values.copy()
+    missing = np.isnan(out)
+    if not missing.any():
+        return out, 0
+    if missing.all():
+        raise NoGridDataError("a zone has no carbon intensity in the replayed hours")
+    idx = np.where(~missing, np.arange(out.size), 0)
+    np.maximum.accumulate(idx, out=idx)
+    out = out[idx]
+    first = int(np.flatnonzero(~missing)[0])
+    out[:first] = out[first]
+    return out, int(missing.sum())
+
+
+def _extend(values: FloatArray, length: int) -> FloatArray:
+    """Pad `values` to `length` by repeating its last 24 hours."""
+    if values.size >= length:
+        return values[:length]
+    last_day = values[-24:]
+    reps = int(np.ceil((length - values.size) / last_day.size))
+    return np.concatenate([values, np.tile(last_day, reps)])[:length]
+
+
+def fill_cost_price(price: FloatArray, span: slice) -> FloatArray:
+    """Apply the accounting fill rule to a (zones, hours) price array over the `span` columns."""
+    out = price.copy()
+    part = out[:, span]
+    known = ~np.isnan(part)
+    for z in range(part.shape[0]):
+        if known[z].any():
+            part[z, ~known[z]] = part[z, known[z]].mean()
+    with np.errstate(all="ignore"):
+        hour_mean = np.nanmean(np.where(known, part, np.nan), axis=0)
+    hour_mean = np.where(np.isnan(hour_mean), 0.0, hour_mean)
+    for z in range(part.shape[0]):
+        if not known[z].any():
+            part[z] = hour_mean
+    out[:, span] = part
+    return np.where(np.isnan(out), 0.0, out)
+
+
+def load_grid_window(
+    directory: Path,
+    zones: tuple[str, ...],
+    *,
+    start: datetime,
+    days: int,
+    tail_hours: int,
+    history_days: int = HISTORY_DAYS,
+) -> GridWindow:
+    """Load `days` days from `start` for each zone, with up to `history_days` before and a tail.
+
+    Args:
+        directory: Folder of recorded `<ZONE>.csv` files.
+        zones: Zone codes to load, in fleet order.
+        start: Aware UTC start of the window (the hour is used as is).
+        days: Window length in days.
+        tail_hours: Extra hours after the window for late jobs to finish.
+        history_days: Days of history wanted before `start` (less is used when the data begins
+            later; forecasts then rest on the history available).
+
+    Raises:
+        NoGridDataError: The window is not fully inside every zone's recorded data.
+        InvalidInputError: `days` or `tail_hours` is out of range.
+    """
+    if days < 1 or tail_hours < 0:
+        raise InvalidInputError(f"days {days!r} / tail_hours {tail_hours!r}: need >= 1 / >= 0")
+    start = ensure_utc(start, "start")
+    window = days * 24
+    series = [load_zone_series(directory, zone) for zone in zones]
+    offsets = []
+    for s in series:
+        offset = (start - s.start) / _HOUR
+        if offset != int(offset) or offset < 0 or offset + window > len(s):
+            raise NoGridDataError(
+                f"zone {s.zone!r} has data from {s.start.isoformat()} to {s.end.isoformat()}; "
+                f"the window {start.isoformat()} + {days!r} days is not inside it: pick a start "
+                "inside the recorded span"
+            )
+        offsets.append(int(offset))
+    history = min(history_days * 24, *offsets)
+    length = history + window + tail_hours
+    ci_rows, price_rows = [], []
+    notes = {"ci_filled_hours": 0, "tail_hours_repeated": 0, "price_missing_hours": 0}
+    for s, offset in zip(series, offsets, strict=True):
+        lo = offset - history
+        ci = _extend(s.carbon_intensity[lo : lo + length], length)
+        price = _extend(s.price_eur_per_mwh[lo : lo + length], length)
+        notes["tail_hours_repeated"] = max(notes["tail_hours_repeated"], length - (len(s) - lo))
+        ci, filled = _ffill(ci.astype(np.float64))
+        notes["ci_filled_hours"] += filled
+        ci_rows.append(ci)
+        price_rows.append(price.astype(np.float64))
+    ci_arr, price_arr = np.vstack(ci_rows), np.vstack(price_rows)
+    notes["tail_hours_repeated"] = max(0, notes["tail_hours_repeated"])
+    notes["price_missing_hours"] = int(np.isnan(price_arr[:, history:]).sum())
+    logger.info("grid window %s +%dd: %d zones, %d h history", start, days, len(zones), history)
+    return GridWindow(
+        zones=zones,
+        start=start,
+        history=history,
+        horizon=window + tail_hours,
+        ci=ci_arr,
+        price=price_arr,
+        price_cost=fill_cost_price(price_arr, slice(history, length)),
+        notes=notes,
+    )

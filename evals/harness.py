@@ -1,0 +1,204 @@
+"""Simulate one policy hour by hour over a replay window and account energy, CO2 and money.
+
+Per hour: new arrivals join the waiting list; the policy decides from an `HourState` and a
+`GridView` positioned at that hour; the harness applies routes (counting reroutes, refusing more
+than 5 per job) and starts (only when the zone has the free GPUs). A started job runs its whole
+duration in that zone. Afterwards energy (`GPUs x kW/GPU x hours`), CO2 (each hour's recorded CI),
+energy cost (each hour's price, missing prices filled by the window's accounting rule) and the
+customer charge (`GPUs x hours x zone price`, integer minor units) are summed per job.
+A job that finishes after its deadline, or never starts, is a deadline miss.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from evals.fleet import Fleet
+from evals.gridwindow import GridWindow
+from evals.jobs import JobSet
+from evals.policy_base import CAPACITY_EPS, MAX_REROUTES, HourState, Policy
+from evals.view import GridView
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class RerouteLimitError(RuntimeError):
+    """A policy tried to move a job more than `MAX_REROUTES` times."""
+
+
+class CapacityExceededError(RuntimeError):
+    """The committed GPUs of a zone exceed its capacity (a harness invariant broke)."""
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """Per-job results of one policy run (index-aligned with the `JobSet`)."""
+
+    start: IntArray
+    """Start hour, -1 when the job never started."""
+    zone: IntArray
+    """Zone index it ran in, -1 when it never started."""
+    reroutes: IntArray
+    energy_kwh: FloatArray
+    co2_kg: FloatArray
+    energy_eur: FloatArray
+    customer_minor: IntArray
+    missed: npt.NDArray[np.bool_]
+
+    @property
+    def started(self) -> npt.NDArray[np.bool_]:
+        """Return which jobs started."""
+        return self.start >= 0
+
+
+@dataclass(frozen=True)
+class PolicyRun:
+    """A policy's name, causality and per-job outcome, plus the peak GPU use per zone."""
+
+    name: str
+    causal: bool
+    outcome: JobOutcome
+    peak_gpus: FloatArray
+
+
+def account(
+    jobs: JobSet, fleet: Fleet, window: GridWindow, start: IntArray, zone: IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
+    """Return per-job energy kWh, CO2 kg, energy EUR and customer minor units for a schedule."""
+    ci, price = window.actual_ci(), window.actual_price_cost()
+    zeros = np.zeros((ci.shape[0], 1))
+    cum_ci = np.concatenate([zeros, np.cumsum(ci, axis=1)], axis=1)
+    cum_price = np.concatenate([zeros, np.cumsum(price, axis=1)], axis=1)
+    ok = start >= 0
+    s, z, length = start[ok], zone[ok], jobs.duration[ok]
+    end = s + length
+    if end.size and end.max() > ci.shape[1]:
+        raise ValueError(
+            f"a job runs to hour {int(end.max())!r}, past the window's {ci.shape[1]!r}"
+        )
+    rate_kw = jobs.gpus[ok] * fleet.kw_per_gpu[z]
+    energy = np.zeros(len(jobs))
+    co2 = np.zeros(len(jobs))
+    cost = np.zeros(len(jobs))
+    customer = np.zeros(len(jobs), dtype=np.int64)
+    energy[ok] = rate_kw * length
+    co2[ok] = rate_kw * (cum_ci[z, end] - cum_ci[z, s]) / 1000.0
+    cost[ok] = rate_kw * (cum_price[z, end] - cum_price[z, s]) / 1000.0
+    customer[ok] = np.rint(jobs.gpus[ok] * length * fleet.price_minor_per_gpu_hour[z]).astype(
+        np.int64
+    )
+    return energy, co2, cost, customer
+
+
+def simulate(
+    policy: Policy,
+    *,
+    jobs: JobSet,
+    fleet: Fleet,
+    window: GridWindow,
+    view: GridView,
+    decide_hours: int,
+    progress: bool = False,
+) -> PolicyRun:
+    """Run `policy` over replay hours `0 .. decide_hours-1` and account the result.
+
+    Args:
+        policy: The policy to run.
+        jobs: Jobs on the replay's hour grid.
+        fleet: Per-zone capacity, power and price.
+        window: Grid arrays; `window.horizon` must cover `decide_hours` plus the longest job.
+        view: A fresh view at hour 0 on the same window.
+        decide_hours: Hours in which the policy may start jobs.
+        progress: Log progress every simulated day.
+
+    Raises:
+        RerouteLimitError: The policy moved a job more than `MAX_REROUTES` times.
+        CapacityExceededError: A zone's committed GPUs exceed its capacity.
+    """
+    t0 = time.perf_counter()
+    n = len(jobs)
+    longest = int(jobs.duration.max()) if n else 1
+    if decide_hours + longest > window.horizon:
+        raise ValueError(
+            f"window horizon {window.horizon!r} h is shorter than decide hours {decide_hours!r} "
+            f"+ longest job {longest!r} h"
+        )
+    start = np.full(n, -1, dtype=np.int64)
+    zone = np.full(n, -1, dtype=np.int64)
+    routed = np.full(n, -1, dtype=np.int64)
+    reroutes = np.zeros(n, dtype=np.int64)
+    committed = np.zeros((len(fleet.zones), decide_hours + longest + 1))
+    routed_ro, reroutes_ro = routed.view(), reroutes.view()
+    routed_ro.setflags(write=False)
+    reroutes_ro.setflags(write=False)
+    arrival_ptr = 0
+    waiting: list[int] = []
+    for t in range(decide_hours):
+        while arrival_ptr < n and jobs.arrival[arrival_ptr] <= t:
+            waiting.append(arrival_ptr)
+            arrival_ptr += 1
+        if not waiting:
+            continue
+        view.advance_to(t)
+        window_ro = committed[:, t:].view()
+        window_ro.setflags(write=False)
+        state = HourState(
+            now=t,
+            jobs=jobs,
+            fleet=fleet,
+            pending=np.asarray(waiting, dtype=np.int64),
+            routed=routed_ro,
+            reroutes=reroutes_ro,
+            committed=window_ro,
+        )
+        decision = policy.decide(state, view)
+        waiting_set = set(waiting)
+        for j, z in decision.routes:
+            _route(j, z, routed, reroutes, waiting_set, policy.name)
+        started: set[int] = set()
+        for j, z in decision.starts:
+            if j in started:
+                continue
+            _route(j, z, routed, reroutes, waiting_set, policy.name)
+            g, length = jobs.gpus[j], int(jobs.duration[j])
+            if committed[z, t] + g > fleet.capacity[z] + CAPACITY_EPS:
+                continue
+            committed[z, t : t + length] += g
+            start[j], zone[j] = t, z
+            started.add(j)
+        if started:
+            waiting = [j for j in waiting if j not in started]
+        if progress and t % 24 == 23:
+            logger.debug("%s: day %d/%d", policy.name, (t + 1) // 24, decide_hours // 24)
+    over = committed - fleet.capacity[:, None]
+    if over.max(initial=0.0) > CAPACITY_EPS:
+        raise CapacityExceededError(f"{policy.name}: capacity exceeded by {over.max()!r} GPUs")
+    energy, co2, cost, customer = account(jobs, fleet, window, start, zone)
+    if progress:
+        logger.info("%-16s %d jobs, %.1f s", policy.name, n, time.perf_counter() - t0)
+    missed = (start < 0) | (start + jobs.duration > jobs.deadline)
+    outcome = JobOutcome(start, zone, reroutes, energy, co2, cost, customer, missed)
+    return PolicyRun(policy.name, policy.causal, outcome, committed.max(axis=1))
+
+
+def _route(
+    j: int, z: int, routed: IntArray, reroutes: IntArray, waiting: set[int], name: str
+) -> None:
+    if j not in waiting:
+        raise ValueError(f"{name}: job {j!r} is not waiting; only waiting jobs can be placed")
+    previous = int(routed[j])
+    if previous == z:
+        return
+    if previous >= 0:
+        if reroutes[j] >= MAX_REROUTES:
+            raise RerouteLimitError(f"{name}: job {j!r} already moved {MAX_REROUTES} times")
+        reroutes[j] += 1
+    routed[j] = z

@@ -1,0 +1,221 @@
+"""Write a replay report to a folder: JSON, CSV tables, PNG plots and a Markdown summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+_POLICY_COLUMNS = (
+    "policy",
+    "causal",
+    "co2_kg",
+    "co2_vs_oracle",
+    "oracle_capture_pct",
+    "energy_kwh",
+    "energy_eur",
+    "customer_eur",
+    "deadline_misses",
+    "unfinished",
+    "reroutes",
+    "mean_delay_h",
+)
+
+
+def _write_csv(
+    path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] | None = None
+) -> None:
+    if not rows:
+        path.write_text("", encoding="utf-8")
+        return
+    fields = list(columns or rows[0].keys())
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def markdown_summary(report: dict[str, Any]) -> str:
+    """Return a Markdown summary of the report."""
+    w, s = report["window"], report["settings"]
+    lines = [
+        f"# Replay {w['start'][:10]} + {w['days']} days",
+        "",
+        f"Jobs: {report['jobs']['count']} ({report['jobs']['gpu_hours']:,.1f} GPU-hours); "
+        f"forecast `{s['forecast']}`; seed {s['seed']}; fleet scale {s['fleet_scale']}.",
+        "",
+        "| policy | causal | kg CO2 | x oracle | % oracle savings | energy EUR | customer EUR "
+        "| misses | reroutes | mean delay h |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in report["policies"].items():
+        lines.append(
+            f"| {name} | {r['causal']} | {_fmt(r['co2_kg'])} | {_fmt(r['co2_vs_oracle'])} | "
+            f"{_fmt(r['oracle_capture_pct'])} | {_fmt(r['energy_eur'])} | "
+            f"{_fmt(r['customer_eur'])} | {r['deadline_misses']} | {r['reroutes']} | "
+            f"{_fmt(r['mean_delay_h'])} |"
+        )
+    if "oracle" in report:
+        o = report["oracle"]
+        lines += [
+            "",
+            f"Oracle: `{o['method']}`, LP lower bound {_fmt(o['lp_bound_kg'])} kg, "
+            f"schedule {_fmt(o['schedule_kg'])} kg, {o['variables']} variables, "
+            f"{_fmt(o['solve_seconds'])} s.",
+        ]
+    t = report["targets"]
+    lines += ["", "## Targets", ""]
+    if "best_causal_policy" in t:
+        verdict = "met" if t["co2_ratio_met"] else "not met"
+        lines.append(
+            f"* Best causal policy `{t['best_causal_policy']}`: "
+            f"{_fmt(t['best_causal_co2_vs_oracle'])} x oracle CO2 with "
+            f"{t['best_causal_deadline_misses']} misses (target <= {t['co2_ratio_target']} "
+            f"with 0): **{verdict}**."
+        )
+    if "temporal_capture_pct" in t:
+        lines.append(
+            f"* Per-zone temporal oracle (4 h jobs, 24 h slack), forecast "
+            f"`{t['temporal_capture_forecast']}`: {_fmt(t['temporal_capture_pct'])} % of savings "
+            f"(target >= {t['temporal_capture_target_pct']}): "
+            f"**{'met' if t['temporal_capture_met'] else 'not met'}**."
+        )
+    if report.get("temporal_l4_s24"):
+        lines += ["", "## Temporal capture by zone (L4 S24, % of oracle savings)", ""]
+        modes = list(report["temporal_l4_s24"])
+        lines += [
+            "| zone | oracle reduction % | " + " | ".join(modes) + " |",
+            "|---|---:|" + "---:|" * len(modes),
+        ]
+        first = report["temporal_l4_s24"][modes[0]]
+        for zone in first:
+            caps = " | ".join(
+                _fmt(report["temporal_l4_s24"][m][zone]["capture_pct"]) for m in modes
+            )
+            lines.append(f"| {zone} | {_fmt(first[zone]['oracle_reduction_pct'])} | {caps} |")
+    if report.get("pareto"):
+        lines += [
+            "",
+            "## CO2 / EUR trade-off over score weights (spatio-temporal policy)",
+            "",
+            "| carbon w | price w | kg CO2 | energy EUR | misses | Pareto |",
+            "|---:|---:|---:|---:|---:|---|",
+        ]
+        for p in report["pareto"]:
+            lines.append(
+                f"| {p['carbon_weight']:.2f} | {p['price_weight']:.2f} | {_fmt(p['co2_kg'])} | "
+                f"{_fmt(p['energy_eur'])} | {p['deadline_misses']} | {p['pareto_optimal']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _plots(report: dict[str, Any], out: Path) -> list[Path]:
+    paths = []
+    names = list(report["policies"])
+    co2 = [report["policies"][n]["co2_kg"] for n in names]
+    eur = [report["policies"][n]["energy_eur"] for n in names]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(
+        names,
+        co2,
+        color=["tab:green" if report["policies"][n]["causal"] else "tab:gray" for n in names],
+    )
+    ax.set_ylabel("kg CO2")
+    ax.set_title("CO2 per policy (grey: not causal)")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    paths.append(out / "co2_by_policy.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.scatter(eur, co2, color="tab:blue")
+    for n, x, y in zip(names, eur, co2, strict=True):
+        ax.annotate(n, (x, y), fontsize=8)
+    front = [p for p in report.get("pareto", []) if p["pareto_optimal"]]
+    if report.get("pareto"):
+        ax.plot(
+            [p["energy_eur"] for p in report["pareto"]],
+            [p["co2_kg"] for p in report["pareto"]],
+            "o--",
+            color="tab:orange",
+            label="weight sweep",
+        )
+        front.sort(key=lambda p: p["energy_eur"])
+        ax.plot(
+            [p["energy_eur"] for p in front],
+            [p["co2_kg"] for p in front],
+            "-",
+            color="tab:red",
+            label="Pareto front",
+        )
+        ax.legend()
+    ax.set_xlabel("energy EUR")
+    ax.set_ylabel("kg CO2")
+    ax.set_title("CO2 vs energy cost")
+    fig.tight_layout()
+    paths.append(out / "pareto.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    zones = report["window"]["zones"]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / max(1, len(names))
+    for i, n in enumerate(names):
+        hours = [
+            next(r["gpu_hours"] for r in report["per_zone"] if r["policy"] == n and r["zone"] == z)
+            for z in zones
+        ]
+        ax.bar([k + i * width for k in range(len(zones))], hours, width=width, label=n)
+    ax.set_xticks([k + 0.4 for k in range(len(zones))], zones, rotation=30)
+    ax.set_ylabel("GPU-hours")
+    ax.set_title("Where each policy ran the work")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / "gpu_hours_by_zone.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def write_outputs(report: dict[str, Any], out: Path) -> list[Path]:
+    """Write report.json, policies/per_zone/bins/pareto CSVs, summary.md and PNGs into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    rows = [{"policy": n, **r} for n, r in report["policies"].items()]
+    _write_csv(out / "policies.csv", rows, _POLICY_COLUMNS)
+    _write_csv(out / "per_zone.csv", report["per_zone"])
+    _write_csv(out / "bins.csv", report["bins"])
+    _write_csv(out / "pareto.csv", report["pareto"])
+    (out / "summary.md").write_text(markdown_summary(report), encoding="utf-8")
+    paths = [
+        out / n
+        for n in (
+            "report.json",
+            "policies.csv",
+            "per_zone.csv",
+            "bins.csv",
+            "pareto.csv",
+            "summary.md",
+        )
+    ]
+    paths += _plots(report, out)
+    logger.info("wrote %d files to %s", len(paths), out)
+    return paths

@@ -1,0 +1,258 @@
+"""Replay a window of recorded grid hours and a job trace through every policy and the oracle.
+
+`run_replay(config)` loads the window (with forecast history and a tail for late jobs), maps the
+trace onto it, runs each heuristic policy through the harness, solves the capacity-aware oracle
+and replays its schedule through the same harness (so every row is accounted identically), adds
+the per-job oracle as a loose bound, and optionally sweeps score weights for the CO2/EUR Pareto
+front. Everything is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from evals.fleet import Fleet, default_fleet
+from evals.forecast import FORECAST_MODES
+from evals.gridwindow import HISTORY_DAYS, GridWindow, load_grid_window
+from evals.harness import JobOutcome, PolicyRun, account, simulate
+from evals.jobs import (
+    DEFAULT_MAX_DURATION_HOURS,
+    DEFAULT_SLACK_CLASSES,
+    JobSet,
+    load_trace,
+    map_trace_to_window,
+)
+from evals.oracle import OracleSolution, per_job_oracle, solve_oracle
+from evals.policies import (
+    BaselinePolicy,
+    ScheduledPolicy,
+    SpatioTemporalPolicy,
+    carbon_only_policy,
+    composite_policy,
+    price_only_policy,
+)
+from evals.policy_base import Policy
+from evals.view import ForecastBook, GridView
+from tools.errors import InvalidInputError
+from tools.scoring import ScoreWeights
+
+logger = logging.getLogger(__name__)
+
+GRACE_HOURS = 24
+"""Hours after the window (beyond the longest slack) in which waiting jobs may still start."""
+HEURISTIC_POLICIES = ("baseline", "price_only", "carbon_only", "composite", "spatiotemporal")
+PARETO_CARBON_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Inputs of one replay."""
+
+    grid_dir: Path
+    jobs_file: Path
+    start: datetime
+    days: int = 7
+    seed: int = 0
+    fleet_scale: float = 1.0
+    forecast: str = "model"
+    arrival_scale: float = 1.0
+    max_jobs: int | None = None
+    slack_classes: tuple[tuple[int, float], ...] = DEFAULT_SLACK_CLASSES
+    max_duration_hours: int = DEFAULT_MAX_DURATION_HOURS
+    policies: tuple[str, ...] = HEURISTIC_POLICIES
+    oracle: bool = True
+    oracle_time_limit_s: float = 60.0
+    oracle_gap: float = 1e-3
+    pareto: bool = True
+    history_days: int = HISTORY_DAYS
+    fleet: Fleet | None = None
+    """Explicit fleet; default the seeded fleet scaled by `fleet_scale`."""
+
+
+@dataclass
+class ReplayResult:
+    """Everything a report needs."""
+
+    config: ReplayConfig
+    fleet: Fleet
+    window: GridWindow
+    jobs: JobSet
+    decide_hours: int
+    runs: dict[str, PolicyRun]
+    oracle: OracleSolution | None = None
+    pareto: list[dict[str, float]] = field(default_factory=list)
+    forecast_sees_future: bool = False
+
+
+def build_policy(name: str, *, causal_forecast: bool) -> Policy:
+    """Return the heuristic policy called `name`.
+
+    Raises:
+        InvalidInputError: Unknown policy name.
+    """
+    if name == "baseline":
+        return BaselinePolicy()
+    if name == "price_only":
+        return price_only_policy()
+    if name == "carbon_only":
+        return carbon_only_policy()
+    if name == "composite":
+        return composite_policy()
+    if name == "spatiotemporal":
+        return SpatioTemporalPolicy(causal=causal_forecast)
+    raise InvalidInputError(f"policy {name!r}: choose from {list(HEURISTIC_POLICIES)}")
+
+
+def prepare(config: ReplayConfig) -> tuple[Fleet, GridWindow, JobSet, int]:
+    """Load the fleet, grid window and jobs of a replay; return them and the decide hours."""
+    if config.forecast not in FORECAST_MODES:
+        raise InvalidInputError(
+            f"forecast {config.forecast!r}: choose one of {list(FORECAST_MODES)}"
+        )
+    fleet = config.fleet or default_fleet(config.fleet_scale)
+    trace = load_trace(config.jobs_file)
+    jobs = map_trace_to_window(
+        trace,
+        days=config.days,
+        zone_capacity=fleet.capacity,
+        seed=config.seed,
+        arrival_scale=config.arrival_scale,
+        slack_classes=config.slack_classes,
+        max_duration_hours=config.max_duration_hours,
+        max_jobs=config.max_jobs,
+    )
+    max_slack = max(h for h, _ in config.slack_classes)
+    decide_hours = config.days * 24 + max_slack + GRACE_HOURS
+    window = load_grid_window(
+        config.grid_dir,
+        fleet.zones,
+        start=config.start,
+        days=config.days,
+        tail_hours=decide_hours - config.days * 24 + config.max_duration_hours + 1,
+        history_days=config.history_days,
+    )
+    return fleet, window, jobs, decide_hours
+
+
+def run_policy(
+    policy: Policy,
+    *,
+    jobs: JobSet,
+    fleet: Fleet,
+    window: GridWindow,
+    book: ForecastBook,
+    decide_hours: int,
+) -> PolicyRun:
+    """Simulate one policy on a fresh view of the window."""
+    view = GridView(window, book)
+    return simulate(
+        policy,
+        jobs=jobs,
+        fleet=fleet,
+        window=window,
+        view=view,
+        decide_hours=decide_hours,
+        progress=True,
+    )
+
+
+def per_job_oracle_run(jobs: JobSet, fleet: Fleet, window: GridWindow) -> PolicyRun:
+    """Account the per-job oracle's schedule (capacity ignored, so no harness run)."""
+    start, zone = per_job_oracle(jobs, fleet, window.actual_ci())
+    energy, co2, cost, customer = account(jobs, fleet, window, start, zone)
+    missed = start + jobs.duration > jobs.deadline
+    outcome = JobOutcome(
+        start, zone, np.zeros(len(jobs), dtype=np.int64), energy, co2, cost, customer, missed
+    )
+    peak = np.zeros(len(fleet.zones))
+    for z in range(len(fleet.zones)):
+        on = zone == z
+        if on.any():
+            use = np.zeros(window.horizon + 1)
+            np.add.at(use, start[on], jobs.gpus[on])
+            np.add.at(use, start[on] + jobs.duration[on], -jobs.gpus[on])
+            peak[z] = np.cumsum(use).max()
+    return PolicyRun("oracle_per_job", False, outcome, peak)
+
+
+def pareto_sweep(
+    *,
+    jobs: JobSet,
+    fleet: Fleet,
+    window: GridWindow,
+    book: ForecastBook,
+    decide_hours: int,
+    causal: bool,
+) -> list[dict[str, float]]:
+    """Run the spatio-temporal policy over carbon/price weight mixes; mark non-dominated points."""
+    points: list[dict[str, float]] = []
+    for w in PARETO_CARBON_WEIGHTS:
+        weights = ScoreWeights(carbon=w, price=1.0 - w, utilization=0.0)
+        policy = SpatioTemporalPolicy(weights=weights, causal=causal, name=f"pareto_c{w:.2f}")
+        run = run_policy(
+            policy, jobs=jobs, fleet=fleet, window=window, book=book, decide_hours=decide_hours
+        )
+        points.append(
+            {
+                "carbon_weight": w,
+                "price_weight": 1.0 - w,
+                "co2_kg": float(run.outcome.co2_kg.sum()),
+                "energy_eur": float(run.outcome.energy_eur.sum()),
+                "deadline_misses": int(run.outcome.missed.sum()),
+            }
+        )
+    for p in points:
+        p["pareto_optimal"] = not any(
+            q is not p
+            and q["co2_kg"] <= p["co2_kg"]
+            and q["energy_eur"] <= p["energy_eur"]
+            and (q["co2_kg"] < p["co2_kg"] or q["energy_eur"] < p["energy_eur"])
+            for q in points
+        )
+    return points
+
+
+def run_replay(config: ReplayConfig) -> ReplayResult:
+    """Run every configured policy, the oracles and the Pareto sweep on one window."""
+    fleet, window, jobs, decide_hours = prepare(config)
+    book = ForecastBook(window, config.forecast)
+    causal_forecast = not book.sees_future
+    runs: dict[str, PolicyRun] = {}
+    for i, name in enumerate(config.policies, start=1):
+        logger.debug("policy %d/%d: %s", i, len(config.policies), name)
+        policy = build_policy(name, causal_forecast=causal_forecast)
+        runs[name] = run_policy(
+            policy, jobs=jobs, fleet=fleet, window=window, book=book, decide_hours=decide_hours
+        )
+    result = ReplayResult(
+        config, fleet, window, jobs, decide_hours, runs, forecast_sees_future=book.sees_future
+    )
+    if config.oracle:
+        solution = solve_oracle(
+            jobs,
+            fleet,
+            window.actual_ci(),
+            time_limit_s=config.oracle_time_limit_s,
+            mip_rel_gap=config.oracle_gap,
+        )
+        scheduled = ScheduledPolicy("oracle", solution.start, solution.zone)
+        runs["oracle"] = run_policy(
+            scheduled, jobs=jobs, fleet=fleet, window=window, book=book, decide_hours=decide_hours
+        )
+        runs["oracle_per_job"] = per_job_oracle_run(jobs, fleet, window)
+        result.oracle = solution
+    if config.pareto:
+        result.pareto = pareto_sweep(
+            jobs=jobs,
+            fleet=fleet,
+            window=window,
+            book=book,
+            decide_hours=decide_hours,
+            causal=causal_forecast,
+        )
+    return result
