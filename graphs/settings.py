@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     incidentio_api_key: SecretStr | None = None
     incidentio_alert_source_id: str | None = None
     paid_api_key: SecretStr | None = None
+    solana_lamports_per_eur_cent: int = Field(default=50_000, gt=0)
+    """SOL payout rate: lamports per euro cent (50,000 = 200 EUR per SOL)."""
+    payout_approval_threshold_minor: int = Field(default=5_000, ge=0)
+    """Payouts above this many cents wait for a person's approval."""
+    payout_max_minor: int = Field(default=50_000, gt=0)
+    """Per-payout cap in cents; above it a payout goes to review."""
+    payout_daily_cap_minor: int = Field(default=200_000, gt=0)
+    """Per-provider daily cap in cents; above it a payout goes to review."""
 
     @field_validator(
         "api_key",

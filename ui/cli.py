@@ -28,6 +28,7 @@ from ui.cli_common import (
     table,
     transaction,
 )
+from ui.cli_money import register as register_money
 
 app = typer.Typer(
     name="tgtg",
@@ -41,6 +42,7 @@ workloads_app = typer.Typer(help="List workloads, or move one along its life cyc
 app.add_typer(db_app, name="db")
 app.add_typer(grid_app, name="grid")
 app.add_typer(workloads_app, name="workloads")
+register_money(app, workloads_app)
 
 
 @app.callback()

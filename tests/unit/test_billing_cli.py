@@ -1,0 +1,74 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ui.cli import app
+
+AT = "2023-06-01T12:00:00Z"
+
+
+@pytest.fixture
+def tgtg(tmp_path, monkeypatch):
+    monkeypatch.setenv("TGTG_DATA_DIR", str(tmp_path / "var"))
+    runner = CliRunner()
+
+    def run(*args, code=0):
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, (result.output, result.exception)
+        return result.output
+
+    run("seed", "--at", AT, "--json")
+    return run
+
+
+def _route(tgtg, *extra):
+    out = json.loads(tgtg("route", "--at", AT, "--json", *extra))
+    return out
+
+
+def test_complete_all_bills_pays_gamers_and_mints_verifiable_receipts(tgtg):
+    _route(tgtg, "--gpus", "1", "--hours", "3", "--gpu-model", "RTX4090")
+    _route(tgtg, "--gpus", "1", "--hours", "2", "--gpu-model", "RTX4090", "--org", "nordlicht")
+    _route(tgtg, "--gpus", "4", "--hours", "2")
+    report = json.loads(tgtg("workloads", "complete", "--all", "--at", AT, "--json"))
+    assert len(report["completed"]) == 3 and len(report["settled"]) == 3
+    assert report["stripe"] == "demo" and report["chain"] == "local chain"
+    assert report["trial_balance"] == 0
+    paid = [r for r in report["settled"] if r.get("payout")]
+    assert paid and all(r["payout"]["status"] == "posted" for r in paid)
+    for r in report["settled"]:
+        s = r["settlement"]
+        assert s["fee_minor"] + s["provider_share_minor"] == s["gross_minor"] > 0
+        rid = s["receipt"]["id"]
+        verdict = json.loads(tgtg("receipts", "verify", rid, "--json"))
+        assert verdict["valid"] and verdict["memo"].startswith(f"cr1:{rid}:")
+    balance = json.loads(tgtg("ledger", "balance", "--json"))
+    assert balance["trial_balance"] == 0 and balance["unbalanced_transactions"] == []
+    again = json.loads(tgtg("workloads", "complete", "--all", "--at", AT, "--json"))
+    assert again["completed"] == [] and again["settled"] == []
+    assert json.loads(tgtg("ledger", "balance", "--json")) == balance
+
+
+def test_big_payouts_pause_for_approval_and_resume_once(tgtg, monkeypatch):
+    monkeypatch.setenv("TGTG_PAYOUT_APPROVAL_THRESHOLD_MINOR", "10")
+    _route(tgtg, "--gpus", "1", "--hours", "3", "--gpu-model", "RTX4090")
+    _route(tgtg, "--gpus", "1", "--hours", "2", "--gpu-model", "RTX4090", "--org", "nordlicht")
+    report = json.loads(tgtg("workloads", "complete", "--all", "--at", AT, "--json"))
+    waiting = report["awaiting_approval"]
+    assert len(waiting) == 2
+    listed = json.loads(tgtg("payouts", "--status", "awaiting_approval", "--json"))
+    assert sorted(p["id"] for p in listed) == sorted(waiting)
+    approved = json.loads(tgtg("payouts", "--approve", waiting[0], "--json"))
+    assert approved["status"] == "posted" and approved["approved_by"] == "cli"
+    rejected = json.loads(tgtg("payouts", "--reject", waiting[1], "--json"))
+    assert rejected["status"] == "rejected"
+    err = tgtg("payouts", "--approve", waiting[0], code=2)
+    assert "'posted'" in err
+    assert json.loads(tgtg("ledger", "balance", "--json"))["trial_balance"] == 0
+
+
+def test_bad_input_names_the_value(tgtg):
+    assert "'wl_nope'" in tgtg("workloads", "complete", "wl_nope", code=2)
+    assert "not both" in tgtg("workloads", "complete", code=2)
+    assert "'cr_nope'" in tgtg("receipts", "verify", "cr_nope", code=2)

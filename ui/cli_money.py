@@ -1,0 +1,306 @@
+"""The money commands of `tgtg`: complete workloads, ledger, payouts, receipts, profitability."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import typer
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+
+from graphs.billing import (
+    BILLING_RECURSION_LIMIT,
+    build_billing_graph,
+    make_chain,
+    make_money_services,
+)
+from graphs.context import BillingContext
+from store import ledger, repo
+from tools.billing_cycle import complete_workload, unsettled_workloads
+from tools.errors import InvalidInputError, NotFoundError
+from tools.grid import ZONES
+from tools.payouts import decide_payout, execute_payout, list_payouts, owed_to
+from tools.profitability import profitability_report
+from tools.receipts import list_receipts, verify_receipt
+from ui.cli_common import AT_OPTION, JSON_OPTION, domain_errors, emit_json, fail, services, table
+from ui.services import Services
+
+ledger_app = typer.Typer(help="The double-entry ledger: balances and what is owed.")
+payouts_app = typer.Typer(help="Gamer payouts on Solana: list them, approve or reject one.")
+receipts_app = typer.Typer(help="Carbon receipts anchored on chain: list or verify.")
+
+
+def _config(workload_id: str) -> dict[str, Any]:
+    return {
+        "configurable": {"thread_id": f"billing:{workload_id}"},
+        "recursion_limit": BILLING_RECURSION_LIMIT,
+    }
+
+
+@asynccontextmanager
+async def _billing(svc: Services) -> AsyncIterator[tuple[CompiledStateGraph, BillingContext]]:
+    path = svc.settings.data_dir / "billing_checkpoints.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    money = make_money_services(svc.settings, grid=svc.grid(), baseline_zones=tuple(ZONES))
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        graph = build_billing_graph(checkpointer=saver)
+        yield graph, BillingContext(sessions=svc.sessions, money=money, clock=svc.clock)
+
+
+async def _settle(svc: Services, ids: list[str]) -> tuple[list[dict[str, Any]], str, str]:
+    out = []
+    async with _billing(svc) as (graph, ctx):
+        for wid in ids:
+            config = _config(wid)
+            snapshot = await graph.aget_state(config)
+            if snapshot.next:
+                out.append({"workload_id": wid, "paused": "awaiting_approval", **snapshot.values})
+                continue
+            result = await graph.ainvoke({"workload_id": wid}, config, context=ctx)
+            result.pop("__interrupt__", None)
+            out.append(result)
+        return out, ctx.money.biller.mode, ctx.money.chain.label
+
+
+@domain_errors
+def complete(
+    ctx: typer.Context,
+    workload_id: Annotated[str | None, typer.Argument(help="Workload id (or --all).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every routed or running workload.")] = False,
+    at: str | None = AT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Complete workloads, then bill them, pay gamer nodes and mint carbon receipts."""
+    if (workload_id is None) == (not all_):
+        raise fail("give a workload ID or --all (not both)")
+    svc = services(ctx, at)
+    now = svc.clock.now()
+    with svc.sessions() as session:
+        if workload_id is not None:
+            w = repo.get_workload(session=session, workload_id=workload_id)
+            if w is None:
+                raise NotFoundError(
+                    f"workload {workload_id!r} does not exist; see `tgtg workloads`"
+                )
+            ids = [workload_id]
+        else:
+            active = repo.list_workloads(session=session, statuses=["routed", "running"])
+            ids = [w.id for w in active]
+        completed = []
+        for wid in ids:
+            w = repo.get_workload(session=session, workload_id=wid)
+            if w is not None and w.status in ("routed", "running"):
+                complete_workload(session=session, workload_id=wid, now=now)
+                completed.append(wid)
+        to_settle = ids if workload_id is not None else unsettled_workloads(session=session)
+    results, stripe_mode, chain = asyncio.run(_settle(svc, to_settle))
+    with svc.sessions() as session:
+        tb = ledger.trial_balance(session=session)["trial_balance"]
+    report = {
+        "completed": completed,
+        "settled": results,
+        "stripe": stripe_mode,
+        "chain": chain,
+        "awaiting_approval": [
+            r["payout"]["id"]
+            for r in results
+            if r.get("payout") and r["payout"]["status"] == "awaiting_approval"
+        ],
+        "trial_balance": tb,
+    }
+    if as_json:
+        emit_json(report)
+        return
+    table(
+        f"settled (stripe: {stripe_mode}, chain: {chain})",
+        ["workload", "gross", "fee", "payout", "receipt", "kg CO2", "kg avoided"],
+        [
+            [
+                r["workload_id"],
+                r.get("settlement", {}).get("gross_minor"),
+                r.get("settlement", {}).get("fee_minor"),
+                (r.get("payout") or {}).get("status", "-"),
+                r.get("settlement", {}).get("receipt", {}).get("id"),
+                r.get("settlement", {}).get("co2_kg"),
+                r.get("settlement", {}).get("co2_avoided_kg"),
+            ]
+            for r in results
+        ],
+    )
+    print(f"trial balance: {tb}")
+
+
+@ledger_app.command("balance")
+@domain_errors
+def ledger_balance(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Show the trial balance (debits minus credits: zero when sound) and account balances."""
+    svc = services(ctx)
+    with svc.sessions() as session:
+        tb = ledger.trial_balance(session=session)
+    if as_json:
+        emit_json(tb)
+        return
+    table("accounts", ["account", "debits", "credits", "balance"], [
+        [a["account"], a["debits"], a["credits"], a["balance"]] for a in tb["accounts"]  # type: ignore[attr-defined]
+    ])  # fmt: skip
+    print(f"trial balance: {tb['trial_balance']}  (transactions: {tb['transactions']})")
+
+
+@ledger_app.command("owed")
+@domain_errors
+def ledger_owed(
+    ctx: typer.Context,
+    org_id: Annotated[str, typer.Argument(help="Provider organisation id.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show what the platform owes a provider (payable, reserved by payouts, unreserved)."""
+    svc = services(ctx)
+    with svc.sessions() as session:
+        if repo.get_organization(session=session, org_id=org_id) is None:
+            raise NotFoundError(f"organization {org_id!r} does not exist")
+        owed = {"org_id": org_id, **owed_to(session=session, org_id=org_id)}
+    emit_json(owed) if as_json else print(owed)
+
+
+async def _decide(svc: Services, payout_id: str, approve: bool) -> dict[str, Any]:
+    with svc.sessions() as session:
+        view = next((p for p in list_payouts(session=session) if p.id == payout_id), None)
+    if view is None:
+        raise NotFoundError(f"payout {payout_id!r} does not exist; list them with `tgtg payouts`")
+    async with _billing(svc) as (graph, ctx):
+        config = _config(view.workload_id)
+        snapshot = await graph.aget_state(config)
+        if "await_approval" in snapshot.next:
+            result = await graph.ainvoke(
+                Command(resume={"approve": approve, "by": "cli"}), config, context=ctx
+            )
+            return result["payout"]
+        # Not paused in a billing thread (e.g. created elsewhere): same policy code, directly.
+        with svc.sessions() as session:
+            decided = decide_payout(
+                session=session,
+                intent_id=payout_id,
+                approve=approve,
+                decided_by="cli",
+                now=svc.clock.now(),
+            )
+            session.commit()
+            if decided.status == "approved":
+                decided = await execute_payout(
+                    session=session,
+                    chain=ctx.money.chain,
+                    payer=ctx.money.payer,
+                    intent_id=payout_id,
+                    now=svc.clock.now(),
+                )
+        return decided.model_dump(mode="json")
+
+
+@payouts_app.callback(invoke_without_command=True)
+@domain_errors
+def payouts(
+    ctx: typer.Context,
+    approve: Annotated[str | None, typer.Option("--approve", help="Approve this payout.")] = None,
+    reject: Annotated[str | None, typer.Option("--reject", help="Reject this payout.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Filter by status.")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List payouts, or approve / reject one that awaits approval."""
+    svc = services(ctx)
+    if approve and reject:
+        raise fail("give --approve or --reject, not both")
+    if approve or reject:
+        result = asyncio.run(_decide(svc, approve or reject or "", approve is not None))
+        emit_json(result) if as_json else print(f"payout {result['id']} is {result['status']}")
+        return
+    with svc.sessions() as session:
+        rows = list_payouts(session=session, status=status)
+    if as_json:
+        emit_json(rows)
+        return
+    table("payouts", ["id", "workload", "org", "amount", "lamports", "status", "reason"], [
+        [p.id, p.workload_id, p.org_id, p.amount_minor, p.lamports, p.status, p.reason]
+        for p in rows
+    ])  # fmt: skip
+
+
+@receipts_app.callback(invoke_without_command=True)
+@domain_errors
+def receipts(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List carbon receipts."""
+    if ctx.invoked_subcommand is not None:
+        return
+    svc = services(ctx)
+    with svc.sessions() as session:
+        rows = list_receipts(session=session)
+    if as_json:
+        emit_json(rows)
+        return
+    table("receipts", ["id", "workload", "kWh", "kg CO2", "kg avoided", "status", "chain"], [
+        [r.id, r.workload_id, round(r.energy_kwh, 3), round(r.co2_kg, 3),
+         None if r.co2_avoided_kg is None else round(r.co2_avoided_kg, 3), r.status, r.chain]
+        for r in rows
+    ])  # fmt: skip
+
+
+@receipts_app.command("verify")
+@domain_errors
+def receipts_verify(
+    ctx: typer.Context,
+    receipt_id: Annotated[str, typer.Argument(help="Receipt id (cr_...).")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Verify a receipt: document hash, on-chain memo, signature and finality (exit 1 if not)."""
+    svc = services(ctx)
+    chain, _ = make_chain(svc.settings)
+    with svc.sessions() as session:
+        result = asyncio.run(verify_receipt(session=session, chain=chain, receipt_id=receipt_id))
+    if as_json:
+        emit_json(result)
+    else:
+        verdict = "VALID" if result.valid else "INVALID"
+        print(f"{result.receipt_id}: {verdict} on {result.chain} ({result.signature})")
+        for name, ok in result.checks.items():
+            print(f"  {'ok ' if ok else 'FAIL'} {name}")
+    if not result.valid:
+        sys.exit(1)
+
+
+@domain_errors
+def profitability(
+    ctx: typer.Context,
+    by: Annotated[str, typer.Option("--by", help="workload | org | node.")] = "workload",
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show profitability and carbon ROI per workload, organisation or node (local demo mode)."""
+    if by not in ("workload", "org", "node"):
+        raise InvalidInputError(f"--by {by!r}: use workload, org or node")
+    svc = services(ctx)
+    with svc.sessions() as session:
+        rows = profitability_report(
+            session=session,
+            group_by=by,  # type: ignore[arg-type]  # checked above
+            lamports_per_minor=svc.settings.solana_lamports_per_eur_cent,
+        )
+    if as_json:
+        emit_json(rows)
+        return
+    table(f"profitability by {by} (demo: computed locally)",
+          [by, "workloads", "gross", "fee", "chain cost", "margin", "kg avoided", "kg/EUR fee"], [
+        [r.key, r.workloads, r.gross_minor, r.fee_minor, r.chain_cost_minor, r.margin_minor,
+         r.co2_avoided_kg, r.carbon_roi_kg_per_eur] for r in rows
+    ])  # fmt: skip
+
+
+def register(app: typer.Typer, workloads_app: typer.Typer) -> None:
+    """Add the money commands to the `tgtg` app and its `workloads` group."""
+    app.add_typer(ledger_app, name="ledger")
+    app.add_typer(payouts_app, name="payouts")
+    app.add_typer(receipts_app, name="receipts")
+    app.command("profitability")(profitability)
+    workloads_app.command("complete")(complete)
