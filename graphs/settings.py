@@ -7,6 +7,7 @@ mode exactly when its key is absent.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +50,10 @@ class Settings(BaseSettings):
     """GPU job trace CSV used by replays (default the shared Alibaba trace if present)."""
     sim_seed: int = 7
     """Seed of the grid simulator; the same seed and hour always give the same reading."""
+    clock_start: datetime | None = None
+    """Replay clock: start the process's clock at this time (e.g. inside the recorded span)."""
+    clock_speed: float = Field(1.0, gt=0, le=86_400)
+    """Replay clock: simulated seconds per wall-clock second."""
 
     score_weight_carbon: float = 0.6
     score_weight_price: float = 0.3
@@ -102,6 +107,14 @@ class Settings(BaseSettings):
         """Treat an empty variable (as copied from `.env.example`) as no key at all."""
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("clock_start")
+    @classmethod
+    def _aware_start(cls, value: datetime | None) -> datetime | None:
+        """Read a clock start without a zone as UTC."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
         return value
 
     @property

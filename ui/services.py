@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from graphs.settings import Settings
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
-from tools.clock import Clock, FixedClock, SystemClock
+from tools.clock import Clock, FixedClock, ReplayClock, SystemClock
 from tools.grid import GridSource, make_grid_source
 from tools.scoring import ScoreWeights
 
@@ -28,7 +28,14 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings, *, at: datetime | None = None) -> Services:
         """Create services; `at` pins the clock (CLI `--at`)."""
-        return cls(settings=settings, clock=FixedClock(at) if at else SystemClock())
+        clock: Clock
+        if at is not None:
+            clock = FixedClock(at)
+        elif settings.clock_start is not None:
+            clock = ReplayClock(settings.clock_start, settings.clock_speed)
+        else:
+            clock = SystemClock()
+        return cls(settings=settings, clock=clock)
 
     @cached_property
     def engine(self) -> Engine:

@@ -138,3 +138,22 @@ def test_grid_outside_recorded_span_is_a_clear_error(tgtg, grid_dir):
 
 def test_db_upgrade(tgtg):
     assert _json(tgtg("db", "upgrade", "--json"))["upgraded"] is True
+
+
+def test_replay_clock_serves_recorded_data(tgtg, grid_dir, monkeypatch):
+    monkeypatch.setenv("TGTG_CLOCK_START", "2021-01-01T00:10")
+    monkeypatch.setenv("TGTG_CLOCK_SPEED", "1")
+    out = _json(
+        tgtg(
+            "--grid-dir",
+            str(grid_dir),
+            "--grid-source",
+            "recorded",
+            "grid",
+            "--zone",
+            "FR",
+            "--json",
+        )
+    )
+    assert out["readings"][0]["ts"] == "2021-01-01T00:00:00Z"
+    assert out["readings"][0]["carbon_intensity"] == pytest.approx(60.97)
