@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -76,15 +77,8 @@ def _drop_pg_schema(schema: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated, empty database: SQLite file and PostgreSQL schema, one per test."""
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
+@contextmanager
+def _migrated_pg() -> Iterator[Engine]:
     eng, schema = _pg_engine_or_skip()
     try:
         upgrade(eng)
@@ -92,27 +86,40 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     finally:
         eng.dispose()
         _drop_pg_schema(schema)
+
+
+@contextmanager
+def _migrated_sqlite(path: Path) -> Iterator[Engine]:
+    eng = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade(eng)
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty database: SQLite file and PostgreSQL schema, one per test."""
+    migrated = (
+        _migrated_sqlite(tmp_path / "test.db") if request.param == "sqlite" else _migrated_pg()
+    )
+    with migrated as eng:
+        yield eng
 
 
 @pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     """A migrated, empty SQLite database for tests that need not run on both."""
-    eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
-    upgrade(eng)
-    yield eng
-    eng.dispose()
+    with _migrated_sqlite(tmp_path / "test.db") as eng:
+        yield eng
 
 
 @pytest.fixture
 def pg_engine() -> Iterator[Engine]:
     """A migrated, empty PostgreSQL schema (skips visibly, or fails in CI, when unreachable)."""
-    eng, schema = _pg_engine_or_skip()
-    try:
-        upgrade(eng)
+    with _migrated_pg() as eng:
         yield eng
-    finally:
-        eng.dispose()
-        _drop_pg_schema(schema)
 
 
 @pytest.fixture
