@@ -42,7 +42,7 @@ class BrokerState(ChatState, total=False):
     remaining_steps: RemainingSteps
 
 
-async def read_request(state: BrokerState, runtime: Runtime[Context]) -> dict[str, Any]:
+def read_request(state: BrokerState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Grant write tools from the operator's latest message only (never from tool output)."""
     latest = next((m for m in reversed(state["messages"]) if isinstance(m, HumanMessage)), None)
     grant: WriteGrant = {"tools": [], "workload_ids": []}
@@ -68,7 +68,7 @@ def _sanitised(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     return out
 
 
-async def call_model(state: BrokerState, runtime: Runtime[Context]) -> dict[str, Any]:
+def call_model(state: BrokerState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Ask the model for the next step; on the last allowed step, end with an answer."""
     ctx = runtime.context
     system = SystemMessage(broker_system_prompt(now=ctx.clock.now()))
@@ -76,7 +76,7 @@ async def call_model(state: BrokerState, runtime: Runtime[Context]) -> dict[str,
         return {"messages": [AIMessage("I could not finish within the step limit; please ask again "
                                        "more specifically.")]}  # fmt: skip
     model = ctx.model.bind_tools(broker_tools())
-    reply = await model.ainvoke([system, *_sanitised(state["messages"])])
+    reply = model.invoke([system, *_sanitised(state["messages"])])
     return {"messages": [reply]}
 
 

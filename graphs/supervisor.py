@@ -93,12 +93,12 @@ def _make_choose(entries: list[AgentEntry]) -> Callable[..., Any]:
     names = {f"transfer_to_{e.name}": e.name for e in entries}
     catalogue = "\n".join(f"- {e.name}: {e.description}" for e in entries)
 
-    async def choose_agent(state: ChatState, runtime: Runtime[Context]) -> Command[Any]:
+    def choose_agent(state: ChatState, runtime: Runtime[Context]) -> Command[Any]:
         """Hand the operator's latest message to one agent, or answer directly."""
         latest = next(m for m in reversed(state["messages"]) if isinstance(m, HumanMessage))
         system = SystemMessage(render("supervisor.system", now=runtime.context.clock.now()
                                       .isoformat(), agents=catalogue))  # fmt: skip
-        reply = await runtime.context.model.bind_tools(tools).ainvoke([system, latest])
+        reply = runtime.context.model.bind_tools(tools).invoke([system, latest])
         for call in reply.tool_calls if isinstance(reply, AIMessage) else []:
             if call["name"] in names:
                 logger.info("supervisor hands the turn to %s", names[call["name"]])

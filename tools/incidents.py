@@ -6,7 +6,8 @@ Triggers and thresholds (documented, tested):
   `CARBON_SPIKE_RATIO` (1.5) times its mean over the previous 24 hours and at least
   `CARBON_SPIKE_MIN` (100 gCO2/kWh).
 * price_spike: same rule on the day-ahead price: `PRICE_SPIKE_RATIO` (2.0) times the 24-hour mean
-  and at least `PRICE_SPIKE_MIN` (150 EUR/MWh).
+  and at least `PRICE_SPIKE_MIN` (150 EUR/MWh). When both spike together the zone gets one
+  carbon_spike incident whose details carry the price figures too.
 * node_offline: a node that is offline or in maintenance while it still holds routed or running
   work (failover: the broker moves it without the 25 % rule).
 * surplus: a zone reporting curtailment now while routed (not yet started) work sits elsewhere
@@ -147,6 +148,14 @@ def _spikes(zone: str, grid: GridSource, now: datetime) -> list[Anomaly]:
                 details={"value": round(value, 1), "baseline": round(base, 1), "ratio": ratio,
                          "minimum": minimum, "note": current.note},
             ))  # fmt: skip
+    if len(found) == 2:
+        # One incident per zone: a carbon spike that comes with a price spike is one event.
+        carbon, price = found
+        merged = carbon.model_copy(update={
+            "reason": f"{carbon.reason}; {price.reason}",
+            "details": {**carbon.details, "price": price.details},
+        })  # fmt: skip
+        return [merged]
     return found
 
 

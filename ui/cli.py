@@ -18,6 +18,7 @@ from tools.fleet import node_views, seed_demo
 from tools.grid.models import floor_hour
 from tools.scoring import score_one
 from tools.workloads import WorkloadView, normalise_zone, set_workload_status
+from ui.cli_agents import register as register_agent_commands
 from ui.cli_common import (
     AT_OPTION,
     JSON_OPTION,
@@ -42,6 +43,7 @@ workloads_app = typer.Typer(help="List workloads, or move one along its life cyc
 app.add_typer(db_app, name="db")
 app.add_typer(grid_app, name="grid")
 app.add_typer(workloads_app, name="workloads")
+register_agent_commands(app, grid_app)
 register_money(app, workloads_app)
 
 

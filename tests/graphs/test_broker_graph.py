@@ -1,6 +1,5 @@
 import json
 
-import anyio
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -18,7 +17,7 @@ EU = {"FR", "DE", "ES", "PT", "NL", "BE", "IT"}
 
 def _turn(graph, ctx, text, thread="t1"):
     cfg = {"configurable": {"thread_id": thread}, "recursion_limit": CHAT_RECURSION_LIMIT}
-    return anyio.run(lambda: graph.ainvoke({"messages": [HumanMessage(text)]}, cfg, context=ctx))
+    return graph.invoke({"messages": [HumanMessage(text)]}, cfg, context=ctx)
 
 
 def _count(sessions, model):

@@ -1,0 +1,194 @@
+"""Build the incident graph: MONITORING → ANOMALY_DETECTED → EVALUATING → ADAPTING → RESOLVED.
+
+One node per state. Each node re-reads the incident row, does its work and records the
+transition with time and reason in one transaction; a node whose transition is already stored
+skips its writes, so a resumed run (after a crash) repeats nothing. Reroutes go through the
+broker and are stored per (incident, workload). The deterministic path needs no model; a real
+model, when configured, writes the incident summary.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from langchain_core.messages import HumanMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Checkpointer
+from sqlalchemy.orm import Session
+
+from agents.offline import is_offline
+from graphs.context import Context
+from graphs.state import IncidentInput, IncidentState
+from prompts import render
+from store import incident_repo
+from store.incident_models import Incident
+from tools.grid import GridSource
+from tools.incidentio import AlertEventIn
+from tools.incidents import (
+    adapt_workload,
+    affected_workloads,
+    evaluate_reroutes,
+    grid_with_overrides,
+    still_present,
+)
+
+logger = logging.getLogger(__name__)
+STATE_ORDER = incident_repo.INCIDENT_ORDER
+
+
+def _load(session: Session, incident_id: str) -> Incident:
+    incident = incident_repo.get_incident(session=session, incident_id=incident_id,
+                                          for_update=True)  # fmt: skip
+    if incident is None:
+        raise LookupError(f"incident {incident_id!r} does not exist")
+    return incident
+
+
+def _past(incident: Incident, state: str) -> bool:
+    return STATE_ORDER.index(incident.state) >= STATE_ORDER.index(state)
+
+
+def _grid(ctx: Context, session: Session) -> GridSource:
+    return grid_with_overrides(session=session, grid=ctx.grid, now=ctx.clock.now())
+
+
+def _alert(ctx: Context, session: Session, incident: Incident, status: str, text: str) -> None:
+    if ctx.alerts is None:
+        return
+    event = AlertEventIn(
+        title=f"Too Green To Go: {incident.trigger.replace('_', ' ')} in {incident.zone}",
+        status=status,  # type: ignore[arg-type]
+        deduplication_key=incident.id, description=text[:2000],
+        metadata={"zone": incident.zone, "trigger": incident.trigger, "incident_id": incident.id},
+    )  # fmt: skip
+    ctx.alerts.send(session=session, event=event, now=ctx.clock.now())
+
+
+def monitoring(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Confirm the anomaly still holds; move to ANOMALY_DETECTED, or straight to RESOLVED."""
+    ctx, now = runtime.context, runtime.context.clock.now()
+    with ctx.sessions.begin() as session:
+        incident = _load(session, state["incident_id"])
+        if not _past(incident, "ANOMALY_DETECTED"):
+            anomaly = still_present(session=session, grid=_grid(ctx, session), incident=incident,
+                                    now=now)  # fmt: skip
+            if anomaly is None:
+                incident_repo.record_transition(
+                    session=session, incident=incident, to_state="RESOLVED", now=now,
+                    reason="anomaly cleared before confirmation",
+                )  # fmt: skip
+            else:
+                incident.details = {**incident.details, **anomaly.details}
+                incident_repo.record_transition(session=session, incident=incident,
+                                                to_state="ANOMALY_DETECTED", reason=anomaly.reason,
+                                                now=now)  # fmt: skip
+        return {"zone": incident.zone, "trigger": incident.trigger, "states": [incident.state]}
+
+
+def route_after_monitoring(state: IncidentState) -> Literal["anomaly_detected", "__end__"]:
+    """Continue unless the anomaly cleared."""
+    return END if state["states"][-1] == "RESOLVED" else "anomaly_detected"
+
+
+def anomaly_detected(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Raise the alert and list the workloads at stake; move to EVALUATING."""
+    ctx, now = runtime.context, runtime.context.clock.now()
+    with ctx.sessions.begin() as session:
+        incident = _load(session, state["incident_id"])
+        affected = affected_workloads(session=session, incident=incident)
+        if not _past(incident, "EVALUATING"):
+            _alert(ctx, session, incident, "firing", str(incident.details))
+            incident_repo.record_transition(
+                session=session, incident=incident, to_state="EVALUATING", now=now,
+                reason=f"{len(affected)} workload(s) at stake: {', '.join(affected) or 'none'}",
+            )  # fmt: skip
+        return {"affected": affected, "states": ["EVALUATING"]}
+
+
+def evaluating(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Rank reroute candidates for each affected workload (read-only); move to ADAPTING."""
+    ctx, now = runtime.context, runtime.context.clock.now()
+    with ctx.sessions.begin() as session:
+        incident = _load(session, state["incident_id"])
+        evaluations = evaluate_reroutes(session=session, grid=_grid(ctx, session),
+                                        workload_ids=state.get("affected", []), now=now,
+                                        weights=ctx.weights)  # fmt: skip
+        if not _past(incident, "ADAPTING"):
+            better = [e for e in evaluations if e["best_score"] is not None]
+            incident_repo.record_transition(
+                session=session, incident=incident, to_state="ADAPTING", now=now,
+                reason=f"ranked alternatives for {len(evaluations)} workload(s); "
+                f"{len(better)} have another eligible node",
+            )  # fmt: skip
+        return {"evaluations": evaluations, "states": ["ADAPTING"]}
+
+
+def adapting(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Reroute each affected workload through the broker (>= 25 % better, <= 5 moves)."""
+    ctx, now = runtime.context, runtime.context.clock.now()
+    reroutes = []
+    for workload_id in state.get("affected", []):
+        # One transaction per workload: the move and its incident record commit together.
+        with ctx.sessions.begin() as session:
+            incident = _load(session, state["incident_id"])
+            if incident.state != "ADAPTING":
+                break
+            reroutes.append(adapt_workload(session=session, grid=_grid(ctx, session),
+                                           incident_id=incident.id, workload_id=workload_id,
+                                           now=now, weights=ctx.weights))  # fmt: skip
+    return {"reroutes": reroutes}
+
+
+def _summary(ctx: Context, incident: Incident, session: Session) -> str:
+    transitions = incident_repo.list_transitions(session=session, incident_id=incident.id)
+    moves = incident_repo.list_reroutes(session=session, incident_id=incident.id)
+    lines = "\n".join(f"- {t.at.isoformat()} {t.from_state} -> {t.to_state}: {t.reason}"
+                      for t in transitions)  # fmt: skip
+    moved = "\n".join(f"- {r.workload_id}: {r.outcome} {r.from_node_id} -> {r.to_node_id}"
+                      for r in moves) or "- none"  # fmt: skip
+    if is_offline(ctx.model):
+        done = sum(r.outcome == "rerouted" for r in moves)
+        kind = incident.trigger.replace("_", " ")
+        return f"{kind} in {incident.zone}: {len(moves)} workload(s) evaluated, {done} rerouted."
+    prompt = render("incident.summary", incident_id=incident.id, zone=incident.zone,
+                    trigger=incident.trigger, opened_at=incident.opened_at.isoformat(),
+                    transitions=lines, reroutes=moved)  # fmt: skip
+    return str(ctx.model.invoke([HumanMessage(prompt)]).content)[:2000]
+
+
+def resolved(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Record the outcome, resolve the alert and close the incident."""
+    ctx, now = runtime.context, runtime.context.clock.now()
+    with ctx.sessions.begin() as session:
+        incident = _load(session, state["incident_id"])
+        if incident.state != "RESOLVED":
+            moves = incident_repo.list_reroutes(session=session, incident_id=incident.id)
+            incident.summary = _summary(ctx, incident, session)
+            _alert(ctx, session, incident, "resolved", incident.summary)
+            outcome = ", ".join(f"{r.workload_id} {r.outcome}" for r in moves) or "nothing to move"
+            incident_repo.record_transition(
+                session=session, incident=incident, to_state="RESOLVED", reason=outcome, now=now
+            )
+        return {"summary": incident.summary or "", "states": ["RESOLVED"]}
+
+
+def build_incident_graph(
+    *, checkpointer: Checkpointer = None
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Build and compile the incident state machine (run with durability='sync')."""
+    builder = StateGraph(IncidentState, context_schema=Context, input_schema=IncidentInput)
+    builder.add_node("monitoring", monitoring)
+    builder.add_node("anomaly_detected", anomaly_detected)
+    builder.add_node("evaluating", evaluating)
+    builder.add_node("adapting", adapting)
+    builder.add_node("resolved", resolved)
+    builder.add_edge(START, "monitoring")
+    builder.add_conditional_edges("monitoring", route_after_monitoring, ["anomaly_detected", END])
+    builder.add_edge("anomaly_detected", "evaluating")
+    builder.add_edge("evaluating", "adapting")
+    builder.add_edge("adapting", "resolved")
+    builder.add_edge("resolved", END)
+    return builder.compile(checkpointer=checkpointer, name="incident")

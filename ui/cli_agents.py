@@ -1,0 +1,178 @@
+"""`tgtg chat`, `tgtg incidents …` and `tgtg grid spike`: the agent commands."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from agents.models import ModelEndpointError, make_chat_model
+from graphs.chat import chat_turn
+from graphs.checkpoint import open_checkpointer
+from graphs.context import DEFAULT_ORG_ID, Context
+from graphs.incident_watch import report, run_once, watch
+from graphs.settings import Settings
+from store import incident_repo, repo
+from store.seed import seed_fleet
+from tools.incidentio import AlertSink, DemoAlerts, IncidentIoAlerts
+from tools.incidents import add_spike, grid_with_overrides
+from ui.cli_common import JSON_OPTION, domain_errors, emit_json, fail, services, transaction
+from ui.services import Services
+
+logger = logging.getLogger(__name__)
+incidents_app = typer.Typer(help="Incident response: scan, run and watch incidents.")
+
+
+def make_alert_sink(settings: Settings) -> AlertSink:
+    """Return incident.io alerts when configured, else the local demo recorder."""
+    if settings.incidentio_api_key is None or not settings.incidentio_alert_source_id:
+        return DemoAlerts()
+    return IncidentIoAlerts(api_key=settings.incidentio_api_key.get_secret_value(),
+                            alert_source_config_id=settings.incidentio_alert_source_id)  # fmt: skip
+
+
+def _context(svc: Services, *, org_id: str, worker_id: str = "local") -> Context:
+    try:
+        model = make_chat_model(svc.settings)
+    except ModelEndpointError as exc:
+        raise fail(str(exc)) from None
+    now = svc.clock.now()
+    with transaction(svc) as session:
+        if not repo.list_nodes(session=session):
+            seed_fleet(session=session, now=now)
+            print("store had no compute nodes: seeded the demo fleet", file=sys.stderr)
+        grid = grid_with_overrides(session=session, grid=svc.grid(), now=now)
+    return Context(model=model, sessions=svc.sessions, grid=grid, clock=svc.clock,
+                   weights=svc.weights, org_id=org_id, alerts=make_alert_sink(svc.settings),
+                   worker_id=worker_id)  # fmt: skip
+
+
+@contextmanager
+def _checkpointer(svc: Services) -> Iterator[Any]:
+    with open_checkpointer(svc.engine) as saver:
+        yield saver
+
+
+@domain_errors
+def chat(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="What to ask, e.g. 'where should 4xH100 run?'")],
+    thread: Annotated[
+        str | None, typer.Option("--thread", help="Continue this conversation.")
+    ] = None,
+    org: Annotated[str, typer.Option("--org", help="Organisation to act for.")] = DEFAULT_ORG_ID,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Ask the broker agent; 'route it' on the same --thread commits its recommendation."""
+    if not text.strip():
+        raise fail("chat text '' is empty: say what you need, e.g. 'compare zones now'")
+    svc = services(ctx)
+    context = _context(svc, org_id=org)
+    with _checkpointer(svc) as saver:
+        result = chat_turn(context, saver, text, thread_id=thread or uuid.uuid4().hex[:12])
+    if as_json:
+        emit_json(result)
+    else:
+        print(result["answer"])
+        print(f"(thread {result['thread']}; tools: {', '.join(result['tool_calls']) or 'none'})")
+
+
+@incidents_app.command("run-once")
+@domain_errors
+def incidents_run_once(
+    ctx: typer.Context,
+    worker_id: Annotated[str, typer.Option("--worker-id")] = socket.gethostname(),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Scan for anomalies once, then run every open incident to RESOLVED."""
+    svc = services(ctx)
+    context = _context(svc, org_id=DEFAULT_ORG_ID, worker_id=worker_id)
+    with _checkpointer(svc) as saver:
+        reports = run_once(context, saver)
+    _print_reports(reports, as_json)
+
+
+def _print_reports(reports: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        emit_json(reports)
+        return
+    if not reports:
+        print("no incidents")
+    for r in reports:
+        moves = ", ".join(f"{m['workload_id']} {m['outcome']} {m['from_node_id']}->"
+                          f"{m['to_node_id']}" for m in r["reroutes"]) or "no reroutes"  # fmt: skip
+        print(f"{r['id']} {r['zone']} {r['trigger']}: {' -> '.join(r['states'])}; {moves}")
+
+
+@incidents_app.command("watch")
+@domain_errors
+def incidents_watch(
+    ctx: typer.Context,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="Seconds between scans.")
+    ] = 60.0,
+    iterations: Annotated[int | None, typer.Option("--iterations", min=1)] = None,
+    worker_id: Annotated[str, typer.Option("--worker-id")] = socket.gethostname(),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Scan and handle incidents every --interval seconds; safe to kill and restart."""
+    svc = services(ctx)
+    with _checkpointer(svc) as saver:
+        watch(lambda: _context(svc, org_id=DEFAULT_ORG_ID, worker_id=worker_id), saver,
+              interval_s=interval, iterations=iterations,
+              on_pass=lambda reports: _print_reports(reports, as_json))  # fmt: skip
+
+
+@incidents_app.command("list")
+@domain_errors
+def incidents_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List incidents, newest first, with their states."""
+    svc = services(ctx)
+    context = _context(svc, org_id=DEFAULT_ORG_ID)
+    with svc.sessions() as session:
+        ids = [i.id for i in incident_repo.list_incidents(session=session, limit=50)]
+    _print_reports([report(context, i) for i in ids], as_json)
+
+
+@domain_errors
+def grid_spike(
+    ctx: typer.Context,
+    zone: Annotated[str, typer.Option("--zone", help="Zone code, e.g. FR.")],
+    factor: Annotated[float, typer.Option("--factor", help="Carbon multiplier (0-20].")] = 3.0,
+    price_factor: Annotated[
+        float | None,
+        typer.Option("--price-factor", help="Price multiplier; default the carbon factor."),
+    ] = None,
+    hours: Annotated[float, typer.Option("--hours", help="How long it lasts.")] = 6.0,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Inject a carbon and price spike in a zone, from this hour, for the demo or a drill.
+
+    Fossil peakers set both the carbon intensity and the price, so by default the price moves
+    by the same factor as the carbon intensity.
+    """
+    svc = services(ctx)
+    price_factor = factor if price_factor is None else price_factor
+    with transaction(svc) as session:
+        o = add_spike(session=session, zone=zone, carbon_factor=factor, price_factor=price_factor,
+                      hours=hours, reason=f"injected by tgtg grid spike x{factor:g}",
+                      now=svc.clock.now())  # fmt: skip
+        data = {"zone": o.zone, "carbon_factor": o.carbon_factor, "price_factor": o.price_factor,
+                "starts_at": o.starts_at.isoformat(), "ends_at": o.ends_at.isoformat()}  # fmt: skip
+    if as_json:
+        emit_json(data)
+    else:
+        print(f"spike in {o.zone}: carbon x{factor:g}, price x{price_factor:g} until {o.ends_at}")
+
+
+def register(app: typer.Typer, grid_app: typer.Typer) -> None:
+    """Add the agent commands to the `tgtg` app and its `grid` group."""
+    app.command("chat")(chat)
+    app.add_typer(incidents_app, name="incidents")
+    grid_app.command("spike")(grid_spike)
