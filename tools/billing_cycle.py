@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 FAULT_POINTS = (
     "usage_booked",
+    "meter_sent",
     "metered",
     "intent_persisted",
     "payout_signed",
@@ -95,7 +96,7 @@ async def settle_workload(
     session.commit()
     fault("usage_booked")
     meter = stripe_billing.meter_usage(
-        session=session, biller=services.biller, workload_id=workload_id, now=now
+        session=session, biller=services.biller, workload_id=workload_id, now=now, fault=fault
     )
     session.commit()
     fault("metered")

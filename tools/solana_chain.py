@@ -8,6 +8,7 @@ fresh per process, so a transaction signed in an earlier process can never land 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -71,6 +72,10 @@ class Chain(Protocol):
 
     async def balance(self, address: str) -> int:
         """Return the lamports of an address."""
+        ...
+
+    async def pause(self, seconds: float) -> None:
+        """Wait before polling a signature again."""
         ...
 
 
@@ -261,6 +266,9 @@ class LocalChain:
         """Return the lamports of `address` on the local chain."""
         return self.svm.get_balance(parse_pubkey(address)) or 0
 
+    async def pause(self, seconds: float) -> None:
+        """Return at once: nothing on the local chain changes by waiting."""
+
 
 class RpcChain:
     """A Solana cluster behind JSON-RPC, through solana-py's AsyncClient."""
@@ -309,3 +317,7 @@ class RpcChain:
 
         resp = await self._client.get_balance(parse_pubkey(address), Finalized)  # type: ignore[attr-defined]
         return int(resp.value)
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep: the cluster needs time to finalize."""
+        await asyncio.sleep(seconds)

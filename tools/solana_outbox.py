@@ -9,10 +9,9 @@ land, so at most one transfer executes per payout.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -57,7 +56,6 @@ async def submit(
     to: str | None = None,
     lamports: int = 0,
     polls: int = 3,
-    poll_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     fault: FaultHook = no_fault,
 ) -> ChainSubmission | None:
     """Advance the payout or receipt `ref_id` on chain; commits after each local step.
@@ -115,7 +113,7 @@ async def submit(
             if state in ("finalized", "failed"):
                 _settle(session, sub, state, now)
                 return sub
-            await poll_sleep(0.5 * 2**i)
+            await chain.pause(0.5 * 2**i)
         return sub
 
 

@@ -196,7 +196,12 @@ def meter_identifier(transaction_id: str) -> str:
 
 
 def meter_usage(
-    *, session: Session, biller: Biller, workload_id: str, now: datetime
+    *,
+    session: Session,
+    biller: Biller,
+    workload_id: str,
+    now: datetime,
+    fault: Callable[[str], None] = lambda point: None,
 ) -> MeterResult | None:
     """Send the workload's usage to the meter once and record it; None for a zero charge.
 
@@ -221,9 +226,10 @@ def meter_usage(
         identifier=identifier,
         customer_id=customer_id,
         value=txn.amount_minor,
-        timestamp=int(now.timestamp()),
+        timestamp=int(txn.created_at.timestamp()),  # stable across retries: same parameters
         key=f"meter-event:{txn.id}",
     )
+    fault("meter_sent")
     record = MeterEventRecord(
         identifier=identifier,
         transaction_id=txn.id,
