@@ -85,7 +85,6 @@ def run_replay_command(
     oracle_time_limit_s: float = 60.0,
 ) -> dict[str, Any]:
     """Run a replay, write its files into `out` and return the report dict."""
-    from evals.gridwindow import load_grid_window
     from evals.outputs import write_outputs
     from evals.replay import ReplayConfig, run_replay
     from evals.report import build_report
@@ -105,7 +104,7 @@ def run_replay_command(
         oracle_time_limit_s=oracle_time_limit_s,
     )
     result = run_replay(config)
-    window = load_grid_window(grid_dir, result.fleet.zones, start=start, days=days, tail_hours=48)
+    window = result.window
     modes = TEMPORAL_MODES if forecast in TEMPORAL_MODES else (*TEMPORAL_MODES, forecast)
     temporal = {
         mode: temporal_capture(window, ForecastBook(window, mode), arrivals=days * 24)

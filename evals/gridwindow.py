@@ -131,9 +131,10 @@ def load_grid_window(
         raise InvalidInputError(f"days {days!r} / tail_hours {tail_hours!r}: need >= 1 / >= 0")
     start = ensure_utc(start, "start")
     window = days * 24
-    series = [load_zone_series(directory, zone) for zone in zones]
-    offsets = []
-    for s in series:
+    series, offsets = [], []
+    for zone in zones:
+        s = load_zone_series(directory, zone)
+        series.append(s)
         offset = (start - s.start) / _HOUR
         if offset != int(offset) or offset < 0 or offset + window > len(s):
             raise NoGridDataError(

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 INTEGRAL_TOL = 1e-6
-MILP_MAX_VARS = 20_000
+MILP_MAX_VARS = 4_000
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ def solve_oracle(
         jobs: Jobs on the replay hour grid.
         fleet: Capacity and power per zone.
         ci: Recorded CI (zones, hours) covering every job's latest finish.
-        time_limit_s: HiGHS time limit of the MILP.
+        time_limit_s: Time budget of the MILP solves (the LP rounds are not limited).
         mip_rel_gap: Relative optimality gap at which the MILP stops.
         milp_max_vars: Above this many variables a fractional LP is rounded instead of running
             the MILP (HiGHS rarely closes the gap on week-sized instances within a minute).
@@ -249,7 +249,7 @@ def solve_oracle(
     fractional = np.abs(x - np.rint(x)) > INTEGRAL_TOL
     logger.info("oracle LP: %d of %d variables fractional", int(fractional.sum()), x.size)
     if fractional.any() and x.size <= milp_max_vars:
-        integral, gap = _solve_milp(first, time_limit_s, mip_rel_gap)
+        integral, gap = _solve_milp(first, _left(t0, time_limit_s), mip_rel_gap)
         if integral is not None:
             x, method = integral, "milp"
     problem, rounds = first, 0
@@ -258,7 +258,7 @@ def solve_oracle(
         frac = np.abs(x - np.rint(x)) > INTEGRAL_TOL
         if not frac.any() or rounds >= max_rounds or problem.obj.size <= milp_max_vars:
             if frac.any() and problem.obj.size <= milp_max_vars:
-                integral, _ = _solve_milp(problem, time_limit_s, mip_rel_gap)
+                integral, _ = _solve_milp(problem, _left(t0, time_limit_s), mip_rel_gap)
                 x = x if integral is None else integral
             whole = np.floor(x + INTEGRAL_TOL).astype(np.int64)
             s_sub, z_sub = _assign(
@@ -299,6 +299,11 @@ def solve_oracle(
         classes=int(first.counts.size),
         mip_gap=gap,
     )
+
+
+def _left(t0: float, budget_s: float) -> float:
+    """Return the seconds left of the oracle's time budget (at least one)."""
+    return max(1.0, budget_s - (time.perf_counter() - t0))
 
 
 def _solve_milp(p: _Problem, time_limit_s: float, gap: float) -> tuple[FloatArray | None, float]:

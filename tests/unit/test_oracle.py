@@ -1,0 +1,185 @@
+"""The capacity-aware oracle: exact on tiny instances, a lower bound on every policy."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from evals.fleet import Fleet
+from evals.gridwindow import GridWindow
+from evals.harness import simulate
+from evals.jobs import JobSet
+from evals.oracle import per_job_oracle, schedule_co2, solve_oracle
+from evals.policies import (
+    BaselinePolicy,
+    SpatioTemporalPolicy,
+    carbon_only_policy,
+    composite_policy,
+    price_only_policy,
+)
+from evals.view import ForecastBook, GridView
+
+HISTORY = 48
+
+
+def make_window(ci: np.ndarray, price: np.ndarray | None = None) -> GridWindow:
+    zones = tuple(f"Z{i}" for i in range(ci.shape[0]))
+    hist_ci = np.repeat(ci[:, :24], HISTORY // 24, axis=1)
+    full_ci = np.concatenate([hist_ci, ci], axis=1)
+    price = np.full(ci.shape, 50.0) if price is None else price
+    full_price = np.concatenate([np.repeat(price[:, :24], HISTORY // 24, axis=1), price], axis=1)
+    return GridWindow(
+        zones=zones,
+        start=datetime(2023, 6, 1, tzinfo=UTC),
+        history=HISTORY,
+        horizon=ci.shape[1],
+        ci=full_ci,
+        price=full_price,
+        price_cost=full_price,
+    )
+
+
+def make_fleet(capacity: list[float], kw: list[float] | None = None) -> Fleet:
+    n = len(capacity)
+    return Fleet(
+        zones=tuple(f"Z{i}" for i in range(n)),
+        capacity=np.asarray(capacity, dtype=float),
+        kw_per_gpu=np.asarray(kw or [1.0] * n, dtype=float),
+        price_minor_per_gpu_hour=np.full(n, 100.0),
+    )
+
+
+def make_jobs(arrival, duration, gpus, slack, origin) -> JobSet:
+    return JobSet(
+        arrival=np.asarray(arrival, dtype=np.int64),
+        duration=np.asarray(duration, dtype=np.int64),
+        gpus=np.asarray(gpus, dtype=float),
+        slack=np.asarray(slack, dtype=np.int64),
+        origin=np.asarray(origin, dtype=np.int64),
+    )
+
+
+def brute_force(jobs: JobSet, fleet: Fleet, ci: np.ndarray) -> float:
+    options = [
+        [
+            (z, jobs.arrival[j] + k)
+            for z in range(len(fleet.zones))
+            for k in range(jobs.slack[j] + 1)
+        ]
+        for j in range(len(jobs))
+    ]
+    best = np.inf
+    for combo in itertools.product(*options):
+        usage = np.zeros((len(fleet.zones), ci.shape[1] + 1))
+        for j, (z, s) in enumerate(combo):
+            usage[z, s : s + jobs.duration[j]] += jobs.gpus[j]
+        if (usage > fleet.capacity[:, None] + 1e-9).any():
+            continue
+        start = np.array([s for _, s in combo])
+        zone = np.array([z for z, _ in combo])
+        best = min(best, schedule_co2(jobs, fleet, ci, start, zone))
+    return best
+
+
+def test_oracle_matches_brute_force_on_tiny_instance() -> None:
+    rng = np.random.default_rng(3)
+    ci = rng.uniform(50, 500, size=(2, 12))
+    fleet = make_fleet([1.0, 2.0], kw=[0.7, 0.4])
+    jobs = make_jobs(
+        arrival=[0, 0, 1, 2],
+        duration=[2, 3, 1, 2],
+        gpus=[1, 1, 2, 1],
+        slack=[3, 2, 2, 1],
+        origin=[0, 1, 1, 0],
+    )
+    expected = brute_force(jobs, fleet, ci)
+    solution = solve_oracle(jobs, fleet, ci)
+    assert solution.objective_kg == pytest.approx(expected, rel=1e-9)
+    assert solution.lp_bound_kg <= expected + 1e-9
+    got = schedule_co2(jobs, fleet, ci, solution.start, solution.zone)
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_per_job_oracle_ignores_capacity_and_is_never_worse() -> None:
+    ci = np.array([[100.0] * 6, [400.0] * 6])
+    fleet = make_fleet([1.0, 5.0])
+    jobs = make_jobs([0, 0, 0], [2, 2, 2], [1, 1, 1], [0, 0, 0], [1, 1, 1])
+    start, zone = per_job_oracle(jobs, fleet, ci)
+    assert zone.tolist() == [0, 0, 0]  # all in the green zone, over capacity
+    solution = solve_oracle(jobs, fleet, ci)
+    assert sorted(solution.zone.tolist()) == [0, 1, 1]  # capacity forces two out
+    assert schedule_co2(jobs, fleet, ci, start, zone) < solution.objective_kg
+
+
+def _random_instance(seed: int, n_jobs: int = 40, hours: int = 48):
+    rng = np.random.default_rng(seed)
+    zones = 3
+    hod = np.arange(hours + 60) % 24
+    ci = np.stack(
+        [
+            base + amp * np.sin(2 * np.pi * (hod + phase) / 24) + rng.normal(0, 10, hod.size)
+            for base, amp, phase in ((120, 60, 0), (250, 80, 6), (400, 40, 12))
+        ]
+    )
+    ci = np.clip(ci, 10, None)
+    jobs = make_jobs(
+        arrival=np.sort(rng.integers(0, hours, n_jobs)),
+        duration=rng.integers(1, 5, n_jobs),
+        gpus=rng.choice([0.5, 1.0, 2.0], n_jobs),
+        slack=rng.choice([0, 6, 12], n_jobs),
+        origin=rng.integers(0, zones, n_jobs),
+    )
+    fleet = make_fleet([2.0, 3.0, 4.0], kw=[0.7, 0.5, 0.7])
+    return jobs, fleet, make_window(ci), hours + 24
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_oracle_is_a_lower_bound_on_every_policy(seed: int) -> None:
+    jobs, fleet, window, decide_hours = _random_instance(seed)
+    solution = solve_oracle(jobs, fleet, window.actual_ci())
+    assert solution.method in {"lp-integral", "milp"}
+    policies = [
+        BaselinePolicy(),
+        price_only_policy(),
+        carbon_only_policy(),
+        composite_policy(),
+        SpatioTemporalPolicy(),
+    ]
+    checked = 0
+    for mode in ("perfect", "naive"):
+        book = ForecastBook(window, mode)
+        for policy in policies:
+            run = simulate(
+                policy,
+                jobs=jobs,
+                fleet=fleet,
+                window=window,
+                view=GridView(window, book),
+                decide_hours=decide_hours,
+            )
+            if run.outcome.missed.any():
+                continue  # a policy that breaks deadlines is not in the oracle's feasible set
+            assert solution.objective_kg <= run.outcome.co2_kg.sum() + 1e-6, policy.name
+            assert solution.lp_bound_kg <= run.outcome.co2_kg.sum() + 1e-6, policy.name
+            checked += 1
+    assert checked >= 6  # most policies meet every deadline here, so the bound is exercised
+
+
+def test_rounded_lp_schedule_is_feasible_and_above_the_bound() -> None:
+    jobs, fleet, window, _ = _random_instance(5, n_jobs=60)
+    ci = window.actual_ci()
+    exact = solve_oracle(jobs, fleet, ci)
+    rounded = solve_oracle(jobs, fleet, ci, milp_max_vars=0, max_rounds=3)
+    assert rounded.lp_bound_kg == pytest.approx(exact.lp_bound_kg)
+    assert rounded.objective_kg >= exact.lp_bound_kg - 1e-6
+    usage = np.zeros((3, ci.shape[1] + 1))
+    for j in range(len(jobs)):
+        assert rounded.start[j] >= jobs.arrival[j]
+        assert rounded.start[j] <= jobs.latest_start[j]
+        usage[rounded.zone[j], rounded.start[j] : rounded.start[j] + jobs.duration[j]] += jobs.gpus[
+            j
+        ]
+    assert (usage <= fleet.capacity[:, None] + 1e-9).all()

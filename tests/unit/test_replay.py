@@ -1,0 +1,237 @@
+"""The replay harness end to end: trace mapping, grid window, determinism, report and CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from evals.cli import app as evals_app
+from evals.fleet import Fleet, default_fleet
+from evals.gridwindow import load_grid_window
+from evals.jobs import active_days, load_trace, map_trace_to_window
+from evals.replay import ReplayConfig, prepare, run_replay
+from evals.report import build_report
+from tools.errors import InvalidInputError, NoGridDataError
+
+JOBS_FILE = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "data"
+    / "jobs"
+    / ("alibaba_gpu_v2023_openb.csv")
+)
+HEADER = (
+    "submit_time_utc_or_offset_s,duration_s,num_gpus,gpu_milli,cpu_milli,memory_mib,scheduled,"
+    "queue_delay_s,gpu_spec,qos,pod_phase,ends_at_trace_end,pod_name\n"
+)
+
+
+@pytest.fixture
+def jobs_file() -> Path:
+    if not JOBS_FILE.is_file():
+        pytest.skip(f"job trace not found at {JOBS_FILE}")
+    return JOBS_FILE
+
+
+def _row(submit: int, duration: int, gpus: int, milli: int = 1000, scheduled: int = 1) -> str:
+    return f"{submit},{duration},{gpus},{milli},1000,1024,{scheduled},0,,BE,Succeeded,0,p\n"
+
+
+def test_trace_mapping_rules(tmp_path: Path) -> None:
+    day = 86_400
+    rows = [_row(5 * day + 3600 * h + 10, 600, 1, 500) for h in range(20)]  # 20 jobs on day 5
+    rows += [_row(6 * day + 7200, 3 * 86_400, 8), _row(6 * day + 7300, 5400, 2)]  # day 6 ...
+    rows += [_row(6 * day + 5 * 3600, 60, 1) for _ in range(20)]  # ... plus 20 one-minute jobs
+    rows += [_row(6 * day + 100, 60, 0), _row(6 * day + 200, 60, 1, scheduled=0)]  # filtered out
+    rows += [_row(90 * day, 60, 1)]  # a lone job on a sparse day (< 10 % of the median)
+    path = tmp_path / "trace.csv"
+    path.write_text(HEADER + "".join(rows), encoding="utf-8")
+    trace = load_trace(path)
+    assert trace.submit_s.size == 43
+    assert active_days(trace).tolist() == [5, 6]
+
+    capacity = np.array([8.0, 1.0])
+    jobs = map_trace_to_window(trace, days=3, zone_capacity=capacity, seed=1)
+    # Window days 0, 1, 2 take trace days 5, 6, 5 (looping); the sparse day is dropped.
+    assert len(jobs) == 20 + 22 + 20
+    assert jobs.arrival[:20].tolist() == list(range(20))
+    assert jobs.arrival[20:42].tolist() == [26, 26] + [29] * 20
+    assert jobs.arrival[42:].tolist() == [48 + h for h in range(20)]
+    assert jobs.gpus[:20].tolist() == [0.5] * 20  # shared single GPU
+    assert jobs.duration[20:22].tolist() == [48, 2]  # 3 days capped at 48 h; 1.5 h -> 2 h
+    assert jobs.duration[22:42].tolist() == [1] * 20  # at least one hour
+    assert jobs.origin[20] == 0  # the 8-GPU job only fits zone 0
+    assert set(jobs.slack.tolist()) <= {0, 6, 24}
+
+    double = map_trace_to_window(trace, days=1, zone_capacity=capacity, seed=1, arrival_scale=2)
+    assert len(double) == 42
+    with pytest.raises(InvalidInputError, match="slack class shares"):
+        map_trace_to_window(
+            trace, days=1, zone_capacity=capacity, seed=1, slack_classes=((0, 0.5), (6, 0.2))
+        )
+
+
+def test_trace_without_gpu_work_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "trace.csv"
+    path.write_text(HEADER + _row(0, 60, 0), encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="no row with scheduled==1"):
+        load_trace(path)
+
+
+def test_grid_window_bounds_and_tail(grid_dir: Path) -> None:
+    zones = ("FR", "DE")
+    with pytest.raises(NoGridDataError, match="not inside"):
+        load_grid_window(
+            grid_dir, zones, start=datetime(2020, 1, 1, tzinfo=UTC), days=1, tail_hours=10
+        )
+    late = load_grid_window(
+        grid_dir, zones, start=datetime(2024, 3, 12, tzinfo=UTC), days=2, tail_hours=30
+    )
+    assert late.notes["tail_hours_repeated"] == 30
+    ci = late.actual_ci()
+    assert np.array_equal(ci[:, 48:72], ci[:, 24:48])  # tail repeats the last recorded day
+    assert late.history == 28 * 24
+    assert not np.isnan(late.price_cost).any()
+
+
+def _config(grid_dir: Path, jobs_file: Path, **kw) -> ReplayConfig:
+    base = ReplayConfig(
+        grid_dir=grid_dir,
+        jobs_file=jobs_file,
+        start=datetime(2023, 6, 1, tzinfo=UTC),
+        days=2,
+        pareto=False,
+        forecast="naive",
+    )
+    return replace(base, **kw)
+
+
+def test_replay_is_deterministic_for_a_seed(grid_dir: Path, jobs_file: Path) -> None:
+    policies = ("baseline", "composite", "spatiotemporal")
+    fleet = Fleet(
+        ("FR", "DE", "US-CAL-CISO"),
+        np.array([4.0, 6.0, 8.0]),
+        np.array([0.7, 0.7, 0.5]),
+        np.array([290.0, 250.0, 240.0]),
+    )
+    config = _config(grid_dir, jobs_file, seed=4, policies=policies, fleet=fleet)
+    a, b = run_replay(config), run_replay(config)
+    for name in (*policies, "oracle"):
+        assert np.array_equal(a.runs[name].outcome.start, b.runs[name].outcome.start)
+        assert np.array_equal(a.runs[name].outcome.zone, b.runs[name].outcome.zone)
+        assert a.runs[name].outcome.co2_kg.sum() == b.runs[name].outcome.co2_kg.sum()
+    _, _, other, _ = prepare(replace(config, seed=5))
+    assert np.array_equal(other.arrival, a.jobs.arrival)
+    assert not np.array_equal(other.origin, a.jobs.origin)
+
+
+def test_report_shape_and_oracle_bound(grid_dir: Path, jobs_file: Path) -> None:
+    fleet = Fleet(
+        ("FR", "ES", "DE", "US-TEX-ERCO"),
+        np.array([3.0, 4.0, 6.0, 8.0]),
+        np.array([0.7, 0.4, 0.7, 0.7]),
+        np.array([290.0, 170.0, 250.0, 210.0]),
+    )
+    result = run_replay(_config(grid_dir, jobs_file, fleet=fleet))
+    report = build_report(result)
+    policies = report["policies"]
+    assert set(policies) == {
+        "baseline",
+        "price_only",
+        "carbon_only",
+        "composite",
+        "spatiotemporal",
+        "oracle",
+        "oracle_per_job",
+    }
+    for name, row in policies.items():
+        for key in ("co2_kg", "energy_eur", "customer_eur", "deadline_misses", "reroutes"):
+            assert isinstance(row[key], int | float), (name, key)
+        assert isinstance(row["causal"], bool)
+    assert policies["oracle"]["causal"] is False and policies["baseline"]["causal"] is True
+    assert policies["oracle"]["oracle_capture_pct"] == pytest.approx(100.0)
+    assert policies["baseline"]["oracle_capture_pct"] == pytest.approx(0.0)
+    assert report["oracle"]["lp_bound_kg"] <= policies["oracle"]["co2_kg"] + 1e-6
+    for name in ("carbon_only", "spatiotemporal", "composite"):
+        assert policies[name]["co2_kg"] >= report["oracle"]["lp_bound_kg"] - 1e-6
+    assert policies["oracle_per_job"]["co2_kg"] <= report["oracle"]["lp_bound_kg"] + 1e-6
+    assert {r["zone"] for r in report["per_zone"]} == set(fleet.zones)
+    assert sum(r["jobs"] for r in report["per_zone"] if r["policy"] == "oracle") == len(result.jobs)
+    assert {b["slack_h"] for b in report["bins"]} <= {0, 6, 24}
+    json.dumps(report)  # JSON-ready
+
+
+def test_cli_replay_prints_policies_json(grid_dir: Path, jobs_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        evals_app,
+        [
+            "replay",
+            "--grid-dir",
+            str(grid_dir),
+            "--jobs",
+            str(jobs_file),
+            "--start",
+            "2023-06-01",
+            "--days",
+            "2",
+            "--seed",
+            "3",
+            "--forecast",
+            "naive",
+            "--out",
+            str(out),
+            "--json",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "oracle" in report["policies"]
+    assert set(report["fleet"]) == set(default_fleet().zones)
+    assert report["targets"]["co2_ratio_target"] == 1.02
+    assert set(report["temporal_l4_s24"]) == {"naive", "model"}
+    for row in report["policies"].values():
+        assert {"co2_kg", "energy_eur", "deadline_misses", "causal", "oracle_capture_pct"} <= set(
+            row
+        )
+    assert len(report["pareto"]) >= 3
+    for name in ("report.json", "policies.csv", "summary.md", "pareto.png", "co2_by_policy.png"):
+        assert (out / name).stat().st_size > 0
+    assert "# Replay 2023-06-01 + 2 days" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start", "June"], "--start 'June'"),
+        (["--forecast", "crystal-ball"], "forecast 'crystal-ball'"),
+        (["--start", "2019-01-01"], "not inside"),
+        (["--days", "0"], "--days 0"),
+    ],
+)
+def test_cli_bad_input_exits_2(
+    grid_dir: Path, jobs_file: Path, tmp_path: Path, args, message
+) -> None:
+    result = CliRunner().invoke(
+        evals_app,
+        [
+            "replay",
+            "--grid-dir",
+            str(grid_dir),
+            "--jobs",
+            str(jobs_file),
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            *args,
+        ],
+    )
+    assert result.exit_code == 2
+    assert message in result.stderr
