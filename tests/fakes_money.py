@@ -151,3 +151,104 @@ def random_faults(seed: int, rate: float) -> Callable[[str, str], Fault]:
 def stripe_client(fake: FakeStripe) -> stripe.StripeClient:
     """Return a real Stripe SDK client whose HTTP goes to `fake`."""
     return stripe.StripeClient("sk_test_fake", http_client=fake, max_network_retries=0)
+
+
+class SolanaRpcShim:
+    """A JSON-RPC server on 127.0.0.1 backed by an in-process LiteSVM chain.
+
+    Speaks the five methods the payout path uses: getLatestBlockhash, getBlockHeight,
+    sendTransaction, getSignatureStatuses and getBalance, with the shapes solana-py parses.
+    """
+
+    def __init__(self, chain) -> None:
+        import base64
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.chain = chain
+        self.calls: list[str] = []
+        shim = self
+
+        def run(coro):
+            import asyncio
+
+            return asyncio.run(coro)
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                return None
+
+            def do_POST(self):
+                req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                method, params = req["method"], req.get("params") or []
+                shim.calls.append(method)
+                ctx = {"slot": shim.chain.height}
+                if method == "getLatestBlockhash":
+                    bh = run(shim.chain.latest_blockhash())
+                    result = {
+                        "context": ctx,
+                        "value": {
+                            "blockhash": bh.blockhash,
+                            "lastValidBlockHeight": bh.last_valid_block_height,
+                        },
+                    }
+                elif method == "getBlockHeight":
+                    result = shim.chain.height
+                elif method == "sendTransaction":
+                    raw = base64.b64decode(params[0])
+                    run(shim.chain.send(raw))
+                    from solders.transaction import VersionedTransaction
+
+                    result = str(VersionedTransaction.from_bytes(raw).signatures[0])
+                elif method == "getSignatureStatuses":
+                    value = []
+                    for sig in params[0]:
+                        state = run(shim.chain.signature_state(sig))
+                        if state == "absent":
+                            value.append(None)
+                            continue
+                        err = (
+                            None
+                            if state == "finalized"
+                            else {"InstructionError": [0, {"Custom": 1}]}
+                        )
+                        value.append(
+                            {
+                                "slot": ctx["slot"],
+                                "confirmations": None,
+                                "err": err,
+                                "status": {"Ok": None} if err is None else {"Err": err},
+                                "confirmationStatus": "finalized",
+                            }
+                        )
+                    result = {"context": ctx, "value": value}
+                elif method == "getBalance":
+                    result = {"context": ctx, "value": run(shim.chain.balance(params[0]))}
+                else:
+                    body = {
+                        "jsonrpc": "2.0",
+                        "id": req["id"],
+                        "error": {"code": -32601, "message": f"Method not found: {method}"},
+                    }
+                    return self._send(body)
+                self._send({"jsonrpc": "2.0", "id": req["id"], "result": result})
+
+            def _send(self, body):
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
