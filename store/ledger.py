@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -232,22 +233,29 @@ def validate_legs(legs: list[Leg]) -> int:
 
 
 def ensure_account(*, session: Session, account: str, currency: str, now: datetime) -> None:
-    """Create the account row for `account` (an id from `account_id`) when it is new."""
+    """Create the account row for `account` (an id from `account_id`) when it is new.
+
+    Safe against a concurrent creator: the insert runs in a savepoint and a duplicate is ignored.
+    """
     if session.get(LedgerAccount, account) is not None:
         return
     code, _, party = account.partition(":")
     account_id(code, party or None)  # type: ignore[arg-type]  # validates code and party
-    session.add(
-        LedgerAccount(
-            id=account,
-            code=code,
-            party_id=party or None,
-            normal_side=ACCOUNT_NORMAL_SIDE[code],
-            currency=currency,
-            created_at=now,
-        )
-    )
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(
+                LedgerAccount(
+                    id=account,
+                    code=code,
+                    party_id=party or None,
+                    normal_side=ACCOUNT_NORMAL_SIDE[code],
+                    currency=currency,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        if session.get(LedgerAccount, account) is None:
+            raise
 
 
 def find_transaction(*, session: Session, idempotency_key: str) -> Transaction | None:

@@ -167,6 +167,7 @@ class SolanaRpcShim:
 
         self.chain = chain
         self.calls: list[str] = []
+        self.lock = threading.Lock()
         shim = self
 
         def run(coro):
@@ -179,6 +180,10 @@ class SolanaRpcShim:
                 return None
 
             def do_POST(self):
+                with shim.lock:  # one SVM, one request at a time
+                    self._handle()
+
+            def _handle(self):
                 req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 method, params = req["method"], req.get("params") or []
                 shim.calls.append(method)

@@ -91,3 +91,38 @@ def add_completed(
     session.add(w)
     session.flush()
     return w
+
+
+def billing_worker(db_url, schema, rpc_url, payer_bytes, barrier, results):
+    """Run one billing worker process against PostgreSQL and the Solana RPC shim."""
+    import asyncio
+
+    from solana.rpc.async_api import AsyncClient
+    from solders.keypair import Keypair
+
+    from store.db import make_engine, make_session_factory
+    from tools.billing_cycle import MoneyServices, run_billing_worker
+    from tools.grid.simulated import SimulatedGrid
+    from tools.solana_chain import RpcChain
+    from tools.stripe_billing import DemoBilling
+
+    engine = make_engine(db_url, schema=schema)
+    sessions = make_session_factory(engine)
+
+    async def work():
+        svc = MoneyServices(
+            biller=DemoBilling(),
+            chain=RpcChain(AsyncClient(rpc_url)),
+            payer=Keypair.from_bytes(payer_bytes),
+            grid=SimulatedGrid(seed=1),
+        )
+        barrier.wait()
+        return await run_billing_worker(sessions=sessions, services=svc, now=NOW)
+
+    try:
+        results.put(asyncio.run(work()))
+    except BaseException as exc:
+        results.put(f"worker failed: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        engine.dispose()

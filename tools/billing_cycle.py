@@ -16,10 +16,10 @@ from datetime import datetime
 from pydantic import BaseModel
 from solders.keypair import Keypair
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from store.ledger import OPEN_PAYOUT_STATUSES, PayoutIntent
-from store.models import CarbonReceipt, ComputeNode, Workload
+from store.models import CarbonReceipt, ComputeNode, Transaction, Workload
 from tools import billing, payouts, receipts, stripe_billing
 from tools.payouts import PayoutPolicy
 from tools.solana_chain import Chain
@@ -162,6 +162,43 @@ async def settle_workload(
         co2_kg=energy.co2_kg,
         co2_avoided_kg=energy.co2_avoided_kg,
     )
+
+
+def claim_unbilled(*, session: Session) -> str | None:
+    """Lock one completed workload that has no usage booked yet, skipping ones others hold.
+
+    PostgreSQL: `FOR UPDATE OF workloads SKIP LOCKED`, so concurrent workers take different
+    workloads; the usage idempotency key is the final guard on any database.
+    """
+    usage = aliased(Transaction)
+    stmt = (
+        select(Workload.id)
+        .outerjoin(usage, (usage.workload_id == Workload.id) & (usage.kind == "usage"))
+        .where(Workload.status == "completed", Workload.node_id.is_not(None), usage.id.is_(None))
+        .order_by(Workload.id)
+        .limit(1)
+        .with_for_update(of=Workload, skip_locked=True)
+    )
+    return session.scalars(stmt).first()
+
+
+async def run_billing_worker(
+    *, sessions: sessionmaker[Session], services: MoneyServices, now: datetime
+) -> list[str]:
+    """Bill and settle completed workloads until none is left unclaimed; return those done."""
+    done = []
+    while True:
+        with sessions() as session:
+            workload_id = claim_unbilled(session=session)
+            if workload_id is None:
+                return done
+            billing.book_usage(session=session, workload_id=workload_id, now=now)
+            session.commit()
+        with sessions() as session:
+            await settle_workload(
+                session=session, services=services, workload_id=workload_id, now=now
+            )
+        done.append(workload_id)
 
 
 def unsettled_workloads(*, session: Session, limit: int | None = None) -> list[str]:
