@@ -1,0 +1,83 @@
+"""The money routes under /api/v1: Stripe webhook, ledger balance, payouts, receipts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
+from sqlalchemy.exc import IntegrityError
+
+from graphs.billing import make_chain
+from store import ledger
+from tools.payouts import PayoutView, list_payouts
+from tools.receipts import ReceiptVerification, verify_receipt
+from tools.stripe_billing import WebhookRejectedError, WebhookResult, apply_webhook
+from ui.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+def register(app: FastAPI, svc: Services, require_key: Callable[..., Any]) -> None:
+    """Add the money routes to `app` (reads are open like the rest of /api/v1)."""
+    router = APIRouter(prefix="/api/v1", tags=["money"])
+
+    @router.post("/stripe/webhook", response_model=WebhookResult)
+    async def stripe_webhook(
+        request: Request,
+        stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
+    ) -> WebhookResult:
+        """Verify a Stripe delivery (raw body, signature, 300 s tolerance); apply it once."""
+        secret = svc.settings.stripe_webhook_secret
+        if secret is None:
+            raise HTTPException(503, "webhooks are off: set TGTG_STRIPE_WEBHOOK_SECRET")
+        payload = await request.body()
+        with svc.sessions() as session:
+            try:
+                result = apply_webhook(
+                    session=session,
+                    payload=payload,
+                    signature_header=stripe_signature,
+                    secret=secret.get_secret_value(),
+                    now=svc.clock.now(),
+                )
+                session.commit()
+            except WebhookRejectedError as exc:
+                logger.warning("stripe webhook rejected: %s", exc)
+                raise HTTPException(400, str(exc)) from None
+            except IntegrityError:
+                session.rollback()  # a concurrent delivery of the same event won the race
+                return apply_webhook(
+                    session=session,
+                    payload=payload,
+                    signature_header=stripe_signature,
+                    secret=secret.get_secret_value(),
+                    now=svc.clock.now(),
+                )
+        return result
+
+    @router.get("/ledger/balance")
+    def ledger_balance() -> dict[str, Any]:
+        """Return the trial balance (zero when sound) and every account's balance."""
+        with svc.sessions() as session:
+            return ledger.trial_balance(session=session)
+
+    @router.get("/payouts", response_model=list[PayoutView])
+    def payouts(status: str | None = None) -> list[PayoutView]:
+        """List payout intents, newest first."""
+        with svc.sessions() as session:
+            return list_payouts(session=session, status=status)
+
+    @router.get(
+        "/receipts/{receipt_id}/verify",
+        response_model=ReceiptVerification,
+        dependencies=[Depends(require_key)],
+    )
+    async def receipt_verify(receipt_id: str) -> ReceiptVerification:
+        """Verify a carbon receipt against its document, signed memo and the chain."""
+        chain, _ = make_chain(svc.settings)
+        with svc.sessions() as session:
+            return await verify_receipt(session=session, chain=chain, receipt_id=receipt_id)
+
+    app.include_router(router)
