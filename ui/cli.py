@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from evals.cli import replay as replay_command
 from graphs.settings import Settings
 from store import repo
 from store.migrate import upgrade
@@ -45,6 +46,7 @@ app.add_typer(grid_app, name="grid")
 app.add_typer(workloads_app, name="workloads")
 register_agent_commands(app, grid_app)
 register_money(app, workloads_app)
+app.command("replay")(replay_command)
 
 
 @app.callback()
