@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -20,6 +22,7 @@ from psycopg.rows import dict_row
 from sqlalchemy import Engine, text
 
 logger = logging.getLogger(__name__)
+_SETUP_LOCK = 7_461_001  # advisory lock key for checkpoint-table setup
 
 
 @contextmanager
@@ -57,8 +60,27 @@ def open_checkpointer(engine: Engine) -> Iterator[BaseCheckpointSaver[str]]:
         options=f"-csearch_path={schema}",
     ) as conn:  # fmt: skip
         saver = PostgresSaver(conn)  # type: ignore[arg-type]
-        saver.setup()
+        _setup_once(conn, saver)
         yield saver
+
+
+def _setup_once(conn: psycopg.Connection[Any], saver: PostgresSaver) -> None:
+    """Run the saver's migrations with one process at a time.
+
+    Its migrations use CREATE INDEX CONCURRENTLY, which deadlocks when two watchers start
+    together; waiting with short `pg_try_advisory_lock` polls (no open transaction) avoids it.
+    """
+    deadline = time.monotonic() + 60
+    while not conn.execute("select pg_try_advisory_lock(%s) as ok", (_SETUP_LOCK,)).fetchone()[
+        "ok"
+    ]:  # type: ignore[index]
+        if time.monotonic() > deadline:
+            raise TimeoutError("another process held the checkpoint setup lock for 60 s")
+        time.sleep(0.1)
+    try:
+        saver.setup()
+    finally:
+        conn.execute("select pg_advisory_unlock(%s)", (_SETUP_LOCK,))
 
 
 def chat_thread(thread_id: str) -> str:

@@ -166,8 +166,10 @@ def resolved(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         incident = _load(session, state["incident_id"])
         if incident.state != "RESOLVED":
             moves = incident_repo.list_reroutes(session=session, incident_id=incident.id)
-            incident.summary = _summary(ctx, incident, session)
-            _alert(ctx, session, incident, "resolved", incident.summary)
+            summary = _summary(ctx, incident, session)
+            # Alert before any write of ours, so no write lock is held during the HTTP call.
+            _alert(ctx, session, incident, "resolved", summary)
+            incident.summary = summary
             outcome = ", ".join(f"{r.workload_id} {r.outcome}" for r in moves) or "nothing to move"
             incident_repo.record_transition(
                 session=session, incident=incident, to_state="RESOLVED", reason=outcome, now=now

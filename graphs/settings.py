@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     elevenlabs_api_key: SecretStr | None = None
     incidentio_api_key: SecretStr | None = None
     incidentio_alert_source_id: str | None = None
+    incidentio_base_url: str = "https://api.incident.io"
     paid_api_key: SecretStr | None = None
     solana_lamports_per_eur_cent: int = Field(default=50_000, gt=0)
     """SOL payout rate: lamports per euro cent (50,000 = 200 EUR per SOL)."""

@@ -1,9 +1,12 @@
-"""Test doubles: a strict scripted chat model (see tests/README rules; not an installed package)."""
+"""Test doubles: a strict scripted chat model and local HTTP fakes on 127.0.0.1."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -82,3 +85,99 @@ class ScriptedChatModel(BaseChatModel):
 def tool_call(name: str, args: dict[str, Any], call_id: str) -> dict[str, Any]:
     """Return a tool-call dict the way an OpenAI-compatible server reports it."""
     return {"name": name, "args": args, "id": call_id, "type": "tool_call"}
+
+
+# --- Local HTTP fakes (stdlib, 127.0.0.1) ----------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """A canned HTTP answer; `chunks` streams server-sent events instead of `body`."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    chunks: list[str] | None = None
+    delay_s: float = 0.0
+
+
+@dataclass
+class Seen:
+    """One request the fake server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class FakeHTTPServer:
+    """A threaded HTTP server on 127.0.0.1 answering with `handler(request) -> Reply`."""
+
+    def __init__(self, handler: Callable[[Seen], Reply]) -> None:
+        self.handler = handler
+        self.requests: list[Seen] = []
+        outer = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else None
+                except json.JSONDecodeError:
+                    body = raw.decode()
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                seen = Seen(self.command, self.path, headers, body)
+                outer.requests.append(seen)
+                reply = outer.handler(seen)
+                if reply.delay_s:
+                    threading.Event().wait(reply.delay_s)
+                if reply.chunks is not None:
+                    self.send_response(reply.status)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("connection", "close")
+                    self.end_headers()
+                    for chunk in reply.chunks:
+                        self.wfile.write(f"data: {chunk}\n\n".encode())
+                        self.wfile.flush()
+                    self.close_connection = True
+                    return
+                data = json.dumps(reply.body).encode() if reply.body is not None else b""
+                self.send_response(reply.status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for k, v in reply.headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _serve  # noqa: N815
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeHTTPServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def serve(handler: Callable[[Seen], Reply]) -> Iterator[FakeHTTPServer]:
+    """Yield a running fake server (use from a fixture)."""
+    with FakeHTTPServer(handler) as server:
+        yield server

@@ -89,6 +89,16 @@ class IncidentIoAlerts:
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
 
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._client.close()
+
+    def __enter__(self) -> IncidentIoAlerts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _post(self, event: AlertEventIn) -> httpx.Response:
         body = event.model_dump(mode="json", exclude_none=True)
         for attempt in range(1, self._max_attempts + 1):

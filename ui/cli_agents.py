@@ -34,10 +34,13 @@ def make_alert_sink(settings: Settings) -> AlertSink:
     if settings.incidentio_api_key is None or not settings.incidentio_alert_source_id:
         return DemoAlerts()
     return IncidentIoAlerts(api_key=settings.incidentio_api_key.get_secret_value(),
-                            alert_source_config_id=settings.incidentio_alert_source_id)  # fmt: skip
+                            alert_source_config_id=settings.incidentio_alert_source_id,
+                            base_url=settings.incidentio_base_url)  # fmt: skip
 
 
-def _context(svc: Services, *, org_id: str, worker_id: str = "local") -> Context:
+def _context(
+    svc: Services, *, org_id: str, worker_id: str = "local", alerts: AlertSink | None = None
+) -> Context:
     try:
         model = make_chat_model(svc.settings)
     except ModelEndpointError as exc:
@@ -48,9 +51,16 @@ def _context(svc: Services, *, org_id: str, worker_id: str = "local") -> Context
             seed_fleet(session=session, now=now)
             print("store had no compute nodes: seeded the demo fleet", file=sys.stderr)
         grid = grid_with_overrides(session=session, grid=svc.grid(), now=now)
-    return Context(model=model, sessions=svc.sessions, grid=grid, clock=svc.clock,
-                   weights=svc.weights, org_id=org_id, alerts=make_alert_sink(svc.settings),
-                   worker_id=worker_id)  # fmt: skip
+    return Context(
+        model=model,
+        sessions=svc.sessions,
+        grid=grid,
+        clock=svc.clock,
+        weights=svc.weights,
+        org_id=org_id,
+        alerts=alerts or make_alert_sink(svc.settings),
+        worker_id=worker_id,
+    )
 
 
 @contextmanager
@@ -123,8 +133,10 @@ def incidents_watch(
 ) -> None:
     """Scan and handle incidents every --interval seconds; safe to kill and restart."""
     svc = services(ctx)
+    alerts = make_alert_sink(svc.settings)
     with _checkpointer(svc) as saver:
-        watch(lambda: _context(svc, org_id=DEFAULT_ORG_ID, worker_id=worker_id), saver,
+        watch(lambda: _context(svc, org_id=DEFAULT_ORG_ID, worker_id=worker_id, alerts=alerts),
+              saver,
               interval_s=interval, iterations=iterations,
               on_pass=lambda reports: _print_reports(reports, as_json))  # fmt: skip
 

@@ -1,0 +1,165 @@
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+from graphs.checkpoint import incident_thread, open_checkpointer
+from graphs.incident import build_incident_graph
+from graphs.incident_watch import run_once, scan
+from store.incident_models import AlertEvent
+from store.models import ComputeNode, Workload
+from tests.graphs.conftest import T0
+from tools.broker import JobSpec, route_workload, submit_workload
+from tools.incidentio import AlertDeliveryError, DemoAlerts
+from tools.incidents import (
+    CARBON_SPIKE_MIN,
+    add_spike,
+    detect_anomalies,
+    grid_with_overrides,
+)
+
+FIVE = ["MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "RESOLVED"]
+
+
+def _route_fr_job(sessions, grid) -> str:
+    with sessions.begin() as s:
+        spec = JobSpec(
+            gpu_count=4, gpu_model="H100", duration_hours=6, allowed_zones=["FR", "NL", "DE"]
+        )
+        wl = submit_workload(session=s, org_id="acme-ai", name="ft", spec=spec, now=T0)
+        decision = route_workload(session=s, grid=grid, workload_id=wl.id, now=T0)
+    assert decision.node_id == "fr-par-h100"
+    return wl.id
+
+
+def _spike(sessions, factor, price_factor=1.0):
+    with sessions.begin() as s:
+        add_spike(
+            session=s,
+            zone="FR",
+            carbon_factor=factor,
+            price_factor=price_factor,
+            hours=6,
+            reason="test",
+            now=T0,
+        )
+
+
+@pytest.fixture
+def saver(sqlite_engine):
+    with open_checkpointer(sqlite_engine) as cp:
+        yield cp
+
+
+def test_carbon_spike_runs_five_states_and_reroutes_once(ctx, sessions, saver):
+    wid = _route_fr_job(sessions, ctx.grid)
+    _spike(sessions, 20)
+    reports = run_once(ctx, saver)
+    assert len(reports) == 1
+    r = reports[0]
+    assert r["trigger"] == "carbon_spike" and r["zone"] == "FR"
+    assert r["states"] == FIVE
+    assert all(t["reason"] and t["at"] for t in r["transitions"])
+    assert (
+        "20x" not in r["transitions"][1]["reason"]
+        and "threshold 1.5x" in r["transitions"][1]["reason"]
+    )
+    assert [(m["workload_id"], m["outcome"], m["from_node_id"]) for m in r["reroutes"]] == [
+        (wid, "rerouted", "fr-par-h100")
+    ]
+    with sessions() as s:
+        wl = s.get(Workload, wid)
+        assert wl.node_id == r["reroutes"][0]["to_node_id"] != "fr-par-h100"
+        assert wl.reroute_count == 1
+        alerts = s.scalars(select(AlertEvent).order_by(AlertEvent.id)).all()
+        assert [(a.deduplication_key, a.status, a.delivery) for a in alerts] == [
+            (r["id"], "firing", "demo"),
+            (r["id"], "resolved", "demo"),
+        ]
+    # A second pass finds nothing new: the workload left FR.
+    assert run_once(ctx, saver) == []
+
+
+def test_small_spike_keeps_the_workload_and_still_records_every_state(ctx, sessions, saver):
+    wid = _route_fr_job(sessions, ctx.grid)
+    _spike(sessions, 3)
+    (r,) = run_once(ctx, saver)
+    assert r["states"] == FIVE
+    assert [m["outcome"] for m in r["reroutes"]] == ["kept"]
+    with sessions() as s:
+        assert s.get(Workload, wid).node_id == "fr-par-h100"
+
+
+def test_thresholds_are_ratio_and_minimum(ctx, sessions):
+    _route_fr_job(sessions, ctx.grid)
+    _spike(sessions, 1.4)
+    with sessions() as s:
+        grid = grid_with_overrides(session=s, grid=ctx.grid, now=T0)
+        assert detect_anomalies(session=s, grid=grid, now=T0) == []
+        base = ctx.grid.reading("FR", T0).carbon_intensity
+    assert base * 1.4 < CARBON_SPIKE_MIN  # FR is clean: even 1.4x stays under the floor
+
+
+def test_no_active_work_means_no_incident(ctx, sessions, saver):
+    _spike(sessions, 20)
+    assert run_once(ctx, saver) == []
+
+
+def test_anomaly_that_clears_goes_straight_to_resolved(ctx, sessions, saver):
+    wid = _route_fr_job(sessions, ctx.grid)
+    _spike(sessions, 20)
+    (incident_id,) = scan(ctx)
+    with sessions.begin() as s:  # the work finishes before anyone evaluates the incident
+        wl = s.get(Workload, wid)
+        wl.status = "completed"
+    (r,) = run_once(ctx, saver)
+    assert r["id"] == incident_id and r["states"] == ["MONITORING", "RESOLVED"]
+    assert r["reroutes"] == []
+
+
+def test_node_offline_fails_over_without_the_25_percent_rule(ctx, sessions, saver):
+    wid = _route_fr_job(sessions, ctx.grid)
+    with sessions.begin() as s:
+        s.get(ComputeNode, "fr-par-h100").status = "offline"
+    (r,) = run_once(ctx, saver)
+    assert r["trigger"] == "node_offline" and r["states"] == FIVE
+    assert r["reroutes"][0]["outcome"] == "rerouted"
+    with sessions() as s:
+        assert s.get(Workload, wid).node_id != "fr-par-h100"
+
+
+class FlakyAlerts(DemoAlerts):
+    """Fails the first 'resolved' delivery, as an incident.io outage would."""
+
+    def __init__(self):
+        self.failed = False
+
+    def send(self, *, session, event, now):
+        if event.status == "resolved" and not self.failed:
+            self.failed = True
+            raise AlertDeliveryError("incident.io unavailable")
+        return super().send(session=session, event=event, now=now)
+
+
+def test_resume_after_crash_repeats_no_reroute(ctx, sessions, sqlite_engine):
+    wid = _route_fr_job(sessions, ctx.grid)
+    _spike(sessions, 20)
+    crashing = replace(ctx, alerts=FlakyAlerts())
+    with open_checkpointer(sqlite_engine) as saver:
+        with pytest.raises(AlertDeliveryError):
+            run_once(crashing, saver)
+    with sessions() as s:
+        assert s.get(Workload, wid).reroute_count == 1
+    # A new process: fresh checkpointer connection, same database.
+    with open_checkpointer(sqlite_engine) as saver:
+        graph = build_incident_graph(checkpointer=saver)
+        with sessions() as s:
+            from store.incident_repo import list_incidents
+
+            (inc,) = list_incidents(session=s)
+        cfg = {"configurable": {"thread_id": incident_thread(inc.id)}}
+        assert graph.get_state(cfg).next == ("resolved",)
+        (r,) = run_once(replace(ctx, alerts=crashing.alerts), saver)
+    assert r["states"] == FIVE and len(r["reroutes"]) == 1
+    with sessions() as s:
+        assert s.get(Workload, wid).reroute_count == 1

@@ -1,0 +1,109 @@
+"""incident.io alert events through real httpx against a local fake alert source."""
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from store.db import make_session_factory
+from store.incident_models import AlertEvent
+from tests.fakes import FakeHTTPServer, Reply
+from tools.incidentio import AlertDeliveryError, AlertEventIn, DemoAlerts, IncidentIoAlerts
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+ACCEPTED = {
+    "deduplication_key": "inc_1",
+    "message": "Event accepted for processing",
+    "status": "success",
+}
+
+
+def _event(status="firing"):
+    return AlertEventIn(
+        title="carbon spike in FR",
+        status=status,
+        deduplication_key="inc_1",
+        description="FR 700 g",
+        metadata={"zone": "FR"},
+    )
+
+
+@pytest.fixture
+def sessions(sqlite_engine):
+    return make_session_factory(sqlite_engine)
+
+
+def test_firing_then_resolved_are_posted_once_each(sessions):
+    with FakeHTTPServer(lambda r: Reply(202, ACCEPTED)) as server:
+        sink = IncidentIoAlerts(
+            api_key="sk_test", alert_source_config_id="src_9", base_url=server.url, backoff_s=0
+        )
+        with sink, sessions.begin() as s:
+            assert sink.send(session=s, event=_event(), now=NOW) == "sent"
+            assert sink.send(session=s, event=_event(), now=NOW) == "duplicate"
+            assert sink.send(session=s, event=_event("resolved"), now=NOW) == "sent"
+    assert [(r.method, r.path) for r in server.requests] == [
+        ("POST", "/v2/alert_events/http/src_9")
+    ] * 2
+    first = server.requests[0]
+    assert first.headers["authorization"] == "Bearer sk_test"
+    assert first.body == {
+        "title": "carbon spike in FR",
+        "status": "firing",
+        "deduplication_key": "inc_1",
+        "description": "FR 700 g",
+        "metadata": {"zone": "FR"},
+    }
+    assert [r.body["status"] for r in server.requests] == ["firing", "resolved"]
+    with sessions() as s:
+        assert [(a.status, a.delivery) for a in s.scalars(select(AlertEvent))] == [
+            ("firing", "sent"),
+            ("resolved", "sent"),
+        ]
+
+
+def test_429_and_500_are_retried_then_accepted(sessions):
+    answers = iter(
+        [
+            Reply(429, {"type": "too_many_requests"}, {"retry-after": "0"}),
+            Reply(500, {}),
+            Reply(202, ACCEPTED),
+        ]
+    )
+    with FakeHTTPServer(lambda r: next(answers)) as server:
+        sink = IncidentIoAlerts(
+            api_key="k", alert_source_config_id="s", base_url=server.url, backoff_s=0
+        )
+        with sink, sessions.begin() as s:
+            assert sink.send(session=s, event=_event(), now=NOW) == "sent"
+    assert len(server.requests) == 3
+
+
+def test_rejected_key_raises_naming_the_setting_and_records_nothing(sessions):
+    with FakeHTTPServer(lambda r: Reply(401, {"type": "authentication_error"})) as server:
+        sink = IncidentIoAlerts(api_key="bad", alert_source_config_id="s", base_url=server.url)
+        with sink, sessions.begin() as s, pytest.raises(AlertDeliveryError, match="API_KEY"):
+            sink.send(session=s, event=_event(), now=NOW)
+    with sessions() as s:
+        assert s.scalars(select(AlertEvent)).all() == []
+
+
+def test_unreachable_server_raises_after_retries(sessions):
+    client = httpx.Client(
+        transport=httpx.MockTransport(
+            lambda request: (_ for _ in ()).throw(httpx.ConnectError("refused", request=request))
+        )
+    )
+    sink = IncidentIoAlerts(api_key="k", alert_source_config_id="s", client=client, backoff_s=0)
+    with sink, sessions.begin() as s, pytest.raises(AlertDeliveryError, match="unreachable"):
+        sink.send(session=s, event=_event(), now=NOW)
+
+
+def test_demo_mode_records_locally_once(sessions):
+    sink = DemoAlerts()
+    with sessions.begin() as s:
+        assert sink.send(session=s, event=_event(), now=NOW) == "demo"
+        assert sink.send(session=s, event=_event(), now=NOW) == "duplicate"
+    with sessions() as s:
+        assert [a.delivery for a in s.scalars(select(AlertEvent))] == ["demo"]
