@@ -29,15 +29,26 @@ ESCAPE = ("US-CAL-CISO", "US-TEX-ERCO")
 
 
 def _cli(url: str, tmp: Path, *args: str, alert_url: str | None = None) -> list[str]:
-    return [sys.executable, "-c", "from ui.cli import app; app()", "--database-url", url,
-            "--data-dir", str(tmp), *args]
+    return [
+        sys.executable,
+        "-c",
+        "from ui.cli import app; app()",
+        "--database-url",
+        url,
+        "--data-dir",
+        str(tmp),
+        *args,
+    ]
 
 
 def _env(alert_url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TGTG_")}
     if alert_url:
-        env |= {"TGTG_INCIDENTIO_API_KEY": "k", "TGTG_INCIDENTIO_ALERT_SOURCE_ID": "src",
-                "TGTG_INCIDENTIO_BASE_URL": alert_url}
+        env |= {
+            "TGTG_INCIDENTIO_API_KEY": "k",
+            "TGTG_INCIDENTIO_ALERT_SOURCE_ID": "src",
+            "TGTG_INCIDENTIO_BASE_URL": alert_url,
+        }
     return env
 
 
@@ -49,7 +60,9 @@ def _setup(engine, zones: list[str], now: datetime) -> list[str]:
         seed_fleet(session=s, now=now)
         for zone in zones:
             spec = JobSpec(gpu_count=1, duration_hours=6, gpu_model="H100", allowed_zones=[zone])
-            wl = submit_workload(session=s, org_id="acme-ai", name=f"job-{zone}", spec=spec, now=now)
+            wl = submit_workload(
+                session=s, org_id="acme-ai", name=f"job-{zone}", spec=spec, now=now
+            )
             ids.append(wl.id)
         s.flush()
     for zone, wid in zip(zones, ids, strict=True):
@@ -60,8 +73,15 @@ def _setup(engine, zones: list[str], now: datetime) -> list[str]:
             w = s.get(Workload, wid)
             w.allowed_zones = sorted({zone, *ESCAPE})
         with sessions.begin() as s:
-            add_spike(session=s, zone=zone, carbon_factor=20, price_factor=1, hours=6,
-                      reason="test", now=now)
+            add_spike(
+                session=s,
+                zone=zone,
+                carbon_factor=20,
+                price_factor=1,
+                hours=6,
+                reason="test",
+                now=now,
+            )
     return ids
 
 
@@ -78,7 +98,11 @@ def test_kill_dash_nine_then_restart_never_reroutes_twice(sqlite_engine, tmp_pat
     with FakeHTTPServer(handler) as alerts:
         watcher = subprocess.Popen(
             _cli(url, tmp_path, "incidents", "watch", "--interval", "0.2", "--worker-id", "w1"),
-            cwd=REPO, env=_env(alerts.url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            cwd=REPO,
+            env=_env(alerts.url),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 60
         while not any((r.body or {}).get("status") == "resolved" for r in alerts.requests):
             assert watcher.poll() is None, watcher.stderr.read().decode()[-2000:]
@@ -95,15 +119,23 @@ def test_kill_dash_nine_then_restart_never_reroutes_twice(sqlite_engine, tmp_pat
         release.set()
         done = subprocess.run(
             _cli(url, tmp_path, "incidents", "run-once", "--json", "--worker-id", "w1"),
-            cwd=REPO, env=_env(alerts.url), capture_output=True, text=True, timeout=120)
+            cwd=REPO,
+            env=_env(alerts.url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 0, done.stderr[-2000:]
     (r,) = json.loads(done.stdout)
     assert r["states"] == ["MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "RESOLVED"]
     assert [m["outcome"] for m in r["reroutes"]] == ["rerouted"]
     with sessions() as s:
         assert s.get(Workload, wid).reroute_count == 1
-        reroutes = s.scalar(select(func.count()).select_from(RoutingDecision)
-                            .where(RoutingDecision.kind == "reroute"))
+        reroutes = s.scalar(
+            select(func.count())
+            .select_from(RoutingDecision)
+            .where(RoutingDecision.kind == "reroute")
+        )
         assert reroutes == 1
     firing = [r for r in alerts.requests if r.body.get("status") == "firing"]
     assert len(firing) == 1
@@ -118,10 +150,17 @@ def test_two_watchers_on_postgres_share_incidents(pg_engine, tmp_path):
         schema = conn.exec_driver_sql("select current_schema()").scalar_one()
     url = pg_engine.url.update_query_dict({"options": f"-csearch_path={schema}"})
     url = url.render_as_string(hide_password=False)
-    procs = [subprocess.Popen(
-        _cli(url, tmp_path / w, "incidents", "run-once", "--json", "--worker-id", w),
-        cwd=REPO, env=_env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for w in ("w1", "w2")]
+    procs = [
+        subprocess.Popen(
+            _cli(url, tmp_path / w, "incidents", "run-once", "--json", "--worker-id", w),
+            cwd=REPO,
+            env=_env(None),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in ("w1", "w2")
+    ]
     outs = [p.communicate(timeout=180) for p in procs]
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-2000:]
@@ -132,6 +171,7 @@ def test_two_watchers_on_postgres_share_incidents(pg_engine, tmp_path):
         incidents = s.scalars(select(Incident)).all()
         assert len(incidents) == len(zones) and all(i.state == "RESOLVED" for i in incidents)
         assert sorted(handled[0] + handled[1]) == sorted(i.id for i in incidents)
-        per_workload = s.execute(select(IncidentReroute.workload_id, func.count())
-                                 .group_by(IncidentReroute.workload_id)).all()
+        per_workload = s.execute(
+            select(IncidentReroute.workload_id, func.count()).group_by(IncidentReroute.workload_id)
+        ).all()
         assert sorted(per_workload) == sorted((wid, 1) for wid in ids)
