@@ -55,6 +55,8 @@ class ForecastBook:
             data = self._window.ci if series == "ci" else self._window.price
             history = data[:, : self._window.history + now + 1]
             pred = self._forecasters[series].predict(history, now, horizon)
+            if series == "ci":
+                pred = np.maximum(pred, 0.0)  # intensity is never negative (prices can be)
             self._cache[key] = _frozen(pred)
         return self._cache[key]
 

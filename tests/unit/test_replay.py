@@ -235,3 +235,12 @@ def test_cli_bad_input_exits_2(
     )
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_tgtg_replay_is_registered_and_uses_root_settings(tmp_path: Path) -> None:
+    from ui.cli import app as tgtg_app
+
+    missing = tmp_path / "nowhere"
+    result = CliRunner().invoke(tgtg_app, ["--grid-dir", str(missing), "replay", "--quiet"])
+    assert result.exit_code == 2
+    assert f"--grid-dir {str(missing)!r}" in result.stderr
