@@ -22,6 +22,7 @@ from tools.broker import DecisionView, reroute_workload, route_workload
 from tools.fleet import NodeView, node_views, seed_demo
 from tools.grid import ZONE_CODES, ZONES, GridReading
 from tools.workloads import JobSpec, WorkloadStatus, WorkloadView, load_workload, submit_workload
+from ui.api_console import register as register_console_api
 from ui.api_money import register as register_money_api
 from ui.services import Services
 
@@ -198,5 +199,6 @@ def create_app(svc: Services) -> FastAPI:
             )  # fmt: skip
         return out
 
+    register_console_api(app, svc, require_key)
     register_money_api(app, svc, require_key)
     return app

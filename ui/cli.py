@@ -440,10 +440,10 @@ def serve(
     """Serve the API (and console) on the embedded database, migrated and seeded on first start."""
     import uvicorn
 
-    from ui.api import create_app
+    from ui.app import create_server
 
     svc = services(ctx)
-    fastapi_app = create_app(svc)
+    fastapi_app = create_server(svc)
     h, p = host or svc.settings.host, port or svc.settings.port
     print(f"Too Green To Go on http://{h}:{p}  (API docs: http://{h}:{p}/docs)")
     print(f"API key for writes (header X-API-Key): {svc.api_key()}")

@@ -1,0 +1,282 @@
+"""The console's /api/v1 routes: analytics, alerts, incidents and demo actions; rate limiting.
+
+`register(app, svc)` adds the routes, a token-bucket rate limit on /api/v1 (per API key, else
+per client IP; 429 with Retry-After) and the console runtime, started in the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools import alerts, analytics, demo
+from tools.grid import ZONE_CODES
+from tools.profitability import GroupBy, ProfitLine
+from tools.tts import SpeechError
+from ui import console_actions as actions
+from ui.console_runtime import ConsoleRuntime
+from ui.console_settings import ConsoleSettings
+from ui.services import Services
+
+logger = logging.getLogger(__name__)
+
+ZoneCode = Literal[ZONE_CODES]  # type: ignore[valid-type]
+
+
+class RateLimiter:
+    """Token buckets: `burst` requests at once, refilled at `per_minute` per key."""
+
+    def __init__(self, *, per_minute: int, burst: int, max_keys: int = 10_000) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+        self._max_keys = max_keys
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """Take one token for `key`; return 0 when allowed, else seconds until one is free."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                if len(self._buckets) >= self._max_keys and key not in self._buckets:
+                    self._buckets.clear()
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+
+class ConsoleInfo(BaseModel):
+    """Who answers the chat and what the background loop last did."""
+
+    model: str
+    loop_interval_s: float
+    last_pass: dict[str, Any]
+    last_error: str | None
+
+
+class GridCycleIn(BaseModel):
+    """How many hours of grid to read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hours: int = Field(default=24, ge=1, le=168)
+
+
+class RerouteIn(BaseModel):
+    """Which workload's zone gets the carbon spike (default: the newest placed one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workload_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class CurtailmentIn(BaseModel):
+    """Which zone curtails renewables, and for how long."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    zone: ZoneCode = "FR"  # type: ignore[valid-type]
+    hours: int = Field(default=3, ge=1, le=24)
+
+
+class CompleteIn(BaseModel):
+    """Which workloads to complete (default: every routed or running one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workload_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=100
+    )
+
+
+def _rt(request: Request) -> ConsoleRuntime:
+    return request.app.state.console  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[ConsoleRuntime, Depends(_rt)]
+
+
+def _rate_key(request: Request) -> str:
+    key = request.headers.get("x-api-key")
+    if key:
+        return f"key:{key[:64]}"
+    return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
+def _read_router() -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+
+    @router.get("/console", response_model=ConsoleInfo, tags=["meta"])
+    def console(rt: RuntimeDep) -> ConsoleInfo:
+        """Report which model answers the chat and the background loop's last pass."""
+        return ConsoleInfo(
+            model=rt.model_label,
+            loop_interval_s=rt.config.loop_interval_s,
+            last_pass=rt.last_pass,
+            last_error=rt.last_error,
+        )
+
+    @router.get("/analytics/dashboard", response_model=analytics.Dashboard, tags=["analytics"])
+    def dashboard(rt: RuntimeDep) -> analytics.Dashboard:
+        """Return the headline figures: work by status, fleet capacity, zones, alerts, CO2."""
+        now = rt.svc.clock.now()
+        return rt.read(lambda s: analytics.dashboard(session=s, grid=rt.svc.grid(), now=now))
+
+    @router.get(
+        "/analytics/carbon_report", response_model=analytics.CarbonReport, tags=["analytics"]
+    )
+    def carbon_report(rt: RuntimeDep) -> analytics.CarbonReport:
+        """Return energy and CO2 of placed work, by zone and by organisation."""
+        now = rt.svc.clock.now()
+        return rt.read(lambda s: analytics.carbon_report(session=s, now=now))
+
+    @router.get("/analytics/series", response_model=list[analytics.SeriesPoint], tags=["analytics"])
+    def series(
+        rt: RuntimeDep,
+        zone: Annotated[list[ZoneCode], Query(min_length=1, max_length=11)],  # type: ignore[valid-type]
+        hours_back: Annotated[int, Query(ge=0, le=168)] = 24,
+        hours_ahead: Annotated[int, Query(ge=0, le=48)] = 0,
+    ) -> list[analytics.SeriesPoint]:
+        """Return hourly carbon intensity, price and surplus flags of zones around now."""
+        now = rt.svc.clock.now()
+        return rt.read(
+            lambda s: analytics.zone_series(
+                session=s,
+                grid=rt.svc.grid(),
+                zones=list(dict.fromkeys(zone)),
+                now=now,
+                hours_back=hours_back,
+                hours_ahead=hours_ahead,
+            )
+        )
+
+    @router.get("/analytics/profitability", response_model=list[ProfitLine], tags=["analytics"])
+    def profitability(rt: RuntimeDep, group_by: GroupBy = "workload") -> list[ProfitLine]:
+        """Return fee, chain costs, margin and carbon ROI per workload, organisation or node."""
+        return actions.profitability(rt, group_by)
+
+    @router.get("/alerts", response_model=list[alerts.AudioAlertView], tags=["alerts"])
+    def list_alerts(
+        rt: RuntimeDep,
+        kind: alerts.AlertKind | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> list[alerts.AudioAlertView]:
+        """List spoken alerts (curtailment events and incidents), newest first."""
+        return rt.read(lambda s: alerts.list_audio_alerts(session=s, kind=kind, limit=limit))
+
+    @router.get(
+        "/alerts/{alert_id}/audio",
+        tags=["alerts"],
+        response_class=FileResponse,
+        responses={200: {"content": {"audio/wav": {}}}, 404: {}},
+    )
+    def alert_audio(
+        rt: RuntimeDep, alert_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
+    ) -> FileResponse:
+        """Return the WAV of one spoken alert."""
+        path = rt.read(
+            lambda s: alerts.audio_alert_file(
+                session=s, data_dir=rt.svc.settings.data_dir, alert_id=alert_id
+            )
+        )
+        return FileResponse(path, media_type="audio/wav")
+
+    @router.get("/incidents", response_model=list[alerts.IncidentTimeline], tags=["alerts"])
+    def incidents(
+        rt: RuntimeDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
+    ) -> list[alerts.IncidentTimeline]:
+        """List incidents, newest first, with their timeline and reroutes."""
+        return rt.read(lambda s: alerts.incident_timelines(session=s, limit=limit))
+
+    return router
+
+
+def _demo_router(require_key: Callable[..., None]) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/demo", tags=["demo"], dependencies=[Depends(require_key)])
+
+    @router.post("/simulate/grid_cycle", response_model=actions.StepResult)
+    def grid_cycle(rt: RuntimeDep, body: GridCycleIn | None = None) -> actions.StepResult:
+        """Read the last hours of every zone into the store (the grid cycle)."""
+        return actions.refresh_grid(rt, (body or GridCycleIn()).hours)
+
+    @router.post("/simulate/workload", response_model=actions.StepResult, status_code=201)
+    def workload(rt: RuntimeDep, body: demo.NewWorkload | None = None) -> actions.StepResult:
+        """Submit a workload (default "Mistral fine-tune") and route it to the best node."""
+        return actions.create_workload(rt, body or demo.NewWorkload())
+
+    @router.post("/simulate/reroute", response_model=actions.StepResult)
+    def reroute(rt: RuntimeDep, body: RerouteIn | None = None) -> actions.StepResult:
+        """Spike carbon where a workload runs and let the incident agent reroute it."""
+        return actions.trigger_reroute(rt, (body or RerouteIn()).workload_id)
+
+    @router.post("/simulate/curtailment", response_model=actions.StepResult)
+    def curtailment(rt: RuntimeDep, body: CurtailmentIn | None = None) -> actions.StepResult:
+        """Make a zone curtail renewables now and speak the alert."""
+        b = body or CurtailmentIn()
+        return actions.trigger_curtailment(rt, b.zone, b.hours)
+
+    @router.post("/simulate/complete", response_model=actions.StepResult)
+    def complete(rt: RuntimeDep, body: CompleteIn | None = None) -> actions.StepResult:
+        """Complete workloads, then bill, pay gamer nodes and mint carbon receipts."""
+        return actions.complete_workloads(rt, (body or CompleteIn()).workload_ids)
+
+    @router.post("/flow/{step}", response_model=actions.StepResult)
+    def flow(rt: RuntimeDep, step: Annotated[int, Path(ge=1, le=7)]) -> actions.StepResult:
+        """Run one step (1-7) of the guided demo flow."""
+        return actions.run_step(rt, step)
+
+    return router
+
+
+def register(app: FastAPI, svc: Services, require_key: Callable[..., None]) -> None:
+    """Add the console routes, the rate limit and the console runtime to `app`."""
+    config = ConsoleSettings()
+    app.state.console = ConsoleRuntime(svc, config)
+    app.state.rate_limiter = RateLimiter(
+        per_minute=config.rate_limit_per_minute, burst=config.rate_limit_burst
+    )
+    app.include_router(_read_router())
+    app.include_router(_demo_router(require_key))
+
+    @app.exception_handler(SpeechError)
+    async def _speech_error(_: Request, exc: SpeechError) -> JSONResponse:
+        return JSONResponse({"detail": f"audio alert failed: {exc}"}, status_code=503)
+
+    @app.middleware("http")
+    async def _rate_limit(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.url.path.startswith("/api/"):
+            wait = request.app.state.rate_limiter.take(_rate_key(request))
+            if wait > 0:
+                return JSONResponse(
+                    {"detail": f"rate limit exceeded; retry in {math.ceil(wait)} s"},
+                    status_code=429,
+                    headers={"Retry-After": str(math.ceil(wait))},
+                )
+        return await call_next(request)
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            a.state.console.start()
+            try:
+                yield state
+            finally:
+                a.state.console.stop()
+
+    app.router.lifespan_context = lifespan

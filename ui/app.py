@@ -1,0 +1,99 @@
+"""Build the operator console (Gradio Blocks) and mount it on the FastAPI app at `/`.
+
+Telemetry is off: the environment variables below are set before Gradio (and huggingface_hub)
+are imported, unless the operator set them explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import logging  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gradio as gr  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+
+from tools import analytics  # noqa: E402
+from ui import console_views as views  # noqa: E402
+from ui.api import create_app  # noqa: E402
+from ui.console_runtime import ConsoleRuntime  # noqa: E402
+from ui.services import Services  # noqa: E402
+from ui.tabs import Refresh, alerts, chat, demo, grid, nodes, profitability, workloads  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+TABS = (
+    ("Chat", "chat", chat.build),
+    ("Grid", "grid", grid.build),
+    ("Workloads", "workloads", workloads.build),
+    ("Nodes", "nodes", nodes.build),
+    ("Alerts", "alerts", alerts.build),
+    ("Profitability", "profitability", profitability.build),
+    ("Demo", "demo", demo.build),
+)
+
+
+def _header(rt: ConsoleRuntime) -> tuple[str, str]:
+    now = rt.svc.clock.now()
+    d = rt.read(lambda s: analytics.dashboard(session=s, grid=rt.svc.grid(), now=now))
+    loop = rt.last_pass.get("at", "not yet")
+    state = (
+        f"last background pass failed: {rt.last_error}"
+        if rt.last_error
+        else (
+            f"background loop every {rt.config.loop_interval_s:g} s; last pass {loop}"
+            if rt.config.loop_interval_s > 0
+            else "background loop off"
+        )
+    )
+    return views.kpi_cards(d, rt.model_short), f"<small>{now:%Y-%m-%d %H:%M} UTC · {state}</small>"
+
+
+def build_console(rt: ConsoleRuntime) -> gr.Blocks:
+    """Return the console: dashboard header and one tab per concern, refreshed by a timer."""
+    with gr.Blocks(title="Too Green To Go", analytics_enabled=False) as blocks:
+        gr.Markdown("# Too Green To Go · operator console")
+        kpis = gr.HTML(elem_id="dashboard")
+        status = gr.HTML(elem_id="loop-status")
+        refreshers: list[Refresh] = [(lambda: _header(rt), [], [kpis, status])]
+        with gr.Tabs(elem_id="tabs"):
+            for label, key, build in TABS:
+                with gr.Tab(label, id=key, elem_id=f"tab-{key}"):
+                    refreshers.extend(build(rt))
+        timer = gr.Timer(rt.config.console_refresh_s)
+        for fn, inputs, outputs in refreshers:
+            blocks.load(fn, list(inputs), list(outputs), api_visibility="private")
+            timer.tick(
+                fn, list(inputs), list(outputs), show_progress="hidden", api_visibility="private"
+            )
+    return blocks
+
+
+def create_server(svc: Services, **mount: Any) -> FastAPI:
+    """Return the API with the console mounted at `/` (`/api/v1` and `/docs` keep working).
+
+    Args:
+        svc: The process's services.
+        **mount: Extra keyword arguments for `gr.mount_gradio_app` (tests pass none).
+    """
+    app = create_app(svc)
+    rt: ConsoleRuntime = app.state.console
+    auth = rt.config.auth_pair()
+    blocks = build_console(rt)
+    return gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        auth=auth,
+        auth_message="Too Green To Go operator console",
+        server_name=svc.settings.host,
+        server_port=svc.settings.port,
+        css=views.CSS,
+        footer_links=["api"],
+        theme=gr.themes.Soft(primary_hue="green"),
+        **mount,
+    )

@@ -1,0 +1,275 @@
+"""The demo controls and the guided 7-step demo flow, shared by the console and /api/v1/demo.
+
+Each step calls domain functions (`tools.demo`, `tools.alerts`, `tools.analytics`,
+`tools.profitability`) or graphs through the runtime and returns what it did and what to look at.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel
+
+from store import repo
+from tools import alerts, analytics, demo
+from tools.broker import DecisionView, reroute_workload, route_workload
+from tools.errors import InvalidInputError
+from tools.incidents import grid_with_overrides
+from tools.profitability import GroupBy, ProfitLine, profitability_report
+from tools.workloads import JobSpec, WorkloadView, load_workload, submit_workload
+from ui.console_runtime import ConsoleRuntime
+
+logger = logging.getLogger(__name__)
+
+DEMO_STEPS = (
+    "Dashboard",
+    "Refresh grid",
+    "Create “Mistral fine-tune” on the greenest node",
+    "France goes surplus (audio alert)",
+    "Carbon spike: the incident agent reroutes",
+    "Complete: bill, pay, mint receipts",
+    "Profitability",
+)
+
+
+class StepResult(BaseModel):
+    """What one demo action or flow step did."""
+
+    step: int | None
+    title: str
+    summary: str
+    """One or two sentences for people (markdown)."""
+    details: dict[str, Any]
+    audio_alert_id: int | None = None
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:,.1f}{unit}"
+
+
+def show_dashboard(rt: ConsoleRuntime) -> StepResult:
+    """Return the dashboard figures."""
+    now = rt.svc.clock.now()
+    d = rt.read(lambda s: analytics.dashboard(session=s, grid=rt.svc.grid(), now=now))
+    summary = (
+        f"{d.nodes_online}/{d.nodes_total} nodes online, {d.gpus_free} of {d.gpus_total} GPUs "
+        f"free; greenest zone **{d.greenest_zone}** at "
+        f"{_fmt(d.greenest_carbon_intensity, ' gCO2/kWh')}, dirtiest **{d.dirtiest_zone}** at "
+        f"{_fmt(d.dirtiest_carbon_intensity, ' gCO2/kWh')}."
+    )
+    return StepResult(
+        step=None, title="Dashboard", summary=summary, details=d.model_dump(mode="json")
+    )
+
+
+def refresh_grid(rt: ConsoleRuntime, hours: int = 24) -> StepResult:
+    """Ingest the last `hours` hours of every zone (the grid cycle)."""
+    now = rt.svc.clock.now()
+    report = rt.write(
+        lambda s: demo.grid_cycle(session=s, grid=rt.svc.grid(), now=now, hours=hours)
+    )
+    summary = (
+        f"Read {report.readings} hourly readings from the **{report.source}** grid: "
+        f"{report.grid_states_added} new grid states, "
+        f"{report.curtailment_events_added} new curtailment events."
+    )
+    return StepResult(
+        step=None, title="Refresh grid", summary=summary, details=report.model_dump(mode="json")
+    )
+
+
+def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) -> StepResult:
+    """Submit a workload and route it to the best-scoring node."""
+    now = rt.svc.clock.now()
+    made = rt.write(
+        lambda s: demo.create_workload(
+            session=s, grid=rt.svc.grid(), now=now, spec=spec, weights=rt.svc.weights
+        )
+    )
+    w, d = made.workload, made.decision
+    summary = (
+        f"**{w.name}** ({w.id}, {w.gpu_count}x{w.gpu_model or 'any GPU'} for "
+        f"{w.duration_hours:g} h) routed to **{d.node_id}** in **{w.zone}**, score "
+        f"{_fmt(d.score)}; estimated {_fmt(w.co2_kg_estimate, ' kg')} CO2."
+    )
+    return StepResult(
+        step=None, title="Create workload", summary=summary, details=made.model_dump(mode="json")
+    )
+
+
+def trigger_curtailment(rt: ConsoleRuntime, zone: str = "FR", hours: int = 3) -> StepResult:
+    """Store a curtailment window for `zone` and speak its alert."""
+    now = rt.svc.clock.now()
+    event = rt.write(
+        lambda s: demo.trigger_curtailment(
+            session=s, grid=rt.svc.grid(), now=now, zone=zone, hours=hours
+        )
+    )
+    rt.speak_alerts()
+    audio = rt.read(
+        lambda s: next(
+            (
+                a
+                for a in alerts.list_audio_alerts(session=s, kind="curtailment")
+                if a.ref == str(event.event_id)
+            ),
+            None,
+        )
+    )
+    summary = (
+        f"**{event.zone}** has surplus renewables from {event.start:%H:%M} to "
+        f"{event.end:%H:%M} UTC. "
+        + (f"Audio alert ({audio.engine}): “{audio.text}”" if audio else "No audio alert.")
+    )
+    return StepResult(
+        step=None,
+        title="Trigger curtailment",
+        summary=summary,
+        details=event.model_dump(mode="json"),
+        audio_alert_id=audio.id if audio else None,
+    )
+
+
+def trigger_reroute(rt: ConsoleRuntime, workload_id: str | None = None) -> StepResult:
+    """Spike carbon where a placed workload runs, then let the incident agent react."""
+    now = rt.svc.clock.now()
+    spike = rt.write(
+        lambda s: demo.trigger_carbon_spike(
+            session=s, grid=rt.svc.grid(), now=now, workload_id=workload_id
+        )
+    )
+    handled = rt.run_incidents()
+    rt.speak_alerts()
+    timelines = rt.read(lambda s: alerts.incident_timelines(session=s, limit=20))
+    mine = [t for t in timelines if t.id in handled]
+    moves = [r for t in mine for r in t.reroutes]
+    moved = [r for r in moves if r["outcome"] == "rerouted"]
+    summary = (
+        f"Carbon in **{spike.zone}** x{spike.carbon_factor:g}: {_fmt(spike.carbon_before)} → "
+        f"{_fmt(spike.carbon_after)} gCO2/kWh. {len(mine)} incident(s) handled; "
+        + (
+            ", ".join(
+                f"{r['workload_id']} moved {r['from_node_id']} → **{r['to_node_id']}**"
+                for r in moved
+            )
+            or f"{len(moves)} reroute attempt(s), none moved"
+        )
+        + "."
+    )
+    audio = next((t.audio_alert_id for t in mine if t.audio_alert_id), None)
+    return StepResult(
+        step=None,
+        title="Trigger reroute",
+        summary=summary,
+        details={
+            "spike": spike.model_dump(mode="json"),
+            "incidents": [t.model_dump(mode="json") for t in mine],
+        },
+        audio_alert_id=audio,
+    )
+
+
+def complete_workloads(rt: ConsoleRuntime, workload_ids: list[str] | None = None) -> StepResult:
+    """Complete placed work (all by default), then bill, pay gamers and mint carbon receipts."""
+    result = rt.complete_and_settle(workload_ids)
+    settled = result["settled"]
+    receipts = [r["settlement"]["receipt"] for r in settled if r.get("settlement")]
+    fee = sum(int(r["settlement"]["fee_minor"]) for r in settled if r.get("settlement"))
+    paid = [r["payout"] for r in settled if r.get("payout")]
+    summary = (
+        f"Completed {len(result['completed'])} workload(s); settled {len(settled)}: "
+        f"platform fee {fee / 100:,.2f} EUR, {len(paid)} gamer payout(s), "
+        f"{len(receipts)} carbon receipt(s) minted."
+    )
+    return StepResult(step=None, title="Complete workloads", summary=summary, details=result)
+
+
+def profitability(rt: ConsoleRuntime, group_by: GroupBy = "workload") -> list[ProfitLine]:
+    """Return the profitability lines grouped by workload, organisation or node."""
+    rate = rt.svc.settings.solana_lamports_per_eur_cent
+    return rt.read(
+        lambda s: profitability_report(session=s, group_by=group_by, lamports_per_minor=rate)
+    )
+
+
+def show_profitability(rt: ConsoleRuntime) -> StepResult:
+    """Return profitability per workload with totals."""
+    lines = profitability(rt, "workload")
+    fee = sum(line.fee_minor for line in lines)
+    margin = sum(line.margin_minor for line in lines)
+    avoided = sum(line.co2_avoided_kg for line in lines)
+    summary = (
+        f"{len(lines)} settled workload(s): fees {fee / 100:,.2f} EUR, margin "
+        f"{margin / 100:,.2f} EUR after chain costs, {avoided:,.2f} kg CO2 avoided."
+    )
+    return StepResult(
+        step=None,
+        title="Profitability",
+        summary=summary,
+        details={"lines": [line.model_dump(mode="json") for line in lines]},
+    )
+
+
+def run_step(rt: ConsoleRuntime, step: int) -> StepResult:
+    """Run step `step` (1-7) of the guided demo flow."""
+    actions = {
+        1: show_dashboard,
+        2: refresh_grid,
+        3: lambda r: create_workload(r, demo.NewWorkload()),
+        4: lambda r: trigger_curtailment(r, "FR"),
+        5: trigger_reroute,
+        6: complete_workloads,
+        7: show_profitability,
+    }
+    if step not in actions:
+        raise InvalidInputError(f"demo step {step!r}: use 1 to {len(actions)}")
+    result = actions[step](rt)
+    return result.model_copy(update={"step": step, "title": DEMO_STEPS[step - 1]})
+
+
+def list_workloads(rt: ConsoleRuntime, limit: int = 200) -> list[WorkloadView]:
+    """Return workloads, newest first."""
+    return rt.read(
+        lambda s: [WorkloadView.of(w) for w in repo.list_workloads(session=s, limit=limit)]
+    )
+
+
+def submit(rt: ConsoleRuntime, spec: demo.NewWorkload, *, route: bool) -> StepResult:
+    """Submit a workload; route it at once when `route` is true."""
+    if route:
+        return create_workload(rt, spec)
+    now = rt.svc.clock.now()
+    job = JobSpec(
+        gpu_count=spec.gpu_count, gpu_model=spec.gpu_model, duration_hours=spec.duration_hours
+    )
+    view = rt.write(
+        lambda s: submit_workload(session=s, org_id=spec.org_id, name=spec.name, spec=job, now=now)
+    )
+    return StepResult(
+        step=None,
+        title="Submit workload",
+        details=view.model_dump(mode="json"),
+        summary=f"**{view.name}** submitted as {view.id} (pending).",
+    )
+
+
+def route_or_reroute(rt: ConsoleRuntime, workload_id: str) -> StepResult:
+    """Route a pending workload, or reroute a placed one (>= 25 % better, at most 5 times)."""
+    now, grid = rt.svc.clock.now(), rt.svc.grid()
+
+    def run(s: Any) -> DecisionView:
+        w = load_workload(session=s, workload_id=workload_id)
+        effective = grid_with_overrides(session=s, grid=grid, now=now)
+        move = route_workload if w.status == "pending" else reroute_workload
+        return move(
+            session=s, grid=effective, workload_id=workload_id, now=now, weights=rt.svc.weights
+        )
+
+    d = rt.write(run)
+    summary = (
+        f"{d.kind} of {workload_id}: **{d.outcome}**"
+        + (f" → {d.node_id}" if d.node_id else "")
+        + f". {d.reason or ''}"
+    )
+    return StepResult(step=None, title="Route", summary=summary, details=d.model_dump(mode="json"))

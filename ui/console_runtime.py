@@ -1,0 +1,254 @@
+"""Compose what the console and its API routes run: graphs, demo actions, background loop.
+
+The chat, incident and billing graphs, the demo actions and the background loop (ingest,
+incidents, audio alerts) share one runtime. Everything here wires settings, graphs and
+domain functions together; the logic itself lives in `tools/` and `graphs/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage, HumanMessage
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from sqlalchemy.orm import Session
+
+from agents.models import make_chat_model
+from graphs.billing import BILLING_RECURSION_LIMIT, build_billing_graph, make_money_services
+from graphs.checkpoint import chat_thread, open_checkpointer
+from graphs.context import CHAT_RECURSION_LIMIT, BillingContext, Context
+from graphs.incident_watch import run_once
+from graphs.supervisor import build_supervisor_graph
+from tools import alerts, demo
+from tools.billing_cycle import unsettled_workloads
+from tools.grid import ZONES
+from tools.incidents import grid_with_overrides
+from tools.tts import SpeechEngine, make_speech_engine
+from ui.cli_agents import make_alert_sink
+from ui.console_settings import ConsoleSettings
+from ui.services import Services
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def model_label(svc: Services) -> str:
+    """Return who answers the chat: the Crusoe model name or the offline model."""
+    if svc.settings.llm_api_key is None:
+        return "offline model (deterministic, no API key)"
+    return f"Crusoe · {svc.settings.llm_model}"
+
+
+class ConsoleRuntime:
+    """The long-lived parts of the console process; `start()` in the lifespan, `stop()` after."""
+
+    def __init__(
+        self,
+        svc: Services,
+        config: ConsoleSettings,
+        *,
+        model: BaseChatModel | None = None,
+        speech: SpeechEngine | None = None,
+    ) -> None:
+        self.svc = svc
+        self.config = config
+        self._model = model
+        self._speech = speech
+        self._stack = contextlib.ExitStack()
+        self._write_lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._chat: Any = None
+        self._saver: Any = None
+        self.last_pass: dict[str, Any] = {}
+        self.last_error: str | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    @property
+    def model(self) -> BaseChatModel:
+        """Return the chat model (built on first use; fails fast on a bad endpoint)."""
+        if self._model is None:
+            self._model = make_chat_model(self.svc.settings)
+        return self._model
+
+    @property
+    def speech(self) -> SpeechEngine:
+        """Return the speech engine: ElevenLabs with a key, else offline espeak-ng."""
+        if self._speech is None:
+            key = self.svc.settings.elevenlabs_api_key
+            self._speech = make_speech_engine(
+                elevenlabs_api_key=key.get_secret_value() if key else None
+            )
+        return self._speech
+
+    @property
+    def model_label(self) -> str:
+        """Return who answers the chat."""
+        return model_label(self.svc)
+
+    @property
+    def model_short(self) -> str:
+        """Return the chat model's name for the dashboard card."""
+        s = self.svc.settings
+        return "offline model" if s.llm_api_key is None else s.llm_model.split("/")[-1]
+
+    def start(self) -> None:
+        """Open the checkpointer, build the graphs and start the background loop."""
+        saver = self._stack.enter_context(open_checkpointer(self.svc.engine))
+        self._chat = build_supervisor_graph(checkpointer=saver)
+        self._saver = saver
+        if self.config.loop_interval_s > 0:
+            self._thread = threading.Thread(target=self._loop, name="tgtg-loop", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background loop and close the checkpointer."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._stack.close()
+
+    def context(self, *, with_overrides: bool = False) -> Context:
+        """Return the graph context; the chat reads the grid through stored spikes.
+
+        The incident graph applies overrides itself, so its context gets the plain grid.
+        """
+        grid = self.svc.grid()
+        if with_overrides:
+            now = self.svc.clock.now()
+            grid = self.read(lambda s: grid_with_overrides(session=s, grid=grid, now=now))
+        return Context(
+            model=self.model,
+            sessions=self.svc.sessions,
+            grid=grid,
+            clock=self.svc.clock,
+            weights=self.svc.weights,
+            alerts=make_alert_sink(self.svc.settings),
+            worker_id=f"console-{os.getpid()}",
+        )
+
+    def read(self, fn: Callable[[Session], T]) -> T:
+        """Run a read in a fresh session."""
+        with self.svc.sessions() as session:
+            return fn(session)
+
+    def write(self, fn: Callable[[Session], T]) -> T:
+        """Run a write in one transaction (one writer at a time in this process)."""
+        with self._write_lock, self.svc.sessions.begin() as session:
+            return fn(session)
+
+    # -- chat -------------------------------------------------------------------------------
+
+    def chat_turn(self, text: str, thread_id: str) -> Iterator[list[BaseMessage]]:
+        """Run one chat turn; yield the turn's new messages so far after every graph step."""
+        if self._chat is None:
+            raise RuntimeError("the console runtime is not started")
+        config = {
+            "configurable": {"thread_id": chat_thread(thread_id)},
+            "recursion_limit": CHAT_RECURSION_LIMIT,
+        }
+        turn: list[BaseMessage] = []
+        with self._write_lock:
+            for namespace, update in self._chat.stream(
+                {"messages": [HumanMessage(text)]},
+                config,
+                context=self.context(with_overrides=True),
+                stream_mode="updates",
+                subgraphs=True,
+            ):
+                for node, value in update.items():
+                    # Agent subgraphs report their steps; their parent node repeats the thread.
+                    if not namespace and node != "supervisor":
+                        continue
+                    messages = value.get("messages", []) if isinstance(value, dict) else []
+                    turn.extend(m for m in messages if not isinstance(m, HumanMessage))
+                yield list(turn)
+
+    # -- background loop --------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.config.loop_interval_s):
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - kept running; shown on the dashboard
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.exception("background pass failed")
+
+    def tick(self, *, ingest_hours: int = 2) -> dict[str, Any]:
+        """Run one background pass: ingest, open and run incidents, speak new alerts."""
+        now = self.svc.clock.now()
+        report = self.write(
+            lambda s: demo.grid_cycle(session=s, grid=self.svc.grid(), now=now, hours=ingest_hours)
+        )
+        handled = self.run_incidents()
+        spoken = self.speak_alerts()
+        self.last_pass = {
+            "at": now.isoformat(),
+            "ingest": str(report),
+            "handled": handled,
+            "spoken": len(spoken),
+        }
+        self.last_error = None
+        return self.last_pass
+
+    def run_incidents(self) -> list[str]:
+        """Scan for anomalies, then claim and run every open incident; return their ids."""
+        if self._saver is None:
+            raise RuntimeError("the console runtime is not started")
+        with self._write_lock:
+            reports = run_once(self.context(), self._saver)
+        return [str(r["id"]) for r in reports]
+
+    def speak_alerts(self) -> list[alerts.AudioAlertView]:
+        """Give new curtailment events and incidents their audio alert."""
+        now = self.svc.clock.now()
+        return self.write(
+            lambda s: alerts.speak_new_alerts(
+                session=s, engine=self.speech, data_dir=self.svc.settings.data_dir, now=now
+            )
+        )
+
+    # -- money ------------------------------------------------------------------------------
+
+    async def _settle(self, ids: list[str]) -> list[dict[str, Any]]:
+        path = self.svc.settings.data_dir / "billing_checkpoints.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        money = make_money_services(
+            self.svc.settings, grid=self.svc.grid(), baseline_zones=tuple(ZONES)
+        )
+        ctx = BillingContext(sessions=self.svc.sessions, money=money, clock=self.svc.clock)
+        out: list[dict[str, Any]] = []
+        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+            graph = build_billing_graph(checkpointer=saver)
+            for wid in ids:
+                config = {
+                    "configurable": {"thread_id": f"billing:{wid}"},
+                    "recursion_limit": BILLING_RECURSION_LIMIT,
+                }
+                snapshot = await graph.aget_state(config)
+                if snapshot.next:
+                    out.append({"workload_id": wid, "paused": "awaiting_approval"})
+                    continue
+                result = await graph.ainvoke({"workload_id": wid}, config, context=ctx)
+                result.pop("__interrupt__", None)
+                out.append(result)
+        return out
+
+    def complete_and_settle(self, workload_ids: list[str] | None = None) -> dict[str, Any]:
+        """Complete routed/running work, then bill, pay and mint receipts in the billing graph."""
+        now = self.svc.clock.now()
+        with self._write_lock:
+            with self.svc.sessions() as session:
+                done = demo.complete_workloads(session=session, now=now, workload_ids=workload_ids)
+                session.commit()
+                todo = unsettled_workloads(session=session)
+            settled = asyncio.run(self._settle(todo))
+        return {"completed": done, "settled": settled}

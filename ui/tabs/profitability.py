@@ -1,0 +1,67 @@
+"""Profitability tab: fee, chain costs, margin and carbon ROI per workload, organisation or node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from ui import console_actions as actions
+from ui import console_views as views
+from ui.console_runtime import ConsoleRuntime
+from ui.tabs import Refresh
+
+COLUMNS = [
+    "key",
+    "workloads",
+    "gross",
+    "platform fee",
+    "provider share",
+    "chain cost",
+    "margin",
+    "kg CO2 avoided",
+    "kg CO2 / EUR fee",
+    "mode",
+]
+
+
+def _render(rt: ConsoleRuntime, group_by: str) -> tuple[str, Any]:
+    lines = actions.profitability(rt, group_by)  # type: ignore[arg-type]
+    rows = [
+        {
+            "key": x.key,
+            "workloads": x.workloads,
+            "gross": views.money(x.gross_minor),
+            "platform fee": views.money(x.fee_minor),
+            "provider share": views.money(x.provider_share_minor),
+            "chain cost": views.money(x.chain_cost_minor),
+            "margin": views.money(x.margin_minor),
+            "kg CO2 avoided": round(x.co2_avoided_kg, 3),
+            "kg CO2 / EUR fee": x.carbon_roi_kg_per_eur,
+            "mode": x.mode,
+        }
+        for x in lines
+    ]
+    if not lines:
+        empty = "No settled work yet: complete workloads (Demo tab, step 6) to bill them."
+        return empty, views.frame([], COLUMNS)
+    fee = sum(x.fee_minor for x in lines)
+    margin = sum(x.margin_minor for x in lines)
+    avoided = sum(x.co2_avoided_kg for x in lines)
+    roi = f"{avoided / (fee / 100):.3f} kg CO2 per EUR" if fee else "n/a"
+    head = (
+        f"**Total** fees {views.money(fee)} · margin {views.money(margin)} · "
+        f"{avoided:,.2f} kg CO2 avoided · carbon ROI {roi}"
+    )
+    return head, views.frame(rows, COLUMNS)
+
+
+def build(rt: ConsoleRuntime) -> list[Refresh]:
+    """Build the profitability tab."""
+    group = gr.Radio(
+        ["workload", "org", "node"], value="workload", label="Group by", elem_id="profit-group"
+    )
+    head = gr.Markdown(elem_id="profit-head")
+    table = gr.Dataframe(label="Profitability", interactive=False, elem_id="profit-table")
+    group.change(lambda g: _render(rt, g), group, [head, table], api_visibility="private")
+    return [(lambda g: _render(rt, g), [group], [head, table])]

@@ -1,0 +1,112 @@
+"""Workloads tab: the table, a submit form, and route / reroute."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from pydantic import ValidationError
+
+from tools.demo import NewWorkload
+from tools.errors import DomainError
+from ui import console_actions as actions
+from ui import console_views as views
+from ui.console_runtime import ConsoleRuntime
+from ui.tabs import Refresh
+
+COLUMNS = [
+    "id",
+    "name",
+    "org_id",
+    "status",
+    "gpus",
+    "node_id",
+    "zone",
+    "score",
+    "kg CO2 (est.)",
+    "reroutes",
+    "submitted",
+]
+GPU_MODELS = ["H100", "A100", "L40S", "RTX 4090", "any"]
+
+
+def _rows(rt: ConsoleRuntime) -> Any:
+    rows = [
+        {
+            "id": w.id,
+            "name": w.name,
+            "org_id": w.org_id,
+            "status": w.status,
+            "gpus": f"{w.gpu_count}x{w.gpu_model or 'any'}",
+            "node_id": w.node_id or "",
+            "zone": w.zone or "",
+            "score": None if w.score is None else round(w.score, 3),
+            "kg CO2 (est.)": None if w.co2_kg_estimate is None else round(w.co2_kg_estimate, 2),
+            "reroutes": w.reroute_count,
+            "submitted": f"{w.submitted_at:%Y-%m-%d %H:%M}",
+        }
+        for w in actions.list_workloads(rt)
+    ]
+    return views.frame(rows, COLUMNS)
+
+
+def build(rt: ConsoleRuntime) -> list[Refresh]:
+    """Build the workloads tab."""
+    table = gr.Dataframe(
+        label="Workloads (newest first)", interactive=False, elem_id="workloads-table"
+    )
+    with gr.Row():
+        with gr.Column(scale=3):
+            gr.Markdown("### Submit a workload")
+            with gr.Row():
+                name = gr.Textbox("Mistral fine-tune", label="Name", elem_id="wl-name")
+                org = gr.Textbox("acme-ai", label="Organisation id")
+            with gr.Row():
+                gpus = gr.Number(4, label="GPUs", precision=0, minimum=1, maximum=64)
+                model = gr.Dropdown(GPU_MODELS, value="H100", label="GPU model")
+                hours = gr.Number(8, label="Hours", minimum=0.25, maximum=336)
+            with gr.Row():
+                submit = gr.Button("Submit and route", variant="primary", elem_id="wl-submit")
+                queue = gr.Button("Submit only (pending)")
+        with gr.Column(scale=2):
+            gr.Markdown("### Route or reroute")
+            wid = gr.Textbox(label="Workload id", placeholder="wl_…", elem_id="wl-id")
+            route = gr.Button("Route / reroute", elem_id="wl-route")
+    result = gr.Markdown(elem_id="wl-result")
+
+    def do_submit(n: str, o: str, g: float, m: str, h: float, routed: bool) -> tuple[str, Any]:
+        try:
+            spec = NewWorkload(
+                name=n,
+                org_id=o,
+                gpu_count=int(g or 0),
+                gpu_model=None if m == "any" else m,
+                duration_hours=h,
+            )
+            step = actions.submit(rt, spec, route=routed)
+            message = step.summary
+        except ValidationError as exc:
+            message = "✗ " + "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+        except DomainError as exc:
+            message = f"✗ {exc}"
+        return message, _rows(rt)
+
+    def do_route(workload_id: str) -> tuple[str, Any]:
+        try:
+            message = actions.route_or_reroute(rt, workload_id.strip()).summary
+        except DomainError as exc:
+            message = f"✗ {exc}"
+        return message, _rows(rt)
+
+    form = [name, org, gpus, model, hours]
+    submit.click(lambda *a: do_submit(*a, True), form, [result, table], api_visibility="private")
+    queue.click(lambda *a: do_submit(*a, False), form, [result, table], api_visibility="private")
+    route.click(do_route, [wid], [result, table], api_visibility="private")
+
+    def pick(evt: gr.SelectData) -> str:
+        return str(evt.row_value[0]) if evt.row_value else ""
+
+    table.select(pick, None, wid, api_visibility="private")
+    return [(lambda: _rows(rt), [], [table])]
