@@ -438,3 +438,21 @@ def find_org_by_customer(*, session: Session, customer_id: str) -> Organization 
     return session.scalars(
         select(Organization).where(Organization.stripe_customer_id == customer_id)
     ).one_or_none()
+
+
+def usage_transactions(
+    *, session: Session, org_id: str, start: datetime, end: datetime
+) -> list[Transaction]:
+    """Return an organisation's usage transactions booked in [start, end), oldest first."""
+    return list(
+        session.scalars(
+            select(Transaction)
+            .where(
+                Transaction.kind == "usage",
+                Transaction.org_id == org_id,
+                Transaction.created_at >= start,
+                Transaction.created_at < end,
+            )
+            .order_by(Transaction.created_at, Transaction.id)
+        )
+    )

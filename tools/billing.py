@@ -275,3 +275,54 @@ def usage_charge(*, session: Session, workload_id: str) -> UsageCharge:
 def usage_transaction(*, session: Session, workload_id: str) -> Transaction | None:
     """Return the workload's usage transaction, if booked."""
     return ledger.find_transaction(session=session, idempotency_key=usage_key(workload_id))
+
+
+class StatementLine(BaseModel):
+    """One billed workload on an organisation's statement."""
+
+    workload_id: str
+    transaction_id: str
+    amount_minor: int
+    currency: str
+    status: str
+    """booked, metered (sent to Stripe or the demo meter) or no_charge."""
+    booked_at: datetime
+
+
+class UsageStatement(BaseModel):
+    """What an organisation was billed in a period."""
+
+    org_id: str
+    start: datetime
+    end: datetime
+    total_minor: int
+    lines: list[StatementLine]
+
+
+def usage_statement(
+    *, session: Session, org_id: str, start: datetime, end: datetime
+) -> UsageStatement:
+    """Return the usage billed to `org_id` with bookings in [start, end)."""
+    if end <= start:
+        raise InvalidInputError(
+            f"period end {end.isoformat()!r} is not after {start.isoformat()!r}"
+        )
+    txns = ledger.usage_transactions(session=session, org_id=org_id, start=start, end=end)
+    lines = [
+        StatementLine(
+            workload_id=t.workload_id or "",
+            transaction_id=t.id,
+            amount_minor=t.amount_minor,
+            currency=t.currency,
+            status=t.status,
+            booked_at=t.created_at,
+        )
+        for t in txns
+    ]
+    return UsageStatement(
+        org_id=org_id,
+        start=start,
+        end=end,
+        total_minor=sum(x.amount_minor for x in lines),
+        lines=lines,
+    )
