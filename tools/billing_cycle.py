@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from store.ledger import OPEN_PAYOUT_STATUSES, PayoutIntent
 from store.models import CarbonReceipt, ComputeNode, Transaction, Workload
 from tools import billing, payouts, receipts, stripe_billing
+from tools.grid import GridSource
 from tools.payouts import PayoutPolicy
 from tools.solana_chain import Chain
 from tools.solana_outbox import FaultHook, no_fault
@@ -52,8 +53,7 @@ class MoneyServices:
     biller: stripe_billing.Biller
     chain: Chain
     payer: Keypair
-    grid: object
-    """A tools.grid GridSource (series by zone and hour)."""
+    grid: GridSource
     policy: PayoutPolicy = field(default_factory=PayoutPolicy)
     baseline_zones: Sequence[str] = ()
 
@@ -121,7 +121,7 @@ async def settle_workload(
     assert w is not None and node is not None  # noqa: S101 - booked above
     start, end = billing.run_window(w)
     energy = billing.measure_energy(
-        grid=services.grid,  # type: ignore[arg-type]  # a GridSource
+        grid=services.grid,
         zone=node.zone,
         start=start,
         end=end,
@@ -134,7 +134,7 @@ async def settle_workload(
         workload_id=workload_id,
         charge=charge,
         energy=energy,
-        grid_source=str(getattr(services.grid, "name", "unknown")),
+        grid_source=services.grid.name,
         now=now,
     )
     session.commit()

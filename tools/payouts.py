@@ -23,7 +23,7 @@ from store import ledger
 from store.ledger import LedgerEntry, Leg, PayoutIntent
 from store.models import ComputeNode, Organization, Workload
 from tools.billing import usage_transaction
-from tools.errors import DomainError, IllegalTransitionError, NotFoundError
+from tools.errors import DomainError, IllegalTransitionError, InvalidInputError, NotFoundError
 from tools.solana_chain import Chain, parse_pubkey
 from tools.solana_outbox import FaultHook, no_fault, submit
 
@@ -139,6 +139,18 @@ def _paid_today(session: Session, org_id: str, now: datetime) -> int:
     )
 
 
+def _route_by_limits(
+    session: Session, org_id: str, amount: int, policy: PayoutPolicy, now: datetime
+) -> tuple[str, str | None]:
+    if amount > policy.max_payout_minor:
+        return "needs_review", f"above the per-payout cap {policy.max_payout_minor}"
+    if _paid_today(session, org_id, now) + amount > policy.daily_cap_minor:
+        return "needs_review", f"above the daily cap {policy.daily_cap_minor}"
+    if amount > policy.approval_threshold_minor:
+        return "awaiting_approval", "above the approval threshold"
+    return "approved", None
+
+
 def plan_payout(
     *, session: Session, workload_id: str, policy: PayoutPolicy, now: datetime
 ) -> PayoutView | None:
@@ -158,21 +170,21 @@ def plan_payout(
         return None
     org_id, amount = payable
     wallet = node.wallet_address or ""
-    check_payout(
-        session=session,
-        org_id=org_id,
-        wallet_address=wallet,
-        amount_minor=amount,
-        expected_minor=amount,
-        policy=policy,
-    )
     status, reason = "approved", None
-    if amount > policy.max_payout_minor:
-        status, reason = "needs_review", f"above the per-payout cap {policy.max_payout_minor}"
-    elif _paid_today(session, org_id, now) + amount > policy.daily_cap_minor:
-        status, reason = "needs_review", f"above the daily cap {policy.daily_cap_minor}"
-    elif amount > policy.approval_threshold_minor:
-        status, reason = "awaiting_approval", "above the approval threshold"
+    try:
+        check_payout(
+            session=session,
+            org_id=org_id,
+            wallet_address=wallet,
+            amount_minor=amount,
+            expected_minor=amount,
+            policy=policy,
+        )
+    except (PayoutPolicyError, InvalidInputError) as exc:
+        # Owed but not payable automatically: keep it visible for a person, never drop it.
+        status, reason = "needs_review", str(exc)
+    if status == "approved":
+        status, reason = _route_by_limits(session, org_id, amount, policy, now)
     intent = PayoutIntent(
         id=payout_id(workload_id),
         workload_id=workload_id,

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from store import ledger
 from store.ledger import ChainSubmission, PayoutIntent
-from store.models import CarbonReceipt
+from store.models import CarbonReceipt, ComputeNode
 from store.seed import wallet_for
 from tools.billing_cycle import MoneyServices, settle_workload
 from tools.grid.simulated import SimulatedGrid
@@ -210,3 +210,18 @@ def test_local_chain_journal_survives_a_new_process(session, tmp_path):
     sub = session.scalars(select(ChainSubmission).where(ChainSubmission.purpose == "payout")).one()
     asyncio.run(later.send(base64.b64decode(sub.signed_tx)))
     assert asyncio.run(later.balance(WALLET)) == 153 * 50_000
+
+
+def test_owed_money_to_an_unregistered_wallet_goes_to_review_not_to_the_wallet(session):
+    add_fleet(session)
+    session.get(ComputeNode, "g1").wallet_address = str(
+        Keypair().pubkey()
+    )  # not the registered one
+    add_completed(session, "w1", node="g1", hours=4)
+    session.commit()
+    svc = services()
+    s = settle(session, svc, "w1")
+    assert s.payout.status == "needs_review" and "registered wallet" in s.payout.reason
+    assert asyncio.run(svc.chain.balance(s.payout.wallet_address)) == 0
+    assert ledger.account_balance(session=session, account="provider_payable:gamer") == 153
+    assert s.receipt.status == "anchored"
