@@ -102,7 +102,8 @@ def evaluate_workload(text: str, *, model: BaseChatModel, now: datetime) -> Work
         model: A chat model; the offline model answers through the deterministic parser.
         now: Aware current time, used to resolve relative deadlines.
     """
-    structured = model.with_structured_output(WorkloadSpec)
+    # Function calling is what OpenAI-compatible servers support most widely (json_schema varies).
+    structured = model.with_structured_output(WorkloadSpec, method="function_calling")
     system = render(
         "workload_eval.system",
         now=now.isoformat(),

@@ -181,3 +181,71 @@ def serve(handler: Callable[[Seen], Reply]) -> Iterator[FakeHTTPServer]:
     """Yield a running fake server (use from a fixture)."""
     with FakeHTTPServer(handler) as server:
         yield server
+
+
+# --- OpenAI-compatible responses ---------------------------------------------------------------
+
+
+def completion(content: str | None = None, tool_calls: list[dict[str, Any]] | None = None,
+               model: str = "test-model") -> dict[str, Any]:  # fmt: skip
+    """Return a `/v1/chat/completions` body; tool_calls are `{"id","name","arguments"}` dicts."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+            for c in tool_calls
+        ]  # fmt: skip
+    return {
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1_764_000_000,
+        "model": model,
+        "choices": [{"index": 0, "message": message,
+                     "finish_reason": "tool_calls" if tool_calls else "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }  # fmt: skip
+
+
+def stream_chunks(content: str | None = None, tool_calls: list[dict[str, Any]] | None = None,
+                  model: str = "test-model") -> list[str]:  # fmt: skip
+    """Return SSE `data:` payloads streaming a completion the way vLLM/OpenAI do."""
+    base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1_764_000_000,
+            "model": model}  # fmt: skip
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        return json.dumps({**base, "choices": [{"index": 0, "delta": delta,
+                                                "finish_reason": finish}]})  # fmt: skip
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    for word in (content or "").split(" ") if content else []:
+        out.append(chunk({"content": word + " "}))
+    for i, call in enumerate(tool_calls or []):
+        args = json.dumps(call["arguments"])
+        out.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": i,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": call["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
+        for j in range(0, len(args), 12):
+            out.append(
+                chunk({"tool_calls": [{"index": i, "function": {"arguments": args[j : j + 12]}}]})
+            )
+    out.append(chunk({}, "tool_calls" if tool_calls else "stop"))
+    out.append("[DONE]")
+    return out
+
+
+def models_list(*ids: str) -> dict[str, Any]:
+    """Return a `/v1/models` body serving `ids`."""
+    return {
+        "object": "list",
+        "data": [{"id": i, "object": "model", "created": 0, "owned_by": "test"} for i in ids],
+    }
