@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.ledger import ChainSubmission, LedgerEntry, PayoutIntent
-from store.models import CarbonReceipt, Transaction, Workload
+from store.models import CarbonReceipt, RoutingDecision, Transaction, Workload
 
 GroupBy = Literal["workload", "org", "node"]
 LAMPORTS_PER_SIGNATURE = 5_000
@@ -110,3 +110,60 @@ def profitability_report(
             )
         )
     return sorted(lines, key=lambda line: (-line.fee_minor, line.key))
+
+
+class PaidSignal(BaseModel):
+    """A Paid.ai-shaped usage signal for one routing decision (cost, revenue, margin, carbon)."""
+
+    event_name: str = "routing_decision"
+    idempotency_key: str
+    """The routing decision id: re-sending never double counts."""
+    customer_id: str
+    workload_id: str
+    node_id: str | None
+    revenue_minor: int
+    cost_minor: int
+    margin_minor: int
+    co2_avoided_kg: float
+    mode: str = "demo: computed locally (no Paid.ai key)"
+
+
+def routing_signals(*, session: Session, lamports_per_minor: int) -> list[PaidSignal]:
+    """Return one signal per placing decision of a billed workload (the decision that earned).
+
+    Revenue is the platform fee; cost is the chain fees of its payout and receipt. Earlier
+    decisions that a reroute superseded earn nothing and are not signalled.
+    """
+    lines = {
+        line.key: line
+        for line in profitability_report(
+            session=session, group_by="workload", lamports_per_minor=lamports_per_minor
+        )
+    }
+    signals = []
+    for wid, line in sorted(lines.items()):
+        decision = session.scalars(
+            select(RoutingDecision)
+            .where(
+                RoutingDecision.workload_id == wid,
+                RoutingDecision.outcome.in_(("routed", "rerouted")),
+            )
+            .order_by(RoutingDecision.decided_at.desc(), RoutingDecision.id.desc())
+            .limit(1)
+        ).one_or_none()
+        w = session.get(Workload, wid)
+        if decision is None or w is None:
+            continue
+        signals.append(
+            PaidSignal(
+                idempotency_key=decision.id,
+                customer_id=w.org_id,
+                workload_id=wid,
+                node_id=decision.node_id,
+                revenue_minor=line.fee_minor,
+                cost_minor=line.chain_cost_minor,
+                margin_minor=line.margin_minor,
+                co2_avoided_kg=line.co2_avoided_kg,
+            )
+        )
+    return signals

@@ -25,7 +25,7 @@ from tools.billing_cycle import complete_workload, unsettled_workloads
 from tools.errors import InvalidInputError, NotFoundError
 from tools.grid import ZONES
 from tools.payouts import decide_payout, execute_payout, list_payouts, owed_to
-from tools.profitability import profitability_report
+from tools.profitability import profitability_report, routing_signals
 from tools.receipts import list_receipts, verify_receipt
 from ui.cli_common import AT_OPTION, JSON_OPTION, domain_errors, emit_json, fail, services, table
 from ui.services import Services
@@ -275,12 +275,26 @@ def receipts_verify(
 def profitability(
     ctx: typer.Context,
     by: Annotated[str, typer.Option("--by", help="workload | org | node.")] = "workload",
+    signals: Annotated[
+        bool, typer.Option("--signals", help="Paid.ai-shaped signals per routing decision.")
+    ] = False,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show profitability and carbon ROI per workload, organisation or node (local demo mode)."""
     if by not in ("workload", "org", "node"):
         raise InvalidInputError(f"--by {by!r}: use workload, org or node")
     svc = services(ctx)
+    if signals:
+        with svc.sessions() as session:
+            found = routing_signals(
+                session=session, lamports_per_minor=svc.settings.solana_lamports_per_eur_cent
+            )
+        if as_json:
+            emit_json(found)
+            return
+        for signal in found:
+            print(signal.model_dump_json())
+        return
     with svc.sessions() as session:
         rows = profitability_report(
             session=session,

@@ -45,6 +45,14 @@ def test_complete_all_bills_pays_gamers_and_mints_verifiable_receipts(tgtg):
         assert verdict["valid"] and verdict["memo"].startswith(f"cr1:{rid}:")
     balance = json.loads(tgtg("ledger", "balance", "--json"))
     assert balance["trial_balance"] == 0 and balance["unbalanced_transactions"] == []
+    by_org = json.loads(tgtg("profitability", "--by", "org", "--json"))
+    assert {r["key"] for r in by_org} == {"acme-ai", "nordlicht"}
+    assert sum(r["fee_minor"] for r in by_org) == sum(
+        r["settlement"]["fee_minor"] for r in report["settled"]
+    )
+    signals = json.loads(tgtg("profitability", "--signals", "--json"))
+    assert len(signals) == 3 and len({s["idempotency_key"] for s in signals}) == 3
+    assert all(s["margin_minor"] == s["revenue_minor"] - s["cost_minor"] for s in signals)
     again = json.loads(tgtg("workloads", "complete", "--all", "--at", AT, "--json"))
     assert again["completed"] == [] and again["settled"] == []
     assert json.loads(tgtg("ledger", "balance", "--json")) == balance
