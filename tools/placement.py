@@ -160,6 +160,7 @@ def evaluate_nodes(
     for i in rank(scored.score):
         node, free, _reading = eligible[i]
         energy = spec.gpu_count * node.power_kw_per_gpu * spec.duration_hours
+        breakdown = scored.breakdown(int(i), ci, util)
         candidates.append(
             Candidate(
                 node_id=node.id,
@@ -168,8 +169,8 @@ def evaluate_nodes(
                 free_gpus=free,
                 price_per_gpu_hour_minor=node.price_per_gpu_hour_minor,
                 currency=node.currency,
-                score=float(scored.score[i]),
-                breakdown=scored.breakdown(int(i), ci, util),
+                score=breakdown.score,
+                breakdown=breakdown,
                 energy_kwh=energy,
                 co2_kg=energy * float(ci[i]) / 1000.0,
             )

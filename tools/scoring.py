@@ -22,6 +22,7 @@ from tools.errors import InvalidInputError
 
 CI_NORM_G_PER_KWH = 500.0
 PRICE_NORM_EUR_PER_MWH = 100.0
+SCORE_DECIMALS = 12
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -75,11 +76,13 @@ class ScoreArrays:
     def breakdown(self, i: int, ci: FloatArray, utilization: FloatArray) -> ScoreBreakdown:
         """Return candidate `i` as a `ScoreBreakdown`."""
         price = float(self.price_used[i])
+        # Round away binary noise (0.3 + 0.15 + 0.05 is 0.49999999999999994 in floats) so exact
+        # inputs report exact scores; 12 decimals is far below any difference that matters.
         return ScoreBreakdown(
-            score=float(self.score[i]),
-            carbon_term=float(self.carbon_term[i]),
-            price_term=float(self.price_term[i]),
-            utilization_term=float(self.utilization_term[i]),
+            score=round(float(self.score[i]), SCORE_DECIMALS),
+            carbon_term=round(float(self.carbon_term[i]), SCORE_DECIMALS),
+            price_term=round(float(self.price_term[i]), SCORE_DECIMALS),
+            utilization_term=round(float(self.utilization_term[i]), SCORE_DECIMALS),
             carbon_intensity=float(ci[i]),
             price_eur_per_mwh=None if np.isnan(price) else price,
             price_imputed=bool(self.price_imputed[i]),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -10,15 +9,12 @@ import typer
 
 from evals.cli import replay as replay_command
 from graphs.settings import Settings
-from store import repo
 from store.migrate import upgrade
 from store.seed import drop_everything
-from tools.broker import JobSpec, recommend, reroute_workload, route_workload, submit_workload
+from tools.broker import JobSpec, recommend, route_workload, submit_workload
 from tools.clock import parse_time
 from tools.fleet import node_views, seed_demo
-from tools.grid.models import floor_hour
 from tools.scoring import score_one
-from tools.workloads import WorkloadView, normalise_zone, set_workload_status
 from ui.cli_agents import register as register_agent_commands
 from ui.cli_common import (
     AT_OPTION,
@@ -30,7 +26,9 @@ from ui.cli_common import (
     table,
     transaction,
 )
+from ui.cli_grid import grid_app
 from ui.cli_money import register as register_money
+from ui.cli_workloads import workloads_app
 
 app = typer.Typer(
     name="tgtg",
@@ -39,8 +37,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-grid_app = typer.Typer(help="Grid readings: show them, or ingest them into the store.")
-workloads_app = typer.Typer(help="List workloads, or move one along its life cycle.")
 app.add_typer(db_app, name="db")
 app.add_typer(grid_app, name="grid")
 app.add_typer(workloads_app, name="workloads")
@@ -117,79 +113,6 @@ def seed(
             f"seeded: {report.organizations_added} organisations, {report.nodes_added} nodes, "
             f"{report.grid_states_added} grid states (reset={reset})"
         )
-
-
-@grid_app.callback(invoke_without_command=True)
-@domain_errors
-def grid_show(
-    ctx: typer.Context,
-    zone: Annotated[list[str] | None, typer.Option("--zone", help="Zone code; repeatable.")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="sim | recorded | live.")] = None,
-    at: str | None = AT_OPTION,
-    as_json: bool = JSON_OPTION,
-) -> None:
-    """Show the grid reading of each zone at a time (default: now)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    svc = services(ctx, at)
-    from tools.grid import ZONE_CODES
-
-    zones = [normalise_zone(z) for z in zone] if zone else list(ZONE_CODES)
-    grid = svc.grid(source)
-    now = svc.clock.now()
-    readings = [grid.reading(z, now) for z in zones]
-    if as_json:
-        emit_json({"source": grid.name, "at": now, "readings": readings})
-        return
-    table(
-        f"grid ({grid.name}) at {floor_hour(now).isoformat()}",
-        ["zone", "gCO2/kWh", "renewable %", "€/MWh", "surplus", "curtailment"],
-        [
-            [
-                r.zone,
-                _fmt(r.carbon_intensity),
-                _fmt(r.renewable_pct),
-                _fmt(r.price_eur_per_mwh),
-                r.surplus,
-                r.curtailment,
-            ]
-            for r in readings
-        ],
-    )
-
-
-def _fmt(v: float | None) -> str:
-    return "—" if v is None else f"{v:.1f}"
-
-
-@grid_app.command("ingest")
-@domain_errors
-def grid_ingest(
-    ctx: typer.Context,
-    zone: Annotated[list[str] | None, typer.Option("--zone", help="Zone code; repeatable.")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="sim | recorded | live.")] = None,
-    start: Annotated[
-        str | None, typer.Option("--start", help="First hour (default: now-23h).")
-    ] = None,
-    hours: Annotated[int, typer.Option("--hours", min=1, max=24 * 366)] = 24,
-    at: str | None = AT_OPTION,
-    as_json: bool = JSON_OPTION,
-) -> None:
-    """Read grid states from a source and store them with any curtailment events."""
-    from tools.grid import ZONE_CODES
-    from tools.grid.ingest import ingest
-
-    svc = services(ctx, at)
-    now = svc.clock.now()
-    zones = [normalise_zone(z) for z in zone] if zone else list(ZONE_CODES)
-    first = (
-        parse_time(start, what="--start") if start else floor_hour(now) - timedelta(hours=hours - 1)
-    )
-    with transaction(svc) as session:
-        report = ingest(
-            session=session, source=svc.grid(source), zones=zones, start=first, hours=hours, now=now
-        )
-    emit_json(report) if as_json else print(report)
 
 
 @app.command("score")
@@ -312,93 +235,6 @@ def route(
         ["node", "zone", "score", "kg CO2"],
         [[c.node_id, c.zone, f"{c.score:.4f}", f"{c.co2_kg:.1f}"] for c in rec.candidates],
     )
-
-
-@workloads_app.callback(invoke_without_command=True)
-@domain_errors
-def workloads(
-    ctx: typer.Context,
-    status: Annotated[
-        list[str] | None, typer.Option("--status", help="Filter; repeatable.")
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
-    as_json: bool = JSON_OPTION,
-) -> None:
-    """List workloads, newest first."""
-    if ctx.invoked_subcommand is not None:
-        return
-    svc = services(ctx)
-    with transaction(svc) as session:
-        rows = [
-            WorkloadView.of(w)
-            for w in repo.list_workloads(session=session, statuses=status, limit=limit)
-        ]
-    if as_json:
-        emit_json(rows)
-        return
-    table(
-        "workloads",
-        ["id", "name", "status", "GPUs", "hours", "node", "zone", "reroutes"],
-        [
-            [
-                w.id,
-                w.name,
-                w.status,
-                w.gpu_count,
-                w.duration_hours,
-                w.node_id,
-                w.zone,
-                w.reroute_count,
-            ]
-            for w in rows
-        ],
-    )
-
-
-def _status_command(name: str, target: str, doc: str) -> None:
-    @domain_errors
-    def command(
-        ctx: typer.Context,
-        workload_id: Annotated[str, typer.Argument(help="Workload id.")],
-        at: str | None = AT_OPTION,
-        as_json: bool = JSON_OPTION,
-    ) -> None:
-        svc = services(ctx, at)
-        with transaction(svc) as session:
-            view = set_workload_status(
-                session=session, workload_id=workload_id, status=target, now=svc.clock.now()
-            )
-        emit_json(view) if as_json else print(f"{view.id} is now {view.status}")
-
-    command.__doc__ = doc
-    workloads_app.command(name)(command)
-
-
-_status_command("start", "running", "Start a routed workload on its node.")
-_status_command("cancel", "cancelled", "Cancel a workload that has not finished.")
-_status_command("fail", "failed", "Mark a workload as failed.")
-
-
-@workloads_app.command("reroute")
-@domain_errors
-def reroute(
-    ctx: typer.Context,
-    workload_id: Annotated[str, typer.Argument(help="Workload id.")],
-    source: Annotated[str | None, typer.Option("--source", help="sim | recorded | live.")] = None,
-    at: str | None = AT_OPTION,
-    as_json: bool = JSON_OPTION,
-) -> None:
-    """Move a workload if another node is at least 25 % better (at most 5 moves)."""
-    svc = services(ctx, at)
-    with transaction(svc) as session:
-        d = reroute_workload(
-            session=session,
-            grid=svc.grid(source),
-            workload_id=workload_id,
-            now=svc.clock.now(),
-            weights=svc.weights,
-        )
-    emit_json(d) if as_json else print(f"{d.outcome}: {d.reason}")
 
 
 @app.command("nodes")

@@ -23,8 +23,8 @@ def test_formula_against_hand_computed_values(ci, price, util, expected):
     assert b.carbon_term + b.price_term + b.utilization_term == pytest.approx(b.score)
 
 
-def test_the_example_from_the_spec_is_one_half():
-    assert score_one(250, 50, 0.5).score == pytest.approx(0.5)
+def test_the_example_from_the_spec_is_exactly_one_half():
+    assert score_one(250, 50, 0.5).score == 0.5
 
 
 def test_weights_are_configurable():

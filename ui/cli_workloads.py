@@ -1,0 +1,109 @@
+"""`tgtg workloads`: list workloads, start, cancel, fail or reroute one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from store import repo
+from tools.broker import reroute_workload
+from tools.workloads import WorkloadView, set_workload_status
+from ui.cli_common import (
+    AT_OPTION,
+    JSON_OPTION,
+    domain_errors,
+    emit_json,
+    services,
+    table,
+    transaction,
+)
+
+workloads_app = typer.Typer(help="List workloads, or move one along its life cycle.")
+
+
+@workloads_app.callback(invoke_without_command=True)
+@domain_errors
+def workloads(
+    ctx: typer.Context,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help="Filter; repeatable.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List workloads, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    svc = services(ctx)
+    with transaction(svc) as session:
+        rows = [
+            WorkloadView.of(w)
+            for w in repo.list_workloads(session=session, statuses=status, limit=limit)
+        ]
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        "workloads",
+        ["id", "name", "status", "GPUs", "hours", "node", "zone", "reroutes"],
+        [
+            [
+                w.id,
+                w.name,
+                w.status,
+                w.gpu_count,
+                w.duration_hours,
+                w.node_id,
+                w.zone,
+                w.reroute_count,
+            ]
+            for w in rows
+        ],
+    )
+
+
+def _status_command(name: str, target: str, doc: str) -> None:
+    @domain_errors
+    def command(
+        ctx: typer.Context,
+        workload_id: Annotated[str, typer.Argument(help="Workload id.")],
+        at: str | None = AT_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        svc = services(ctx, at)
+        with transaction(svc) as session:
+            view = set_workload_status(
+                session=session, workload_id=workload_id, status=target, now=svc.clock.now()
+            )
+        emit_json(view) if as_json else print(f"{view.id} is now {view.status}")
+
+    command.__doc__ = doc
+    workloads_app.command(name)(command)
+
+
+_status_command("start", "running", "Start a routed workload on its node.")
+_status_command("cancel", "cancelled", "Cancel a workload that has not finished.")
+_status_command("fail", "failed", "Mark a workload as failed.")
+
+
+@workloads_app.command("reroute")
+@domain_errors
+def reroute(
+    ctx: typer.Context,
+    workload_id: Annotated[str, typer.Argument(help="Workload id.")],
+    source: Annotated[str | None, typer.Option("--source", help="sim | recorded | live.")] = None,
+    at: str | None = AT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Move a workload if another node is at least 25 % better (at most 5 moves)."""
+    svc = services(ctx, at)
+    with transaction(svc) as session:
+        d = reroute_workload(
+            session=session,
+            grid=svc.grid(source),
+            workload_id=workload_id,
+            now=svc.clock.now(),
+            weights=svc.weights,
+        )
+    emit_json(d) if as_json else print(f"{d.outcome}: {d.reason}")
