@@ -39,7 +39,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
 )
 _UNIT_AFTER_A = re.compile(
     r"\b(?:an?|one)\s+(?=(?:single\s+)?(?:hour|hr|day|week|minute|gpu|card|h100|h200|a100|"
-    r"l40s|l4|a10g?|v100|t4|rtx|mi300x|b200|\d{4}\b))"
+    r"l40s|l4|a10g?|v100|t4|rtx|mi300x|b200|4090\b|3090\b))"
 )
 _AND_A_HALF = re.compile(r"\b(\d+)\s+and\s+a\s+half\s+(hours?|days?)\b")
 

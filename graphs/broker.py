@@ -110,7 +110,11 @@ def write_refusal(
     if name == "reroute_workload" and call["args"].get("workload_id") not in grant["workload_ids"]:
         return f"the operator did not name workload {call['args'].get('workload_id')!r}"
     limit = len(grant["workload_ids"]) if name == "reroute_workload" else 1
-    if _writes_this_turn(state["messages"], name) >= limit:
+    # Calls in one model message run in parallel: count the earlier ones of this message too.
+    last = next((m for m in reversed(state["messages"]) if isinstance(m, AIMessage)), None)
+    siblings = [c["id"] for c in (last.tool_calls if last else []) if c["name"] == name]
+    earlier = siblings.index(call["id"]) if call["id"] in siblings else 0
+    if _writes_this_turn(state["messages"], name) + earlier >= limit:
         return f"{name} already ran for this request; one commit per request"
     return None
 

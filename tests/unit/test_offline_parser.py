@@ -288,3 +288,9 @@ def test_parsing_is_deterministic() -> None:
 )
 def test_normalise(text: str, expected: str) -> None:
     assert normalise(text) == expected
+
+
+def test_a_before_a_number_is_not_one():
+    parsed = parse_request("route a 2000 GPU job for 3 hours", now=NOW)
+    assert parsed.spec.gpu_count is None and parsed.problems == ["gpu_count=2000"]
+    assert parse_request("a 4090 for 2 hours", now=NOW).spec.gpu_count == 1
