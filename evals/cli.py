@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,3 +184,94 @@ def replay(
 
     print(markdown_summary(report))
     print(f"files in {out}")
+
+
+def _git_revision() -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+@app.command("agents")
+def agents(
+    ctx: typer.Context,
+    suite: Annotated[
+        str, typer.Option("--suite", help="Folder under evals/datasets.")
+    ] = "operator",
+    trials: Annotated[int, typer.Option("--trials", help="Runs per task (k <= trials).")] = 1,
+    k: Annotated[
+        list[int] | None, typer.Option("--k", help="pass^k to report; repeatable.")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Use the offline model even if a key is set.")
+    ] = False,
+    out: Annotated[
+        Path, typer.Option("--out", help="JSONL file the trial records are appended to.")
+    ] = DEFAULT_OUT / "agents.jsonl",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run the operator chat task suite and report average reward and pass^k."""
+    from agents.models import ModelEndpointError, make_chat_model
+    from agents.offline import OfflineChatModel
+    from evals.metrics import summarise
+    from evals.run import prompt_hashes, run_suite
+    from evals.tasks import load_suite
+
+    if trials < 1:
+        raise _fail(f"--trials {trials!r}: run each task at least once")
+    ks = k or [1]
+    if any(x < 1 or x > trials for x in ks):
+        raise _fail(f"--k {ks!r}: each k must be between 1 and --trials {trials!r}")
+    settings = _settings(ctx)
+    try:
+        tasks = load_suite(suite)
+        model = OfflineChatModel() if offline else make_chat_model(settings)
+    except (DomainError, ModelEndpointError) as exc:
+        raise _fail(str(exc)) from None
+    is_offline = isinstance(model, OfflineChatModel)
+    meta = {
+        "model": "offline" if is_offline else settings.llm_model,
+        "base_url": None if is_offline else settings.llm_base_url,
+        "temperature": settings.llm_temperature,
+        "prompt_hashes": prompt_hashes(),
+        "git_revision": _git_revision(),
+        "suite": suite,
+        "started_at": datetime.now(UTC).isoformat(),
+    }
+
+    def factory() -> Any:
+        return OfflineChatModel() if is_offline else make_chat_model(settings, verify=False)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a", encoding="utf-8") as sink:
+
+        def record(result: dict[str, Any]) -> None:
+            sink.write(json.dumps({**meta, **result}) + "\n")
+            if not as_json:
+                mark = "✅" if result["reward"] >= 1.0 else ("⚠️" if result["infra_error"] else "❌")
+                print(f"{mark} {result['task_id']} (trial {result['trial']})")
+
+        results = run_suite(tasks, factory, trials=trials, on_result=record)
+    summary = {**summarise(results, ks), "model": meta["model"], "records": str(out)}
+    if as_json:
+        print(json.dumps(summary))
+        return
+    passes = ", ".join(f"pass^{x} {summary[f'pass^{x}']:.3f}" for x in ks)
+    print(
+        f"{summary['tasks']} tasks, {summary['trials']} trials, average reward "
+        f"{summary['average_reward']:.3f}, {passes}, infra errors {summary['infra_errors']}"
+    )
+    if summary["failed_tasks"]:
+        print("failed: " + ", ".join(summary["failed_tasks"]))
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON schema of an agent task file."""
+    from evals.tasks import task_schema
+
+    print(json.dumps(task_schema(), indent=2))

@@ -1,0 +1,169 @@
+"""Run operator chat tasks through the supervisor graph: one fresh store per (task, trial).
+
+Each trial gets a new SQLite file (migrated, then seeded), a fixed clock, the simulated grid with
+the task's seed, a fresh model from the factory and its own conversation thread. The operator's
+turns go through `graphs.chat.chat_turn`; afterwards the scorers compare tools, last answer and
+store to the task's expectations. Model transport failures (connection, timeout, rate limit, 5xx)
+are recorded as infrastructure errors, apart from task failures; a run the graph ends early
+(recursion limit) scores 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openai
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.errors import GraphRecursionError
+
+from evals.scorers import StoreFacts, reward, score_answer, score_store, score_tools
+from evals.tasks import RewardComponent, Task
+from graphs.chat import chat_turn
+from graphs.context import Context
+from store import repo
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade
+from store.seed import seed_fleet
+from tools.clock import FixedClock
+from tools.grid import SimulatedGrid
+from tools.incidentio import DemoAlerts
+
+logger = logging.getLogger(__name__)
+
+ModelFactory = Callable[[], BaseChatModel]
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+INFRA_ERRORS = (
+    openai.APIConnectionError,
+    openai.APITimeoutError,
+    openai.RateLimitError,
+    openai.InternalServerError,
+)
+
+
+def prompt_hashes(directory: Path = PROMPTS_DIR) -> dict[str, str]:
+    """Return the SHA-256 (first 16 hex) of every prompt file, by file name."""
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+        for p in sorted(directory.glob("*.md"))
+    }
+
+
+def _facts(sessions: Any) -> StoreFacts:
+    with sessions() as session:
+        workloads = repo.list_workloads(session=session)
+        zones: list[str | None] = []
+        for w in workloads:
+            node = repo.get_node(session=session, node_id=w.node_id) if w.node_id else None
+            zones.append(node.zone if node else None)
+        return StoreFacts(
+            workload_statuses=[w.status for w in workloads],
+            workload_zones=zones,
+            workload_gpus=[w.gpu_count for w in workloads],
+            decisions=len(repo.list_decisions(session=session)),
+        )
+
+
+def migrated_template(directory: Path) -> Path:
+    """Create an empty, migrated SQLite store in `directory` to copy for each trial."""
+    path = directory / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    return path
+
+
+def run_trial(
+    task: Task, model_factory: ModelFactory, *, trial: int, template: Path | None = None
+) -> dict[str, Any]:
+    """Run one trial of `task` on a fresh store and return its scored record.
+
+    Args:
+        task: The task.
+        model_factory: Returns a fresh chat model for the trial.
+        trial: Trial number (names the conversation thread).
+        template: A migrated empty store to copy (from `migrated_template`); migrate anew if None.
+    """
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tgtg-task-") as tmp:
+        path = Path(tmp) / "store.db"
+        if template is not None:
+            shutil.copyfile(template, path)
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            if template is None:
+                upgrade(engine)
+            sessions = make_session_factory(engine)
+            with sessions.begin() as session:
+                seed_fleet(session=session, now=task.clock)
+            ctx = Context(
+                model=model_factory(),
+                sessions=sessions,
+                grid=SimulatedGrid(seed=task.grid_seed),
+                clock=FixedClock(task.clock),
+                org_id=task.org_id,
+                alerts=DemoAlerts(),
+            )
+            saver = InMemorySaver()
+            calls: list[str] = []
+            answer = ""
+            error: str | None = None
+            infra: str | None = None
+            try:
+                for text in task.turns:
+                    out = chat_turn(ctx, saver, text, thread_id=f"{task.id}-{trial}")
+                    calls += out["tool_calls"]
+                    answer = out["answer"]
+            except GraphRecursionError as exc:
+                error = f"ended early: {exc}"
+            except INFRA_ERRORS as exc:
+                infra = f"{type(exc).__name__}: {exc}"
+            facts = _facts(sessions)
+        finally:
+            engine.dispose()
+    components: dict[RewardComponent, tuple[float, str]] = {
+        "tools": score_tools(task.expected, calls),
+        "answer": score_answer(task.expected, answer),
+        "store": score_store(task.expected, facts),
+    }
+    value = 0.0 if error else reward(task.reward_basis, components)
+    return {
+        "task_id": task.id,
+        "trial": trial,
+        "reward": value,
+        "components": {k: {"score": s, "reason": r} for k, (s, r) in components.items()},
+        "tool_calls": calls,
+        "answer": answer,
+        "error": error,
+        "infra_error": infra,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def run_suite(
+    tasks: list[Task],
+    model_factory: ModelFactory,
+    *,
+    trials: int = 1,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every task `trials` times; call `on_result` after each trial."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="tgtg-suite-") as tmp:
+        template = migrated_template(Path(tmp))
+        for task in tasks:
+            for trial in range(trials):
+                record = run_trial(task, model_factory, trial=trial, template=template)
+                results.append(record)
+                if on_result is not None:
+                    on_result(record)
+    return results
