@@ -14,7 +14,7 @@ from langchain_core.tools import BaseTool, tool
 from langgraph.prebuilt import ToolRuntime
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import repo
+from store import incident_repo, repo
 from tools import ToolKind
 from tools.adapters_ops import (
     RecommendationBrief,
@@ -247,14 +247,35 @@ def explain_decision(workload_id: str, runtime: ToolRuntime[Any, Any]) -> dict[s
         }}  # fmt: skip
 
 
+@tool(parse_docstring=True, error_on_invalid_docstring=True)
+def incident_status(runtime: ToolRuntime[Any, Any], open_only: bool = False) -> dict[str, Any]:
+    """Return the latest incidents with their current state and reroutes.
+
+    Args:
+        runtime: Injected graph context; never sent to the model.
+        open_only: Only incidents that are not resolved yet.
+    """
+    ctx = _ctx(runtime)
+    with ctx.sessions() as session:
+        rows = incident_repo.list_incidents(session=session, open_only=open_only, limit=10)
+        return {"incidents": [
+            {"id": i.id, "zone": i.zone, "trigger": i.trigger, "state": i.state,
+             "opened_at": i.opened_at.isoformat(), "summary": i.summary,
+             "reroutes": [f"{r.workload_id}: {r.outcome}" for r in
+                          incident_repo.list_reroutes(session=session, incident_id=i.id)]}
+            for i in rows
+        ]}  # fmt: skip
+
+
 for _adapter, _kind in (
     (recommend_placement, READ), (compare_zones, READ), (list_nodes, READ),
-    (explain_decision, READ), (route_workload, WRITE), (reroute_workload, WRITE),
+    (explain_decision, READ), (incident_status, READ), (route_workload, WRITE),
+    (reroute_workload, WRITE),
 ):  # fmt: skip
     _adapter.metadata = dict(_kind)
 
 
 def broker_tools() -> list[BaseTool]:
     """Return the broker agent's tools, each marked READ or WRITE in its metadata."""
-    return [recommend_placement, compare_zones, list_nodes, explain_decision,
+    return [recommend_placement, compare_zones, list_nodes, explain_decision, incident_status,
             route_workload, reroute_workload]  # fmt: skip

@@ -107,6 +107,7 @@ def test_scripted_model_transcript(ctx, sessions):
         "compare_zones",
         "list_nodes",
         "explain_decision",
+        "incident_status",
         "route_workload",
         "reroute_workload",
     ]

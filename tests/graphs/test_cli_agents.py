@@ -1,0 +1,72 @@
+"""The acceptance path through `tgtg`: recommend, route it, spike, incidents run-once."""
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from store.db import make_engine
+from store.models import Workload
+from ui.cli import app
+
+ASK = "Where should I run a 4xH100 fine-tune for 6 hours, EU only, done within 24 hours?"
+EU = {"FR", "DE", "ES", "PT", "NL", "BE", "IT"}
+
+
+@pytest.fixture
+def tgtg(tmp_path, monkeypatch):
+    monkeypatch.setenv("TGTG_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, (result.output, result.exception)
+        return result.stdout
+
+    run.db = tmp_path / "tgtg.db"
+    return run
+
+
+def _workloads(db):
+    engine = make_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(Workload)).scalar_one()
+    engine.dispose()
+    return n
+
+
+def test_recommend_route_spike_and_incident(tgtg):
+    first = json.loads(tgtg("chat", ASK, "--json"))
+    assert first["zone"] in EU and first["node"] and first["tool_calls"] == ["recommend_placement"]
+    assert "score" in first["answer"] and "carbon-agnostic" in first["answer"]
+    assert first["written"] is False and _workloads(tgtg.db) == 0
+
+    second = json.loads(tgtg("chat", "route it", "--thread", first["thread"], "--json"))
+    assert second["tool_calls"] == ["route_workload"] and second["written"] is True
+    assert second["zone"] in EU and second["thread"] == first["thread"]
+    assert _workloads(tgtg.db) == 1
+
+    spike = json.loads(tgtg("grid", "spike", "--zone", second["zone"], "--factor", "20", "--json"))
+    assert spike["carbon_factor"] == 20
+    (incident,) = json.loads(tgtg("incidents", "run-once", "--json", "--worker-id", "t"))
+    assert incident["zone"] == second["zone"]
+    assert incident["states"] == [
+        "MONITORING",
+        "ANOMALY_DETECTED",
+        "EVALUATING",
+        "ADAPTING",
+        "RESOLVED",
+    ]
+    (move,) = incident["reroutes"]
+    assert move["outcome"] == "rerouted" and move["from_node_id"] == second["node"]
+    listed = json.loads(tgtg("incidents", "list", "--json"))
+    assert [i["id"] for i in listed] == [incident["id"]]
+
+
+def test_bad_input_exits_2_naming_the_value(tmp_path, monkeypatch):
+    monkeypatch.setenv("TGTG_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["grid", "spike", "--zone", "XX", "--factor", "3"])
+    assert result.exit_code == 2 and "'XX'" in result.output
+    result = CliRunner().invoke(app, ["chat", "  "])
+    assert result.exit_code == 2 and "empty" in result.output
