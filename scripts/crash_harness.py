@@ -78,6 +78,7 @@ class RunResult:
     stripe_failures: int = 0
     resigned: int = 0
     payouts_posted: int = 0
+    final_statuses: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
 
 
@@ -235,6 +236,7 @@ async def _check(s, ids: list[str], fake: FakeStripe, chain: LocalChain, res: Ru
     intents = s.scalars(select(PayoutIntent)).all()
     by_wallet: Counter[str] = Counter()
     for p in intents:
+        res.final_statuses[p.status] += 1
         by_wallet[p.wallet_address] += 0
         if p.status not in ("posted", "voided", "rejected", "needs_review"):
             v.append(f"payout {p.id} left {p.status}")
@@ -314,6 +316,10 @@ def main() -> int:
         f"payouts posted: {sum(r.payouts_posted for r in results)}  re-signed after expiry: "
         f"{sum(r.resigned for r in results)}"
     )
+    statuses: Counter[str] = Counter()
+    for r in results:
+        statuses.update(r.final_statuses)
+    print(f"payout intents by final status: {dict(sorted(statuses.items()))}")
     print(f"runs with a violation: {len(bad)}  (double/lost charges or payouts, balance, receipts)")
     return 1 if bad else 0
 
