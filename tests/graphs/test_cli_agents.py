@@ -70,3 +70,22 @@ def test_bad_input_exits_2_naming_the_value(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "'XX'" in result.output
     result = CliRunner().invoke(app, ["chat", "  "])
     assert result.exit_code == 2 and "empty" in result.output
+
+
+def test_misconfigured_model_endpoint_fails_fast_naming_the_setting(tmp_path, monkeypatch):
+    from tests.fakes import FakeHTTPServer, Reply, models_list
+
+    with FakeHTTPServer(lambda r: Reply(200, models_list("served/model"))) as server:
+        monkeypatch.setenv("TGTG_DATA_DIR", str(tmp_path))
+        monkeypatch.setenv("TGTG_LLM_BASE_URL", f"{server.url}/v1")
+        monkeypatch.setenv("TGTG_LLM_API_KEY", "sk-test")
+        monkeypatch.setenv("TGTG_LLM_MODEL", "missing/model")
+        result = CliRunner().invoke(app, ["chat", "compare zones now", "--json"])
+    assert result.exit_code == 2
+    assert "TGTG_LLM_MODEL" in result.output and "served/model" in result.output
+
+
+def test_incident_status_in_chat(tgtg):
+    out = json.loads(tgtg("chat", "any incidents?", "--json"))
+    assert out["tool_calls"] == ["incident_status"]
+    assert "No incidents" in out["answer"]

@@ -163,3 +163,38 @@ def test_resume_after_crash_repeats_no_reroute(ctx, sessions, sqlite_engine):
     assert r["states"] == FIVE and len(r["reroutes"]) == 1
     with sessions() as s:
         assert s.get(Workload, wid).reroute_count == 1
+
+
+def test_curtailment_pulls_routed_work_in(ctx, sessions, saver):
+    class Curtailing:
+        name = ctx.grid.name
+
+        def reading(self, zone, at):
+            r = ctx.grid.reading(zone, at)
+            if zone == "NL":
+                return r.model_copy(
+                    update={
+                        "curtailment": True,
+                        "surplus": True,
+                        "carbon_intensity": 5.0,
+                        "price_eur_per_mwh": -10.0,
+                    }
+                )
+            return r
+
+        def series(self, zone, start, hours):
+            return [self.reading(zone, r.ts) for r in ctx.grid.series(zone, start, hours)]
+
+    with sessions.begin() as s:
+        spec = JobSpec(gpu_count=2, gpu_model="H100", duration_hours=6, allowed_zones=["DE", "NL"])
+        wl = submit_workload(session=s, org_id="acme-ai", name="flex", spec=spec, now=T0)
+        s.flush()
+        s.get(Workload, wl.id).allowed_zones = ["DE"]
+        route_workload(session=s, grid=ctx.grid, workload_id=wl.id, now=T0)
+        s.get(Workload, wl.id).allowed_zones = ["DE", "NL"]
+    (r,) = run_once(replace(ctx, grid=Curtailing()), saver)
+    assert r["trigger"] == "surplus" and r["zone"] == "NL" and r["states"] == FIVE
+    assert (
+        r["reroutes"][0]["outcome"] == "rerouted"
+        and r["reroutes"][0]["to_node_id"] == "nl-ams-h100"
+    )
