@@ -275,3 +275,32 @@ def schema() -> None:
     from evals.tasks import task_schema
 
     print(json.dumps(task_schema(), indent=2))
+
+
+@app.command("incidents")
+def incidents(
+    ctx: typer.Context,
+    grid_dir: Annotated[
+        Path | None, typer.Option("--grid-dir", help="Recorded <ZONE>.csv folder (TGTG_GRID_DIR).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+) -> None:
+    """Replay recorded days with injected incidents and check every workload's end state."""
+    from evals.incident_replay import load_days, replay_day
+
+    grid = grid_dir or _settings(ctx).grid_dir
+    if grid is None or not Path(grid).is_dir():
+        raise _fail(f"--grid-dir {str(grid)!r} is not a folder: pass the recorded CSV directory")
+    try:
+        results = [replay_day(day, Path(grid)) for day in load_days()]
+    except DomainError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(results))
+    else:
+        for r in results:
+            print(f"{'✅' if r['passed'] else '❌'} {r['id']}: {len(r['incidents'])} incidents")
+            for problem in r["problems"]:
+                print(f"   {problem}")
+    if not all(r["passed"] for r in results):
+        raise typer.Exit(1)

@@ -203,7 +203,11 @@ def _targets(
             }
         )
     if temporal is not None:
-        mode = forecast if forecast in temporal else next(iter(temporal))
+        # The target is about a causal forecast: `perfect` scores 100 % by construction.
+        causal_modes = [m for m in temporal if m != "perfect"]
+        mode = forecast if forecast in causal_modes else (causal_modes or list(temporal))[0]
+        if forecast == "perfect" and "model" in temporal:
+            mode = "model"
         mean = temporal[mode]["mean"]["capture_pct"]
         out.update(
             {
