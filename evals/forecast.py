@@ -12,6 +12,9 @@ Three modes:
   plus weather regimes (wind fronts, cloud) that last hours to days; the daily profile captures
   the first and the fitted decay the second. Fits use only history, per zone and per call.
 
+With less than a day of history (a window at the very start of the recorded data) both use the
+mean of the hours there are, until a full day has been seen.
+
 Every forecaster returns a (zones, horizon) array for hours `now+1 .. now+horizon`; NaN in the
 history (missing prices) is ignored, and an hour-of-day with no known value forecasts NaN.
 """
@@ -55,7 +58,12 @@ def _hod_profile(history: FloatArray, now: int, days: int) -> FloatArray:
     n = min(history.shape[1], days * 24)
     n -= n % 24
     if n == 0:
-        raise InvalidInputError("forecasts need at least 24 h of history before the window")
+        if history.shape[1] == 0:
+            raise InvalidInputError("forecasts need at least one hour of history")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)
+            flat = np.nanmean(history, axis=1, keepdims=True)
+        return np.repeat(flat, 24, axis=1)
     recent = history[:, history.shape[1] - n :]
     first_hod = (now - n + 1) % 24
     blocks = recent.reshape(history.shape[0], n // 24, 24)

@@ -226,3 +226,12 @@ def test_missing_prices_take_the_highest_known_price_of_the_hour() -> None:
     filled = impute_prices(price)
     assert filled[:, 0].tolist() == [10.0, 30.0, 30.0]
     assert filled[:, 1].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_forecasts_work_with_less_than_a_day_of_history() -> None:
+    history = np.array([[100.0, 120.0, np.nan], [5.0, 5.0, 5.0]])
+    for forecaster in (NaiveForecaster(), SeasonalPersistenceForecaster()):
+        pred = forecaster.predict(history, now=2, horizon=4)
+        assert pred.shape == (2, 4)
+        assert pred[1].tolist() == pytest.approx([5.0] * 4)
+        assert pred[0, 0] == pytest.approx(110.0)
