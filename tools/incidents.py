@@ -67,6 +67,11 @@ class OverriddenGrid:
                             o.reason) for o in overrides]  # fmt: skip
 
     @property
+    def inner(self) -> GridSource:
+        """Return the grid source without overrides."""
+        return self._inner
+
+    @property
     def name(self) -> Any:
         """Return the inner source's name (overrides do not change the source)."""
         return self._inner.name
@@ -112,7 +117,12 @@ def add_spike(
 
 
 def grid_with_overrides(*, session: Session, grid: GridSource, now: datetime) -> GridSource:
-    """Return `grid` wrapped with the overrides active within a day of `now`."""
+    """Return `grid` wrapped with the overrides active within two days of `now`.
+
+    Wrapping an already wrapped grid replaces its overrides (they never apply twice).
+    """
+    if isinstance(grid, OverriddenGrid):
+        grid = grid.inner
     overrides = incident_repo.active_grid_overrides(
         session=session, start=now - timedelta(days=2), end=now + timedelta(days=2)
     )

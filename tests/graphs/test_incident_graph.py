@@ -198,3 +198,14 @@ def test_curtailment_pulls_routed_work_in(ctx, sessions, saver):
         r["reroutes"][0]["outcome"] == "rerouted"
         and r["reroutes"][0]["to_node_id"] == "nl-ams-h100"
     )
+
+
+def test_overrides_apply_once_even_when_wrapped_twice(ctx, sessions):
+    _spike(sessions, 3)
+    raw = ctx.grid.reading("FR", T0).carbon_intensity
+    with sessions() as s:
+        once = grid_with_overrides(session=s, grid=ctx.grid, now=T0)
+        twice = grid_with_overrides(session=s, grid=once, now=T0)
+    assert once.reading("FR", T0).carbon_intensity == pytest.approx(raw * 3)
+    assert twice.reading("FR", T0).carbon_intensity == pytest.approx(raw * 3)
+    assert twice.reading("DE", T0) == ctx.grid.reading("DE", T0)
