@@ -22,6 +22,7 @@ from graphs.checkpoint import incident_thread
 from graphs.context import INCIDENT_RECURSION_LIMIT, Context
 from graphs.incident import build_incident_graph
 from store import incident_repo
+from tools.incidentio import AlertDeliveryError
 from tools.incidents import detect_anomalies, grid_with_overrides, reroute_view
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,12 @@ def watch(
     """Run `run_once` every `interval_s` seconds (forever unless `iterations` is given)."""
     done = 0
     while iterations is None or done < iterations:
-        reports = run_once(make_ctx(), checkpointer)
+        try:
+            reports = run_once(make_ctx(), checkpointer)
+        except AlertDeliveryError as exc:
+            # The incident stays open at its checkpoint; the next pass resumes it.
+            logger.error("incident pass stopped, will resume next pass: %s", exc)
+            reports = []
         if on_pass is not None:
             on_pass(reports)
         done += 1

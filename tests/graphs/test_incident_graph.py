@@ -209,3 +209,18 @@ def test_overrides_apply_once_even_when_wrapped_twice(ctx, sessions):
     assert once.reading("FR", T0).carbon_intensity == pytest.approx(raw * 3)
     assert twice.reading("FR", T0).carbon_intensity == pytest.approx(raw * 3)
     assert twice.reading("DE", T0) == ctx.grid.reading("DE", T0)
+
+
+def test_watch_survives_an_alert_outage_and_resumes_next_pass(ctx, sessions, saver):
+    from graphs.incident_watch import watch
+
+    wid = _route_fr_job(sessions, ctx.grid)
+    _spike(sessions, 20)
+    flaky = replace(ctx, alerts=FlakyAlerts())
+    passes = []
+    watch(lambda: flaky, saver, interval_s=0, iterations=2, on_pass=passes.append)
+    assert passes[0] == []  # the first pass stopped at RESOLVED when the alert failed
+    (r,) = passes[1]
+    assert r["states"] == FIVE and len(r["reroutes"]) == 1
+    with sessions() as s:
+        assert s.get(Workload, wid).reroute_count == 1
