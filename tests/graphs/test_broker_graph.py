@@ -129,3 +129,46 @@ def test_write_without_operator_request_is_refused_and_not_run(ctx, sessions):
     refusal = _tool_results(out)[-1]
     assert refusal.status == "error" and "explicit request" in refusal.content
     assert _count(sessions, Workload) == 0
+
+
+def test_operator_reroutes_own_workload_by_chat(ctx, sessions):
+    from tests.graphs.conftest import T0
+    from tools.broker import JobSpec, route_workload, submit_workload
+    from tools.incidents import add_spike, grid_with_overrides
+
+    with sessions.begin() as s:
+        spec = JobSpec(gpu_count=4, gpu_model="H100", duration_hours=6)
+        wl = submit_workload(session=s, org_id=ctx.org_id, name="mine", spec=spec, now=T0)
+        route_workload(session=s, grid=ctx.grid, workload_id=wl.id, now=T0)
+        add_spike(
+            session=s, zone="FR", carbon_factor=20, price_factor=1, hours=3, reason="t", now=T0
+        )
+    with sessions() as s:
+        spiked = ctx.__class__(
+            **{**ctx.__dict__, "grid": grid_with_overrides(session=s, grid=ctx.grid, now=T0)}
+        )
+    graph = build_broker_graph(checkpointer=InMemorySaver())
+    out = _turn(graph, spiked, f"please reroute {wl.id}")
+    result = json.loads(_tool_results(out)[-1].content)
+    assert result["decision"]["outcome"] == "rerouted"
+    assert f"Moved workload {wl.id} from fr-par-h100" in out["messages"][-1].content
+
+
+def test_every_broker_tool_is_marked_read_or_write():
+    from langchain_core.tools import tool
+
+    from tools import ToolKind, read_tool_names, tool_kind, write_tool_names
+    from tools.agent_tools import broker_tools
+
+    tools = broker_tools()
+    assert write_tool_names(tools) == {"route_workload", "reroute_workload"}
+    assert read_tool_names(tools) | write_tool_names(tools) == {t.name for t in tools}
+
+    @tool
+    def unmarked() -> str:
+        """Do nothing."""
+        return ""
+
+    with pytest.raises(ValueError, match="'unmarked' is not marked READ or WRITE"):
+        tool_kind(unmarked)
+    assert tool_kind(tools[0]) is ToolKind.READ
