@@ -51,7 +51,8 @@ class OracleSolution:
     start: IntArray
     zone: IntArray
     method: str
-    """`lp-integral`, `milp` or `lp-rounded`."""
+    """`lp-integral`, `milp`, `lp-rounded`, or `lp-bound+heuristic` (a better incumbent found by
+    the perfect-foresight heuristic, see `evals.replay`)."""
     lp_bound_kg: float
     objective_kg: float
     solve_seconds: float

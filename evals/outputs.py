@@ -86,7 +86,8 @@ def markdown_summary(report: dict[str, Any]) -> str:
         verdict = "met" if t["co2_ratio_met"] else "not met"
         lines.append(
             f"* Best causal policy `{t['best_causal_policy']}`: "
-            f"{_fmt(t['best_causal_co2_vs_oracle'])} x oracle CO2 with "
+            f"{_fmt(t['best_causal_co2_vs_oracle'])} x oracle CO2 "
+            f"({_fmt(t['best_causal_co2_vs_lp_bound'])} x the LP lower bound) with "
             f"{t['best_causal_deadline_misses']} misses (target <= {t['co2_ratio_target']} "
             f"with 0): **{verdict}**."
         )

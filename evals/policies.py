@@ -6,10 +6,13 @@
 * `composite`: the broker's rule: start at arrival in the free zone with the lowest score
   `0.6*CI/500 + 0.3*price/100 + 0.1*util`; a job that had to wait (no free GPUs anywhere) is
   routed to its best zone and moves only when a free zone scores >= 25 % lower, at most 5 times.
-* `spatiotemporal`: every hour re-plans each waiting job (least slack first) over zones and start
-  hours within its slack, minimising forecast `kW/GPU x score` summed over the job's hours, with
-  GPUs booked by running jobs and by the plans of more urgent jobs; starts jobs whose best slot is
-  now. With carbon-only weights (the default) the objective is forecast kg CO2.
+* `spatiotemporal`: every hour re-plans each waiting job over zones and start hours within its
+  slack, minimising forecast `kW/GPU x score` summed over the job's hours, with GPUs booked by
+  running jobs and by the plans of jobs placed before it; starts jobs whose best slot is now.
+  Order (regret first, as in Vogel's method for assignment problems): jobs that must start now,
+  then the rest; within each group by regret, the GPUs x (second-best minus best zone's window
+  cost), so the job that loses most when pushed out of the best zone picks first. With
+  carbon-only weights (the default) the objective is forecast kg CO2.
 * `ScheduledPolicy`: replays a precomputed schedule (the oracle's) through the same harness.
 """
 
@@ -160,6 +163,15 @@ class SpatioTemporalPolicy:
             pad = np.zeros((booked.shape[0], horizon + 1 - booked.shape[1]))
             booked = np.concatenate([booked, pad], axis=1)
         room = np.where(fleet.capacity > 0, fleet.capacity, -1.0)[:, None] + CAPACITY_EPS
+        usable = fleet.capacity > 0
+        regret = np.zeros(order.size)
+        for i, (j, left) in enumerate(zip(order, slack_left, strict=True)):
+            n_start, length = int(left) + 1, int(jobs.duration[j])
+            per_zone = (cum[:, length : length + n_start] - cum[:, :n_start]).min(axis=1)
+            best_two = np.sort(per_zone[usable])[:2]
+            regret[i] = (best_two[-1] - best_two[0]) * jobs.gpus[j]
+        pick = np.lexsort((-regret, slack_left > 0))
+        order, slack_left = order[pick], slack_left[pick]
         decision = Decision()
         for j, left in zip(order, slack_left, strict=True):
             n_start, length, g = int(left) + 1, int(jobs.duration[j]), jobs.gpus[j]

@@ -118,6 +118,8 @@ def build_report(
                 ratio = row["co2_kg"] / policies[oracle]["co2_kg"]
         row["oracle_capture_pct"] = None if cap is None else round(cap, 2)
         row["co2_vs_oracle"] = None if ratio is None else round(ratio, 4)
+        bound = result.oracle.lp_bound_kg if result.oracle is not None else 0.0
+        row["co2_vs_lp_bound"] = round(row["co2_kg"] / bound, 4) if bound > 0 else None
     report: dict[str, Any] = {
         "window": {
             "start": cfg.start.isoformat(),
@@ -194,6 +196,7 @@ def _targets(
             {
                 "best_causal_policy": best,
                 "best_causal_co2_vs_oracle": zero_miss[best]["co2_vs_oracle"],
+                "best_causal_co2_vs_lp_bound": zero_miss[best]["co2_vs_lp_bound"],
                 "best_causal_deadline_misses": zero_miss[best]["deadline_misses"],
                 "co2_ratio_met": bool(
                     zero_miss[best]["co2_vs_oracle"] is not None
