@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format eval bench install clean
+.PHONY: run test test-live lint format eval bench install clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 test: $(STAMP)
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+# Real model endpoint only (Crusoe, vLLM, Ollama): LIVE_LLM_BASE_URL, LIVE_LLM_API_KEY, LIVE_LLM_MODEL.
+test-live: $(STAMP)
+	$(PY) -m pytest tests/live -m live_llm --force-enable-socket
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -144,3 +144,13 @@ def grid_dir() -> Path:
             pytest.fail(f"recorded grid data missing at {GRID_DIR}")
         pytest.skip(f"recorded grid data not found at {GRID_DIR}")
     return GRID_DIR
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep real-endpoint tests out of every run that does not ask for them with -m live_llm."""
+    if "live_llm" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="real model endpoint: run `make test-live` with LIVE_LLM_*")
+    for item in items:
+        if "live_llm" in item.keywords:
+            item.add_marker(skip)
