@@ -8,22 +8,23 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agents.models import ModelEndpointError, make_chat_model
-from graphs.chat import chat_turn
-from graphs.checkpoint import open_checkpointer
-from graphs.context import DEFAULT_ORG_ID, Context
-from graphs.incident_watch import report, run_once, watch
 from graphs.settings import Settings
-from store import incident_repo, repo
+from store import repo
 from store.seed import seed_fleet
-from tools.incidentio import AlertSink, DemoAlerts, IncidentIoAlerts
-from tools.incidents import add_spike, grid_with_overrides
 from ui.cli_common import JSON_OPTION, domain_errors, emit_json, fail, services, transaction
 from ui.services import Services
+
+if TYPE_CHECKING:
+    from graphs.context import Context
+    from tools.incidentio import AlertSink
+
+# Model, graph and checkpoint libraries load inside the commands that use them, so that the
+# other `tgtg` commands start quickly. Same value as graphs.context.DEFAULT_ORG_ID (tested).
+DEFAULT_ORG_ID = "acme-ai"
 
 logger = logging.getLogger(__name__)
 incidents_app = typer.Typer(help="Incident response: scan, run and watch incidents.")
@@ -31,6 +32,8 @@ incidents_app = typer.Typer(help="Incident response: scan, run and watch inciden
 
 def make_alert_sink(settings: Settings) -> AlertSink:
     """Return incident.io alerts when configured, else the local demo recorder."""
+    from tools.incidentio import DemoAlerts, IncidentIoAlerts
+
     if settings.incidentio_api_key is None or not settings.incidentio_alert_source_id:
         return DemoAlerts()
     return IncidentIoAlerts(api_key=settings.incidentio_api_key.get_secret_value(),
@@ -41,6 +44,10 @@ def make_alert_sink(settings: Settings) -> AlertSink:
 def _context(
     svc: Services, *, org_id: str, worker_id: str = "local", alerts: AlertSink | None = None
 ) -> Context:
+    from agents.models import ModelEndpointError, make_chat_model
+    from graphs.context import Context
+    from tools.incidents import grid_with_overrides
+
     try:
         model = make_chat_model(svc.settings)
     except ModelEndpointError as exc:
@@ -65,6 +72,8 @@ def _context(
 
 @contextmanager
 def _checkpointer(svc: Services) -> Iterator[Any]:
+    from graphs.checkpoint import open_checkpointer
+
     with open_checkpointer(svc.engine) as saver:
         yield saver
 
@@ -80,6 +89,8 @@ def chat(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Ask the broker agent; 'route it' on the same --thread commits its recommendation."""
+    from graphs.chat import chat_turn
+
     if not text.strip():
         raise fail("chat text '' is empty: say what you need, e.g. 'compare zones now'")
     svc = services(ctx)
@@ -101,6 +112,8 @@ def incidents_run_once(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Scan for anomalies once, then run every open incident to RESOLVED."""
+    from graphs.incident_watch import run_once
+
     svc = services(ctx)
     context = _context(svc, org_id=DEFAULT_ORG_ID, worker_id=worker_id)
     with _checkpointer(svc) as saver:
@@ -132,6 +145,8 @@ def incidents_watch(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Scan and handle incidents every --interval seconds; safe to kill and restart."""
+    from graphs.incident_watch import watch
+
     svc = services(ctx)
     alerts = make_alert_sink(svc.settings)
     with _checkpointer(svc) as saver:
@@ -145,6 +160,9 @@ def incidents_watch(
 @domain_errors
 def incidents_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List incidents, newest first, with their states."""
+    from graphs.incident_watch import report
+    from store import incident_repo
+
     svc = services(ctx)
     context = _context(svc, org_id=DEFAULT_ORG_ID)
     with svc.sessions() as session:
@@ -169,6 +187,8 @@ def grid_spike(
     Fossil peakers set both the carbon intensity and the price, so by default the price moves
     by the same factor as the carbon intensity.
     """
+    from tools.incidents import add_spike
+
     svc = services(ctx)
     price_factor = factor if price_factor is None else price_factor
     with transaction(svc) as session:

@@ -6,20 +6,10 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
 
-from graphs.billing import (
-    BILLING_RECURSION_LIMIT,
-    build_billing_graph,
-    make_chain,
-    make_money_services,
-)
-from graphs.context import BillingContext
 from store import ledger, repo
 from tools.billing_cycle import complete_workload, unsettled_workloads
 from tools.errors import InvalidInputError, NotFoundError
@@ -30,12 +20,22 @@ from tools.receipts import list_receipts, verify_receipt
 from ui.cli_common import AT_OPTION, JSON_OPTION, domain_errors, emit_json, fail, services, table
 from ui.services import Services
 
+if TYPE_CHECKING:
+    from langgraph.graph.state import CompiledStateGraph
+
+    from graphs.context import BillingContext
+
+# LangGraph, the billing graph and the chain/Stripe adapters load inside the commands that use
+# them, so that the other `tgtg` commands start quickly.
+
 ledger_app = typer.Typer(help="The double-entry ledger: balances and what is owed.")
 payouts_app = typer.Typer(help="Gamer payouts on Solana: list them, approve or reject one.")
 receipts_app = typer.Typer(help="Carbon receipts anchored on chain: list or verify.")
 
 
 def _config(workload_id: str) -> dict[str, Any]:
+    from graphs.billing import BILLING_RECURSION_LIMIT
+
     return {
         "configurable": {"thread_id": f"billing:{workload_id}"},
         "recursion_limit": BILLING_RECURSION_LIMIT,
@@ -44,6 +44,11 @@ def _config(workload_id: str) -> dict[str, Any]:
 
 @asynccontextmanager
 async def _billing(svc: Services) -> AsyncIterator[tuple[CompiledStateGraph, BillingContext]]:
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    from graphs.billing import build_billing_graph, make_money_services
+    from graphs.context import BillingContext
+
     path = svc.settings.data_dir / "billing_checkpoints.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     money = make_money_services(svc.settings, grid=svc.grid(), baseline_zones=tuple(ZONES))
@@ -168,6 +173,8 @@ def ledger_owed(
 
 
 async def _decide(svc: Services, payout_id: str, approve: bool) -> dict[str, Any]:
+    from langgraph.types import Command
+
     with svc.sessions() as session:
         view = next((p for p in list_payouts(session=session) if p.id == payout_id), None)
     if view is None:
@@ -256,6 +263,8 @@ def receipts_verify(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Verify a receipt: document hash, on-chain memo, signature and finality (exit 1 if not)."""
+    from graphs.billing import make_chain
+
     svc = services(ctx)
     chain, _ = make_chain(svc.settings)
     with svc.sessions() as session:

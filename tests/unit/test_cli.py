@@ -157,3 +157,20 @@ def test_replay_clock_serves_recorded_data(tgtg, grid_dir, monkeypatch):
     )
     assert out["readings"][0]["ts"] == "2021-01-01T00:00:00Z"
     assert out["readings"][0]["carbon_intensity"] == pytest.approx(60.97)
+
+
+def test_agent_commands_default_to_the_context_default_org():
+    from graphs.context import DEFAULT_ORG_ID
+    from ui.cli_agents import DEFAULT_ORG_ID as CLI_DEFAULT
+
+    assert CLI_DEFAULT == DEFAULT_ORG_ID
+
+
+def test_importing_the_cli_leaves_model_and_chain_libraries_unloaded():
+    import subprocess
+    import sys
+
+    heavy = ["openai", "langchain_core", "langgraph", "solana", "alembic", "scipy", "gradio"]
+    code = f"import sys, ui.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
