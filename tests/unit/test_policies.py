@@ -235,3 +235,13 @@ def test_forecasts_work_with_less_than_a_day_of_history() -> None:
         assert pred.shape == (2, 4)
         assert pred[1].tolist() == pytest.approx([5.0] * 4)
         assert pred[0, 0] == pytest.approx(110.0)
+
+
+def test_forecast_policies_are_not_causal_with_perfect_forecasts() -> None:
+    from evals.replay import build_policy
+
+    window = make_window(np.full((2, 30), 100.0))
+    for mode, causal in (("perfect", False), ("naive", True), ("model", True)):
+        book = ForecastBook(window, mode)
+        assert build_policy("spatiotemporal", causal_forecast=not book.sees_future).causal is causal
+        assert build_policy("carbon_only", causal_forecast=not book.sees_future).causal is True
