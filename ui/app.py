@@ -11,8 +11,9 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import asyncio  # noqa: E402
 import logging  # noqa: E402
-from typing import Any  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 import gradio as gr  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
@@ -73,17 +74,28 @@ def build_console(rt: ConsoleRuntime) -> gr.Blocks:
     return blocks
 
 
-def create_server(svc: Services, **mount: Any) -> FastAPI:
+def create_server(svc: Services) -> FastAPI:
     """Return the API with the console mounted at `/` (`/api/v1` and `/docs` keep working).
 
-    Args:
-        svc: The process's services.
-        **mount: Extra keyword arguments for `gr.mount_gradio_app` (tests pass none).
+    The console is built in a worker thread inside its own event loop, so this works with or
+    without a running loop in the caller's thread.
     """
     app = create_app(svc)
     rt: ConsoleRuntime = app.state.console
     auth = rt.config.auth_pair()
-    blocks = build_console(rt)
+
+    async def build() -> FastAPI:
+        # Built inside a running loop: Gradio otherwise opens (and never closes) a fresh asyncio
+        # loop for every lock it creates.
+        return mount(app, build_console(rt), auth)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(build())).result()
+
+
+def mount(app: FastAPI, blocks: gr.Blocks, auth: tuple[str, str] | None) -> FastAPI:
+    """Mount `blocks` on `app` at `/` with the console's theme and optional login."""
+    svc: Services = app.state.services
     return gr.mount_gradio_app(
         app,
         blocks,
@@ -95,5 +107,4 @@ def create_server(svc: Services, **mount: Any) -> FastAPI:
         css=views.CSS,
         footer_links=["api"],
         theme=gr.themes.Soft(primary_hue="green"),
-        **mount,
     )

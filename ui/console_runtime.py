@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -148,29 +149,54 @@ class ConsoleRuntime:
     # -- chat -------------------------------------------------------------------------------
 
     def chat_turn(self, text: str, thread_id: str) -> Iterator[list[BaseMessage]]:
-        """Run one chat turn; yield the turn's new messages so far after every graph step."""
+        """Run one chat turn; yield the turn's new messages so far after every graph step.
+
+        The graph runs in its own thread (holding the write lock there), so the caller may
+        consume this generator from any thread, as Gradio does.
+        """
         if self._chat is None:
             raise RuntimeError("the console runtime is not started")
+        updates: queue.Queue[list[BaseMessage] | BaseException | None] = queue.Queue()
+        thread = threading.Thread(target=self._run_chat, args=(text, thread_id, updates),
+                                  name="tgtg-chat", daemon=True)  # fmt: skip
+        thread.start()
+        while (item := updates.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        thread.join()
+
+    def _run_chat(
+        self,
+        text: str,
+        thread_id: str,
+        updates: queue.Queue[list[BaseMessage] | BaseException | None],
+    ) -> None:
         config = {
             "configurable": {"thread_id": chat_thread(thread_id)},
             "recursion_limit": CHAT_RECURSION_LIMIT,
         }
         turn: list[BaseMessage] = []
-        with self._write_lock:
-            for namespace, update in self._chat.stream(
-                {"messages": [HumanMessage(text)]},
-                config,
-                context=self.context(with_overrides=True),
-                stream_mode="updates",
-                subgraphs=True,
-            ):
-                for node, value in update.items():
-                    # Agent subgraphs report their steps; their parent node repeats the thread.
-                    if not namespace and node != "supervisor":
-                        continue
-                    messages = value.get("messages", []) if isinstance(value, dict) else []
-                    turn.extend(m for m in messages if not isinstance(m, HumanMessage))
-                yield list(turn)
+        try:
+            with self._write_lock:
+                for namespace, update in self._chat.stream(
+                    {"messages": [HumanMessage(text)]},
+                    config,
+                    context=self.context(with_overrides=True),
+                    stream_mode="updates",
+                    subgraphs=True,
+                ):
+                    for node, value in update.items():
+                        # Agent subgraphs report their steps; their parent node repeats them.
+                        if not namespace and node != "supervisor":
+                            continue
+                        messages = value.get("messages", []) if isinstance(value, dict) else []
+                        turn.extend(m for m in messages if not isinstance(m, HumanMessage))
+                    updates.put(list(turn))
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            updates.put(exc)
+        finally:
+            updates.put(None)
 
     # -- background loop --------------------------------------------------------------------
 
