@@ -43,7 +43,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def chromium():
     if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
+        if os.environ.get("CI") == "true" or os.environ.get("TGTG_REQUIRE_BROWSER") == "1":
             pytest.fail(f"{CHROMIUM} is missing in CI: `make test` installs Debian chromium")
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); browser test skipped")
     from playwright.sync_api import sync_playwright
