@@ -46,6 +46,7 @@ eval: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_scoring.py
 	$(PY) scripts/bench_route.py
+	$(PY) scripts/bench_replay.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
