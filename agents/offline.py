@@ -24,6 +24,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
 from agents.offline_answers import CAPABILITIES, answer_from_tool, labelled
+from agents.offline_billing import LOOKUP, Plan, continue_billing, parse_billing, plan_billing
 from agents.offline_parser import ParsedRequest, parse_request
 from agents.workload import WorkloadSpec
 
@@ -114,6 +115,26 @@ def _transfer_for(intent: str, tools: dict[str, dict[str, Any]]) -> str | None:
     return None
 
 
+def _billing_step(plan: Plan) -> AIMessage:
+    if isinstance(plan, str):
+        return _say(plan)
+    return AIMessage(content="", tool_calls=[_call(*plan)])
+
+
+def _billing_follow_up(
+    messages: Sequence[BaseMessage], at: int, now: datetime | None
+) -> AIMessage | None:
+    """After an organisation lookup and nothing else, make the billing call it enables."""
+    calls = [
+        c["name"] for m in messages[at + 1 :] if isinstance(m, AIMessage) for c in m.tool_calls
+    ]
+    last = messages[-1]
+    if calls != [LOOKUP] or not isinstance(last, ToolMessage):
+        return None
+    query = parse_billing(str(messages[at].content), now=now)
+    return _billing_step(continue_billing(query, last, now))
+
+
 def _plan(
     request: ParsedRequest,
     messages: Sequence[BaseMessage],
@@ -124,6 +145,9 @@ def _plan(
     intent = request.intent
     if request.problems:
         return _say(f"I could not use {', '.join(request.problems)}; please restate those values.")
+    if intent == "billing" and LOOKUP in tools:
+        query = parse_billing(str(messages[at].content), now=now)
+        return _billing_step(plan_billing(query, messages, now))
     if (
         intent in ("help", "unknown")
         or (transfer := _transfer_for(intent, tools)) is None
@@ -224,7 +248,7 @@ def respond(
     if at < 0:
         return _say(f"Hello. I can {CAPABILITIES}.")
     if any(isinstance(m, ToolMessage) for m in messages[at + 1 :]):
-        return _report(messages, at)
+        return _billing_follow_up(messages, at, now) or _report(messages, at)
     request = parse_request(str(messages[at].content), now=now)
     return _plan(request, messages, at, tools, now)
 

@@ -10,13 +10,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from agents.offline_billing_answers import BILLING_WRITERS
+
 OFFLINE_LABEL = "[offline model]"
 
 CAPABILITIES = (
     "recommend a placement (e.g. 'where should 4xH100 run for 6 hours, EU only?'), "
     "route it ('route it'), compare zones now or over the next hours, list nodes, explain a "
     "routing decision ('why was wl_… placed there?'), reroute a workload ('reroute wl_…'), "
-    "and report incident status"
+    "report incident status, and answer billing questions ('what do we owe gamer Jonas?', "
+    "'bill Acme for November', 'trial balance', 'profitability by node', 'pending payouts')"
 )
 
 
@@ -183,6 +186,8 @@ def answer_from_tool(name: str, content: str, *, is_error: bool) -> str:
         result = json.loads(content)
     except json.JSONDecodeError:
         return f"{name} returned: {content[:300]}"
+    if (billing := BILLING_WRITERS.get(name)) is not None:
+        return billing(result)
     writer = WRITERS.get(name)
     if writer is None or not isinstance(result, dict):
         return f"{name} returned: {json.dumps(result)[:300]}"

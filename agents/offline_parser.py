@@ -89,7 +89,8 @@ _EXPLAIN = re.compile(r"\b(?:why|explain|reason|justify|how come|what made)\b")
 _INCIDENT = re.compile(r"\b(?:incidents?|alerts?|outages?|anomal(?:y|ies)|spikes?|on fire)\b")
 _BILLING = re.compile(
     r"\b(?:invoices?|billing|bill(?:ed|s)?|charged?|charges|payments?|payouts?|refunds?|"
-    r"balance|ledger|spent|spend|owe|earn(?:ed|ings)?|paid)\b"
+    r"balance|ledger|spent|spend|owe|earn(?:ed|ings)?|paid|"
+    r"owe[ds]|owing|payable|statements?|profit(?:ability|able|s)?|margins?|roi|approval)\b"
 )
 _COMPARE = re.compile(
     r"\b(?:compare|comparison|versus|vs\.?|cleanest|greenest|dirtiest|cheapest zone|"

@@ -60,6 +60,8 @@ def chat_turn(
         if m.status == "error":
             continue
         result = json.loads(str(m.content))
+        if not isinstance(result, dict):  # list results (payouts, profitability) write nothing
+            continue
         written = written or bool(result.get("written"))
         picked = _chosen(name, result)
         if picked[0] is not None:

@@ -20,7 +20,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer, Command
 from pydantic import BaseModel, Field
 
+from agents import billing_clerk as billing_clerk_agent
 from agents import broker as broker_agent
+from graphs.billing_clerk import build_billing_clerk_graph
 from graphs.broker import build_broker_graph
 from graphs.context import Context
 from graphs.state import ChatInput, ChatState
@@ -71,9 +73,16 @@ def broker_entry() -> AgentEntry:
                       topics=broker_agent.TOPICS, build=build_broker_graph)  # fmt: skip
 
 
+def billing_clerk_entry() -> AgentEntry:
+    """Return the registration of the billing clerk agent."""
+    clerk = billing_clerk_agent
+    return AgentEntry(name=clerk.NAME, description=clerk.DESCRIPTION, topics=clerk.TOPICS,
+                      build=build_billing_clerk_graph)  # fmt: skip
+
+
 def default_registry() -> AgentRegistry:
-    """Return a registry holding the agents this package provides (the broker)."""
-    return AgentRegistry([broker_entry()])
+    """Return a registry holding the agents this package provides (broker, billing clerk)."""
+    return AgentRegistry([broker_entry(), billing_clerk_entry()])
 
 
 def transfer_tool(entry: AgentEntry) -> StructuredTool:

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from graphs.broker import build_broker_graph
 from graphs.context import CHAT_RECURSION_LIMIT
-from graphs.supervisor import build_supervisor_graph
+from graphs.supervisor import AgentRegistry, broker_entry, build_supervisor_graph
 from store.models import RoutingDecision, Workload
 from tests.fakes import ScriptedChatModel, tool_call
 
@@ -65,7 +65,8 @@ def test_missing_field_gets_one_question_then_the_answer_completes_it(ctx, sessi
 
 
 def test_unknown_and_billing_are_answered_plainly(ctx):
-    graph = build_supervisor_graph(checkpointer=InMemorySaver())
+    registry = AgentRegistry([broker_entry()])  # without the billing clerk
+    graph = build_supervisor_graph(registry=registry, checkpointer=InMemorySaver())
     out = _turn(graph, ctx, "sing me a song")
     assert "did not understand" in out["messages"][-1].content
     out = _turn(graph, ctx, "how much was I billed this month?")

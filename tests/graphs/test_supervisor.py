@@ -7,7 +7,13 @@ from langgraph.graph import END, START, StateGraph
 
 from graphs.context import Context
 from graphs.state import ChatState
-from graphs.supervisor import AgentEntry, AgentRegistry, build_supervisor_graph, default_registry
+from graphs.supervisor import (
+    AgentEntry,
+    AgentRegistry,
+    broker_entry,
+    build_supervisor_graph,
+    default_registry,
+)
 from tests.fakes import ScriptedChatModel, tool_call
 
 
@@ -40,7 +46,7 @@ def _ask(ctx, registry, text):
 
 
 def test_a_new_agent_joins_by_registration(ctx):
-    registry = default_registry()
+    registry = AgentRegistry([broker_entry()])
     registry.register(BILLING)
     out = _ask(ctx, registry, "show my last invoice")
     assert out["route_to"] == "billing_clerk"
@@ -50,7 +56,7 @@ def test_a_new_agent_joins_by_registration(ctx):
 
 
 def test_without_the_billing_agent_billing_is_declined(ctx):
-    out = _ask(ctx, default_registry(), "show my last invoice")
+    out = _ask(ctx, AgentRegistry([broker_entry()]), "show my last invoice")
     assert out["route_to"] == "supervisor"
     assert "no billing tools are registered" in out["messages"][-1].content
 

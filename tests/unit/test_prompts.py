@@ -13,6 +13,7 @@ SAMPLES = {
     "opened_at": "2026-11-26T10:00:00+00:00",
     "transitions": "MONITORING -> ANOMALY_DETECTED",
     "reroutes": "wl-1: n1 -> n2",
+    "org_id": "acme-ai",
 }
 
 
@@ -22,6 +23,7 @@ def test_expected_prompts_exist() -> None:
         "supervisor.system",
         "incident.summary",
         "workload_eval.system",
+        "billing_clerk.system",
     } <= set(prompt_names())
 
 

@@ -1,0 +1,30 @@
+"""Define the billing clerk agent: its prompt, tools and how the system prompt is rendered."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from langchain_core.tools import BaseTool
+
+from prompts import render
+from tools.billing_tools import billing_tools
+from tools.directory_tools import find_organization
+
+NAME = "billing_clerk"
+CLERK_PROMPT = "billing_clerk.system"
+DESCRIPTION = (
+    "Answers money questions read-only: what we owe a gamer or datacenter, a customer's monthly "
+    "statement, the ledger's trial balance, payouts waiting for approval and profitability."
+)
+TOPICS = ("billing", "invoices", "payouts", "ledger", "profitability")
+"""Request kinds the offline supervisor hands to this agent."""
+
+
+def clerk_tools() -> list[BaseTool]:
+    """Return the clerk's tools: the billing READ tools and the organisation lookup."""
+    return [find_organization, *billing_tools()]
+
+
+def clerk_system_prompt(*, now: datetime, org_id: str) -> str:
+    """Return the clerk's system prompt for the injected clock's `now` and the acting org."""
+    return render(CLERK_PROMPT, now=now.isoformat(), org_id=org_id)

@@ -1,0 +1,55 @@
+"""Build the billing clerk chat graph: model + ToolNode over READ-only money tools.
+
+The clerk never moves money: its tools only read the ledger, statements, payouts and the
+profitability report. The ToolNode still runs behind the broker's write guard, so a WRITE call
+(e.g. one a model invents after reading planted text) is refused in code, not by prompt.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from langchain_core.messages import AIMessage, SystemMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.managed import RemainingSteps
+from langgraph.runtime import Runtime
+from langgraph.types import Checkpointer
+
+from agents.billing_clerk import clerk_system_prompt, clerk_tools
+from graphs.broker import _sanitised, make_tool_node, route_after_model
+from graphs.context import Context
+from graphs.state import ChatInput, ChatState
+
+logger = logging.getLogger(__name__)
+
+
+class ClerkState(ChatState, total=False):
+    """Chat state plus the managed step budget."""
+
+    remaining_steps: RemainingSteps
+
+
+def call_model(state: ClerkState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Ask the model for the next step; on the last allowed step, end with an answer."""
+    ctx = runtime.context
+    if state.get("remaining_steps", 10) < 3:
+        return {"messages": [AIMessage("I could not finish within the step limit; please ask again "
+                                       "more specifically.")]}  # fmt: skip
+    system = SystemMessage(clerk_system_prompt(now=ctx.clock.now(), org_id=ctx.org_id))
+    reply = ctx.model.bind_tools(clerk_tools()).invoke([system, *_sanitised(state["messages"])])
+    return {"messages": [reply]}
+
+
+def build_billing_clerk_graph(
+    *, checkpointer: Checkpointer = None
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Build and compile the billing clerk chat graph (model ⇄ READ tools)."""
+    builder = StateGraph(ClerkState, context_schema=Context, input_schema=ChatInput)
+    builder.add_node("call_model", call_model)
+    builder.add_node("tools", make_tool_node(clerk_tools()))
+    builder.add_edge(START, "call_model")
+    builder.add_conditional_edges("call_model", route_after_model, ["tools", END])
+    builder.add_edge("tools", "call_model")
+    return builder.compile(checkpointer=checkpointer, name="billing_clerk")

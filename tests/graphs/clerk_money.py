@@ -1,0 +1,48 @@
+"""Bill a few workloads in a seeded store through the money functions (billing clerk tests)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.models import Workload
+from tools import billing
+from tools.billing_cycle import complete_workload
+from tools.payouts import PayoutPolicy, plan_payout
+
+OCTOBER = datetime(2026, 10, 15, 12, tzinfo=UTC)
+JONAS_WL = "wl_clerknov0001"
+GIULIA_WL = "wl_clerknov0002"
+
+
+def _complete_and_bill(
+    session: Session, wid: str, *, org: str, node: str, hours: float, gpus: int, at: datetime
+) -> None:
+    start = at - timedelta(hours=hours + 1)
+    session.add(
+        Workload(id=wid, org_id=org, name=wid, gpu_count=gpus, duration_hours=hours,
+                 status="routed", node_id=node, reroute_count=0, submitted_at=start,
+                 routed_at=start, updated_at=start)
+    )  # fmt: skip
+    session.flush()
+    complete_workload(session=session, workload_id=wid, now=at)
+    billing.book_usage(session=session, workload_id=wid, now=at)
+    session.commit()
+
+
+def bill_demo(sessions: sessionmaker[Session], *, now: datetime) -> None:
+    """Bill Acme in October and November, Nordlicht in November; gamer payouts await approval."""
+    with sessions() as s:
+        _complete_and_bill(s, "wl_clerkoct0001", org="acme-ai", node="fr-par-h100", hours=2,
+                           gpus=2, at=OCTOBER)  # fmt: skip
+        _complete_and_bill(s, JONAS_WL, org="acme-ai", node="de-ber-4090", hours=5, gpus=1,
+                           at=now - timedelta(hours=1))  # fmt: skip
+        _complete_and_bill(s, GIULIA_WL, org="acme-ai", node="it-mil-4090", hours=3, gpus=1,
+                           at=now - timedelta(hours=2))  # fmt: skip
+        _complete_and_bill(s, "wl_clerknov0003", org="nordlicht", node="nl-ams-h100", hours=4,
+                           gpus=2, at=now - timedelta(hours=3))  # fmt: skip
+        policy = PayoutPolicy(approval_threshold_minor=1)  # every gamer payout waits for a person
+        for wid in (JONAS_WL, GIULIA_WL):
+            plan_payout(session=s, workload_id=wid, policy=policy, now=now)
+        s.commit()
