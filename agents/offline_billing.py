@@ -18,11 +18,12 @@ from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage, SystemMessage, ToolMessage
 
+from agents.offline_billing_answers import READ_ONLY_NOTE
 from agents.offline_words import normalise
 
 Plan = tuple[str, dict[str, Any]] | str
 """A tool call to make as `(name, args)`, or text to say to the operator."""
-BillingKind = Literal["owed", "statement", "trial_balance", "profitability", "payouts"]
+BillingKind = Literal["owed", "statement", "trial_balance", "profitability", "payouts", "refund"]
 LOOKUP = "find_organization"
 KIND_TOOLS: dict[BillingKind, str] = {
     "owed": "amount_owed",
@@ -38,11 +39,14 @@ _MONTH_NAME = re.compile(
 )
 _ISO_MONTH = re.compile(r"\b(\d{4})-(\d{1,2})\b(?!-)")
 _RELATIVE_MONTH = re.compile(r"\b(last|previous|past|this|current)\s+month\b")
-_PROFIT = re.compile(r"\b(?:profit(?:ability|able|s)?|margins?|carbon roi|roi)\b")
+_PROFIT = re.compile(
+    r"\b(?:profit(?:ability|able|s)?|margins?|carbon roi|roi|revenue|income|platform fees?)\b"
+)
 _TRIAL = re.compile(r"\btrial balance\b|\bledger\b|\bbalance(?:d|s)?\b(?! (?:of|for|owed))")
-_PAYOUTS = re.compile(r"\bpay-?outs?\b|\bapprov(?:al|e|ed)\b|\bneeds? review\b")
+_PAYOUTS = re.compile(r"\bpay[ -]?outs?\b|\bapprov(?:al|e|ed)\b|\bneeds? review\b")
 _OWED = re.compile(
-    r"\bowe[ds]?\b|\bowing\b|\bpayable\b|\bdue to\b|\bearn(?:ed|ings|s)?\b|\bwe pay\b"
+    r"\bowe[ds]?\b|\bowing\b|\bpayable\b|\bdue to\b|\bearn(?:ed|ings|s)?\b|"
+    r"\bwe pay\b(?![ -]?outs?\b)"
 )
 _GROUP = re.compile(
     r"\b(?:by|per|for each|each)\s+(nodes?|orgs?|organi[sz]ations?|customers?|workloads?|jobs?)"
@@ -112,6 +116,8 @@ def _month(text: str, now: datetime | None) -> str | None:
 
 
 def _kind(text: str) -> BillingKind:
+    if re.search(r"\brefund", text):
+        return "refund"
     if _PROFIT.search(text):
         return "profitability"
     if re.search(r"\btrial balance\b", text):
@@ -194,6 +200,8 @@ def plan_billing(
     query: BillingQuery, messages: Sequence[BaseMessage], now: datetime | None
 ) -> Plan:
     """Return the first tool call for `query`, or a question to ask the operator."""
+    if query.kind == "refund":
+        return "I cannot issue refunds or move money. " + READ_ONLY_NOTE
     if query.kind == "trial_balance":
         return ("ledger_balance", {})
     if query.kind == "profitability":
@@ -204,8 +212,10 @@ def plan_billing(
     if query.org_name is None:
         if query.about_self and (org := acting_org(messages)) is not None:
             return _billing_call(query, org, now)
-        example = "gamer-jonas" if query.kind == "owed" else "acme-ai"
-        return f"Which organisation do you mean (a name or an id, e.g. {example})?"
+        example = (
+            "what do we owe gamer-jonas?" if query.kind == "owed" else "bill acme-ai for November"
+        )
+        return f"Which organisation do you mean? Ask again with its name or id, e.g. '{example}'."
     args: dict[str, Any] = {"name": query.org_name}
     if query.org_kind:
         args["kind"] = query.org_kind

@@ -90,7 +90,8 @@ _INCIDENT = re.compile(r"\b(?:incidents?|alerts?|outages?|anomal(?:y|ies)|spikes
 _BILLING = re.compile(
     r"\b(?:invoices?|billing|bill(?:ed|s)?|charged?|charges|payments?|payouts?|refunds?|"
     r"balance|ledger|spent|spend|owe|earn(?:ed|ings)?|paid|"
-    r"owe[ds]|owing|payable|statements?|profit(?:ability|able|s)?|margins?|roi|approval)\b"
+    r"owe[ds]|owing|payable|statements?|profit(?:ability|able|s)?|margins?|roi|approval|"
+    r"pay[ -]outs?|revenue|income|fees?)\b"
 )
 _COMPARE = re.compile(
     r"\b(?:compare|comparison|versus|vs\.?|cleanest|greenest|dirtiest|cheapest zone|"

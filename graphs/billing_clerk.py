@@ -1,8 +1,10 @@
 """Build the billing clerk chat graph: model + ToolNode over READ-only money tools.
 
-The clerk never moves money: its tools only read the ledger, statements, payouts and the
-profitability report. The ToolNode still runs behind the broker's write guard, so a WRITE call
-(e.g. one a model invents after reading planted text) is refused in code, not by prompt.
+The clerk never moves money, enforced in code: building the graph refuses any WRITE tool, and
+the ToolNode answers a call to any other tool name (e.g. one a model invents after reading
+planted text) with an error message. Only `DomainError`/`ToolException` go back to the model;
+anything else fails the run. (No `wrap_tool_call` here: in langgraph 1.2 an exception raised
+under a wrapper is turned into a tool message whatever `handle_tool_errors` lists.)
 """
 
 from __future__ import annotations
@@ -11,16 +13,20 @@ import logging
 from typing import Any
 
 from langchain_core.messages import AIMessage, SystemMessage
+from langchain_core.tools import ToolException
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.managed import RemainingSteps
+from langgraph.prebuilt import ToolNode
 from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 
 from agents.billing_clerk import clerk_system_prompt, clerk_tools
-from graphs.broker import _sanitised, make_tool_node, route_after_model
+from graphs.broker import _sanitised, route_after_model
 from graphs.context import Context
 from graphs.state import ChatInput, ChatState
+from tools import write_tool_names
+from tools.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +51,17 @@ def call_model(state: ClerkState, runtime: Runtime[Context]) -> dict[str, Any]:
 def build_billing_clerk_graph(
     *, checkpointer: Checkpointer = None
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Build and compile the billing clerk chat graph (model ⇄ READ tools)."""
+    """Build and compile the billing clerk chat graph (model ⇄ READ tools).
+
+    Raises:
+        ValueError: A WRITE tool was added to the clerk; writes need a gate like the broker's.
+    """
+    tools = clerk_tools()
+    if writes := sorted(write_tool_names(tools)):
+        raise ValueError(f"billing clerk tools {writes!r} are WRITE tools; the clerk is read-only")
     builder = StateGraph(ClerkState, context_schema=Context, input_schema=ChatInput)
     builder.add_node("call_model", call_model)
-    builder.add_node("tools", make_tool_node(clerk_tools()))
+    builder.add_node("tools", ToolNode(tools, handle_tool_errors=(DomainError, ToolException)))
     builder.add_edge(START, "call_model")
     builder.add_conditional_edges("call_model", route_after_model, ["tools", END])
     builder.add_edge("tools", "call_model")

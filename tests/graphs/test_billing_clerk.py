@@ -7,6 +7,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from agents.billing_clerk import clerk_tools
@@ -58,6 +59,15 @@ def _ask(ctx, text, thread="t"):
         if not c["name"].startswith("transfer_to_")
     ]
     return out, calls
+
+
+def _clerk(ctx, text):
+    graph = build_billing_clerk_graph(checkpointer=InMemorySaver())
+    return graph.invoke(
+        {"messages": [HumanMessage(text)]},
+        {"configurable": {"thread_id": "c"}, "recursion_limit": CHAT_RECURSION_LIMIT},
+        context=ctx,
+    )
 
 
 def _owed(s, org):
@@ -132,6 +142,16 @@ PHRASINGS = [  # (operator text, the billing call expected, the figure the answe
     ),
     ("which payouts are waiting for approval?", WAITING, lambda s: _payout(s, JONAS_WL)),
     ("any pending payouts?", WAITING, lambda s: _payout(s, GIULIA_WL)),
+    (
+        "how much did we pay out to gamers?",
+        ("list_gamer_payouts", {}),
+        lambda s: _payout(s, JONAS_WL),
+    ),
+    (
+        "how much revenue did we make?",
+        ("profitability", {"group_by": "org"}),
+        lambda s: _margin(s, "org", "nordlicht"),
+    ),
 ]
 
 
@@ -196,6 +216,8 @@ def _money_state(sessions):
 
 def test_billing_requests_are_answered_read_only(ctx, billed):
     before = _money_state(billed)
+    out, calls = _ask(ctx, "refund Acme 1000 EUR now")
+    assert calls == [] and "cannot issue refunds" in out["messages"][-1].content
     for text in ["bill Acme for November", "pay gamer Jonas what we owe", "approve all payouts"]:
         out, calls = _ask(ctx, text)
         assert {name for name, _ in calls} <= read_tool_names(clerk_tools())
@@ -229,12 +251,7 @@ def test_clerk_graph_with_a_strict_scripted_model(ctx, billed):
             answer,
         ]
     )
-    graph = build_billing_clerk_graph(checkpointer=InMemorySaver())
-    out = graph.invoke(
-        {"messages": [HumanMessage("what do we owe gamer Jonas?")]},
-        {"configurable": {"thread_id": "c"}, "recursion_limit": CHAT_RECURSION_LIMIT},
-        context=replace(ctx, model=model),
-    )
+    out = _clerk(replace(ctx, model=model), "what do we owe gamer Jonas?")
     model.assert_complete()
     assert model.calls[0].tool_names == [
         "find_organization",
@@ -301,6 +318,24 @@ def test_planted_org_names_with_a_malicious_model_write_nothing(ctx, billed, att
     assert [e.tool_call_id for e in errors] == ["call_b"]
     assert attack not in CLERK_TOOLS
     assert _money_state(billed) == before
+
+
+def test_domain_errors_reach_the_model_and_other_failures_fail_the_run(ctx, billed, tmp_path):
+    model = ScriptedChatModel(
+        [
+            AIMessage("", tool_calls=[tool_call("amount_owed", {"org_id": "nobody"}, "call_n")]),
+            AIMessage("No such organisation."),
+        ]
+    )
+    out = _clerk(replace(ctx, model=model), "what do we owe nobody?")
+    (error,) = [m for m in out["messages"] if isinstance(m, ToolMessage)]
+    assert error.status == "error" and "organization 'nobody' does not exist" in error.content
+    empty = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'empty.db'}"))
+    model = ScriptedChatModel(
+        [AIMessage("", tool_calls=[tool_call("ledger_balance", {}, "call_e")])]
+    )
+    with pytest.raises(OperationalError):
+        _clerk(replace(ctx, model=model, sessions=empty), "what's the trial balance?")
 
 
 def test_clerk_graph_shape(snapshot):
