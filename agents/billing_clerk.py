@@ -8,7 +8,7 @@ from langchain_core.tools import BaseTool
 
 from prompts import render
 from tools.billing_tools import billing_tools
-from tools.directory_tools import find_organization
+from tools.clerk_tools import find_organization, unbilled_usage
 
 NAME = "billing_clerk"
 CLERK_PROMPT = "billing_clerk.system"
@@ -21,8 +21,8 @@ TOPICS = ("billing", "invoices", "payouts", "ledger", "profitability")
 
 
 def clerk_tools() -> list[BaseTool]:
-    """Return the clerk's tools: the billing READ tools and the organisation lookup."""
-    return [find_organization, *billing_tools()]
+    """Return the clerk's tools (all READ): organisation lookup, billing tools, unbilled usage."""
+    return [find_organization, *billing_tools(), unbilled_usage]
 
 
 def clerk_system_prompt(*, now: datetime, org_id: str) -> str:

@@ -118,7 +118,7 @@ def _transfer_for(intent: str, tools: dict[str, dict[str, Any]]) -> str | None:
 def _billing_step(plan: Plan) -> AIMessage:
     if isinstance(plan, str):
         return _say(plan)
-    return AIMessage(content="", tool_calls=[_call(*plan)])
+    return AIMessage(content="", tool_calls=[_call(name, args) for name, args in plan])
 
 
 def _billing_follow_up(

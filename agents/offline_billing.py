@@ -3,7 +3,7 @@
 `parse_billing` turns one operator message into a `BillingQuery` (what is asked, about which
 organisation, for which month). `plan_billing` chooses the first tool call (an organisation
 lookup when a name must be resolved) or one clarifying question; `continue_billing` turns a
-lookup result into the billing call. Calls are returned as `(tool name, args)`. Only the
+lookup result into the billing calls. Calls are returned as `(tool name, args)`. Only the
 operator's words choose what to call; lookup results are used only for their ids.
 """
 
@@ -21,8 +21,8 @@ from langchain_core.messages import BaseMessage, SystemMessage, ToolMessage
 from agents.offline_billing_answers import READ_ONLY_NOTE
 from agents.offline_words import normalise
 
-Plan = tuple[str, dict[str, Any]] | str
-"""A tool call to make as `(name, args)`, or text to say to the operator."""
+Plan = list[tuple[str, dict[str, Any]]] | str
+"""Tool calls to make together as `(name, args)`, or text to say to the operator."""
 BillingKind = Literal["owed", "statement", "trial_balance", "profitability", "payouts", "refund"]
 LOOKUP = "find_organization"
 KIND_TOOLS: dict[BillingKind, str] = {
@@ -189,11 +189,15 @@ def acting_org(messages: Sequence[BaseMessage]) -> str | None:
 
 def _billing_call(query: BillingQuery, org_id: str, now: datetime | None) -> Plan:
     if query.kind == "owed":
-        return ("amount_owed", {"org_id": org_id})
+        return [("amount_owed", {"org_id": org_id})]
     month = query.month or (f"{now.year:04d}-{now.month:02d}" if now else None)
     if month is None:
         return "Which month (e.g. 2026-11)?"
-    return ("billing_statement", {"org_id": org_id, "month": month})
+    # What was billed that month, and what the pipeline will bill next for this customer.
+    return [
+        ("billing_statement", {"org_id": org_id, "month": month}),
+        ("unbilled_usage", {"org_id": org_id}),
+    ]
 
 
 def plan_billing(
@@ -203,12 +207,12 @@ def plan_billing(
     if query.kind == "refund":
         return "I cannot issue refunds or move money. " + READ_ONLY_NOTE
     if query.kind == "trial_balance":
-        return ("ledger_balance", {})
+        return [("ledger_balance", {})]
     if query.kind == "profitability":
-        return ("profitability", {"group_by": query.group_by})
+        return [("profitability", {"group_by": query.group_by})]
     if query.kind == "payouts":
         status = {"status": query.payout_status} if query.payout_status else {}
-        return ("list_gamer_payouts", status)
+        return [("list_gamer_payouts", status)]
     if query.org_name is None:
         if query.about_self and (org := acting_org(messages)) is not None:
             return _billing_call(query, org, now)
@@ -219,7 +223,7 @@ def plan_billing(
     args: dict[str, Any] = {"name": query.org_name}
     if query.org_kind:
         args["kind"] = query.org_kind
-    return (LOOKUP, args)
+    return [(LOOKUP, args)]
 
 
 def continue_billing(query: BillingQuery, lookup: ToolMessage, now: datetime | None) -> Plan:

@@ -52,7 +52,23 @@ def _statement(result: dict[str, Any]) -> str:
     detail = f": {listed}{more}" if lines else ""
     return (
         f"{result['org_id']} was billed {money(result['total_minor'], currency)} for {month} "
-        f"({len(lines)} usage charge{'s' if len(lines) != 1 else ''}{detail}). " + READ_ONLY_NOTE
+        f"({len(lines)} usage charge{'s' if len(lines) != 1 else ''}{detail})."
+    )
+
+
+def _unbilled(result: dict[str, Any]) -> str:
+    rows = result.get("workloads", [])
+    whose = f" of {result['org_id']}" if result.get("org_id") else ""
+    if not rows:
+        return f"No completed workload{whose} is waiting to be billed. " + READ_ONLY_NOTE
+    listed = ", ".join(
+        f"{r['workload_id']} {money(r['gross_minor'], r['currency'])}" for r in rows[:6]
+    )
+    more = f" and {len(rows) - 6} more" if len(rows) > 6 else ""
+    return (
+        f"Will be billed: {len(rows)} completed workload{'s' if len(rows) != 1 else ''}{whose} "
+        f"not billed yet, {money(result['total_minor'])} in total ({listed}{more}); the billing "
+        "pipeline books them when it next runs. " + READ_ONLY_NOTE
     )
 
 
@@ -109,6 +125,7 @@ BILLING_WRITERS: dict[str, Callable[[Any], str]] = {
     "find_organization": _organisations,
     "amount_owed": _owed,
     "billing_statement": _statement,
+    "unbilled_usage": _unbilled,
     "ledger_balance": _trial_balance,
     "list_gamer_payouts": _payouts,
     "profitability": _profitability,

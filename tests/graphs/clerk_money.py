@@ -14,10 +14,19 @@ from tools.payouts import PayoutPolicy, plan_payout
 OCTOBER = datetime(2026, 10, 15, 12, tzinfo=UTC)
 JONAS_WL = "wl_clerknov0001"
 GIULIA_WL = "wl_clerknov0002"
+UNBILLED_WL = "wl_clerknov0004"
 
 
 def _complete_and_bill(
-    session: Session, wid: str, *, org: str, node: str, hours: float, gpus: int, at: datetime
+    session: Session,
+    wid: str,
+    *,
+    org: str,
+    node: str,
+    hours: float,
+    gpus: int,
+    at: datetime,
+    book: bool = True,
 ) -> None:
     start = at - timedelta(hours=hours + 1)
     session.add(
@@ -27,12 +36,16 @@ def _complete_and_bill(
     )  # fmt: skip
     session.flush()
     complete_workload(session=session, workload_id=wid, now=at)
-    billing.book_usage(session=session, workload_id=wid, now=at)
+    if book:
+        billing.book_usage(session=session, workload_id=wid, now=at)
     session.commit()
 
 
 def bill_demo(sessions: sessionmaker[Session], *, now: datetime) -> None:
-    """Bill Acme in October and November, Nordlicht in November; gamer payouts await approval."""
+    """Bill Acme in October and November, Nordlicht in November; gamer payouts await approval.
+
+    One more Acme workload is completed but not billed yet.
+    """
     with sessions() as s:
         _complete_and_bill(s, "wl_clerkoct0001", org="acme-ai", node="fr-par-h100", hours=2,
                            gpus=2, at=OCTOBER)  # fmt: skip
@@ -42,6 +55,8 @@ def bill_demo(sessions: sessionmaker[Session], *, now: datetime) -> None:
                            at=now - timedelta(hours=2))  # fmt: skip
         _complete_and_bill(s, "wl_clerknov0003", org="nordlicht", node="nl-ams-h100", hours=4,
                            gpus=2, at=now - timedelta(hours=3))  # fmt: skip
+        _complete_and_bill(s, UNBILLED_WL, org="acme-ai", node="us-tex-4090", hours=6, gpus=1,
+                           at=now - timedelta(minutes=30), book=False)  # fmt: skip
         policy = PayoutPolicy(approval_threshold_minor=1)  # every gamer payout waits for a person
         for wid in (JONAS_WL, GIULIA_WL):
             plan_payout(session=s, workload_id=wid, policy=policy, now=now)

@@ -22,13 +22,14 @@ from store.migrate import upgrade
 from store.models import Organization, Transaction
 from store.seed import seed_fleet
 from tests.fakes import ScriptedChatModel, tool_call
-from tests.graphs.clerk_money import GIULIA_WL, JONAS_WL, bill_demo
+from tests.graphs.clerk_money import GIULIA_WL, JONAS_WL, UNBILLED_WL, bill_demo
 from tests.graphs.conftest import T0
 from tools import read_tool_names, write_tool_names
 from tools.billing import usage_statement
 from tools.billing_tools import _month
 from tools.payouts import list_payouts, owed_to
 from tools.profitability import profitability_report
+from tools.unbilled import unbilled_workloads
 from ui.cli import app
 
 CLERK_TOOLS = {t.name for t in clerk_tools()}
@@ -165,11 +166,28 @@ def test_each_phrasing_calls_the_right_tool_and_answers_with_the_stored_figure(
 ):
     out, calls = _ask(ctx, text)
     assert out["route_to"] == "billing_clerk"
-    assert calls[-1] == call
-    assert {name for name, _ in calls} <= {"find_organization", call[0]}
+    assert call in calls
+    assert {name for name, _ in calls} <= {"find_organization", call[0], "unbilled_usage"}
     answer, expected = out["messages"][-1].content, figure(billed)
     assert answer.startswith("[offline model]")
     assert expected in answer and not expected.endswith(" 0.00 EUR")
+
+
+def test_bill_acme_reports_what_was_billed_and_what_will_be(ctx, billed):
+    out, calls = _ask(ctx, "bill Acme for November")
+    assert calls == [
+        ("find_organization", {"name": "acme"}),
+        ACME_NOV,
+        ("unbilled_usage", {"org_id": "acme-ai"}),
+    ]
+    with billed() as s:
+        (pending,) = unbilled_workloads(session=s, org_id="acme-ai")
+        assert unbilled_workloads(session=s, org_id="nordlicht") == []
+    assert pending.workload_id == UNBILLED_WL and pending.gross_minor > 0
+    answer = out["messages"][-1].content
+    assert f"was billed {_billed(billed, 'acme-ai', '2026-11')} for 2026-11" in answer
+    assert f"not billed yet, {eur(pending.gross_minor)} in total ({UNBILLED_WL}" in answer
+    assert "read-only" in answer
 
 
 def test_supervisor_sends_billing_to_the_clerk_and_placement_to_the_broker(ctx, billed):
@@ -201,7 +219,7 @@ def test_ambiguous_and_unknown_names_are_not_guessed(ctx, billed):
     assert "acme-robotics" in out["messages"][-1].content
     assert "Which one" in out["messages"][-1].content
     out, calls = _ask(ctx, "bill Acme AI for November")
-    assert calls[-1] == ACME_NOV
+    assert ACME_NOV in calls
     out, calls = _ask(ctx, "what do we owe gamer Zed?")
     assert calls == [("find_organization", {"name": "zed", "kind": "gamer"})]
     assert "No organisation matches 'zed'" in out["messages"][-1].content
@@ -260,6 +278,7 @@ def test_clerk_graph_with_a_strict_scripted_model(ctx, billed):
         "ledger_balance",
         "list_gamer_payouts",
         "profitability",
+        "unbilled_usage",
     ]
     system = model.calls[0].messages[0]
     assert isinstance(system, SystemMessage)
