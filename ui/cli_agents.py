@@ -88,7 +88,7 @@ def chat(
     org: Annotated[str, typer.Option("--org", help="Organisation to act for.")] = DEFAULT_ORG_ID,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Ask the broker agent; 'route it' on the same --thread commits its recommendation."""
+    """Ask the agents (broker, billing clerk); 'route it' on the same --thread commits."""
     from graphs.chat import chat_turn
 
     if not text.strip():
