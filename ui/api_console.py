@@ -10,13 +10,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tools import alerts, analytics, demo
 from tools.grid import ZONE_CODES
@@ -101,18 +102,44 @@ class CompleteIn(BaseModel):
     )
 
 
-def _rt(request: Request) -> ConsoleRuntime:
+async def _rt(request: Request) -> ConsoleRuntime:
+    # async: FastAPI would run a plain function dependency in the thread pool.
     return request.app.state.console  # type: ignore[no-any-return]
 
 
 RuntimeDep = Annotated[ConsoleRuntime, Depends(_rt)]
 
 
-def _rate_key(request: Request) -> str:
-    key = request.headers.get("x-api-key")
-    if key:
-        return f"key:{key[:64]}"
-    return f"ip:{request.client.host if request.client else 'unknown'}"
+def _rate_key(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-api-key" and value:
+            return "key:" + value[:64].decode("latin-1")
+    client = scope.get("client")
+    return f"ip:{client[0] if client else 'unknown'}"
+
+
+class RateLimitMiddleware:
+    """Answer 429 with Retry-After when a client exceeds its token bucket on /api/ paths."""
+
+    def __init__(self, app: ASGIApp, owner: FastAPI) -> None:
+        self.app = app
+        self.owner = owner
+        """The app whose `state.rate_limiter` applies (tests may replace it)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the bucket of API requests, then pass everything on."""
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            wait = self.owner.state.rate_limiter.take(_rate_key(scope))
+            if wait > 0:
+                seconds = str(math.ceil(wait))
+                response = JSONResponse(
+                    {"detail": f"rate limit exceeded; retry in {seconds} s"},
+                    status_code=429,
+                    headers={"Retry-After": seconds},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _read_router() -> APIRouter:
@@ -132,7 +159,10 @@ def _read_router() -> APIRouter:
     def dashboard(rt: RuntimeDep) -> analytics.Dashboard:
         """Return the headline figures: work by status, fleet capacity, zones, alerts, CO2."""
         now = rt.svc.clock.now()
-        return rt.read(lambda s: analytics.dashboard(session=s, grid=rt.svc.grid(), now=now))
+        return rt.cached(
+            "dashboard",
+            lambda: rt.read(lambda s: analytics.dashboard(session=s, grid=rt.svc.grid(), now=now)),
+        )
 
     @router.get(
         "/analytics/carbon_report", response_model=analytics.CarbonReport, tags=["analytics"]
@@ -254,19 +284,7 @@ def register(app: FastAPI, svc: Services, require_key: Callable[..., None]) -> N
     async def _speech_error(_: Request, exc: SpeechError) -> JSONResponse:
         return JSONResponse({"detail": f"audio alert failed: {exc}"}, status_code=503)
 
-    @app.middleware("http")
-    async def _rate_limit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if request.url.path.startswith("/api/"):
-            wait = request.app.state.rate_limiter.take(_rate_key(request))
-            if wait > 0:
-                return JSONResponse(
-                    {"detail": f"rate limit exceeded; retry in {math.ceil(wait)} s"},
-                    status_code=429,
-                    headers={"Retry-After": str(math.ceil(wait))},
-                )
-        return await call_next(request)
+    app.add_middleware(RateLimitMiddleware, owner=app)
 
     inner = app.router.lifespan_context
 

@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -38,6 +39,8 @@ from ui.services import Services
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+CACHE_TTL_S = 1.0
+"""How long read-heavy API answers (the dashboard) may be reused."""
 
 
 def model_label(svc: Services) -> str:
@@ -68,6 +71,7 @@ class ConsoleRuntime:
         self._thread: threading.Thread | None = None
         self._chat: Any = None
         self._saver: Any = None
+        self._cache: dict[str, tuple[float, Any]] = {}
         self.last_pass: dict[str, Any] = {}
         self.last_error: str | None = None
 
@@ -141,10 +145,23 @@ class ConsoleRuntime:
         with self.svc.sessions() as session:
             return fn(session)
 
+    def cached(self, key: str, fn: Callable[[], T], ttl_s: float = CACHE_TTL_S) -> T:
+        """Return `fn()`, reusing a result younger than `ttl_s` (writes here clear the cache)."""
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < ttl_s:
+            return hit[1]  # type: ignore[no-any-return]
+        value = fn()
+        self._cache[key] = (now, value)
+        return value
+
     def write(self, fn: Callable[[Session], T]) -> T:
         """Run a write in one transaction (one writer at a time in this process)."""
+        self._cache.clear()
         with self._write_lock, self.svc.sessions.begin() as session:
-            return fn(session)
+            result = fn(session)
+        self._cache.clear()
+        return result
 
     # -- chat -------------------------------------------------------------------------------
 
