@@ -84,13 +84,17 @@ class ExpectedWorkload(BaseModel):
 
 
 class ExpectedIncident(BaseModel):
-    """An incident that must exist at the end."""
+    """An incident that must exist at the end (in its last reported state)."""
 
     model_config = ConfigDict(extra="forbid")
 
     trigger: str
     zone: str
     state: str = "RESOLVED"
+    count: int | None = Field(default=None, ge=0)
+    """Exactly this many incidents with this trigger and zone over the day (None: any)."""
+    stuck: list[str] | None = None
+    """Workload names the ESCALATED incident's last transition must name as stuck."""
 
 
 class IncidentDay(BaseModel):
@@ -205,12 +209,19 @@ def check_day(
     unchecked = set(facts) - set(day.expected_workloads)
     if unchecked:
         problems.append(f"workloads without an expected end state: {sorted(unchecked)!r}")
+    last = {r["id"]: r for r in reports}  # an incident's latest report holds its end state
     for inc in day.expected_incidents:
-        if not any(
-            r["trigger"] == inc.trigger and r["zone"] == inc.zone and r["state"] == inc.state
-            for r in reports
-        ):
+        same = [r for r in last.values() if r["trigger"] == inc.trigger and r["zone"] == inc.zone]
+        if inc.count is not None and len(same) != inc.count:
+            problems.append(
+                f"{len(same)} {inc.trigger} incident(s) in {inc.zone}, expected {inc.count}"
+            )
+        ending = [r for r in same if r["state"] == inc.state]
+        if not ending:
             problems.append(f"no {inc.state} {inc.trigger} incident in {inc.zone}")
+        for name in inc.stuck or []:
+            if not any(name in r["transitions"][-1]["reason"] for r in ending):
+                problems.append(f"{name!r} not named as stuck by the {inc.trigger} incident")
     return problems
 
 

@@ -1,5 +1,11 @@
 """Build the incident graph: MONITORING → ANOMALY_DETECTED → EVALUATING → ADAPTING → RESOLVED.
 
+ADAPTING ends in ESCALATED instead when work could not move while the anomaly still holds (the
+alert stays firing; see `tools.incidents`). A run is one *attempt* on one checkpoint thread; a
+later watcher pass that finds something changed opens the next attempt on the same incident
+(ESCALATED → MONITORING), whose MONITORING goes to RESOLVED (resolving the alert) when the
+anomaly cleared. Legal transitions: `store.incident_models.INCIDENT_TRANSITIONS`.
+
 One node per state. Each node re-reads the incident row, does its work and records the
 transition with time and reason in one transaction; a node whose transition is already stored
 skips its writes, so a resumed run (after a crash) repeats nothing. Reroutes go through the
@@ -30,13 +36,17 @@ from tools.incidentio import AlertEventIn
 from tools.incidents import (
     adapt_workload,
     affected_workloads,
+    describe_clearance,
     evaluate_reroutes,
     grid_with_overrides,
     still_present,
+    stuck_workloads,
 )
 
 logger = logging.getLogger(__name__)
 STATE_ORDER = incident_repo.INCIDENT_ORDER
+RANK = {**{s: i for i, s in enumerate(STATE_ORDER)}, "ESCALATED": STATE_ORDER.index("RESOLVED")}
+"""Position within one attempt: both RESOLVED and ESCALATED end it."""
 
 
 def _load(session: Session, incident_id: str) -> Incident:
@@ -48,7 +58,7 @@ def _load(session: Session, incident_id: str) -> Incident:
 
 
 def _past(incident: Incident, state: str) -> bool:
-    return STATE_ORDER.index(incident.state) >= STATE_ORDER.index(state)
+    return RANK[incident.state] >= RANK[state]
 
 
 def _grid(ctx: Context, session: Session) -> GridSource:
@@ -68,13 +78,17 @@ def _alert(ctx: Context, session: Session, incident: Incident, status: str, text
 
 
 def monitoring(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Confirm the anomaly still holds; move to ANOMALY_DETECTED, or straight to RESOLVED."""
+    """Confirm the anomaly still holds; move to ANOMALY_DETECTED, or on to RESOLVED."""
     ctx, now = runtime.context, runtime.context.clock.now()
     with ctx.sessions.begin() as session:
         incident = _load(session, state["incident_id"])
         if not _past(incident, "ANOMALY_DETECTED"):
             anomaly = still_present(session=session, grid=_grid(ctx, session), incident=incident,
                                     now=now)  # fmt: skip
+            if anomaly is None and incident.attempt > 0:
+                # An earlier attempt fired the alert: the resolved node resolves it.
+                cleared = describe_clearance(session=session, incident=incident)
+                return {"states": [incident.state], "resolution": f"anomaly cleared: {cleared}"}
             if anomaly is None:
                 incident_repo.record_transition(
                     session=session, incident=incident, to_state="RESOLVED", now=now,
@@ -88,8 +102,12 @@ def monitoring(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any
         return {"zone": incident.zone, "trigger": incident.trigger, "states": [incident.state]}
 
 
-def route_after_monitoring(state: IncidentState) -> Literal["anomaly_detected", "__end__"]:
-    """Continue unless the anomaly cleared."""
+def route_after_monitoring(
+    state: IncidentState,
+) -> Literal["anomaly_detected", "resolved", "__end__"]:
+    """Continue unless the anomaly cleared (resolving a fired alert first)."""
+    if state.get("resolution"):
+        return "resolved"
     return END if state["states"][-1] == "RESOLVED" else "anomaly_detected"
 
 
@@ -127,7 +145,7 @@ def evaluating(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any
 
 
 def adapting(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Reroute each affected workload through the broker (>= 25 % better, <= 5 moves)."""
+    """Reroute each affected workload through the broker; list the work that could not move."""
     ctx, now = runtime.context, runtime.context.clock.now()
     reroutes = []
     for workload_id in state.get("affected", []):
@@ -138,11 +156,23 @@ def adapting(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
                 break
             reroutes.append(adapt_workload(session=session, grid=_grid(ctx, session),
                                            incident_id=incident.id, workload_id=workload_id,
-                                           now=now, weights=ctx.weights))  # fmt: skip
-    return {"reroutes": reroutes}
+                                           now=now, weights=ctx.weights,
+                                           attempt=incident.attempt))  # fmt: skip
+    with ctx.sessions() as session:
+        incident = _load(session, state["incident_id"])
+        stuck = stuck_workloads(session=session, grid=_grid(ctx, session), incident=incident,
+                                now=now)  # fmt: skip
+    return {"reroutes": reroutes, "stuck": stuck}
 
 
-def _summary(ctx: Context, incident: Incident, session: Session) -> str:
+def route_after_adapting(state: IncidentState) -> Literal["resolved", "escalated"]:
+    """Escalate when work could not move while the anomaly holds; otherwise resolve."""
+    return "escalated" if state.get("stuck") else "resolved"
+
+
+def _summary(
+    ctx: Context, incident: Incident, session: Session, stuck: list[dict[str, Any]] | None = None
+) -> str:
     transitions = incident_repo.list_transitions(session=session, incident_id=incident.id)
     moves = incident_repo.list_reroutes(session=session, incident_id=incident.id)
     lines = "\n".join(f"- {t.at.isoformat()} {t.from_state} -> {t.to_state}: {t.reason}"
@@ -150,9 +180,13 @@ def _summary(ctx: Context, incident: Incident, session: Session) -> str:
     moved = "\n".join(f"- {r.workload_id}: {r.outcome} {r.from_node_id} -> {r.to_node_id}"
                       for r in moves) or "- none"  # fmt: skip
     if is_offline(ctx.model):
-        done = sum(r.outcome == "rerouted" for r in moves)
+        done = len({r.workload_id for r in moves if r.outcome == "rerouted"})
         kind = incident.trigger.replace("_", " ")
-        return f"{kind} in {incident.zone}: {len(moves)} workload(s) evaluated, {done} rerouted."
+        text = (f"{kind} in {incident.zone}: {len({r.workload_id for r in moves})} workload(s) "
+                f"evaluated, {done} rerouted.")  # fmt: skip
+        if stuck:
+            text += f" Escalated, {len(stuck)} stuck: " + "; ".join(s["reason"] for s in stuck)
+        return text
     prompt = render("incident.summary", incident_id=incident.id, zone=incident.zone,
                     trigger=incident.trigger, opened_at=incident.opened_at.isoformat(),
                     transitions=lines, reroutes=moved)  # fmt: skip
@@ -165,16 +199,36 @@ def resolved(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     with ctx.sessions.begin() as session:
         incident = _load(session, state["incident_id"])
         if incident.state != "RESOLVED":
-            moves = incident_repo.list_reroutes(session=session, incident_id=incident.id)
+            moves = incident_repo.list_reroutes(session=session, incident_id=incident.id,
+                                                attempt=incident.attempt)  # fmt: skip
             summary = _summary(ctx, incident, session)
             # Alert before any write of ours, so no write lock is held during the HTTP call.
             _alert(ctx, session, incident, "resolved", summary)
             incident.summary = summary
             outcome = ", ".join(f"{r.workload_id} {r.outcome}" for r in moves) or "nothing to move"
-            incident_repo.record_transition(
-                session=session, incident=incident, to_state="RESOLVED", reason=outcome, now=now
-            )
+            incident_repo.record_transition(session=session, incident=incident,
+                                            to_state="RESOLVED", now=now,
+                                            reason=state.get("resolution") or outcome)  # fmt: skip
         return {"summary": incident.summary or "", "states": ["RESOLVED"]}
+
+
+def escalated(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Record the stuck workloads and why, keep the alert firing and end this attempt."""
+    ctx, now = runtime.context, runtime.context.clock.now()
+    stuck = state.get("stuck", [])
+    with ctx.sessions.begin() as session:
+        incident = _load(session, state["incident_id"])
+        if incident.state != "ESCALATED":
+            incident.summary = _summary(ctx, incident, session, stuck)
+            incident.details = {**incident.details, "stuck": stuck,
+                                "examined": state.get("affected", [])}  # fmt: skip
+            names = "; ".join(s["reason"] for s in stuck)
+            reason = f"{len(stuck)} workload(s) cannot move while the anomaly holds: {names}"
+            incident_repo.record_transition(
+                session=session, incident=incident, to_state="ESCALATED", now=now,
+                reason=f"{reason}; the alert stays firing",
+            )  # fmt: skip
+        return {"summary": incident.summary or "", "states": ["ESCALATED"]}
 
 
 def build_incident_graph(
@@ -187,10 +241,14 @@ def build_incident_graph(
     builder.add_node("evaluating", evaluating)
     builder.add_node("adapting", adapting)
     builder.add_node("resolved", resolved)
+    builder.add_node("escalated", escalated)
     builder.add_edge(START, "monitoring")
-    builder.add_conditional_edges("monitoring", route_after_monitoring, ["anomaly_detected", END])
+    builder.add_conditional_edges(
+        "monitoring", route_after_monitoring, ["anomaly_detected", "resolved", END]
+    )
     builder.add_edge("anomaly_detected", "evaluating")
     builder.add_edge("evaluating", "adapting")
-    builder.add_edge("adapting", "resolved")
+    builder.add_conditional_edges("adapting", route_after_adapting, ["resolved", "escalated"])
     builder.add_edge("resolved", END)
+    builder.add_edge("escalated", END)
     return builder.compile(checkpointer=checkpointer, name="incident")

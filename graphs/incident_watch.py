@@ -5,6 +5,11 @@ a crash is resumed from its last checkpoint (`invoke(None, ...)`) by whichever w
 the incident next; node-level checks and the per-(incident, workload) reroute record make the
 resumed run repeat no write. Several watchers share one PostgreSQL database: claims use
 `FOR UPDATE SKIP LOCKED` plus a lease, so no incident is handled by two at once.
+
+One incident per anomaly episode: an ESCALATED incident keeps its open key, so `scan` opens no
+second one. Each pass re-examines it read-only (`review_escalation`); only when something
+changed does it start the next attempt (ESCALATED -> MONITORING) on its own thread
+(`incident:<id>:attempt-<n>`); otherwise nothing is written and the pass does not report it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,12 @@ from graphs.context import INCIDENT_RECURSION_LIMIT, Context
 from graphs.incident import build_incident_graph
 from store import incident_repo
 from tools.incidentio import AlertDeliveryError
-from tools.incidents import detect_anomalies, grid_with_overrides, reroute_view
+from tools.incidents import (
+    detect_anomalies,
+    grid_with_overrides,
+    reroute_view,
+    review_escalation,
+)
 
 logger = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=2)
@@ -70,40 +80,89 @@ def report(ctx: Context, incident_id: str) -> dict[str, Any]:
         }  # fmt: skip
 
 
-def run_incident(ctx: Context, checkpointer: BaseCheckpointSaver[Any], incident_id: str) -> None:
-    """Run (or resume) one incident's graph to its end on its own thread."""
+def attempt_thread(incident_id: str, attempt: int) -> str:
+    """Return the checkpoint thread of one attempt (the first keeps the incident's thread)."""
+    base = incident_thread(incident_id)
+    return base if attempt == 0 else f"{base}:attempt-{attempt}"
+
+
+def _config(incident_id: str, attempt: int) -> Any:
+    return {"configurable": {"thread_id": attempt_thread(incident_id, attempt)},
+            "recursion_limit": INCIDENT_RECURSION_LIMIT}  # fmt: skip
+
+
+def reopen_escalated(ctx: Context, incident_id: str) -> bool:
+    """Start the next attempt of an ESCALATED incident if something changed; True if so."""
+    now = ctx.clock.now()
+    with ctx.sessions.begin() as session:
+        incident = incident_repo.get_incident(session=session, incident_id=incident_id,
+                                              for_update=True)  # fmt: skip
+        if incident is None or incident.state != "ESCALATED":
+            return False
+        grid = grid_with_overrides(session=session, grid=ctx.grid, now=now)
+        why = review_escalation(session=session, grid=grid, incident=incident, now=now,
+                                weights=ctx.weights)  # fmt: skip
+        if why is None:
+            return False
+        incident_repo.record_transition(session=session, incident=incident, to_state="MONITORING",
+                                        reason=f"watcher {ctx.worker_id} re-examined: {why}",
+                                        now=now)  # fmt: skip
+        return True
+
+
+def run_incident(ctx: Context, checkpointer: BaseCheckpointSaver[Any], incident_id: str) -> bool:
+    """Run (or resume) one incident's current attempt on its own thread; False if idle.
+
+    A finished attempt that ended ESCALATED is re-examined and, when something changed, the
+    next attempt runs now.
+    """
     graph = build_incident_graph(checkpointer=checkpointer)
-    config: Any = {"configurable": {"thread_id": incident_thread(incident_id)},
-                   "recursion_limit": INCIDENT_RECURSION_LIMIT}  # fmt: skip
+    with ctx.sessions() as session:
+        incident = incident_repo.get_incident(session=session, incident_id=incident_id)
+        if incident is None:
+            raise LookupError(f"incident {incident_id!r} does not exist")
+        attempt = incident.attempt
+    config = _config(incident_id, attempt)
     snapshot = graph.get_state(config)
     if snapshot.next:
         logger.info("resuming incident %s at %s", incident_id, snapshot.next)
         graph.invoke(None, config, context=ctx, durability="sync")
-    elif not snapshot.values:
-        graph.invoke({"incident_id": incident_id}, config, context=ctx, durability="sync")
+        return True
+    if snapshot.values and not reopen_escalated(ctx, incident_id):
+        return False
+    if snapshot.values:
+        config = _config(incident_id, attempt + 1)
+    graph.invoke({"incident_id": incident_id}, config, context=ctx, durability="sync")
+    return True
 
 
 def run_once(
     ctx: Context, checkpointer: BaseCheckpointSaver[Any], *, max_incidents: int = 50
 ) -> list[dict[str, Any]]:
-    """Scan, then claim and run open incidents until none is left; return their reports."""
+    """Scan, then claim and run unresolved incidents once each; return those that moved.
+
+    ESCALATED incidents where nothing changed are claimed, re-examined and left out.
+    """
     scan(ctx)
+    seen: list[str] = []
     handled: list[str] = []
     for _ in range(max_incidents):
         with ctx.sessions.begin() as session:
-            incident = incident_repo.claim_incident(
-                session=session, worker_id=ctx.worker_id, now=ctx.clock.now(), lease=CLAIM_LEASE
-            )
+            incident = incident_repo.claim_incident(session=session, worker_id=ctx.worker_id,
+                                                    now=ctx.clock.now(), lease=CLAIM_LEASE,
+                                                    exclude=seen)  # fmt: skip
             claimed = incident.id if incident else None
-        if claimed is None or claimed in handled:
+        if claimed is None:
             break
+        seen.append(claimed)
         try:
-            run_incident(ctx, checkpointer, claimed)
+            ran = run_incident(ctx, checkpointer, claimed)
         finally:
             with ctx.sessions.begin() as session:
                 incident_repo.release_incident(session=session, incident_id=claimed,
                                                worker_id=ctx.worker_id)  # fmt: skip
-        handled.append(claimed)
+        if ran:
+            handled.append(claimed)
     return [report(ctx, i) for i in handled]
 
 

@@ -55,6 +55,10 @@ class IncidentState(TypedDict, total=False):
     """Per affected workload: current node and score, best alternative and its score."""
     reroutes: Annotated[list[dict[str, Any]], operator.add]
     """Each reroute attempt made while ADAPTING, with its decision id and outcome."""
+    stuck: list[dict[str, Any]]
+    """Workloads ADAPTING could not move while the anomaly holds (non-empty: ESCALATED)."""
+    resolution: str
+    """Set by MONITORING of a later attempt when the anomaly cleared: the RESOLVED reason."""
     summary: str
 
 

@@ -1,6 +1,7 @@
 """Define the incident tables: incidents, their transitions and reroutes, grid overrides, alerts.
 
-Registered on the shared `Base.metadata`; created by migration 0003.
+Registered on the shared `Base.metadata`; created by migration 0003, ESCALATED and attempts
+added by 0005.
 """
 
 from __future__ import annotations
@@ -22,7 +23,24 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base, _in
 
-INCIDENT_STATES = ("MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "RESOLVED")
+INCIDENT_STATES = (
+    "MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "RESOLVED", "ESCALATED",
+)  # fmt: skip
+INCIDENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    "MONITORING": frozenset({"ANOMALY_DETECTED", "RESOLVED"}),
+    "ANOMALY_DETECTED": frozenset({"EVALUATING"}),
+    "EVALUATING": frozenset({"ADAPTING"}),
+    "ADAPTING": frozenset({"RESOLVED", "ESCALATED"}),
+    "ESCALATED": frozenset({"MONITORING"}),
+    "RESOLVED": frozenset(),
+}
+"""The only legal incident transitions (every incident starts in MONITORING).
+
+ADAPTING ends an attempt: RESOLVED when every affected workload was handled or the anomaly is
+gone, ESCALATED when work could not move and the anomaly still holds. A later watcher pass
+re-examines an ESCALATED incident and, only when something changed, opens a new attempt on the
+same incident (ESCALATED -> MONITORING). RESOLVED is final.
+"""
 INCIDENT_TRIGGERS = ("carbon_spike", "surplus", "node_offline", "price_spike")
 
 
@@ -41,8 +59,10 @@ class Incident(Base):
     zone: Mapped[str] = mapped_column(String(32))
     trigger: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """0 for the first run; +1 each time an ESCALATED incident is re-examined (a new attempt)."""
     open_key: Mapped[str | None] = mapped_column(String(100))
-    """`zone:trigger[:node]` while open, NULL once resolved: one open incident per anomaly."""
+    """`zone:trigger[:node]` until RESOLVED (also while ESCALATED): one incident per anomaly."""
     details: Mapped[dict[str, Any]]
     """Measured values that triggered it (intensity, baseline, threshold, node id …)."""
     summary: Mapped[str | None] = mapped_column(Text)
@@ -58,12 +78,15 @@ class IncidentTransition(Base):
 
     __tablename__ = "incident_transitions"
     __table_args__ = (
-        UniqueConstraint("incident_id", "to_state", name="uq_incident_transition_state"),
+        UniqueConstraint(
+            "incident_id", "attempt", "to_state", name="uq_incident_transition_attempt_state"
+        ),
         Index("ix_incident_transitions_incident", "incident_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"))
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     from_state: Mapped[str | None] = mapped_column(String(20))
     to_state: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text)
@@ -71,15 +94,18 @@ class IncidentTransition(Base):
 
 
 class IncidentReroute(Base):
-    """A reroute attempt made by an incident; unique per (incident, workload): never twice."""
+    """A reroute attempt made by an incident; unique per (incident, attempt, workload)."""
 
     __tablename__ = "incident_reroutes"
     __table_args__ = (
-        UniqueConstraint("incident_id", "workload_id", name="uq_incident_reroute_workload"),
+        UniqueConstraint(
+            "incident_id", "attempt", "workload_id", name="uq_incident_reroute_attempt_workload"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"))
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"))
     decision_id: Mapped[str | None] = mapped_column(ForeignKey("routing_decisions.id"))
     outcome: Mapped[str] = mapped_column(String(20))

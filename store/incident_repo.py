@@ -14,6 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from store.incident_models import (
+    INCIDENT_TRANSITIONS,
     AlertEvent,
     GridOverride,
     Incident,
@@ -22,6 +23,7 @@ from store.incident_models import (
 )
 
 INCIDENT_ORDER = ("MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "RESOLVED")
+"""The path of one attempt; an attempt ends in RESOLVED or ESCALATED (same rank)."""
 
 
 def open_incident(
@@ -31,7 +33,7 @@ def open_incident(
     """Insert an incident in MONITORING with its first transition (unique per `open_key`)."""
     incident = Incident(
         id=f"inc_{uuid.uuid4().hex[:12]}", zone=zone, trigger=trigger, state="MONITORING",
-        open_key=open_key, details=details, opened_at=now, updated_at=now,
+        attempt=0, open_key=open_key, details=details, opened_at=now, updated_at=now,
     )  # fmt: skip
     session.add(incident)
     session.flush()
@@ -52,7 +54,7 @@ def get_incident(
 
 
 def find_open_incident(*, session: Session, open_key: str) -> Incident | None:
-    """Return the open incident for an anomaly key, or None."""
+    """Return the unresolved (open or ESCALATED) incident for an anomaly key, or None."""
     return session.scalars(select(Incident).where(Incident.open_key == open_key)).one_or_none()
 
 
@@ -69,17 +71,21 @@ def list_incidents(
 
 
 def claim_incident(
-    *, session: Session, worker_id: str, now: datetime, lease: timedelta
-) -> Incident | None:
-    """Claim one open incident nobody holds (or whose lease expired); skip rows others lock.
+    *, session: Session, worker_id: str, now: datetime, lease: timedelta,
+    exclude: Sequence[str] = (),
+) -> Incident | None:  # fmt: skip
+    """Claim one unresolved incident nobody holds (or whose lease expired); skip locked rows.
 
     On PostgreSQL this is `SELECT … FOR UPDATE SKIP LOCKED`, so several watchers share the
     open incidents without taking the same one; SQLite has one writer at a time anyway.
+    ESCALATED incidents are claimed too (to be re-examined); `exclude` skips the ids this
+    pass already handled.
     """
     stmt = (
         select(Incident)
         .where(
             Incident.state != "RESOLVED",
+            Incident.id.not_in(list(exclude)),
             or_(
                 Incident.claimed_until.is_(None),
                 Incident.claimed_until < now,
@@ -112,19 +118,25 @@ def record_transition(
 ) -> bool:
     """Move `incident` to `to_state` and store the transition; False if it is already there.
 
+    Only transitions in `INCIDENT_TRANSITIONS` are legal. ESCALATED -> MONITORING starts a new
+    attempt on the same incident (the transition is stored under the new attempt number).
+
     Raises:
-        ValueError: `to_state` is not the next state (states only move forward).
+        ValueError: `to_state` is not a legal next state; the message lists the legal ones.
     """
-    current = INCIDENT_ORDER.index(incident.state)
-    target = INCIDENT_ORDER.index(to_state)
-    if target <= current:
+    if to_state == incident.state:
         return False
-    if target != current + 1 and to_state != "RESOLVED":
+    allowed = INCIDENT_TRANSITIONS.get(incident.state, frozenset())
+    if to_state not in allowed:
         raise ValueError(
-            f"incident {incident.id!r} cannot go from {incident.state!r} to {to_state!r}"
+            f"incident {incident.id!r} cannot go from {incident.state!r} to {to_state!r}; "
+            f"legal next: {', '.join(sorted(allowed)) or 'none (final)'}"
         )
-    session.add(IncidentTransition(incident_id=incident.id, from_state=incident.state,
-                                   to_state=to_state, reason=reason, at=now))  # fmt: skip
+    if incident.state == "ESCALATED":
+        incident.attempt += 1
+    session.add(IncidentTransition(incident_id=incident.id, attempt=incident.attempt,
+                                   from_state=incident.state, to_state=to_state, reason=reason,
+                                   at=now))  # fmt: skip
     incident.state = to_state
     incident.updated_at = now
     if to_state == "RESOLVED":
@@ -140,10 +152,14 @@ def list_transitions(*, session: Session, incident_id: str) -> Sequence[Incident
     return session.scalars(stmt.order_by(IncidentTransition.id)).all()
 
 
-def find_reroute(*, session: Session, incident_id: str, workload_id: str) -> IncidentReroute | None:
-    """Return the reroute this incident already made for the workload, or None."""
+def find_reroute(
+    *, session: Session, incident_id: str, workload_id: str, attempt: int = 0
+) -> IncidentReroute | None:
+    """Return the reroute this incident's attempt already made for the workload, or None."""
     stmt = select(IncidentReroute).where(
-        IncidentReroute.incident_id == incident_id, IncidentReroute.workload_id == workload_id
+        IncidentReroute.incident_id == incident_id,
+        IncidentReroute.attempt == attempt,
+        IncidentReroute.workload_id == workload_id,
     )
     return session.scalars(stmt).one_or_none()
 
@@ -155,9 +171,13 @@ def add_reroute(*, session: Session, reroute: IncidentReroute) -> IncidentRerout
     return reroute
 
 
-def list_reroutes(*, session: Session, incident_id: str) -> Sequence[IncidentReroute]:
-    """Return the incident's reroute attempts in order."""
+def list_reroutes(
+    *, session: Session, incident_id: str, attempt: int | None = None
+) -> Sequence[IncidentReroute]:
+    """Return the incident's reroute attempts in order (of one attempt when given)."""
     stmt = select(IncidentReroute).where(IncidentReroute.incident_id == incident_id)
+    if attempt is not None:
+        stmt = stmt.where(IncidentReroute.attempt == attempt)
     return session.scalars(stmt.order_by(IncidentReroute.id)).all()
 
 

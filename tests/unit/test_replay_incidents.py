@@ -37,6 +37,17 @@ def test_every_day_replays_to_its_expected_end_state(grid_dir: Path):
     ]
     assert [m["outcome"] for m in spike["reroutes"]] == ["rerouted"]
     assert june["workloads"]["eu-finetune"]["zone"] != "FR"
+    # The NL node stays down from 10:00: one incident for the whole episode, ESCALATED once
+    # and reported only when it changed (not once per hourly pass).
+    (offline,) = [i for i in june["incidents"] if i["trigger"] == "node_offline"]
+    assert offline["states"] == [
+        "MONITORING",
+        "ANOMALY_DETECTED",
+        "EVALUATING",
+        "ADAPTING",
+        "ESCALATED",
+    ]
+    assert june["workloads"]["nl-batch"]["status"] == "routed"
 
 
 def test_check_reports_each_broken_expectation():
@@ -60,3 +71,29 @@ def test_check_reports_each_broken_expectation():
     assert "eu-finetune: still on 'fr-par-h100'" in problems
     assert any("without an expected end state" in p for p in problems)
     assert "no RESOLVED surplus incident in IT" in problems
+
+
+def test_check_counts_incidents_by_their_last_report_and_names_stuck_work():
+    day = load_days()[0].model_copy(update={"expected_workloads": {}})
+    expected = ExpectedIncident(
+        trigger="node_offline", zone="NL", state="ESCALATED", count=1, stuck=["nl-batch"]
+    )
+    day = day.model_copy(update={"expected_incidents": [expected]})
+
+    def rep(inc_id, state, reason):
+        return {"id": inc_id, "trigger": "node_offline", "zone": "NL", "state": state,
+                "transitions": [{"reason": reason}]}  # fmt: skip
+
+    stuck = rep("a", "ESCALATED", "nl-batch (wl_1) stays on nl-ams-h100 (offline)")
+    assert check_day(day, {}, [stuck]) == []
+    # Later passes that resolve the same incident replace its end state.
+    assert check_day(day, {}, [stuck, rep("a", "RESOLVED", "back")]) == [
+        "no ESCALATED node_offline incident in NL",
+        "'nl-batch' not named as stuck by the node_offline incident",
+    ]
+    assert check_day(day, {}, [stuck, rep("b", "RESOLVED", "kept")]) == [
+        "2 node_offline incident(s) in NL, expected 1"
+    ]
+    assert check_day(day, {}, [rep("a", "ESCALATED", "something else")]) == [
+        "'nl-batch' not named as stuck by the node_offline incident"
+    ]
