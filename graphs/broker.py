@@ -19,7 +19,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.managed import RemainingSteps
 from langgraph.prebuilt import ToolNode
-from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.prebuilt.tool_node import TOOL_CALL_ERROR_TEMPLATE, ToolCallRequest
 from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 
@@ -135,9 +135,21 @@ def make_write_guard(
     return guard
 
 
+def tool_error_message(e: Exception) -> str:
+    """Return the model-facing text of a correctable tool error; re-raise anything else.
+
+    Under `wrap_tool_call`, langgraph 1.2 turns every exception into a tool message whatever
+    exception types `handle_tool_errors` lists; it still calls a handler function, so this one
+    re-raises what the model cannot fix (database errors, bugs) and the run fails.
+    """
+    if isinstance(e, (DomainError, ToolException)):
+        return TOOL_CALL_ERROR_TEMPLATE.format(error=repr(e))
+    raise e
+
+
 def make_tool_node(tools: list[BaseTool]) -> ToolNode:
     """Return the ToolNode that runs `tools` behind the write guard."""
-    return ToolNode(tools, handle_tool_errors=(DomainError, ToolException),
+    return ToolNode(tools, handle_tool_errors=tool_error_message,
                     wrap_tool_call=make_write_guard(write_tool_names(tools)))  # fmt: skip
 
 
