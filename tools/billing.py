@@ -19,7 +19,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, aliased
 
 from store import ledger
 from store.ledger import Leg
@@ -325,4 +326,15 @@ def usage_statement(
         end=end,
         total_minor=sum(x.amount_minor for x in lines),
         lines=lines,
+    )
+
+
+def select_unbilled() -> Select[tuple[str]]:
+    """Return the query for completed, placed workloads with no usage booked, ordered by id."""
+    usage = aliased(Transaction)
+    return (
+        select(Workload.id)
+        .outerjoin(usage, (usage.workload_id == Workload.id) & (usage.kind == "usage"))
+        .where(Workload.status == "completed", Workload.node_id.is_not(None), usage.id.is_(None))
+        .order_by(Workload.id)
     )

@@ -16,10 +16,10 @@ from datetime import datetime
 from pydantic import BaseModel
 from solders.keypair import Keypair
 from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from store.ledger import OPEN_PAYOUT_STATUSES, PayoutIntent
-from store.models import CarbonReceipt, ComputeNode, Transaction, Workload
+from store.models import CarbonReceipt, ComputeNode, Workload
 from tools import billing, payouts, receipts, stripe_billing
 from tools.grid import GridSource
 from tools.payouts import PayoutPolicy
@@ -170,15 +170,7 @@ def claim_unbilled(*, session: Session) -> str | None:
     PostgreSQL: `FOR UPDATE OF workloads SKIP LOCKED`, so concurrent workers take different
     workloads; the usage idempotency key is the final guard on any database.
     """
-    usage = aliased(Transaction)
-    stmt = (
-        select(Workload.id)
-        .outerjoin(usage, (usage.workload_id == Workload.id) & (usage.kind == "usage"))
-        .where(Workload.status == "completed", Workload.node_id.is_not(None), usage.id.is_(None))
-        .order_by(Workload.id)
-        .limit(1)
-        .with_for_update(of=Workload, skip_locked=True)
-    )
+    stmt = billing.select_unbilled().limit(1).with_for_update(of=Workload, skip_locked=True)
     return session.scalars(stmt).first()
 
 

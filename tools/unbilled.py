@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from store.models import Transaction, Workload
-from tools.billing import usage_charge
+from store.models import Workload
+from tools.billing import select_unbilled, usage_charge
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +32,7 @@ def unbilled_workloads(*, session: Session, org_id: str | None = None) -> list[U
         session: Open session.
         org_id: Only this customer's workloads; None for every customer.
     """
-    usage = aliased(Transaction)
-    stmt = (
-        select(Workload.id)
-        .outerjoin(usage, (usage.workload_id == Workload.id) & (usage.kind == "usage"))
-        .where(Workload.status == "completed", Workload.node_id.is_not(None), usage.id.is_(None))
-        .order_by(Workload.id)
-    )
+    stmt = select_unbilled()
     if org_id is not None:
         stmt = stmt.where(Workload.org_id == org_id)
     out = []
