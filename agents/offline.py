@@ -200,8 +200,10 @@ def _plan(
         )
     if intent == "nodes":
         args: dict[str, Any] = {}
-        if request.zones:
-            args["zone"] = request.zones[0]
+        # Named zones ("in France or Spain"), else a region ("in the US", "EU only").
+        zones = request.zones or request.spec.allowed_zones
+        if zones:
+            args["zones"] = list(zones)
         if request.spec.gpu_model:
             args["gpu_model"] = request.spec.gpu_model
         return AIMessage(content="", tool_calls=[_call(tool, args)])

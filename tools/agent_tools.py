@@ -28,9 +28,10 @@ from tools.broker import recommend, submit_workload
 from tools.broker import reroute_workload as reroute_op
 from tools.broker import route_workload as route_op
 from tools.clock import Clock, parse_time
+from tools.fleet import node_views
 from tools.grid import GridSource
 from tools.scoring import ScoreWeights
-from tools.workloads import JobSpec, WorkloadView, load_workload
+from tools.workloads import JobSpec, WorkloadView, load_workload, normalise_zone
 
 logger = logging.getLogger(__name__)
 
@@ -198,27 +199,25 @@ def compare_zones(
 
 @tool(parse_docstring=True, error_on_invalid_docstring=True)
 def list_nodes(
-    runtime: ToolRuntime[Any, Any], zone: str | None = None, gpu_model: str | None = None
+    runtime: ToolRuntime[Any, Any],
+    zones: list[str] | None = None,
+    gpu_model: str | None = None,
 ) -> dict[str, Any]:
-    """List compute nodes with their free GPUs and status.
+    """List compute nodes with their free GPUs, utilisation and status.
 
     Args:
         runtime: Injected graph context; never sent to the model.
-        zone: Only nodes in this zone code.
-        gpu_model: Only nodes with this GPU model.
+        zones: Only nodes in these zone codes (e.g. ["US-CAL-CISO", "US-NY-NYIS"]); all if empty.
+        gpu_model: Only nodes with this GPU model, e.g. H100.
     """
-    ctx = _ctx(runtime)
-    with ctx.sessions() as session:
-        allocated = repo.allocated_gpus_by_node(session=session)
-        nodes = repo.list_nodes(session=session, zone=zone.upper() if zone else None)
+    wanted = {normalise_zone(z) for z in zones} if zones else None
+    model = gpu_model.strip().upper() if gpu_model else None
+    with _ctx(runtime).sessions() as session:
         rows = [
-            {"id": n.id, "name": n.name, "zone": n.zone, "gpu_model": n.gpu_model,
-             "gpu_count": n.gpu_count, "status": n.status,
-             "free_gpus": max(n.gpu_count - n.reserved_gpus - allocated.get(n.id, 0), 0),
-             "price_per_gpu_hour_minor": n.price_per_gpu_hour_minor, "currency": n.currency}
-            for n in nodes
-            if gpu_model is None or n.gpu_model == gpu_model.upper()
-        ]  # fmt: skip
+            n.model_dump(mode="json", exclude={"wallet_address"})
+            for n in node_views(session=session)
+            if (wanted is None or n.zone in wanted) and (model is None or n.gpu_model == model)
+        ]
     return {"nodes": rows}
 
 
