@@ -63,8 +63,13 @@ def build_console(rt: ConsoleRuntime) -> gr.Blocks:
         refreshers: list[Refresh] = [(lambda: _header(rt), [], [kpis, status])]
         with gr.Tabs(elem_id="tabs"):
             for label, key, build in TABS:
-                with gr.Tab(label, id=key, elem_id=f"tab-{key}"):
-                    refreshers.extend(build(rt))
+                with gr.Tab(label, id=key, elem_id=f"tab-{key}") as tab:
+                    own = build(rt)
+                # Opening a tab shows fresh figures at once (the timer covers the rest).
+                for fn, inputs, outputs in [refreshers[0], *own]:
+                    tab.select(fn, list(inputs), list(outputs), show_progress="hidden",
+                               api_visibility="private")  # fmt: skip
+                refreshers.extend(own)
         timer = gr.Timer(rt.config.console_refresh_s)
         for fn, inputs, outputs in refreshers:
             blocks.load(fn, list(inputs), list(outputs), api_visibility="private")

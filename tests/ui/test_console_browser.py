@@ -95,6 +95,7 @@ def test_console_end_to_end(chromium, live_console):
     page.get_by_role("tab", name="Grid").click()
     page.wait_for_selector("#zone-map")
     assert page.locator("#zone-map g.zone").count() == 11
+    expect(page.locator("#zone-map g.zone[data-zone='FR']")).to_contain_text("600 g")
     _shot(page, "Grid")
     page.get_by_role("tab", name="Workloads").click()
     expect(page.locator("#workloads-table")).to_contain_text("Mistral fine-tune")
@@ -106,6 +107,7 @@ def test_console_end_to_end(chromium, live_console):
     page.get_by_role("tab", name="Alerts").click()
     expect(page.locator("#alerts-table")).to_contain_text("Curtailment alert. France")
     expect(page.locator("#incident-timelines")).to_contain_text("RESOLVED")
+    page.locator("#alert-audio audio").first.wait_for(state="attached")
     _shot(page, "Alerts")
     page.get_by_role("tab", name="Profitability").click()
     expect(page.locator("#profit-head")).to_contain_text("Total")

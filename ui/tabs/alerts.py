@@ -54,7 +54,7 @@ def timeline_markdown(t: alerts.IncidentTimeline) -> str:
     return "\n".join(lines)
 
 
-def _render(rt: ConsoleRuntime) -> tuple[Any, ...]:
+def _render(rt: ConsoleRuntime, current: int | None) -> tuple[Any, ...]:
     spoken = rt.read(lambda s: alerts.list_audio_alerts(session=s, limit=100))
     incidents = rt.read(lambda s: alerts.incident_timelines(session=s, limit=20))
     rows = [
@@ -82,10 +82,12 @@ def _render(rt: ConsoleRuntime) -> tuple[Any, ...]:
         for t in incidents
     ]
     choices = [(f"#{a.id} {a.kind} {a.zone} {a.created_at:%H:%M}", a.id) for a in spoken]
+    ids = [a.id for a in spoken]
+    picked = current if current in ids else (ids[0] if ids else None)
     timelines = "\n\n".join(timeline_markdown(t) for t in incidents[:5]) or "No incidents yet."
     return (
         views.frame(rows, ALERT_COLUMNS),
-        gr.update(choices=choices),
+        gr.update(choices=choices, value=picked),
         views.frame(inc, INCIDENT_COLUMNS),
         timelines,
     )
@@ -103,4 +105,4 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
     incidents = gr.Dataframe(label="Incidents", interactive=False, elem_id="incidents-table")
     timelines = gr.Markdown(elem_id="incident-timelines")
     pick.change(lambda i: load_audio(rt, i), pick, player, api_visibility="private")
-    return [(lambda: _render(rt), [], [table, pick, incidents, timelines])]
+    return [(lambda current: _render(rt, current), [pick], [table, pick, incidents, timelines])]
