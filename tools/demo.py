@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -215,10 +214,3 @@ def complete_workloads(
             complete_workload(session=session, workload_id=wid, now=now)
             done.append(wid)
     return done
-
-
-def describe(result: BaseModel | list[Any]) -> dict[str, Any] | list[Any]:
-    """Return a demo result as JSON-shaped data."""
-    if isinstance(result, BaseModel):
-        return result.model_dump(mode="json")
-    return list(result)

@@ -1,0 +1,67 @@
+import pytest
+
+from tools import analytics, demo
+from tools.errors import InvalidInputError, NotFoundError, UnknownZoneError
+from tools.fleet import seed_demo
+from tools.grid import SimulatedGrid
+
+GRID = SimulatedGrid(7)
+
+
+@pytest.fixture
+def seeded(session, now):
+    seed_demo(session=session, grid=GRID, now=now)
+    return session
+
+
+def test_zone_snapshot_and_series_cover_the_zones(seeded, now):
+    points = analytics.zone_snapshot(session=seeded, grid=GRID, now=now)
+    assert len(points) == 11 and all(p.carbon_intensity is not None for p in points)
+    rows = analytics.zone_series(
+        session=seeded, grid=GRID, zones=["FR"], now=now, hours_back=6, hours_ahead=2
+    )
+    assert len(rows) == 8 and rows[0].ts < rows[-1].ts
+    with pytest.raises(InvalidInputError, match="0"):
+        analytics.zone_series(session=seeded, grid=GRID, zones=["FR"], now=now, hours_back=0)
+    with pytest.raises(UnknownZoneError):
+        analytics.zone_series(session=seeded, grid=GRID, zones=["XX"], now=now)
+
+
+def test_a_spike_shows_on_the_map_and_the_dashboard(seeded, now):
+    made = demo.create_workload(session=seeded, grid=GRID, now=now)
+    spike = demo.trigger_carbon_spike(session=seeded, grid=GRID, now=now)
+    assert spike.zone == made.workload.zone and spike.workload_id == made.workload.id
+    fr = next(
+        p
+        for p in analytics.zone_snapshot(session=seeded, grid=GRID, now=now)
+        if p.zone == spike.zone
+    )
+    assert fr.carbon_intensity == pytest.approx(spike.carbon_after, abs=0.1)
+    assert "override" in (fr.note or "")
+    board = analytics.dashboard(session=seeded, grid=GRID, now=now)
+    assert board.workloads_by_status["routed"] == 1 and board.dirtiest_zone == spike.zone
+    report = analytics.carbon_report(session=seeded, now=now)
+    assert report.workloads == 1 and report.by_org[0].key == made.workload.org_id
+
+
+def test_curtailment_is_stored_once_and_listed(seeded, now):
+    first = demo.trigger_curtailment(session=seeded, grid=GRID, now=now, zone="fr")
+    again = demo.trigger_curtailment(session=seeded, grid=GRID, now=now, zone="FR")
+    assert first.event_id == again.event_id and first.zone == "FR"
+    listed = analytics.curtailment_events(session=seeded, now=now)
+    assert [(e.zone, e.source) for e in listed if e.id == first.event_id] == [("FR", "demo")]
+    assert "FR" in analytics.dashboard(session=seeded, grid=GRID, now=now).curtailing_zones
+    with pytest.raises(InvalidInputError, match="25"):
+        demo.trigger_curtailment(session=seeded, grid=GRID, now=now, hours=25)
+
+
+def test_completion_needs_known_work(seeded, now):
+    with pytest.raises(NotFoundError, match="create one first"):
+        demo.trigger_carbon_spike(session=seeded, grid=GRID, now=now)
+    with pytest.raises(NotFoundError, match="wl_nope"):
+        demo.complete_workloads(session=seeded, now=now, workload_ids=["wl_nope"])
+    made = demo.create_workload(session=seeded, grid=GRID, now=now)
+    assert demo.complete_workloads(session=seeded, now=now) == [made.workload.id]
+    assert demo.complete_workloads(session=seeded, now=now) == []
+    with pytest.raises(InvalidInputError, match="169"):
+        demo.grid_cycle(session=seeded, grid=GRID, now=now, hours=169)
