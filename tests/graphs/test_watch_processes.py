@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import func, select
 
 from store.db import make_session_factory
-from store.incident_models import Incident, IncidentReroute
+from store.incident_models import AlertEvent, Incident, IncidentReroute
 from store.models import RoutingDecision, Workload
 from store.seed import seed_fleet
 from tests.fakes import FakeHTTPServer, Reply
 from tools.broker import JobSpec, route_workload, submit_workload
+from tools.fleet import set_node_status
 from tools.grid import SimulatedGrid
 from tools.incidents import add_spike
 
@@ -175,3 +176,56 @@ def test_two_watchers_on_postgres_share_incidents(pg_engine, tmp_path):
             select(IncidentReroute.workload_id, func.count()).group_by(IncidentReroute.workload_id)
         ).all()
         assert sorted(per_workload) == sorted((wid, 1) for wid in ids)
+
+
+def _run_both(url: str, tmp: Path) -> list[list[dict]]:
+    procs = [
+        subprocess.Popen(
+            _cli(url, tmp / w, "incidents", "run-once", "--json", "--worker-id", w),
+            cwd=REPO,
+            env=_env(None),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in ("w1", "w2")
+    ]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    return [json.loads(out) for out, _ in outs]
+
+
+@pytest.mark.postgres
+def test_two_watchers_keep_one_escalated_incident_and_resolve_it_once(pg_engine, tmp_path):
+    now = datetime.now(UTC)
+    (spiked,) = _setup(pg_engine, ["FR"], now)
+    sessions = make_session_factory(pg_engine)
+    with sessions.begin() as s:  # Brussels-only work on the only Brussels node, which goes down
+        spec = JobSpec(gpu_count=2, gpu_model="L40S", duration_hours=4, allowed_zones=["BE"])
+        stuck = submit_workload(session=s, org_id="acme-ai", name="be-only", spec=spec, now=now)
+        route_workload(session=s, grid=SimulatedGrid(seed=7), workload_id=stuck.id, now=now)
+        set_node_status(session=s, node_id="be-bru-l40s", status="offline", now=now)
+    with pg_engine.connect() as conn:
+        schema = conn.exec_driver_sql("select current_schema()").scalar_one()
+    url = pg_engine.url.update_query_dict({"options": f"-csearch_path={schema}"})
+    url = url.render_as_string(hide_password=False)
+    first = _run_both(url, tmp_path)
+    ids = [r["id"] for out in first for r in out]
+    assert len(ids) == len(set(ids)) == 2
+    states = sorted((r["trigger"], r["state"]) for out in first for r in out)
+    assert states == [("carbon_spike", "RESOLVED"), ("node_offline", "ESCALATED")]
+    # Nothing changed: both watchers re-examine it, neither writes nor reports anything.
+    assert _run_both(url, tmp_path) == [[], []]
+    with sessions.begin() as s:
+        set_node_status(session=s, node_id="be-bru-l40s", status="online", now=now)
+    third = [r for out in _run_both(url, tmp_path) for r in out]
+    (escalated,) = [r for out in first for r in out if r["state"] == "ESCALATED"]
+    assert [(r["id"], r["state"]) for r in third] == [(escalated["id"], "RESOLVED")]
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Incident)) == 2
+        alerts = s.scalars(
+            select(AlertEvent.status).where(AlertEvent.deduplication_key == escalated["id"])
+        ).all()
+        assert sorted(alerts) == ["firing", "resolved"]
+        assert s.get(Workload, spiked).reroute_count == 1
