@@ -111,7 +111,10 @@ def incidents_run_once(
     worker_id: Annotated[str, typer.Option("--worker-id")] = socket.gethostname(),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Scan for anomalies once, then run every open incident to RESOLVED."""
+    """Scan for anomalies once, run open incidents to RESOLVED or ESCALATED; list those that moved.
+
+    ESCALATED incidents (work that cannot move) are re-examined and listed only when they change.
+    """
     from graphs.incident_watch import run_once
 
     svc = services(ctx)
@@ -126,7 +129,7 @@ def _print_reports(reports: list[dict[str, Any]], as_json: bool) -> None:
         emit_json(reports)
         return
     if not reports:
-        print("no incidents")
+        print("no incident changed")
     for r in reports:
         moves = ", ".join(f"{m['workload_id']} {m['outcome']} {m['from_node_id']}->"
                           f"{m['to_node_id']}" for m in r["reroutes"]) or "no reroutes"  # fmt: skip
