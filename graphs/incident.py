@@ -170,13 +170,14 @@ def route_after_adapting(state: IncidentState) -> Literal["resolved", "escalated
     return "escalated" if state.get("stuck") else "resolved"
 
 
-def _summary(
-    ctx: Context, incident: Incident, session: Session, stuck: list[dict[str, Any]] | None = None
-) -> str:
+def _summary(ctx: Context, incident: Incident, session: Session, escalation: str = "") -> str:
+    # `escalation`: the reason of the ESCALATED transition about to be recorded.
     transitions = incident_repo.list_transitions(session=session, incident_id=incident.id)
     moves = incident_repo.list_reroutes(session=session, incident_id=incident.id)
     lines = "\n".join(f"- {t.at.isoformat()} {t.from_state} -> {t.to_state}: {t.reason}"
                       for t in transitions)  # fmt: skip
+    if escalation:
+        lines += f"\n- {ctx.clock.now().isoformat()} {incident.state} -> ESCALATED: {escalation}"
     moved = "\n".join(f"- {r.workload_id}: {r.outcome} {r.from_node_id} -> {r.to_node_id}"
                       for r in moves) or "- none"  # fmt: skip
     if is_offline(ctx.model):
@@ -184,9 +185,7 @@ def _summary(
         kind = incident.trigger.replace("_", " ")
         text = (f"{kind} in {incident.zone}: {len({r.workload_id for r in moves})} workload(s) "
                 f"evaluated, {done} rerouted.")  # fmt: skip
-        if stuck:
-            text += f" Escalated, {len(stuck)} stuck: " + "; ".join(s["reason"] for s in stuck)
-        return text
+        return f"{text} Escalated: {escalation}" if escalation else text
     prompt = render("incident.summary", incident_id=incident.id, zone=incident.zone,
                     trigger=incident.trigger, opened_at=incident.opened_at.isoformat(),
                     transitions=lines, reroutes=moved)  # fmt: skip
@@ -219,15 +218,16 @@ def escalated(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
     with ctx.sessions.begin() as session:
         incident = _load(session, state["incident_id"])
         if incident.state != "ESCALATED":
-            incident.summary = _summary(ctx, incident, session, stuck)
+            names = "; ".join(s["reason"] for s in stuck)
+            reason = (f"{len(stuck)} workload(s) cannot move while the anomaly holds: {names}; "
+                      "the alert stays firing")  # fmt: skip
+            # Summary (maybe a model call) before any write of ours: no write lock held meanwhile.
+            incident.summary = _summary(ctx, incident, session, escalation=reason)
             incident.details = {**incident.details, "stuck": stuck,
                                 "examined": state.get("affected", [])}  # fmt: skip
-            names = "; ".join(s["reason"] for s in stuck)
-            reason = f"{len(stuck)} workload(s) cannot move while the anomaly holds: {names}"
             incident_repo.record_transition(
-                session=session, incident=incident, to_state="ESCALATED", now=now,
-                reason=f"{reason}; the alert stays firing",
-            )  # fmt: skip
+                session=session, incident=incident, to_state="ESCALATED", reason=reason, now=now
+            )
         return {"summary": incident.summary or "", "states": ["ESCALATED"]}
 
 

@@ -72,9 +72,10 @@ def report(ctx: Context, incident_id: str) -> dict[str, Any]:
         moves = incident_repo.list_reroutes(session=session, incident_id=incident_id)
         return {
             "id": incident.id, "zone": incident.zone, "trigger": incident.trigger,
-            "state": incident.state, "states": [t.to_state for t in transitions],
+            "state": incident.state, "attempt": incident.attempt,
+            "states": [t.to_state for t in transitions],
             "transitions": [{"from": t.from_state, "to": t.to_state, "reason": t.reason,
-                             "at": t.at.isoformat()} for t in transitions],
+                             "at": t.at.isoformat(), "attempt": t.attempt} for t in transitions],
             "reroutes": [reroute_view(r) for r in moves],
             "summary": incident.summary, "details": incident.details,
         }  # fmt: skip

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from langchain_core.messages import AIMessage
 from sqlalchemy import func, select
 
 from agents.offline import OfflineChatModel
@@ -17,6 +18,7 @@ from store.incident_models import INCIDENT_TRANSITIONS, AlertEvent, Incident, In
 from store.migrate import upgrade
 from store.models import ComputeNode, Workload
 from store.seed import seed_fleet
+from tests.fakes import ScriptedChatModel
 from tests.graphs.conftest import T0
 from tests.graphs.test_incident_graph import FlakyAlerts
 from tools.broker import JobSpec, route_workload, submit_workload
@@ -73,7 +75,7 @@ def test_work_only_allowed_on_an_offline_node_gets_one_escalated_incident(ctx, s
     reason = r["transitions"][-1]["reason"]
     assert f"nl-batch ({wid}) stays on nl-ams-h100 (offline)" in reason
     assert "no other eligible node" in reason and "allowed zones: NL" in reason
-    assert "nl-batch" in r["summary"] and "stuck" in r["summary"]
+    assert "nl-batch" in r["summary"] and "Escalated: 1 workload(s) cannot move" in r["summary"]
     assert _alerts(sessions) == [(r["id"], "firing")]
     transitions = _count(sessions, IncidentTransition)
     # Later passes: the node is still down; nothing new is opened, written or reported.
@@ -150,6 +152,24 @@ def test_a_later_attempt_resumes_after_an_alert_outage(ctx, sessions, saver):
     assert done["id"] == r["id"] and done["states"][-3:] == ["ESCALATED", "MONITORING", "RESOLVED"]
     with sessions() as s:
         assert s.get(Workload, wid).reroute_count == 0
+
+
+def test_a_configured_model_summarises_the_escalation(ctx, sessions, saver):
+    model = ScriptedChatModel(
+        [
+            lambda msgs: AIMessage(
+                "NL node down; nl-batch is stuck there."
+                if "ADAPTING -> ESCALATED" in msgs[0].content and "nl-batch" in msgs[0].content
+                else "bad"
+            )
+        ]
+    )
+    _route(sessions, ctx.grid, ["NL"])
+    _set_node(sessions, "nl-ams-h100", "offline")
+    (r,) = run_once(replace(ctx, model=model), saver)
+    model.assert_complete()
+    assert r["state"] == "ESCALATED" and r["summary"] == "NL node down; nl-batch is stuck there."
+    assert run_once(replace(_at(ctx, 1), model=model), saver) == []  # no model call either
 
 
 EVENTS = st.lists(
