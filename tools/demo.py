@@ -42,7 +42,8 @@ class NewWorkload(BaseModel):
     name: str = Field(default="Mistral fine-tune", min_length=1, max_length=200)
     org_id: str = Field(default=DEMO_ORG_ID, min_length=1, max_length=64)
     gpu_count: int = Field(default=4, ge=1, le=64)
-    gpu_model: str | None = Field(default="H100", max_length=32)
+    gpu_model: str | None = Field(default=None, max_length=32)
+    """None: any GPU model (the broker then has the most nodes to choose from)."""
     duration_hours: float = Field(default=8.0, gt=0, le=24 * 14)
 
 
@@ -95,7 +96,7 @@ def create_workload(
     spec: NewWorkload | None = None,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
 ) -> CreatedWorkload:
-    """Submit a workload (default "Mistral fine-tune", 4xH100 for 8 h) and route it at once."""
+    """Submit a workload (default "Mistral fine-tune", 4 GPUs for 8 h) and route it at once."""
     spec = spec or NewWorkload()
     job = JobSpec(
         gpu_count=spec.gpu_count, gpu_model=spec.gpu_model, duration_hours=spec.duration_hours

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 DEMO_STEPS = (
     "Dashboard",
     "Refresh grid",
-    "Create “Mistral fine-tune” on the greenest node",
+    "Create “Mistral fine-tune” on the best node (carbon, price, load)",
     "France goes surplus (audio alert)",
     "Carbon spike: the incident agent reroutes",
     "Complete: bill, pay, mint receipts",
@@ -42,6 +42,11 @@ class StepResult(BaseModel):
     """One or two sentences for people (markdown)."""
     details: dict[str, Any]
     audio_alert_id: int | None = None
+
+
+def gpus(count: int, model: str | None) -> str:
+    """Return "4xH100" or "4 GPUs of any model"."""
+    return f"{count}x{model}" if model else f"{count} GPUs of any model"
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
@@ -89,7 +94,7 @@ def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) ->
     )
     w, d = made.workload, made.decision
     summary = (
-        f"**{w.name}** ({w.id}, {w.gpu_count}x{w.gpu_model or 'any GPU'} for "
+        f"**{w.name}** ({w.id}, {gpus(w.gpu_count, w.gpu_model)} for "
         f"{w.duration_hours:g} h) routed to **{d.node_id}** in **{w.zone}**, score "
         f"{_fmt(d.score)}; estimated {_fmt(w.co2_kg_estimate, ' kg')} CO2."
     )
@@ -175,12 +180,14 @@ def complete_workloads(rt: ConsoleRuntime, workload_ids: list[str] | None = None
     result = rt.complete_and_settle(workload_ids)
     settled = result["settled"]
     receipts = [r["settlement"]["receipt"] for r in settled if r.get("settlement")]
-    fee = sum(int(r["settlement"]["fee_minor"]) for r in settled if r.get("settlement"))
+    money = [r["settlement"] for r in settled if r.get("settlement")]
+    fee = sum(int(m["fee_minor"]) for m in money)
+    share = sum(int(m["provider_share_minor"]) for m in money)
     paid = [r["payout"] for r in settled if r.get("payout")]
     summary = (
         f"Completed {len(result['completed'])} workload(s); settled {len(settled)}: "
-        f"platform fee {fee / 100:,.2f} EUR, {len(paid)} gamer payout(s), "
-        f"{len(receipts)} carbon receipt(s) minted."
+        f"platform fee {fee / 100:,.2f} EUR, provider share {share / 100:,.2f} EUR booked, "
+        f"{len(paid)} gamer payout(s) on Solana, {len(receipts)} carbon receipt(s) minted."
     )
     return StepResult(step=None, title="Complete workloads", summary=summary, details=result)
 

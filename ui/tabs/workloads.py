@@ -63,7 +63,7 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
                 org = gr.Textbox("acme-ai", label="Organisation id")
             with gr.Row():
                 gpus = gr.Number(4, label="GPUs", precision=0, minimum=1, maximum=64)
-                model = gr.Dropdown(GPU_MODELS, value="H100", label="GPU model")
+                model = gr.Dropdown(GPU_MODELS, value="any", label="GPU model")
                 hours = gr.Number(8, label="Hours", minimum=0.25, maximum=336)
             with gr.Row():
                 submit = gr.Button("Submit and route", variant="primary", elem_id="wl-submit")
