@@ -109,8 +109,13 @@ class Connection:
                 await writer.wait_closed()
 
 
-async def run_load(url: str, *, clients: int, requests: int, seconds: float) -> dict[str, object]:
-    """Send `requests` GETs from `clients` concurrent connections (stopping after `seconds`)."""
+async def run_load(
+    url: str, *, clients: int, requests: int, seconds: float, warmup: int = 0
+) -> dict[str, object]:
+    """Send `requests` GETs from `clients` concurrent connections (stopping after `seconds`).
+
+    Each client first sends `warmup` requests (one per path, not timed, errors still count).
+    """
     parsed = httpx.URL(url)
     host, port = parsed.host, parsed.port or 80
     latencies: list[float] = []
@@ -118,29 +123,47 @@ async def run_load(url: str, *, clients: int, requests: int, seconds: float) -> 
     issued = 0
     deadline = time.monotonic() + seconds
 
+    ready = 0
+    all_ready = asyncio.Event()
+
+    async def one(conn: Connection, path: str) -> None:
+        start = time.perf_counter()
+        try:
+            statuses[str(await conn.get(path))] += 1
+        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            statuses[type(exc).__name__] += 1
+            await conn.close()
+        latencies.append((time.perf_counter() - start) * 1000)
+
     async def client(index: int) -> None:
-        nonlocal issued
+        nonlocal issued, ready
         conn = Connection(host, port)
         try:
+            for path in PATHS[: min(warmup, len(PATHS))]:
+                await one(conn, path)
+            ready += 1
+            if ready == clients:
+                all_ready.set()
+            await all_ready.wait()
             while issued < requests and time.monotonic() < deadline:
                 path = PATHS[(issued + index) % len(PATHS)]
                 issued += 1
-                start = time.perf_counter()
-                try:
-                    statuses[str(await conn.get(path))] += 1
-                except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
-                    statuses[type(exc).__name__] += 1
-                    await conn.close()
-                latencies.append((time.perf_counter() - start) * 1000)
+                await one(conn, path)
         finally:
             await conn.close()
 
     httpx.get(url + "/api/v1/health", timeout=10).raise_for_status()
+    tasks = [asyncio.create_task(client(i)) for i in range(clients)]
+    await all_ready.wait()
+    # Measured from when every client has its connection open and warmed up.
+    latencies.clear()
+    warm_statuses = dict(statuses)
+    statuses.clear()
     began = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(clients)))
+    await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - began
     ordered = sorted(latencies)
-    errors = sum(n for status, n in statuses.items() if status != "200")
+    errors = sum(n for status, n in [*statuses.items(), *warm_statuses.items()] if status != "200")
 
     def pct(p: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 1)
@@ -150,7 +173,7 @@ async def run_load(url: str, *, clients: int, requests: int, seconds: float) -> 
         "rps": round(len(latencies) / elapsed, 1), "p50_ms": pct(50), "p90_ms": pct(90),
         "p99_ms": pct(99), "max_ms": round(ordered[-1], 1),
         "mean_ms": round(statistics.fmean(ordered), 1), "errors": errors,
-        "statuses": dict(statuses), "goal_p99_ms": GOAL_P99_MS,
+        "statuses": dict(statuses), "warmup_statuses": warm_statuses, "goal_p99_ms": GOAL_P99_MS,
         "goal_met": errors == 0 and pct(99) <= GOAL_P99_MS,
     }  # fmt: skip
 
@@ -162,6 +185,12 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=len(PATHS),
+        help="Untimed requests per client before measuring (0: none).",
+    )
     args = parser.parse_args()
     if args.url and not args.url.startswith(("http://127.0.0.1", "http://localhost")):
         parser.error(f"--url {args.url!r}: load tests run against 127.0.0.1 only")
@@ -172,7 +201,7 @@ def main() -> int:
             proc, url = start_server(Path(tmp))
         try:
             result = asyncio.run(run_load(url, clients=args.clients, requests=args.requests,
-                                          seconds=args.seconds))  # fmt: skip
+                                          seconds=args.seconds, warmup=args.warmup))  # fmt: skip
         finally:
             if proc is not None:
                 os.killpg(proc.pid, signal.SIGTERM)
