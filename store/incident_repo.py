@@ -92,7 +92,9 @@ def claim_incident(
                 Incident.claimed_by == worker_id,
             ),
         )
-        .order_by(Incident.opened_at, Incident.id)
+        # Open incidents before ESCALATED ones, so many long-lived escalations never starve
+        # a new incident out of a pass.
+        .order_by(Incident.state == "ESCALATED", Incident.opened_at, Incident.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     )

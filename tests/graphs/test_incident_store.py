@@ -164,3 +164,23 @@ def test_claim_skips_held_incidents_until_the_lease_expires(session):
     assert irepo.claim_incident(session=session, worker_id="w2", now=later, lease=lease) is inc
     irepo.release_incident(session=session, incident_id=inc.id, worker_id="w2")
     assert inc.claimed_by is None
+
+
+def test_claim_takes_open_incidents_before_escalated_ones(session):
+    old = _open(session, key="NL:node_offline:nl-ams-h100")
+    for state in ("ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "ESCALATED"):
+        irepo.record_transition(session=session, incident=old, to_state=state, reason="r", now=NOW)
+    new = _open(session, key="FR:carbon_spike")
+    new.opened_at = NOW + timedelta(hours=1)
+    lease = timedelta(minutes=5)
+    assert irepo.claim_incident(session=session, worker_id="w", now=NOW, lease=lease) is new
+    claimed = irepo.claim_incident(
+        session=session, worker_id="w", now=NOW, lease=lease, exclude=[new.id]
+    )
+    assert claimed is old
+    assert (
+        irepo.claim_incident(
+            session=session, worker_id="w", now=NOW, lease=lease, exclude=[new.id, old.id]
+        )
+        is None
+    )
