@@ -164,7 +164,7 @@ def create_app(svc: Services) -> FastAPI:
         """Route a pending workload, or reroute a placed one (>= 25 % better, at most 5 times)."""
         w = load_workload(session=session, workload_id=workload_id)
         args: dict[str, Any] = dict(
-            session=session, grid=svc.grid(), workload_id=workload_id,
+            session=session, grid=svc.effective_grid(session), workload_id=workload_id,
             now=svc.clock.now(), weights=svc.weights,
         )  # fmt: skip
         if w.status == "pending":
@@ -179,7 +179,7 @@ def create_app(svc: Services) -> FastAPI:
     @app.get("/api/v1/analytics/zones", response_model=list[ZoneAnalytics], tags=["analytics"])
     def zones(session: SessionDep) -> list[ZoneAnalytics]:
         """Return each zone's current grid reading and the capacity the fleet has there."""
-        grid, now = svc.grid(), svc.clock.now()
+        grid, now = svc.effective_grid(session), svc.clock.now()
         fleet = node_views(session=session)
         out: list[ZoneAnalytics] = []
         for code in ZONE_CODES:

@@ -180,8 +180,9 @@ def route(
     """Submit a workload and place it on the best eligible node (or only rank, with --dry-run)."""
     svc = services(ctx, at)
     spec = _spec(gpus, hours, gpu_model, deadline, zones, deny, max_carbon)
-    now, grid = svc.clock.now(), svc.grid(source)
+    now = svc.clock.now()
     with transaction(svc) as session:
+        grid = svc.effective_grid(session, source)
         rec = recommend(session=session, grid=grid, spec=spec, now=now, weights=svc.weights)
         workload = decision = None
         if not dry_run and rec.best is not None:

@@ -15,7 +15,15 @@ import typer
 from graphs.settings import Settings
 from store import repo
 from store.seed import seed_fleet
-from ui.cli_common import JSON_OPTION, domain_errors, emit_json, fail, services, transaction
+from ui.cli_common import (
+    AT_OPTION,
+    JSON_OPTION,
+    domain_errors,
+    emit_json,
+    fail,
+    services,
+    transaction,
+)
 from ui.services import Services
 
 if TYPE_CHECKING:
@@ -46,7 +54,6 @@ def _context(
 ) -> Context:
     from agents.models import ModelEndpointError, make_chat_model
     from graphs.context import Context
-    from tools.incidents import grid_with_overrides
 
     try:
         model = make_chat_model(svc.settings)
@@ -57,7 +64,7 @@ def _context(
         if not repo.list_nodes(session=session):
             seed_fleet(session=session, now=now)
             print("store had no compute nodes: seeded the demo fleet", file=sys.stderr)
-        grid = grid_with_overrides(session=session, grid=svc.grid(), now=now)
+        grid = svc.effective_grid(session)
     return Context(
         model=model,
         sessions=svc.sessions,
@@ -183,6 +190,7 @@ def grid_spike(
         typer.Option("--price-factor", help="Price multiplier; default the carbon factor."),
     ] = None,
     hours: Annotated[float, typer.Option("--hours", help="How long it lasts.")] = 6.0,
+    at: str | None = AT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Inject a carbon and price spike in a zone, from this hour, for the demo or a drill.
@@ -192,7 +200,7 @@ def grid_spike(
     """
     from tools.incidents import add_spike
 
-    svc = services(ctx)
+    svc = services(ctx, at)
     price_factor = factor if price_factor is None else price_factor
     with transaction(svc) as session:
         o = add_spike(session=session, zone=zone, carbon_factor=factor, price_factor=price_factor,

@@ -39,9 +39,10 @@ def grid_show(
         return
     svc = services(ctx, at)
     zones = [normalise_zone(z) for z in zone] if zone else list(ZONE_CODES)
-    grid = svc.grid(source)
     now = svc.clock.now()
-    readings = [grid.reading(z, now) for z in zones]
+    with transaction(svc) as session:
+        grid = svc.effective_grid(session, source)
+        readings = [grid.reading(z, now) for z in zones]
     if as_json:
         emit_json({"source": grid.name, "at": now, "readings": readings})
         return

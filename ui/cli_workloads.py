@@ -101,7 +101,7 @@ def reroute(
     with transaction(svc) as session:
         d = reroute_workload(
             session=session,
-            grid=svc.grid(source),
+            grid=svc.effective_grid(session, source),
             workload_id=workload_id,
             now=svc.clock.now(),
             weights=svc.weights,

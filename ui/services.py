@@ -15,6 +15,7 @@ from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from tools.clock import Clock, FixedClock, ReplayClock, SystemClock
 from tools.grid import GridSource, make_grid_source
+from tools.incidents import grid_with_overrides
 from tools.scoring import ScoreWeights
 
 
@@ -61,6 +62,14 @@ class Services:
             else None,
             base_url=s.electricitymaps_base_url,
         )
+
+    def effective_grid(self, session: Session, source: str | None = None) -> GridSource:
+        """Return the grid the broker should see now: the source with injected spikes applied.
+
+        Every routing path (API, CLI, chat, incidents, console) reads through this, so an
+        override stored with `tgtg grid spike` moves all of them alike.
+        """
+        return grid_with_overrides(session=session, grid=self.grid(source), now=self.clock.now())
 
     @property
     def weights(self) -> ScoreWeights:

@@ -174,3 +174,16 @@ def test_importing_the_cli_leaves_model_and_chain_libraries_unloaded():
     code = f"import sys, ui.cli; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_injected_spike_reaches_every_routing_path(tgtg):
+    tgtg("seed", "--at", AT)
+    before = _json(tgtg("grid", "--zone", "FR", "--at", AT, "--json"))["readings"][0]
+    tgtg("grid", "spike", "--zone", "FR", "--factor", "20", "--price-factor", "1", "--at", AT)
+    after = _json(tgtg("grid", "--zone", "FR", "--at", AT, "--json"))["readings"][0]
+    assert after["carbon_intensity"] == pytest.approx(min(before["carbon_intensity"] * 20, 2000))
+    assert "override x20" in after["note"]
+    routed = _json(tgtg("route", "--gpus", "1", "--hours", "1", "--at", AT, "--json"))
+    fr = next(c for c in routed["candidates"] if c["zone"] == "FR")
+    assert routed["node"]["zone"] != "FR"
+    assert fr["co2_kg"] == pytest.approx(0.7 * after["carbon_intensity"] / 1000)
