@@ -59,6 +59,17 @@ class Settings(BaseSettings):
     score_weight_price: float = 0.3
     score_weight_utilization: float = 0.1
 
+    loop_interval_s: float = Field(default=60.0, ge=0)
+    """Seconds between background passes (ingest, incidents, audio alerts); 0 turns them off."""
+    console_refresh_s: float = Field(default=10.0, gt=0)
+    """Seconds between automatic refreshes of the console's pages."""
+    console_auth: SecretStr | None = None
+    """`user:password` to require a login for the console; unset means no login."""
+    rate_limit_per_minute: int = Field(default=1200, gt=0)
+    """Sustained API requests per minute per API key (or client IP)."""
+    rate_limit_burst: int = Field(default=200, gt=0)
+    """Requests a client may send at once before the rate limit applies."""
+
     api_key: SecretStr | None = None
     """Key required in the `X-API-Key` header for API writes; generated into data_dir if unset."""
     host: str = "127.0.0.1"
@@ -93,6 +104,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "api_key",
+        "console_auth",
         "llm_api_key",
         "electricitymaps_api_key",
         "stripe_api_key",
@@ -117,6 +129,19 @@ class Settings(BaseSettings):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+    def auth_pair(self) -> tuple[str, str] | None:
+        """Return (user, password) for the console login, or None when no login is required.
+
+        Raises:
+            ValueError: TGTG_CONSOLE_AUTH is not `user:password`.
+        """
+        if self.console_auth is None:
+            return None
+        user, sep, password = self.console_auth.get_secret_value().partition(":")
+        if not sep or not user or not password:
+            raise ValueError("TGTG_CONSOLE_AUTH must look like 'user:password'")
+        return user, password
 
     @property
     def resolved_database_url(self) -> str:

@@ -25,7 +25,6 @@ from tools.profitability import GroupBy, ProfitLine
 from tools.tts import SpeechError
 from ui import console_actions as actions
 from ui.console_runtime import ConsoleRuntime
-from ui.console_settings import ConsoleSettings
 from ui.services import Services
 
 logger = logging.getLogger(__name__)
@@ -272,7 +271,7 @@ def _demo_router(require_key: Callable[..., None]) -> APIRouter:
 
 def register(app: FastAPI, svc: Services, require_key: Callable[..., None]) -> None:
     """Add the console routes, the rate limit and the console runtime to `app`."""
-    config = ConsoleSettings()
+    config = svc.settings
     app.state.console = ConsoleRuntime(svc, config)
     app.state.rate_limiter = RateLimiter(
         per_minute=config.rate_limit_per_minute, burst=config.rate_limit_burst

@@ -27,6 +27,7 @@ from graphs.billing import BILLING_RECURSION_LIMIT, build_billing_graph, make_mo
 from graphs.checkpoint import chat_thread, open_checkpointer
 from graphs.context import CHAT_RECURSION_LIMIT, BillingContext, Context
 from graphs.incident_watch import run_once
+from graphs.settings import Settings
 from graphs.supervisor import build_supervisor_graph
 from tools import alerts, demo
 from tools.billing_cycle import unsettled_workloads
@@ -34,7 +35,6 @@ from tools.grid import ZONES
 from tools.incidents import grid_with_overrides
 from tools.tts import SpeechEngine, make_speech_engine
 from ui.cli_agents import make_alert_sink
-from ui.console_settings import ConsoleSettings
 from ui.services import Services
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class ConsoleRuntime:
     def __init__(
         self,
         svc: Services,
-        config: ConsoleSettings,
+        config: Settings,
         *,
         model: BaseChatModel | None = None,
         speech: SpeechEngine | None = None,

@@ -14,7 +14,6 @@ import uvicorn
 from graphs.settings import Settings
 from tools.fleet import seed_demo
 from ui.console_runtime import ConsoleRuntime
-from ui.console_settings import ConsoleSettings
 from ui.services import Services
 
 NOW = datetime(2026, 11, 26, 11, 0, tzinfo=UTC)
@@ -35,7 +34,7 @@ def console_svc(tmp_path, monkeypatch) -> Services:
 def runtime(console_svc) -> Iterator[ConsoleRuntime]:
     with console_svc.sessions.begin() as session:
         seed_demo(session=session, grid=console_svc.grid("sim"), now=NOW)
-    rt = ConsoleRuntime(console_svc, ConsoleSettings(loop_interval_s=0))
+    rt = ConsoleRuntime(console_svc, console_svc.settings.model_copy(update={"loop_interval_s": 0}))
     rt.start()
     yield rt
     rt.stop()

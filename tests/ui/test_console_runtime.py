@@ -10,7 +10,6 @@ from store import repo
 from tools import demo
 from tools.alerts import list_audio_alerts
 from ui.console_runtime import model_label
-from ui.console_settings import ConsoleSettings
 from ui.services import Services
 
 NOW = datetime(2026, 11, 26, 11, 0, tzinfo=UTC)
@@ -69,15 +68,18 @@ def test_the_model_label_names_the_model(tmp_path):
     assert model_label(crusoe) == "Crusoe · meta-llama/Llama-3.3-70B-Instruct"
 
 
-def test_console_auth_is_optional_and_validated(console_svc, monkeypatch):
-    assert ConsoleSettings().auth_pair() is None
-    assert ConsoleSettings(console_auth=SecretStr("ops:pw")).auth_pair() == ("ops", "pw")
+def test_console_auth_is_optional_and_validated(console_svc):
+    assert Settings().auth_pair() is None
+    assert Settings(console_auth=SecretStr("ops:pw")).auth_pair() == ("ops", "pw")
     with pytest.raises(ValueError, match="user:password"):
-        ConsoleSettings(console_auth=SecretStr("nopassword")).auth_pair()
+        Settings(console_auth=SecretStr("nopassword")).auth_pair()
     from ui.app import create_server
 
-    monkeypatch.setenv("TGTG_CONSOLE_AUTH", "ops:pw")
-    with TestClient(create_server(console_svc)) as client:
+    locked = Services(
+        settings=console_svc.settings.model_copy(update={"console_auth": SecretStr("ops:pw")}),
+        clock=console_svc.clock,
+    )
+    with TestClient(create_server(locked)) as client:
         assert client.get("/config").status_code == 401
         assert client.post("/login", data={"username": "ops", "password": "no"}).status_code == 400
         assert client.post("/login", data={"username": "ops", "password": "pw"}).status_code == 200
