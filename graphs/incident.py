@@ -65,16 +65,21 @@ def _grid(ctx: Context, session: Session) -> GridSource:
     return grid_with_overrides(session=session, grid=ctx.grid, now=ctx.clock.now())
 
 
-def _alert(ctx: Context, session: Session, incident: Incident, status: str, text: str) -> None:
+def _alert(
+    ctx: Context, session: Session, incident: Incident, status: str, text: str, revision: int = 0
+) -> None:
+    # revision > 0: an ESCALATED attempt updates the still-firing alert (same key).
     if ctx.alerts is None:
         return
+    suffix = ": escalated, work cannot move" if revision else ""
     event = AlertEventIn(
-        title=f"Too Green To Go: {incident.trigger.replace('_', ' ')} in {incident.zone}",
+        title=f"Too Green To Go: {incident.trigger.replace('_', ' ')} in {incident.zone}{suffix}",
         status=status,  # type: ignore[arg-type]
         deduplication_key=incident.id, description=text[:2000],
-        metadata={"zone": incident.zone, "trigger": incident.trigger, "incident_id": incident.id},
+        metadata={"zone": incident.zone, "trigger": incident.trigger, "incident_id": incident.id,
+                  "state": "ESCALATED" if revision else incident.state},
     )  # fmt: skip
-    ctx.alerts.send(session=session, event=event, now=ctx.clock.now())
+    ctx.alerts.send(session=session, event=event, now=ctx.clock.now(), revision=revision)
 
 
 def monitoring(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -221,8 +226,11 @@ def escalated(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
             names = "; ".join(s["reason"] for s in stuck)
             reason = (f"{len(stuck)} workload(s) cannot move while the anomaly holds: {names}; "
                       "the alert stays firing")  # fmt: skip
-            # Summary (maybe a model call) before any write of ours: no write lock held meanwhile.
+            # Summary (maybe a model call) and the alert update (HTTP) before any write of ours,
+            # so no write lock is held meanwhile. The alert stays firing: no `resolved` here.
             incident.summary = _summary(ctx, incident, session, escalation=reason)
+            _alert(ctx, session, incident, "firing", f"ESCALATED: {reason}",
+                   revision=incident.attempt + 1)  # fmt: skip
             incident.details = {**incident.details, "stuck": stuck,
                                 "examined": state.get("affected", [])}  # fmt: skip
             incident_repo.record_transition(

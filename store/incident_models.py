@@ -1,7 +1,7 @@
 """Define the incident tables: incidents, their transitions and reroutes, grid overrides, alerts.
 
 Registered on the shared `Base.metadata`; created by migration 0003, ESCALATED and attempts
-added by 0005.
+added by 0005, alert revisions by 0006.
 """
 
 from __future__ import annotations
@@ -138,12 +138,16 @@ class AlertEvent(Base):
 
     __tablename__ = "alert_events"
     __table_args__ = (
-        UniqueConstraint("deduplication_key", "status", name="uq_alert_event_key_status"),
+        UniqueConstraint(
+            "deduplication_key", "status", "revision", name="uq_alert_event_key_status_revision"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     deduplication_key: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(10))
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """0 for the first event of a (key, status); n > 0 for updates (escalation attempt n-1)."""
     title: Mapped[str] = mapped_column(String(300))
     payload: Mapped[dict[str, Any]]
     delivery: Mapped[str] = mapped_column(String(10))

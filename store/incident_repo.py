@@ -198,10 +198,14 @@ def active_grid_overrides(
     return session.scalars(stmt.order_by(GridOverride.id)).all()
 
 
-def find_alert(*, session: Session, deduplication_key: str, status: str) -> AlertEvent | None:
-    """Return the alert event already recorded for this key and status, or None."""
+def find_alert(
+    *, session: Session, deduplication_key: str, status: str, revision: int = 0
+) -> AlertEvent | None:
+    """Return the alert event already recorded for this key, status and revision, or None."""
     stmt = select(AlertEvent).where(
-        AlertEvent.deduplication_key == deduplication_key, AlertEvent.status == status
+        AlertEvent.deduplication_key == deduplication_key,
+        AlertEvent.status == status,
+        AlertEvent.revision == revision,
     )
     return session.scalars(stmt).one_or_none()
 

@@ -2,8 +2,10 @@
 
 incident.io HTTP alert source: `POST /v2/alert_events/http/{alert_source_config_id}` with a bearer
 token and `title`, `status` (`firing` | `resolved`), `deduplication_key`, `description`,
-`metadata`; it answers 202. Re-sending the same key is safe on their side; we also record each
-(key, status) once locally so a resumed incident never sends twice.
+`metadata`; it answers 202. Re-sending the same key is safe on their side (a second `firing`
+updates the alert's title and description); we record each (key, status, revision) once locally
+so a resumed incident never sends twice. Revision 0 is the first event; an ESCALATED incident
+sends a `firing` update with revision n > 0 naming the work that cannot move.
 """
 
 from __future__ import annotations
@@ -44,27 +46,38 @@ class AlertEventIn(BaseModel):
 class AlertSink(Protocol):
     """Where incident alerts go."""
 
-    def send(self, *, session: Session, event: AlertEventIn, now: datetime) -> str:
-        """Deliver `event` once per (key, status) and return 'sent', 'demo' or 'duplicate'."""
+    def send(
+        self, *, session: Session, event: AlertEventIn, now: datetime, revision: int = 0
+    ) -> str:
+        """Deliver `event` once per (key, status, revision): 'sent', 'demo', 'duplicate'."""
         ...
 
 
-def _record(session: Session, event: AlertEventIn, delivery: str, now: datetime) -> None:
+def _record(
+    session: Session, event: AlertEventIn, delivery: str, now: datetime, revision: int
+) -> None:
     incident_repo.add_alert(session=session, alert=AlertEvent(
         deduplication_key=event.deduplication_key, status=event.status, title=event.title,
-        payload=event.model_dump(mode="json"), delivery=delivery, created_at=now,
+        revision=revision, payload=event.model_dump(mode="json"), delivery=delivery,
+        created_at=now,
     ))  # fmt: skip
+
+
+def _seen(session: Session, event: AlertEventIn, revision: int) -> bool:
+    return incident_repo.find_alert(session=session, deduplication_key=event.deduplication_key,
+                                    status=event.status, revision=revision) is not None  # fmt: skip
 
 
 class DemoAlerts:
     """Record alert events in the local store instead of sending them (no incident.io key)."""
 
-    def send(self, *, session: Session, event: AlertEventIn, now: datetime) -> str:
-        """Record `event` locally once per (key, status)."""
-        if incident_repo.find_alert(session=session, deduplication_key=event.deduplication_key,
-                                    status=event.status):  # fmt: skip
+    def send(
+        self, *, session: Session, event: AlertEventIn, now: datetime, revision: int = 0
+    ) -> str:
+        """Record `event` locally once per (key, status, revision)."""
+        if _seen(session, event, revision):
             return "duplicate"
-        _record(session, event, "demo", now)
+        _record(session, event, "demo", now, revision)
         logger.info("demo alert %s %s: %s", event.status, event.deduplication_key, event.title)
         return "demo"
 
@@ -119,10 +132,11 @@ class IncidentIoAlerts:
             time.sleep(self._backoff_s * 2 ** (attempt - 1))
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns/raises
 
-    def send(self, *, session: Session, event: AlertEventIn, now: datetime) -> str:
-        """Post `event` once per (key, status); record it after incident.io accepted it."""
-        if incident_repo.find_alert(session=session, deduplication_key=event.deduplication_key,
-                                    status=event.status):  # fmt: skip
+    def send(
+        self, *, session: Session, event: AlertEventIn, now: datetime, revision: int = 0
+    ) -> str:
+        """Post `event` once per (key, status, revision); record it once incident.io accepted it."""
+        if _seen(session, event, revision):
             return "duplicate"
         response = self._post(event)
         if response.status_code not in (200, 201, 202):
@@ -131,5 +145,5 @@ class IncidentIoAlerts:
                 f"{response.text[:200]}; check TGTG_INCIDENTIO_API_KEY and "
                 "TGTG_INCIDENTIO_ALERT_SOURCE_ID"
             )
-        _record(session, event, "sent", now)
+        _record(session, event, "sent", now, revision)
         return "sent"

@@ -53,7 +53,7 @@ def _route(sessions, grid, zones, name="nl-batch") -> str:
 def _alerts(sessions):
     with sessions() as s:
         rows = s.scalars(select(AlertEvent).order_by(AlertEvent.id)).all()
-        return [(a.deduplication_key, a.status) for a in rows]
+        return [(a.deduplication_key, a.status, a.revision) for a in rows]
 
 
 def _count(sessions, model):
@@ -76,14 +76,20 @@ def test_work_only_allowed_on_an_offline_node_gets_one_escalated_incident(ctx, s
     assert f"nl-batch ({wid}) stays on nl-ams-h100 (offline)" in reason
     assert "no other eligible node" in reason and "allowed zones: NL" in reason
     assert "nl-batch" in r["summary"] and "Escalated: 1 workload(s) cannot move" in r["summary"]
-    assert _alerts(sessions) == [(r["id"], "firing")]
+    # The alert fired at ANOMALY_DETECTED and was updated, still firing, with the stuck work.
+    firing = [(r["id"], "firing", 0), (r["id"], "firing", 1)]
+    assert _alerts(sessions) == firing
+    with sessions() as s:
+        update = s.scalars(select(AlertEvent).where(AlertEvent.revision == 1)).one()
+        assert update.payload["status"] == "firing" and "escalated" in update.title
+        assert f"nl-batch ({wid}) stays on nl-ams-h100" in update.payload["description"]
     transitions = _count(sessions, IncidentTransition)
     # Later passes: the node is still down; nothing new is opened, written or reported.
     for hour in (1, 2, 3):
         assert run_once(_at(ctx, hour), saver) == []
     assert _count(sessions, Incident) == 1
     assert _count(sessions, IncidentTransition) == transitions
-    assert _alerts(sessions) == [(r["id"], "firing")]
+    assert _alerts(sessions) == firing
     with sessions() as s:
         wl = s.get(Workload, wid)
         assert (wl.status, wl.node_id, wl.reroute_count) == ("routed", "nl-ams-h100", 0)
@@ -94,7 +100,7 @@ def test_work_only_allowed_on_an_offline_node_gets_one_escalated_incident(ctx, s
     assert back["states"] == [*FIVE, "ESCALATED", "MONITORING", "RESOLVED"]
     assert "nl-ams-h100 is online again" in back["transitions"][-2]["reason"]
     assert "nl-ams-h100 is online again" in back["transitions"][-1]["reason"]
-    assert _alerts(sessions) == [(r["id"], "firing"), (r["id"], "resolved")]
+    assert _alerts(sessions) == [*firing, (r["id"], "resolved", 0)]
     assert run_once(_at(ctx, 5), saver) == []
     assert _count(sessions, Incident) == 1
 
@@ -118,7 +124,11 @@ def test_capacity_elsewhere_moves_the_stuck_work_within_the_same_incident(ctx, s
     with sessions() as s:
         wl = s.get(Workload, wid)
         assert (wl.node_id, wl.reroute_count, wl.status) == ("gb-lon-h100", 1, "routed")
-    assert _alerts(sessions) == [(r["id"], "firing"), (r["id"], "resolved")]
+    assert _alerts(sessions) == [
+        (r["id"], "firing", 0),
+        (r["id"], "firing", 1),
+        (r["id"], "resolved", 0),
+    ]
     assert _count(sessions, Incident) == 1
 
 

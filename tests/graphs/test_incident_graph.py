@@ -134,11 +134,11 @@ class FlakyAlerts(DemoAlerts):
     def __init__(self):
         self.failed = False
 
-    def send(self, *, session, event, now):
+    def send(self, *, session, event, now, revision=0):
         if event.status == "resolved" and not self.failed:
             self.failed = True
             raise AlertDeliveryError("incident.io unavailable")
-        return super().send(session=session, event=event, now=now)
+        return super().send(session=session, event=event, now=now, revision=revision)
 
 
 def test_resume_after_crash_repeats_no_reroute(ctx, sessions, sqlite_engine):

@@ -34,6 +34,30 @@ def sessions(sqlite_engine):
     return make_session_factory(sqlite_engine)
 
 
+def test_an_escalation_update_fires_again_once_per_revision(sessions):
+    update = _event().model_copy(update={"description": "ESCALATED: nl-batch stuck"})
+    with FakeHTTPServer(lambda r: Reply(202, ACCEPTED)) as server:
+        sink = IncidentIoAlerts(
+            api_key="sk_test", alert_source_config_id="src_9", base_url=server.url, backoff_s=0
+        )
+        with sink, sessions.begin() as s:
+            assert sink.send(session=s, event=_event(), now=NOW) == "sent"
+            assert sink.send(session=s, event=update, now=NOW, revision=1) == "sent"
+            assert sink.send(session=s, event=update, now=NOW, revision=1) == "duplicate"
+    bodies = [(r.body["status"], r.body["deduplication_key"], r.body["description"])
+              for r in server.requests]  # fmt: skip
+    assert bodies == [
+        ("firing", "inc_1", "FR 700 g"),
+        ("firing", "inc_1", "ESCALATED: nl-batch stuck"),
+    ]
+    with sessions() as s:
+        rows = s.scalars(select(AlertEvent).order_by(AlertEvent.id)).all()
+        assert [(a.status, a.revision, a.delivery) for a in rows] == [
+            ("firing", 0, "sent"),
+            ("firing", 1, "sent"),
+        ]
+
+
 def test_firing_then_resolved_are_posted_once_each(sessions):
     with FakeHTTPServer(lambda r: Reply(202, ACCEPTED)) as server:
         sink = IncidentIoAlerts(

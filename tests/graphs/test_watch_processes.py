@@ -224,8 +224,10 @@ def test_two_watchers_keep_one_escalated_incident_and_resolve_it_once(pg_engine,
     assert [(r["id"], r["state"]) for r in third] == [(escalated["id"], "RESOLVED")]
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Incident)) == 2
-        alerts = s.scalars(
-            select(AlertEvent.status).where(AlertEvent.deduplication_key == escalated["id"])
+        alerts = s.execute(
+            select(AlertEvent.status, AlertEvent.revision).where(
+                AlertEvent.deduplication_key == escalated["id"]
+            )
         ).all()
-        assert sorted(alerts) == ["firing", "resolved"]
+        assert sorted(alerts) == [("firing", 0), ("firing", 1), ("resolved", 0)]
         assert s.get(Workload, spiked).reroute_count == 1
