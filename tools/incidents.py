@@ -25,9 +25,9 @@ the incident ESCALATED instead of RESOLVED: its alert stays firing and its open 
 so the watcher opens no second incident for the same anomaly. Each later pass re-examines it
 read-only (`review_escalation`) and starts a new attempt only when something changed: the
 anomaly cleared, new work is at stake, or a stuck workload has an eligible node again.
-Otherwise nothing is written. There is no periodic reminder of our own: the incident.io alert
-stays firing, and incident.io's escalation paths re-page; re-sending the same deduplication key
-would only update that alert.
+Otherwise nothing is written. Each ESCALATED attempt updates the firing alert once (same
+deduplication key) with the stuck work. There is no periodic reminder of our own: the alert stays
+firing and incident.io's escalation paths re-page; another update would not page anyone.
 
 Stuck work keeps its workload status (`routed` or `running`): the node may come back (a repaired
 node resumes the work, see day_2023_09_14), `failed` is final and cannot be undone, and whether
