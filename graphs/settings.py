@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     incidentio_alert_source_id: str | None = None
     incidentio_base_url: str = "https://api.incident.io"
     paid_api_key: SecretStr | None = None
+    paid_base_url: str = "https://api.paid.ai"
     solana_lamports_per_eur_cent: int = Field(default=50_000, gt=0)
     """SOL payout rate: lamports per euro cent (50,000 = 200 EUR per SOL)."""
     payout_approval_threshold_minor: int = Field(default=5_000, ge=0)

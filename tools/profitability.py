@@ -1,6 +1,7 @@
-"""Report profitability per workload, organisation or node, with carbon ROI (Paid.ai demo mode).
+"""Report profitability per workload, organisation or node, with carbon ROI.
 
-Without a Paid.ai key this is computed locally from the ledger and is labelled so. Revenue is
+The report is always computed from the ledger; with a Paid.ai key, `tools.paid` also sends one
+signal per routing decision (without one, signals are labelled demo). Revenue is
 the platform fee; costs are the Solana network fees of the workload's payout and receipt
 transactions (5,000 lamports per signature, converted at the payout rate, rounded up); carbon
 ROI is kg CO2 avoided per euro of fee.

@@ -285,11 +285,15 @@ def profitability(
     ctx: typer.Context,
     by: Annotated[str, typer.Option("--by", help="workload | org | node.")] = "workload",
     signals: Annotated[
-        bool, typer.Option("--signals", help="Paid.ai-shaped signals per routing decision.")
+        bool,
+        typer.Option(
+            "--signals",
+            help="Signals per routing decision; sent to Paid.ai when TGTG_PAID_API_KEY is set.",
+        ),
     ] = False,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Show profitability and carbon ROI per workload, organisation or node (local demo mode)."""
+    """Show profitability and carbon ROI per workload, organisation or node."""
     if by not in ("workload", "org", "node"):
         raise InvalidInputError(f"--by {by!r}: use workload, org or node")
     svc = services(ctx)
@@ -298,6 +302,21 @@ def profitability(
             found = routing_signals(
                 session=session, lamports_per_minor=svc.settings.solana_lamports_per_eur_cent
             )
+        key = svc.settings.paid_api_key
+        if key is not None:
+            from tools.paid import send_signals
+
+            report = send_signals(
+                found, api_key=key.get_secret_value(), base_url=svc.settings.paid_base_url
+            )
+            found = [s.model_copy(update={"mode": "paid.ai"}) for s in found]
+            if as_json:
+                emit_json({"signals": found, "sent": report})
+            else:
+                print(f"Paid.ai: sent {report.sent}, failed {report.failed} {report.errors}")
+            if report.failed:
+                raise fail(f"{report.failed} signal(s) not accepted by Paid.ai", code=1)
+            return
         if as_json:
             emit_json(found)
             return

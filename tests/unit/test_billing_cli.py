@@ -80,3 +80,23 @@ def test_bad_input_names_the_value(tgtg):
     assert "'wl_nope'" in tgtg("workloads", "complete", "wl_nope", code=2)
     assert "not both" in tgtg("workloads", "complete", code=2)
     assert "'cr_nope'" in tgtg("receipts", "verify", "cr_nope", code=2)
+
+
+def test_signals_go_to_paid_ai_when_its_key_is_set(tgtg, monkeypatch):
+    from tests.fakes import FakeHTTPServer, Reply
+
+    _route(tgtg, "--gpus", "1", "--hours", "2", "--gpu-model", "RTX4090")
+    tgtg("workloads", "complete", "--all", "--at", AT, "--json")
+    received = []
+
+    def paid(req):
+        received.extend(req.body["usageRecords"])
+        return Reply(200, {})
+
+    with FakeHTTPServer(paid) as server:
+        monkeypatch.setenv("TGTG_PAID_API_KEY", "pk_test")
+        monkeypatch.setenv("TGTG_PAID_BASE_URL", server.url)
+        out = json.loads(tgtg("profitability", "--signals", "--json"))
+    assert out["sent"] == {"sent": 1, "failed": 0, "errors": []}
+    assert out["signals"][0]["mode"] == "paid.ai"
+    assert [r["idempotency_key"] for r in received] == [out["signals"][0]["idempotency_key"]]
