@@ -121,6 +121,20 @@ def _billing_step(plan: Plan) -> AIMessage:
     return AIMessage(content="", tool_calls=[_call(name, args) for name, args in plan])
 
 
+def _billing_text(messages: Sequence[BaseMessage], at: int) -> str:
+    """Return the billing request of turn `at`, joined to the question it answers.
+
+    When the previous assistant turn ended with a question ("Which organisation do you mean?"),
+    a bare reply ("gamer Jonas") completes the request that prompted it.
+    """
+    text = str(messages[at].content)
+    asked = next((m for m in reversed(messages[:at]) if isinstance(m, AIMessage)), None)
+    if asked is None or asked.tool_calls or not str(asked.content).rstrip().endswith("?"):
+        return text
+    before = _last_human(messages[: messages.index(asked)])
+    return f"{messages[before].content} {text}" if before >= 0 else text
+
+
 def _billing_follow_up(
     messages: Sequence[BaseMessage], at: int, now: datetime | None
 ) -> AIMessage | None:
@@ -131,7 +145,7 @@ def _billing_follow_up(
     last = messages[-1]
     if calls != [LOOKUP] or not isinstance(last, ToolMessage):
         return None
-    query = parse_billing(str(messages[at].content), now=now)
+    query = parse_billing(_billing_text(messages, at), now=now)
     return _billing_step(continue_billing(query, last, now))
 
 
@@ -145,8 +159,9 @@ def _plan(
     intent = request.intent
     if request.problems:
         return _say(f"I could not use {', '.join(request.problems)}; please restate those values.")
-    if intent == "billing" and LOOKUP in tools:
-        query = parse_billing(str(messages[at].content), now=now)
+    billing_text = _billing_text(messages, at)
+    if LOOKUP in tools and (intent == "billing" or billing_text != str(messages[at].content)):
+        query = parse_billing(billing_text, now=now)
         return _billing_step(plan_billing(query, messages, now))
     if (
         intent in ("help", "unknown")

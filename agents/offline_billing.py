@@ -216,10 +216,7 @@ def plan_billing(
     if query.org_name is None:
         if query.about_self and (org := acting_org(messages)) is not None:
             return _billing_call(query, org, now)
-        example = (
-            "what do we owe gamer-jonas?" if query.kind == "owed" else "bill acme-ai for November"
-        )
-        return f"Which organisation do you mean? Ask again with its name or id, e.g. '{example}'."
+        return "Which organisation do you mean (its name or id, e.g. gamer-jonas or acme-ai)?"
     args: dict[str, Any] = {"name": query.org_name}
     if query.org_kind:
         args["kind"] = query.org_kind

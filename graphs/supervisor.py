@@ -97,21 +97,40 @@ def transfer_tool(entry: AgentEntry) -> StructuredTool:
     )  # fmt: skip
 
 
+def _open_question(state: ChatState) -> tuple[str | None, AIMessage | None]:
+    """Return the agent whose last turn ended with a question to the operator, and that question."""
+    messages = state["messages"]
+    latest = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
+    previous = next((m for m in reversed(messages[:latest]) if isinstance(m, AIMessage)), None)
+    if previous is None or previous.tool_calls or not str(previous.content).rstrip().endswith("?"):
+        return None, None
+    return state.get("route_to"), AIMessage(content=str(previous.content))
+
+
 def _make_choose(entries: list[AgentEntry]) -> Callable[..., Any]:
     tools = [transfer_tool(e) for e in entries]
     names = {f"transfer_to_{e.name}": e.name for e in entries}
     catalogue = "\n".join(f"- {e.name}: {e.description}" for e in entries)
 
     def choose_agent(state: ChatState, runtime: Runtime[Context]) -> Command[Any]:
-        """Hand the operator's latest message to one agent, or answer directly."""
+        """Hand the operator's latest message to one agent, or answer directly.
+
+        A reply to an agent's question ("Which organisation do you mean?" → "gamer Jonas") goes
+        back to the agent that asked when the model names no other agent.
+        """
         latest = next(m for m in reversed(state["messages"]) if isinstance(m, HumanMessage))
+        asker, question = _open_question(state)
         system = SystemMessage(render("supervisor.system", now=runtime.context.clock.now()
                                       .isoformat(), agents=catalogue))  # fmt: skip
-        reply = runtime.context.model.bind_tools(tools).invoke([system, latest])
+        context = [system, question, latest] if question is not None else [system, latest]
+        reply = runtime.context.model.bind_tools(tools).invoke(context)
         for call in reply.tool_calls if isinstance(reply, AIMessage) else []:
             if call["name"] in names:
                 logger.info("supervisor hands the turn to %s", names[call["name"]])
                 return Command(goto=names[call["name"]], update={"route_to": names[call["name"]]})
+        if asker in names.values():
+            logger.info("supervisor returns the answer to %s, which asked", asker)
+            return Command(goto=asker, update={"route_to": asker})
         answer = AIMessage(content=reply.content or "I can help with: " + catalogue)
         return Command(goto=END, update={"messages": [answer], "route_to": "supervisor"})
 
