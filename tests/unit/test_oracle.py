@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
 from evals.fleet import Fleet
-from evals.gridwindow import GridWindow
 from evals.harness import simulate
 from evals.jobs import JobSet
 from evals.oracle import per_job_oracle, schedule_co2, solve_oracle
@@ -21,45 +19,7 @@ from evals.policies import (
     price_only_policy,
 )
 from evals.view import ForecastBook, GridView
-
-HISTORY = 48
-
-
-def make_window(ci: np.ndarray, price: np.ndarray | None = None) -> GridWindow:
-    zones = tuple(f"Z{i}" for i in range(ci.shape[0]))
-    hist_ci = np.repeat(ci[:, :24], HISTORY // 24, axis=1)
-    full_ci = np.concatenate([hist_ci, ci], axis=1)
-    price = np.full(ci.shape, 50.0) if price is None else price
-    full_price = np.concatenate([np.repeat(price[:, :24], HISTORY // 24, axis=1), price], axis=1)
-    return GridWindow(
-        zones=zones,
-        start=datetime(2023, 6, 1, tzinfo=UTC),
-        history=HISTORY,
-        horizon=ci.shape[1],
-        ci=full_ci,
-        price=full_price,
-        price_cost=full_price,
-    )
-
-
-def make_fleet(capacity: list[float], kw: list[float] | None = None) -> Fleet:
-    n = len(capacity)
-    return Fleet(
-        zones=tuple(f"Z{i}" for i in range(n)),
-        capacity=np.asarray(capacity, dtype=float),
-        kw_per_gpu=np.asarray(kw or [1.0] * n, dtype=float),
-        price_minor_per_gpu_hour=np.full(n, 100.0),
-    )
-
-
-def make_jobs(arrival, duration, gpus, slack, origin) -> JobSet:
-    return JobSet(
-        arrival=np.asarray(arrival, dtype=np.int64),
-        duration=np.asarray(duration, dtype=np.int64),
-        gpus=np.asarray(gpus, dtype=float),
-        slack=np.asarray(slack, dtype=np.int64),
-        origin=np.asarray(origin, dtype=np.int64),
-    )
+from tests.evals_helpers import make_fleet, make_jobs, make_window
 
 
 def brute_force(jobs: JobSet, fleet: Fleet, ci: np.ndarray) -> float:
