@@ -5,10 +5,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-live lint format eval bench install clean
 
-$(STAMP): pyproject.toml
+# Installs exactly what uv.lock pins (dev group included, the project itself editable);
+# `--locked` fails if uv.lock no longer matches pyproject.toml: run `$(VENV)/bin/uv lock` then.
+$(STAMP): pyproject.toml uv.lock
 	python3 -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -e . --group dev
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check 'uv>=0.13,<1'
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(VENV)/bin/uv sync -q --locked --group dev --python $(PY)
 	@# The console's browser test drives Debian Chromium (never a downloaded browser).
 	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
@@ -35,6 +37,9 @@ test-live: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy --strict tools graphs store agents prompts
+	$(VENV)/bin/mypy ui evals
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from langchain_core.tools import BaseTool
-
 from prompts import render
-from tools.billing_tools import billing_tools
-from tools.clerk_tools import find_organization, unbilled_usage
+from tools.agent_tools.billing import billing_tools
+from tools.agent_tools.clerk import find_organization, unbilled_usage
+from tools.agent_tools.registry import BaseTool
 
 NAME = "billing_clerk"
 CLERK_PROMPT = "billing_clerk.system"

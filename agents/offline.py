@@ -19,7 +19,6 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
-from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
@@ -27,6 +26,7 @@ from agents.offline_answers import CAPABILITIES, answer_from_tool, labelled
 from agents.offline_billing import LOOKUP, Plan, continue_billing, parse_billing, plan_billing
 from agents.offline_parser import ParsedRequest, parse_request
 from agents.workload import WorkloadSpec
+from tools.agent_tools.registry import BaseTool
 
 _NOW = re.compile(r"current time is (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\+00:00)")
 _QUESTIONS = {
@@ -72,7 +72,8 @@ def _pending_spec(messages: Sequence[BaseMessage], upto: int, now: datetime | No
     spec = WorkloadSpec()
     start = 0
     for i in range(upto - 1, -1, -1):
-        if isinstance(messages[i], AIMessage) and messages[i].tool_calls:  # type: ignore[union-attr]
+        message = messages[i]
+        if isinstance(message, AIMessage) and message.tool_calls:
             start = i + 1
             break
     for message in messages[start:upto]:
@@ -230,7 +231,7 @@ def _report(messages: Sequence[BaseMessage], at: int) -> AIMessage:
     parts: list[str] = []
     for message in messages[at + 1 :]:
         if isinstance(message, AIMessage):
-            names |= {c["id"]: c["name"] for c in message.tool_calls if c.get("id")}
+            names |= {call_id: c["name"] for c in message.tool_calls if (call_id := c.get("id"))}
         elif isinstance(message, ToolMessage):
             name = names.get(message.tool_call_id, message.name or "tool")
             parts.append(

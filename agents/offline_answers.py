@@ -152,14 +152,6 @@ def _incidents(result: dict[str, Any]) -> str:
     )
 
 
-def _workload(result: dict[str, Any]) -> str:
-    return (
-        f"Workload {result.get('id')} is {result.get('status')} on {result.get('node_id')} "
-        f"({result.get('zone')}), {result.get('gpu_count')} GPUs for "
-        f"{result.get('duration_hours')} h."
-    )
-
-
 WRITERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "recommend_placement": _recommend,
     "route_workload": _route,
@@ -168,7 +160,6 @@ WRITERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "list_nodes": _nodes,
     "explain_decision": _explain,
     "incident_status": _incidents,
-    "get_workload": _workload,
 }
 
 

@@ -58,7 +58,7 @@ _PAYOUT_STATUS = (
     (re.compile(r"\breview\b|\bstuck\b"), "needs_review"),
     (re.compile(r"\bposted\b|\bsettled\b|\bcompleted\b|\bdone\b"), "posted"),
     (re.compile(r"\brejected\b"), "rejected"),
-)  # fmt: skip
+)
 # Words that carry the question, not the organisation's name; what remains is the name.
 _FILLER = frozenset(
     """what whats what's which who how much many do does did we i us our you your my me is are

@@ -116,9 +116,10 @@ def _profitability(result: Any) -> str:
         )
     total = sum(int(x["margin_minor"]) for x in result)
     return (
-        f"Profitability by {group} ({result[0].get('mode', '')}): " + "; ".join(parts)
+        f"Profitability by {group} ({result[0].get('mode', '')}): "
+        + "; ".join(parts)
         + f". Total margin {money(total)}."
-    )  # fmt: skip
+    )
 
 
 BILLING_WRITERS: dict[str, Callable[[Any], str]] = {

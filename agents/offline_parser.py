@@ -20,17 +20,39 @@ from agents.offline_words import normalise, zone_mentions
 from agents.workload import EU_ZONES, WorkloadSpec
 
 Intent = Literal[
-    "recommend", "route", "reroute", "compare", "explain", "incident", "billing", "nodes",
-    "help", "unknown",
-]  # fmt: skip
+    "recommend",
+    "route",
+    "reroute",
+    "compare",
+    "explain",
+    "incident",
+    "billing",
+    "nodes",
+    "help",
+    "unknown",
+]
 
 US_ZONES = ("US-CAL-CISO", "US-NY-NYIS", "US-TEX-ERCO")
 GPU_MODELS = {
-    "h100": "H100", "h200": "H200", "a100": "A100", "l40s": "L40S", "l40": "L40S", "l4": "L4",
-    "a10g": "A10G", "a10": "A10G", "v100": "V100", "t4": "T4", "mi300x": "MI300X",
-    "b200": "B200", "rtx 4090": "RTX4090", "rtx4090": "RTX4090", "4090": "RTX4090",
-    "rtx 3090": "RTX3090", "rtx3090": "RTX3090", "3090": "RTX3090",
-}  # fmt: skip
+    "h100": "H100",
+    "h200": "H200",
+    "a100": "A100",
+    "l40s": "L40S",
+    "l40": "L40S",
+    "l4": "L4",
+    "a10g": "A10G",
+    "a10": "A10G",
+    "v100": "V100",
+    "t4": "T4",
+    "mi300x": "MI300X",
+    "b200": "B200",
+    "rtx 4090": "RTX4090",
+    "rtx4090": "RTX4090",
+    "4090": "RTX4090",
+    "rtx 3090": "RTX3090",
+    "rtx3090": "RTX3090",
+    "3090": "RTX3090",
+}
 _MODEL = "|".join(sorted((re.escape(m) for m in GPU_MODELS), key=len, reverse=True))
 _GPU_COUNT_MODEL = re.compile(
     rf"\b(\d+)\s*(?:x\s*|-\s*)?(?:nvidia\s+|amd\s+)?({_MODEL})(?:s|'s)?\b"
@@ -231,8 +253,8 @@ def _carbon_cap(text: str) -> float | None:
         window = text[max(0, m.start() - 30) : m.end() + 30]
         if m.group(2) or re.search(r"carbon|co2|intensity|gram|emission", window):
             return float(m.group(1))
-    if m := _CARBON_CAP_AFTER.search(text):
-        return float(m.group(1))
+    if after := _CARBON_CAP_AFTER.search(text):
+        return float(after.group(1))
     return None
 
 

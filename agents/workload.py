@@ -16,8 +16,8 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prompts import render
+from tools.broker.workloads import MAX_GPUS_PER_JOB, MAX_JOB_HOURS, JobSpec
 from tools.grid import ZONE_CODES
-from tools.workloads import MAX_GPUS_PER_JOB, MAX_JOB_HOURS, JobSpec
 
 logger = logging.getLogger(__name__)
 

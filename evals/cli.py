@@ -12,7 +12,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -60,13 +60,18 @@ def _parse_start(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+class _ProgressHandler(logging.StreamHandler[TextIO]):
+    """The replay's progress lines; `_tgtg_progress` marks it so it is added only once."""
+
+    _tgtg_progress = True
+
+
 def _setup_progress(quiet: bool) -> None:
     evals_logger = logging.getLogger("evals")
     if quiet or any(getattr(h, "_tgtg_progress", False) for h in evals_logger.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _ProgressHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[replay] %(message)s"))
-    handler._tgtg_progress = True  # type: ignore[attr-defined]
     evals_logger.addHandler(handler)
     evals_logger.setLevel(logging.INFO)
 
@@ -229,7 +234,7 @@ def agents(
     settings = _settings(ctx)
     try:
         tasks = load_suite(suite)
-        model = OfflineChatModel() if offline else make_chat_model(settings)
+        model = OfflineChatModel() if offline else make_chat_model(settings.model_endpoint())
     except (DomainError, ModelEndpointError) as exc:
         raise _fail(str(exc)) from None
     is_offline = isinstance(model, OfflineChatModel)
@@ -244,7 +249,11 @@ def agents(
     }
 
     def factory() -> Any:
-        return OfflineChatModel() if is_offline else make_chat_model(settings, verify=False)
+        return (
+            OfflineChatModel()
+            if is_offline
+            else make_chat_model(settings.model_endpoint(), verify=False)
+        )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a", encoding="utf-8") as sink:

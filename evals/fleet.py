@@ -22,14 +22,31 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class NodeLike(Protocol):
-    """The node fields the fleet needs (the seed's node rows satisfy it)."""
+    """The node fields the fleet needs, read-only (the seed's frozen node rows satisfy it)."""
 
-    zone: str
-    gpu_count: int
-    reserved: int
-    kw_per_gpu: float
-    cents_per_gpu_hour: int
-    status: str
+    @property
+    def zone(self) -> str:
+        """Electricity Maps zone code of the node."""
+
+    @property
+    def gpu_count(self) -> int:
+        """GPUs the node has."""
+
+    @property
+    def reserved(self) -> int:
+        """GPUs already reserved: the free ones are `gpu_count - reserved`."""
+
+    @property
+    def kw_per_gpu(self) -> float:
+        """Power draw per GPU, in kW."""
+
+    @property
+    def cents_per_gpu_hour(self) -> int:
+        """Customer price per GPU-hour, in minor units."""
+
+    @property
+    def status(self) -> str:
+        """Node status; only "online" nodes count."""
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ curtailment, node down or back up) and what must hold at the end for every workl
 Each hour the clock moves on, due events are applied and the watcher's `run_once` scans, opens and
 runs incidents (the incident graph, durable checkpoints on a fresh SQLite store).
 
-Injection: spikes use the product's own grid overrides (`tools.incidents.add_spike`); node events
-use `tools.fleet.set_node_status`; curtailment wraps the recorded grid so the zone reports
-`curtailment=True` with its carbon intensity and price scaled by the event's `factor` (curtailed
-hours are cheap, low-carbon hours), since recorded files carry no curtailment flag.
+Injection: spikes use the product's own grid overrides (`tools.incidents.detection.add_spike`); node
+events use `tools.broker.fleet.set_node_status`; curtailment wraps the recorded grid so the zone
+reports `curtailment=True` with its carbon intensity and price scaled by the event's `factor`
+(curtailed hours are cheap, low-carbon hours), since recorded files carry no curtailment flag.
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ from store import repo
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from store.seed import seed_fleet
-from tools.broker import JobSpec, route_workload, submit_workload
+from tools.broker.fleet import set_node_status
+from tools.broker.routing import JobSpec, route_workload, submit_workload
+from tools.broker.workloads import set_workload_status
 from tools.clock import FixedClock
 from tools.errors import InvalidInputError
-from tools.fleet import set_node_status
 from tools.grid import GridReading, GridSource, RecordedGrid
-from tools.incidentio import DemoAlerts
-from tools.incidents import add_spike
-from tools.workloads import set_workload_status
+from tools.incidents.detection import add_spike
+from tools.integrations.incidentio import DemoAlerts
 
 logger = logging.getLogger(__name__)
 INCIDENTS_DIR = Path(__file__).resolve().parent / "datasets" / "incidents"

@@ -1,4 +1,4 @@
-"""Perfect-foresight bounds: the capacity-aware offline MILP/LP and the per-job oracle.
+"""Perfect-foresight bound: the capacity-aware offline MILP/LP oracle.
 
 Capacity-aware oracle (the tight bound). Jobs with the same (arrival, duration, slack, GPUs) are
 interchangeable, so they are aggregated into classes `c` with `n_c` members. Variables
@@ -18,8 +18,7 @@ unplaced is re-inserted greedily, least slack first, into its cheapest (zone, st
 The first LP optimum is a lower bound on any non-migrating, deadline-meeting schedule and is
 reported as `lp_bound_kg`; the schedule's own CO2 as `objective_kg`.
 
-Per-job oracle (loose): each job alone takes its lowest-CO2 (zone, start) in its slack, ignoring
-capacity (Sukprasert's "spatial one migration + deferral" bound).
+The per-job oracle and schedule arithmetic are in `evals.schedule`.
 """
 
 from __future__ import annotations
@@ -35,6 +34,14 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from evals.fleet import Fleet
 from evals.jobs import JobSet
+from evals.schedule import (
+    assign_starts,
+    gpu_usage,
+    ragged_arange,
+    repair_schedule,
+    schedule_co2,
+    window_cost,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,75 +66,6 @@ class OracleSolution:
     variables: int
     classes: int
     mip_gap: float | None = None
-
-
-def _window_cost(jobs: JobSet, fleet: Fleet, ci: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Return the cumulative CI (zones, hours+1) and the kW per GPU per zone."""
-    cum = np.concatenate([np.zeros((ci.shape[0], 1)), np.cumsum(ci, axis=1)], axis=1)
-    return cum, fleet.kw_per_gpu
-
-
-def per_job_oracle(jobs: JobSet, fleet: Fleet, ci: FloatArray) -> tuple[IntArray, IntArray]:
-    """Return (start, zone) minimising each job's CO2 alone within its slack, ignoring capacity."""
-    cum, kw = _window_cost(jobs, fleet, ci)
-    usable = fleet.capacity > 0
-    start = np.zeros(len(jobs), dtype=np.int64)
-    zone = np.zeros(len(jobs), dtype=np.int64)
-    keys = np.stack([jobs.duration, jobs.slack], axis=1)
-    for length, slack in np.unique(keys, axis=0):
-        idx = np.flatnonzero((jobs.duration == length) & (jobs.slack == slack))
-        starts = jobs.arrival[idx][:, None] + np.arange(slack + 1)[None, :]
-        sums = cum[:, starts + length] - cum[:, starts]
-        cost = np.where(usable[:, None, None], sums * kw[:, None, None], np.inf)
-        flat = cost.transpose(1, 2, 0).reshape(idx.size, -1)
-        best = np.argmin(flat, axis=1)
-        k, z = np.divmod(best, ci.shape[0])
-        start[idx] = jobs.arrival[idx] + k
-        zone[idx] = z
-    return start, zone
-
-
-def schedule_co2(
-    jobs: JobSet, fleet: Fleet, ci: FloatArray, start: IntArray, zone: IntArray
-) -> float:
-    """Return the recorded kg CO2 of a schedule (jobs with start -1 count 0)."""
-    cum, kw = _window_cost(jobs, fleet, ci)
-    ok = start >= 0
-    s, z = start[ok], zone[ok]
-    sums = cum[z, s + jobs.duration[ok]] - cum[z, s]
-    return float((jobs.gpus[ok] * kw[z] * sums).sum() / 1000.0)
-
-
-def repair_schedule(
-    jobs: JobSet, fleet: Fleet, ci: FloatArray, start: IntArray, zone: IntArray
-) -> tuple[IntArray, IntArray]:
-    """Make a schedule respect capacity: keep what fits in start order, re-insert the rest."""
-    cum, kw = _window_cost(jobs, fleet, ci)
-    room = fleet.capacity + 1e-9
-    usage = np.zeros((len(fleet.zones), ci.shape[1] + 1))
-    start, zone = start.copy(), zone.copy()
-    removed: list[int] = []
-    for j in np.lexsort((-jobs.gpus, start)):
-        s, z, length, g = start[j], zone[j], jobs.duration[j], jobs.gpus[j]
-        if s >= 0 and usage[z, s : s + length].max() + g <= room[z]:
-            usage[z, s : s + length] += g
-        else:
-            removed.append(int(j))
-    removed.sort(key=lambda j: (int(jobs.latest_start[j]), -float(jobs.gpus[j])))
-    for j in removed:
-        length, g = int(jobs.duration[j]), jobs.gpus[j]
-        starts = jobs.arrival[j] + np.arange(jobs.slack[j] + 1)
-        sums = (cum[:, starts + length] - cum[:, starts]) * kw[:, None]
-        peak = np.stack([usage[:, s : s + length].max(axis=1) for s in starts], axis=1)
-        masked = np.where(peak + g <= room[:, None], sums, np.inf)
-        if not np.isfinite(masked).any():
-            start[j], zone[j] = -1, -1
-            continue
-        k, z = divmod(int(np.argmin(masked.T.ravel())), masked.shape[0])
-        start[j], zone[j] = starts[k], z
-        usage[z, starts[k] : starts[k] + length] += g
-    logger.info("oracle repair: %d jobs re-inserted", len(removed))
-    return start, zone
 
 
 def _classes(jobs: JobSet) -> tuple[IntArray, IntArray]:
@@ -172,13 +110,13 @@ def _build(jobs: JobSet, idx: IntArray, fleet: Fleet, ci: FloatArray, room: Floa
     cls, counts = _classes(sub)
     rep = np.zeros(counts.size, dtype=np.int64)
     rep[cls[::-1]] = np.arange(idx.size)[::-1]
-    cum, kw = _window_cost(sub, fleet, ci)
+    cum, kw = window_cost(sub, fleet, ci)
     zones = np.flatnonzero(fleet.capacity > 0)
     n_hours = ci.shape[1]
     n_start = sub.slack[rep] + 1
     vc = np.repeat(np.repeat(np.arange(counts.size), n_start), zones.size)
     vs = np.repeat(
-        sub.arrival[rep][np.repeat(np.arange(counts.size), n_start)] + _ragged_arange(n_start),
+        sub.arrival[rep][np.repeat(np.arange(counts.size), n_start)] + ragged_arange(n_start),
         zones.size,
     )
     vz = np.tile(zones, int(n_start.sum()))
@@ -186,7 +124,7 @@ def _build(jobs: JobSet, idx: IntArray, fleet: Fleet, ci: FloatArray, room: Floa
     obj = gpus * kw[vz] * (cum[vz, vs + length] - cum[vz, vs]) / 1000.0
     n_var = obj.size
     a_eq = sparse.csr_array((np.ones(n_var), (vc, np.arange(n_var))), shape=(counts.size, n_var))
-    rows = np.repeat(vz * n_hours + vs, length) + _ragged_arange(length)
+    rows = np.repeat(vz * n_hours + vs, length) + ragged_arange(length)
     cols = np.repeat(np.arange(n_var), length)
     a_cap = sparse.csr_array(
         (np.repeat(gpus, length), (rows, cols)), shape=(len(fleet.zones) * n_hours, n_var)
@@ -199,7 +137,7 @@ def _build(jobs: JobSet, idx: IntArray, fleet: Fleet, ci: FloatArray, room: Floa
 
 
 def _solve_lp(p: _Problem) -> tuple[FloatArray, float]:
-    lp = linprog(
+    lp = linprog(  # type: ignore[call-overload]  # scipy-stubs omit sparse A_ub/A_eq (HiGHS ok)
         p.obj,
         A_ub=p.a_cap,
         b_ub=p.cap,
@@ -262,7 +200,7 @@ def solve_oracle(
                 integral, _ = _solve_milp(problem, _left(t0, time_limit_s), mip_rel_gap)
                 x = x if integral is None else integral
             whole = np.floor(x + INTEGRAL_TOL).astype(np.int64)
-            s_sub, z_sub = _assign(
+            s_sub, z_sub = assign_starts(
                 problem.cls, whole, problem.vc, problem.vz, problem.vs, problem.jobs.size
             )
             placed = s_sub >= 0
@@ -274,7 +212,7 @@ def solve_oracle(
         left = problem.jobs[~fixed]
         if left.size == 0:
             break
-        room = fleet.capacity[:, None] - _usage(jobs, start, zone, len(fleet.zones), ci.shape[1])
+        room = fleet.capacity[:, None] - gpu_usage(jobs, start, zone, len(fleet.zones), ci.shape[1])
         problem = _build(jobs, left, fleet, ci, room)
         x, rest = _solve_lp(problem)
         logger.debug(
@@ -314,7 +252,7 @@ def _solve_milp(p: _Problem, time_limit_s: float, gap: float) -> tuple[FloatArra
             LinearConstraint(p.a_eq, p.counts, p.counts),
             LinearConstraint(p.a_cap, -np.inf, p.cap),
         ],
-        integrality=np.ones(p.obj.size),
+        integrality=np.ones(p.obj.size, dtype=np.int64),  # all integer (milp casts to uint8)
         bounds=Bounds(0, np.inf),
         options={"time_limit": time_limit_s, "mip_rel_gap": gap},
     )
@@ -338,7 +276,7 @@ def _dive(
 
     Returns which jobs of `problem` were fixed (written into `start`/`zone`).
     """
-    usage = _usage(jobs, start, zone, len(fleet.zones), ci.shape[1])
+    usage = gpu_usage(jobs, start, zone, len(fleet.zones), ci.shape[1])
     room = fleet.capacity + 1e-9
     rep = np.zeros(problem.counts.size, dtype=np.int64)
     rep[problem.cls[::-1]] = np.arange(problem.jobs.size)[::-1]
@@ -361,41 +299,3 @@ def _dive(
                 start[j], zone[j], done[i[0]] = s, z, True
                 break
     return done
-
-
-def _usage(jobs: JobSet, start: IntArray, zone: IntArray, n_zones: int, n_hours: int) -> FloatArray:
-    """Return the (zones, hours) GPUs used by the placed jobs of a schedule."""
-    ok = start >= 0
-    delta = np.zeros((n_zones, n_hours + 1))
-    np.add.at(delta, (zone[ok], start[ok]), jobs.gpus[ok])
-    np.add.at(delta, (zone[ok], start[ok] + jobs.duration[ok]), -jobs.gpus[ok])
-    return np.cumsum(delta, axis=1)[:, :n_hours]
-
-
-def _ragged_arange(lengths: IntArray) -> IntArray:
-    """Return 0..l-1 for each l in `lengths`, concatenated."""
-    ends = np.cumsum(lengths)
-    return np.arange(ends[-1]) - np.repeat(ends - lengths, lengths)
-
-
-def _assign(
-    cls: IntArray, counts_int: IntArray, vc: IntArray, vz: IntArray, vs: IntArray, n_jobs: int
-) -> tuple[IntArray, IntArray]:
-    """Hand out each class's (zone, start) slots to its member jobs in job order."""
-    start = np.full(n_jobs, -1, dtype=np.int64)
-    zone = np.full(n_jobs, -1, dtype=np.int64)
-    slot_var = np.repeat(np.arange(vc.size), np.maximum(counts_int, 0))
-    order = np.argsort(vc[slot_var], kind="stable")
-    slot_var = slot_var[order]
-    slot_class = vc[slot_var]
-    jobs_by_class = np.argsort(cls, kind="stable")
-    # Slots and jobs are both grouped by class; hand out up to each class's slot count.
-    slots_per_class = np.bincount(slot_class, minlength=int(cls.max()) + 1)
-    first_slot = np.concatenate([[0], np.cumsum(slots_per_class)[:-1]])
-    sorted_cls = cls[jobs_by_class]
-    rank = np.arange(jobs_by_class.size) - np.searchsorted(sorted_cls, sorted_cls)
-    has_slot = rank < slots_per_class[sorted_cls]
-    chosen = slot_var[first_slot[sorted_cls[has_slot]] + rank[has_slot]]
-    start[jobs_by_class[has_slot]] = vs[chosen]
-    zone[jobs_by_class[has_slot]] = vz[chosen]
-    return start, zone

@@ -32,7 +32,7 @@ from evals.policy_base import (
     urgency_order,
 )
 from evals.view import GridView
-from tools.scoring import DEFAULT_WEIGHTS, ScoreWeights
+from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from evals.fleet import Fleet
 from evals.jobs import JobSet
 from evals.view import GridView
-from tools.scoring import ScoreWeights, score_arrays
+from tools.broker.scoring import ScoreWeights, score_arrays
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -79,7 +79,7 @@ def impute_prices(price: FloatArray) -> FloatArray:
     """Fill missing prices per column with the column's highest known price (the scorer's rule).
 
     A column with no known price gets 0, which makes the price term 0 for every zone in that hour,
-    as `tools.scoring.score_arrays` does when no candidate has a price.
+    as `tools.broker.scoring.score_arrays` does when no candidate has a price.
     """
     with np.errstate(all="ignore"):
         known_max = np.where(np.isnan(price), -np.inf, price).max(axis=0, keepdims=True)

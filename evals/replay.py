@@ -28,7 +28,7 @@ from evals.jobs import (
     load_trace,
     map_trace_to_window,
 )
-from evals.oracle import OracleSolution, per_job_oracle, solve_oracle
+from evals.oracle import OracleSolution, solve_oracle
 from evals.policies import (
     BaselinePolicy,
     ScheduledPolicy,
@@ -38,9 +38,10 @@ from evals.policies import (
     price_only_policy,
 )
 from evals.policy_base import Policy
+from evals.schedule import per_job_oracle
 from evals.view import ForecastBook, GridView
+from tools.broker.scoring import ScoreWeights
 from tools.errors import InvalidInputError
-from tools.scoring import ScoreWeights
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from store.migrate import upgrade
 from store.seed import seed_fleet
 from tools.clock import FixedClock
 from tools.grid import SimulatedGrid
-from tools.incidentio import DemoAlerts
+from tools.integrations.incidentio import DemoAlerts
 
 logger = logging.getLogger(__name__)
 

@@ -4,37 +4,37 @@ settle_money -> (await_approval -> apply_decision)? -> report_profit. `await_app
 interrupts with the payout to decide and records the answer; it has no side effects, so a
 resume or replay never moves money by itself. `apply_decision` runs the decision through the
 payout policy code. With a checkpointer the run is durable: one thread per workload.
+
+Checkpoints are written before the next node runs (`durability="sync"`): the nodes use the
+store's database too, and on SQLite a checkpoint write still open in the background would hold
+the file's write lock while a node waits for it.
+
+`settle_workloads` is the one settle path: the CLI, the console and the billing worker call it,
+and its approval pauses live in the store's database (`open_async_checkpointer`), so every
+replica on the same database sees the same pending approval.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Literal
 
-import stripe
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Checkpointer, interrupt
-from solders.keypair import Keypair
+from langgraph.types import Checkpointer, Command, interrupt
+from sqlalchemy import Engine
 
+from graphs.checkpoint import open_async_checkpointer
 from graphs.context import BillingContext
-from graphs.settings import Settings
 from graphs.state import BillingInput, BillingState
-from tools.billing_cycle import MoneyServices, settle_workload
-from tools.errors import InvalidInputError
-from tools.grid import GridSource
-from tools.payouts import PayoutPolicy, decide_payout, execute_payout
-from tools.profitability import profitability_report
-from tools.solana_chain import (
-    Chain,
-    LocalChain,
-    RpcChain,
-    keypair_from_secret,
-    load_or_create_keypair,
-)
-from tools.stripe_billing import Biller, DemoBilling, StripeBilling
+from tools.errors import InvalidInputError, NotFoundError
+from tools.money.payouts import decide_payout, execute_payout, list_payouts
+from tools.money.profitability import profitability_report
+from tools.money.settlement import claim_unbilled, settle_workload
+from tools.money.usage import book_usage
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +91,7 @@ async def apply_decision(state: BillingState, runtime: Runtime[BillingContext]) 
         if view.status == "approved":
             view = await execute_payout(
                 session=session,
-                chain=ctx.money.chain,
-                payer=ctx.money.payer,
+                rail=ctx.money.rail,
                 intent_id=payout_id,
                 now=ctx.clock.now(),
             )
@@ -120,50 +119,6 @@ def route_after_settle(state: BillingState) -> Literal["await_approval", "report
     return "report_profit"
 
 
-def make_biller(settings: Settings) -> Biller:
-    """Return the Stripe biller, or the labelled demo biller without a key."""
-    if settings.stripe_api_key is None:
-        return DemoBilling()
-    client = stripe.StripeClient(settings.stripe_api_key.get_secret_value(), max_network_retries=0)
-    return StripeBilling(client)
-
-
-def make_chain(settings: Settings) -> tuple[Chain, Keypair]:
-    """Return the chain and payer: a journalled local LiteSVM chain, or an RPC node."""
-    if settings.solana_rpc_url is None:
-        state = Path(settings.data_dir) / "local_chain"
-        payer = load_or_create_keypair(state / "payer.json")
-        return LocalChain(payer=payer, journal=state / "journal.jsonl"), payer
-    if settings.solana_payer_secret is None:
-        raise InvalidInputError(
-            "TGTG_SOLANA_RPC_URL is set but TGTG_SOLANA_PAYER_SECRET is not: set the payer key"
-        )
-    from solana.rpc.async_api import AsyncClient
-
-    payer = keypair_from_secret(settings.solana_payer_secret.get_secret_value())
-    return RpcChain(AsyncClient(settings.solana_rpc_url), label="solana rpc"), payer
-
-
-def make_money_services(
-    settings: Settings, *, grid: GridSource, baseline_zones: tuple[str, ...]
-) -> MoneyServices:
-    """Build the money services from settings (a composition root helper)."""
-    chain, payer = make_chain(settings)
-    return MoneyServices(
-        biller=make_biller(settings),
-        chain=chain,
-        payer=payer,
-        grid=grid,
-        policy=PayoutPolicy(
-            lamports_per_minor=settings.solana_lamports_per_eur_cent,
-            approval_threshold_minor=settings.payout_approval_threshold_minor,
-            max_payout_minor=settings.payout_max_minor,
-            daily_cap_minor=settings.payout_daily_cap_minor,
-        ),
-        baseline_zones=baseline_zones,
-    )
-
-
 def build_billing_graph(
     *, checkpointer: Checkpointer = None
 ) -> CompiledStateGraph[BillingState, BillingContext, BillingInput, BillingState]:
@@ -179,3 +134,102 @@ def build_billing_graph(
     builder.add_edge("apply_decision", "report_profit")
     builder.add_edge("report_profit", END)
     return builder.compile(checkpointer=checkpointer, name="billing")
+
+
+def billing_config(workload_id: str) -> RunnableConfig:
+    """Return the run config of a workload's billing thread (`billing:<workload id>`)."""
+    return {
+        "configurable": {"thread_id": f"billing:{workload_id}"},
+        "recursion_limit": BILLING_RECURSION_LIMIT,
+    }
+
+
+async def settle_workloads(
+    workload_ids: Sequence[str], *, context: BillingContext, engine: Engine
+) -> list[dict[str, Any]]:
+    """Settle completed workloads through the billing graph; report the ones paused for approval.
+
+    Args:
+        workload_ids: Completed workloads to bill, pay and mint receipts for (idempotent).
+        context: Sessions, money services and clock.
+        engine: The store's engine; checkpoints live in the same database.
+    """
+    out: list[dict[str, Any]] = []
+    async with open_async_checkpointer(engine) as saver:
+        graph = build_billing_graph(checkpointer=saver)
+        for wid in workload_ids:
+            config = billing_config(wid)
+            snapshot = await graph.aget_state(config)
+            if snapshot.next:
+                out.append({"workload_id": wid, "paused": "awaiting_approval", **snapshot.values})
+                continue
+            result = dict(
+                await graph.ainvoke(
+                    {"workload_id": wid}, config, context=context, durability="sync"
+                )
+            )
+            result.pop("__interrupt__", None)
+            out.append(result)
+    return out
+
+
+async def decide_payout_approval(
+    payout_id: str, *, approve: bool, by: str, context: BillingContext, engine: Engine
+) -> dict[str, Any]:
+    """Approve or reject a payout: resume its paused billing thread, or decide it directly.
+
+    Raises:
+        NotFoundError: No payout has that id.
+    """
+    with context.sessions() as session:
+        view = next((p for p in list_payouts(session=session) if p.id == payout_id), None)
+    if view is None:
+        raise NotFoundError(f"payout {payout_id!r} does not exist; list the payouts to find it")
+    async with open_async_checkpointer(engine) as saver:
+        graph = build_billing_graph(checkpointer=saver)
+        config = billing_config(view.workload_id)
+        snapshot = await graph.aget_state(config)
+        if "await_approval" in snapshot.next:
+            result = await graph.ainvoke(
+                Command(resume={"approve": approve, "by": by}),
+                config,
+                context=context,
+                durability="sync",
+            )
+            return dict(result["payout"])
+    # Not paused in a billing thread (e.g. planned by an earlier worker): same policy code.
+    with context.sessions() as session:
+        decided = decide_payout(
+            session=session,
+            intent_id=payout_id,
+            approve=approve,
+            decided_by=by,
+            now=context.clock.now(),
+        )
+        session.commit()
+        if decided.status == "approved":
+            decided = await execute_payout(
+                session=session,
+                rail=context.money.rail,
+                intent_id=payout_id,
+                now=context.clock.now(),
+            )
+    return decided.model_dump(mode="json")
+
+
+async def run_billing_worker(*, context: BillingContext, engine: Engine) -> list[str]:
+    """Claim unbilled completed workloads one at a time and settle each; return those done.
+
+    Several workers may run at once: on PostgreSQL each claim skips rows another worker holds,
+    and every step is idempotent on any database.
+    """
+    done: list[str] = []
+    while True:
+        with context.sessions() as session:
+            workload_id = claim_unbilled(session=session)
+            if workload_id is None:
+                return done
+            book_usage(session=session, workload_id=workload_id, now=context.clock.now())
+            session.commit()
+        await settle_workloads([workload_id], context=context, engine=engine)
+        done.append(workload_id)

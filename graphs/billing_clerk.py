@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 from langchain_core.messages import AIMessage, SystemMessage
-from langchain_core.tools import ToolException
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.managed import RemainingSteps
@@ -25,7 +24,7 @@ from agents.billing_clerk import clerk_system_prompt, clerk_tools
 from graphs.broker import _sanitised, route_after_model
 from graphs.context import Context
 from graphs.state import ChatInput, ChatState
-from tools import write_tool_names
+from tools.agent_tools.registry import ToolException, write_tool_names
 from tools.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -41,8 +40,13 @@ def call_model(state: ClerkState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Ask the model for the next step; on the last allowed step, end with an answer."""
     ctx = runtime.context
     if state.get("remaining_steps", 10) < 3:
-        return {"messages": [AIMessage("I could not finish within the step limit; please ask again "
-                                       "more specifically.")]}  # fmt: skip
+        return {
+            "messages": [
+                AIMessage(
+                    "I could not finish within the step limit; please ask again more specifically."
+                )
+            ]
+        }
     system = SystemMessage(clerk_system_prompt(now=ctx.clock.now(), org_id=ctx.org_id))
     reply = ctx.model.bind_tools(clerk_tools()).invoke([system, *_sanitised(state["messages"])])
     return {"messages": [reply]}
@@ -50,7 +54,7 @@ def call_model(state: ClerkState, runtime: Runtime[Context]) -> dict[str, Any]:
 
 def build_billing_clerk_graph(
     *, checkpointer: Checkpointer = None
-) -> CompiledStateGraph[Any, Any, Any, Any]:
+) -> CompiledStateGraph[ClerkState, Context, ChatInput, ClerkState]:
     """Build and compile the billing clerk chat graph (model ⇄ READ tools).
 
     Raises:

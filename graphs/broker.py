@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.tools import BaseTool, ToolException
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.managed import RemainingSteps
@@ -27,8 +26,8 @@ from agents.broker import broker_system_prompt
 from agents.offline_parser import parse_request
 from graphs.context import Context
 from graphs.state import ChatInput, ChatState, WriteGrant
-from tools import write_tool_names
-from tools.agent_tools import broker_tools
+from tools.agent_tools.broker import broker_tools
+from tools.agent_tools.registry import BaseTool, ToolException, write_tool_names
 from tools.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -73,8 +72,13 @@ def call_model(state: BrokerState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     system = SystemMessage(broker_system_prompt(now=ctx.clock.now()))
     if state.get("remaining_steps", 10) < 3:
-        return {"messages": [AIMessage("I could not finish within the step limit; please ask again "
-                                       "more specifically.")]}  # fmt: skip
+        return {
+            "messages": [
+                AIMessage(
+                    "I could not finish within the step limit; please ask again more specifically."
+                )
+            ]
+        }
     model = ctx.model.bind_tools(broker_tools())
     reply = model.invoke([system, *_sanitised(state["messages"])])
     return {"messages": [reply]}
@@ -83,7 +87,7 @@ def call_model(state: BrokerState, runtime: Runtime[Context]) -> dict[str, Any]:
 def route_after_model(state: BrokerState) -> Literal["tools", "__end__"]:
     """Go to the tools when the model asked for any, else end the turn."""
     last = state["messages"][-1]
-    return "tools" if isinstance(last, AIMessage) and last.tool_calls else END
+    return "tools" if isinstance(last, AIMessage) and last.tool_calls else "__end__"  # END
 
 
 def _writes_this_turn(messages: Sequence[BaseMessage], name: str) -> int:
@@ -105,8 +109,10 @@ def write_refusal(
         return None
     grant = state.get("write_grant") or {"tools": [], "workload_ids": []}
     if name not in grant["tools"]:
-        return (f"{name} needs the operator's explicit request in their latest message "
-                "(e.g. 'route it'); ask them to confirm")  # fmt: skip
+        return (
+            f"{name} needs the operator's explicit request in their latest message "
+            "(e.g. 'route it'); ask them to confirm"
+        )
     if name == "reroute_workload" and call["args"].get("workload_id") not in grant["workload_ids"]:
         return f"the operator did not name workload {call['args'].get('workload_id')!r}"
     limit = len(grant["workload_ids"]) if name == "reroute_workload" else 1
@@ -129,8 +135,12 @@ def make_write_guard(
         if reason is None:
             return execute(request)
         logger.warning("refused %s: %s", request.tool_call["name"], reason)
-        return ToolMessage(content=f"Error: refused: {reason}", name=request.tool_call["name"],
-                           tool_call_id=request.tool_call["id"], status="error")  # fmt: skip
+        return ToolMessage(
+            content=f"Error: refused: {reason}",
+            name=request.tool_call["name"],
+            tool_call_id=request.tool_call["id"],
+            status="error",
+        )
 
     return guard
 
@@ -149,13 +159,16 @@ def tool_error_message(e: Exception) -> str:
 
 def make_tool_node(tools: list[BaseTool]) -> ToolNode:
     """Return the ToolNode that runs `tools` behind the write guard."""
-    return ToolNode(tools, handle_tool_errors=tool_error_message,
-                    wrap_tool_call=make_write_guard(write_tool_names(tools)))  # fmt: skip
+    return ToolNode(
+        tools,
+        handle_tool_errors=tool_error_message,
+        wrap_tool_call=make_write_guard(write_tool_names(tools)),
+    )
 
 
 def build_broker_graph(
     *, checkpointer: Checkpointer = None
-) -> CompiledStateGraph[Any, Any, Any, Any]:
+) -> CompiledStateGraph[BrokerState, Context, ChatInput, BrokerState]:
     """Build and compile the broker chat graph (read request → model ⇄ tools)."""
     builder = StateGraph(BrokerState, context_schema=Context, input_schema=ChatInput)
     builder.add_node("read_request", read_request)

@@ -43,8 +43,10 @@ def chat_turn(
         `written` (a WRITE tool succeeded), `thread` and `agent`.
     """
     graph = build_supervisor_graph(registry=registry, checkpointer=checkpointer)
-    config: Any = {"configurable": {"thread_id": chat_thread(thread_id)},
-                   "recursion_limit": CHAT_RECURSION_LIMIT}  # fmt: skip
+    config: Any = {
+        "configurable": {"thread_id": chat_thread(thread_id)},
+        "recursion_limit": CHAT_RECURSION_LIMIT,
+    }
     before = len(graph.get_state(config).values.get("messages", []))
     out = graph.invoke({"messages": [HumanMessage(text)]}, config, context=ctx)
     new = out["messages"][before:]

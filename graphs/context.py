@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from langchain_core.language_models import BaseChatModel
 from sqlalchemy.orm import Session, sessionmaker
 
-from tools.billing_cycle import MoneyServices
+from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.clock import Clock
 from tools.grid import GridSource
-from tools.incidentio import AlertSink
-from tools.scoring import DEFAULT_WEIGHTS, ScoreWeights
+from tools.incidents.ports import AlertSink
+from tools.money.settlement import MoneyServices
 
 DEFAULT_ORG_ID = "acme-ai"
 """Organisation the CLI chat acts for unless told otherwise (a seeded enterprise customer)."""

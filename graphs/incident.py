@@ -1,16 +1,16 @@
 """Build the incident graph: MONITORING → ANOMALY_DETECTED → EVALUATING → ADAPTING → RESOLVED.
 
-ADAPTING ends in ESCALATED instead when work could not move while the anomaly still holds (the
-alert stays firing; see `tools.incidents`). A run is one *attempt* on one checkpoint thread; a
+ADAPTING ends in ESCALATED instead when work could not move while the anomaly still holds (the alert
+stays firing; see `tools.incidents.detection`). A run is one *attempt* on one checkpoint thread; a
 later watcher pass that finds something changed opens the next attempt on the same incident
-(ESCALATED → MONITORING), whose MONITORING goes to RESOLVED (resolving the alert) when the
-anomaly cleared. Legal transitions: `store.incident_models.INCIDENT_TRANSITIONS`.
+(ESCALATED → MONITORING), whose MONITORING goes to RESOLVED (resolving the alert) when the anomaly
+cleared. Legal transitions: `store.incident_models.INCIDENT_TRANSITIONS`.
 
-One node per state. Each node re-reads the incident row, does its work and records the
-transition with time and reason in one transaction; a node whose transition is already stored
-skips its writes, so a resumed run (after a crash) repeats nothing. Reroutes go through the
-broker and are stored per (incident, workload). The deterministic path needs no model; a real
-model, when configured, writes the incident summary.
+One node per state. Each node re-reads the incident row, does its work and records the transition
+with time and reason in one transaction; a node whose transition is already stored skips its writes,
+so a resumed run (after a crash) repeats nothing. Reroutes go through the broker and are stored per
+(incident, workload). The deterministic path needs no model; a real model, when configured, writes
+the incident summary.
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ from prompts import render
 from store import incident_repo
 from store.incident_models import Incident
 from tools.grid import GridSource
-from tools.incidentio import AlertEventIn
-from tools.incidents import (
+from tools.incidents.detection import grid_with_overrides, still_present
+from tools.incidents.ports import AlertEventIn
+from tools.incidents.response import (
     adapt_workload,
     affected_workloads,
     describe_clearance,
     evaluate_reroutes,
-    grid_with_overrides,
-    still_present,
     stuck_workloads,
 )
 
@@ -50,8 +49,7 @@ RANK = {**{s: i for i, s in enumerate(STATE_ORDER)}, "ESCALATED": STATE_ORDER.in
 
 
 def _load(session: Session, incident_id: str) -> Incident:
-    incident = incident_repo.get_incident(session=session, incident_id=incident_id,
-                                          for_update=True)  # fmt: skip
+    incident = incident_repo.get_incident(session=session, incident_id=incident_id, for_update=True)
     if incident is None:
         raise LookupError(f"incident {incident_id!r} does not exist")
     return incident
@@ -66,7 +64,12 @@ def _grid(ctx: Context, session: Session) -> GridSource:
 
 
 def _alert(
-    ctx: Context, session: Session, incident: Incident, status: str, text: str, revision: int = 0
+    ctx: Context,
+    session: Session,
+    incident: Incident,
+    status: Literal["firing", "resolved"],
+    text: str,
+    revision: int = 0,
 ) -> None:
     # revision > 0: an ESCALATED attempt updates the still-firing alert (same key).
     if ctx.alerts is None:
@@ -74,11 +77,16 @@ def _alert(
     suffix = ": escalated, work cannot move" if revision else ""
     event = AlertEventIn(
         title=f"Too Green To Go: {incident.trigger.replace('_', ' ')} in {incident.zone}{suffix}",
-        status=status,  # type: ignore[arg-type]
-        deduplication_key=incident.id, description=text[:2000],
-        metadata={"zone": incident.zone, "trigger": incident.trigger, "incident_id": incident.id,
-                  "state": "ESCALATED" if revision else incident.state},
-    )  # fmt: skip
+        status=status,
+        deduplication_key=incident.id,
+        description=text[:2000],
+        metadata={
+            "zone": incident.zone,
+            "trigger": incident.trigger,
+            "incident_id": incident.id,
+            "state": "ESCALATED" if revision else incident.state,
+        },
+    )
     ctx.alerts.send(session=session, event=event, now=ctx.clock.now(), revision=revision)
 
 
@@ -88,22 +96,30 @@ def monitoring(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any
     with ctx.sessions.begin() as session:
         incident = _load(session, state["incident_id"])
         if not _past(incident, "ANOMALY_DETECTED"):
-            anomaly = still_present(session=session, grid=_grid(ctx, session), incident=incident,
-                                    now=now)  # fmt: skip
+            anomaly = still_present(
+                session=session, grid=_grid(ctx, session), incident=incident, now=now
+            )
             if anomaly is None and incident.attempt > 0:
                 # An earlier attempt fired the alert: the resolved node resolves it.
                 cleared = describe_clearance(session=session, incident=incident)
                 return {"states": [incident.state], "resolution": f"anomaly cleared: {cleared}"}
             if anomaly is None:
                 incident_repo.record_transition(
-                    session=session, incident=incident, to_state="RESOLVED", now=now,
+                    session=session,
+                    incident=incident,
+                    to_state="RESOLVED",
+                    now=now,
                     reason="anomaly cleared before confirmation",
-                )  # fmt: skip
+                )
             else:
                 incident.details = {**incident.details, **anomaly.details}
-                incident_repo.record_transition(session=session, incident=incident,
-                                                to_state="ANOMALY_DETECTED", reason=anomaly.reason,
-                                                now=now)  # fmt: skip
+                incident_repo.record_transition(
+                    session=session,
+                    incident=incident,
+                    to_state="ANOMALY_DETECTED",
+                    reason=anomaly.reason,
+                    now=now,
+                )
         return {"zone": incident.zone, "trigger": incident.trigger, "states": [incident.state]}
 
 
@@ -113,7 +129,7 @@ def route_after_monitoring(
     """Continue unless the anomaly cleared (resolving a fired alert first)."""
     if state.get("resolution"):
         return "resolved"
-    return END if state["states"][-1] == "RESOLVED" else "anomaly_detected"
+    return "__end__" if state["states"][-1] == "RESOLVED" else "anomaly_detected"  # END
 
 
 def anomaly_detected(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -125,9 +141,12 @@ def anomaly_detected(state: IncidentState, runtime: Runtime[Context]) -> dict[st
         if not _past(incident, "EVALUATING"):
             _alert(ctx, session, incident, "firing", str(incident.details))
             incident_repo.record_transition(
-                session=session, incident=incident, to_state="EVALUATING", now=now,
+                session=session,
+                incident=incident,
+                to_state="EVALUATING",
+                now=now,
                 reason=f"{len(affected)} workload(s) at stake: {', '.join(affected) or 'none'}",
-            )  # fmt: skip
+            )
         return {"affected": affected, "states": ["EVALUATING"]}
 
 
@@ -136,16 +155,23 @@ def evaluating(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any
     ctx, now = runtime.context, runtime.context.clock.now()
     with ctx.sessions.begin() as session:
         incident = _load(session, state["incident_id"])
-        evaluations = evaluate_reroutes(session=session, grid=_grid(ctx, session),
-                                        workload_ids=state.get("affected", []), now=now,
-                                        weights=ctx.weights)  # fmt: skip
+        evaluations = evaluate_reroutes(
+            session=session,
+            grid=_grid(ctx, session),
+            workload_ids=state.get("affected", []),
+            now=now,
+            weights=ctx.weights,
+        )
         if not _past(incident, "ADAPTING"):
             better = [e for e in evaluations if e["best_score"] is not None]
             incident_repo.record_transition(
-                session=session, incident=incident, to_state="ADAPTING", now=now,
+                session=session,
+                incident=incident,
+                to_state="ADAPTING",
+                now=now,
                 reason=f"ranked alternatives for {len(evaluations)} workload(s); "
                 f"{len(better)} have another eligible node",
-            )  # fmt: skip
+            )
         return {"evaluations": evaluations, "states": ["ADAPTING"]}
 
 
@@ -159,14 +185,22 @@ def adapting(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
             incident = _load(session, state["incident_id"])
             if incident.state != "ADAPTING":
                 break
-            reroutes.append(adapt_workload(session=session, grid=_grid(ctx, session),
-                                           incident_id=incident.id, workload_id=workload_id,
-                                           now=now, weights=ctx.weights,
-                                           attempt=incident.attempt))  # fmt: skip
+            reroutes.append(
+                adapt_workload(
+                    session=session,
+                    grid=_grid(ctx, session),
+                    incident_id=incident.id,
+                    workload_id=workload_id,
+                    now=now,
+                    weights=ctx.weights,
+                    attempt=incident.attempt,
+                )
+            )
     with ctx.sessions() as session:
         incident = _load(session, state["incident_id"])
-        stuck = stuck_workloads(session=session, grid=_grid(ctx, session), incident=incident,
-                                now=now)  # fmt: skip
+        stuck = stuck_workloads(
+            session=session, grid=_grid(ctx, session), incident=incident, now=now
+        )
     return {"reroutes": reroutes, "stuck": stuck}
 
 
@@ -179,21 +213,34 @@ def _summary(ctx: Context, incident: Incident, session: Session, escalation: str
     # `escalation`: the reason of the ESCALATED transition about to be recorded.
     transitions = incident_repo.list_transitions(session=session, incident_id=incident.id)
     moves = incident_repo.list_reroutes(session=session, incident_id=incident.id)
-    lines = "\n".join(f"- {t.at.isoformat()} {t.from_state} -> {t.to_state}: {t.reason}"
-                      for t in transitions)  # fmt: skip
+    lines = "\n".join(
+        f"- {t.at.isoformat()} {t.from_state} -> {t.to_state}: {t.reason}" for t in transitions
+    )
     if escalation:
         lines += f"\n- {ctx.clock.now().isoformat()} {incident.state} -> ESCALATED: {escalation}"
-    moved = "\n".join(f"- {r.workload_id}: {r.outcome} {r.from_node_id} -> {r.to_node_id}"
-                      for r in moves) or "- none"  # fmt: skip
+    moved = (
+        "\n".join(
+            f"- {r.workload_id}: {r.outcome} {r.from_node_id} -> {r.to_node_id}" for r in moves
+        )
+        or "- none"
+    )
     if is_offline(ctx.model):
         done = len({r.workload_id for r in moves if r.outcome == "rerouted"})
         kind = incident.trigger.replace("_", " ")
-        text = (f"{kind} in {incident.zone}: {len({r.workload_id for r in moves})} workload(s) "
-                f"evaluated, {done} rerouted.")  # fmt: skip
+        text = (
+            f"{kind} in {incident.zone}: {len({r.workload_id for r in moves})} workload(s) "
+            f"evaluated, {done} rerouted."
+        )
         return f"{text} Escalated: {escalation}" if escalation else text
-    prompt = render("incident.summary", incident_id=incident.id, zone=incident.zone,
-                    trigger=incident.trigger, opened_at=incident.opened_at.isoformat(),
-                    transitions=lines, reroutes=moved)  # fmt: skip
+    prompt = render(
+        "incident.summary",
+        incident_id=incident.id,
+        zone=incident.zone,
+        trigger=incident.trigger,
+        opened_at=incident.opened_at.isoformat(),
+        transitions=lines,
+        reroutes=moved,
+    )
     return str(ctx.model.invoke([HumanMessage(prompt)]).content)[:2000]
 
 
@@ -203,16 +250,21 @@ def resolved(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     with ctx.sessions.begin() as session:
         incident = _load(session, state["incident_id"])
         if incident.state != "RESOLVED":
-            moves = incident_repo.list_reroutes(session=session, incident_id=incident.id,
-                                                attempt=incident.attempt)  # fmt: skip
+            moves = incident_repo.list_reroutes(
+                session=session, incident_id=incident.id, attempt=incident.attempt
+            )
             summary = _summary(ctx, incident, session)
             # Alert before any write of ours, so no write lock is held during the HTTP call.
             _alert(ctx, session, incident, "resolved", summary)
             incident.summary = summary
             outcome = ", ".join(f"{r.workload_id} {r.outcome}" for r in moves) or "nothing to move"
-            incident_repo.record_transition(session=session, incident=incident,
-                                            to_state="RESOLVED", now=now,
-                                            reason=state.get("resolution") or outcome)  # fmt: skip
+            incident_repo.record_transition(
+                session=session,
+                incident=incident,
+                to_state="RESOLVED",
+                now=now,
+                reason=state.get("resolution") or outcome,
+            )
         return {"summary": incident.summary or "", "states": ["RESOLVED"]}
 
 
@@ -224,15 +276,26 @@ def escalated(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
         incident = _load(session, state["incident_id"])
         if incident.state != "ESCALATED":
             names = "; ".join(s["reason"] for s in stuck)
-            reason = (f"{len(stuck)} workload(s) cannot move while the anomaly holds: {names}; "
-                      "the alert stays firing")  # fmt: skip
+            reason = (
+                f"{len(stuck)} workload(s) cannot move while the anomaly holds: {names}; "
+                "the alert stays firing"
+            )
             # Summary (maybe a model call) and the alert update (HTTP) before any write of ours,
             # so no write lock is held meanwhile. The alert stays firing: no `resolved` here.
             incident.summary = _summary(ctx, incident, session, escalation=reason)
-            _alert(ctx, session, incident, "firing", f"ESCALATED: {reason}",
-                   revision=incident.attempt + 1)  # fmt: skip
-            incident.details = {**incident.details, "stuck": stuck,
-                                "examined": state.get("affected", [])}  # fmt: skip
+            _alert(
+                ctx,
+                session,
+                incident,
+                "firing",
+                f"ESCALATED: {reason}",
+                revision=incident.attempt + 1,
+            )
+            incident.details = {
+                **incident.details,
+                "stuck": stuck,
+                "examined": state.get("affected", []),
+            }
             incident_repo.record_transition(
                 session=session, incident=incident, to_state="ESCALATED", reason=reason, now=now
             )
@@ -241,7 +304,7 @@ def escalated(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
 
 def build_incident_graph(
     *, checkpointer: Checkpointer = None
-) -> CompiledStateGraph[Any, Any, Any, Any]:
+) -> CompiledStateGraph[IncidentState, Context, IncidentInput, IncidentState]:
     """Build and compile the incident state machine (run with durability='sync')."""
     builder = StateGraph(IncidentState, context_schema=Context, input_schema=IncidentInput)
     builder.add_node("monitoring", monitoring)

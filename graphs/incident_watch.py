@@ -27,13 +27,9 @@ from graphs.checkpoint import incident_thread
 from graphs.context import INCIDENT_RECURSION_LIMIT, Context
 from graphs.incident import build_incident_graph
 from store import incident_repo
-from tools.incidentio import AlertDeliveryError
-from tools.incidents import (
-    detect_anomalies,
-    grid_with_overrides,
-    reroute_view,
-    review_escalation,
-)
+from tools.incidents.detection import detect_anomalies, grid_with_overrides
+from tools.incidents.ports import AlertDeliveryError
+from tools.incidents.response import reroute_view, review_escalation
 
 logger = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=2)
@@ -52,10 +48,14 @@ def scan(ctx: Context) -> list[str]:
                 if incident_repo.find_open_incident(session=session, open_key=anomaly.open_key):
                     continue
                 incident = incident_repo.open_incident(
-                    session=session, zone=anomaly.zone, trigger=anomaly.trigger,
-                    open_key=anomaly.open_key, details=anomaly.details,
-                    reason=f"watcher {ctx.worker_id} scan: {anomaly.reason}", now=now,
-                )  # fmt: skip
+                    session=session,
+                    zone=anomaly.zone,
+                    trigger=anomaly.trigger,
+                    open_key=anomaly.open_key,
+                    details=anomaly.details,
+                    reason=f"watcher {ctx.worker_id} scan: {anomaly.reason}",
+                    now=now,
+                )
                 opened.append(incident.id)
         except IntegrityError:
             logger.info("another watcher opened %s first", anomaly.open_key)
@@ -71,14 +71,26 @@ def report(ctx: Context, incident_id: str) -> dict[str, Any]:
         transitions = incident_repo.list_transitions(session=session, incident_id=incident_id)
         moves = incident_repo.list_reroutes(session=session, incident_id=incident_id)
         return {
-            "id": incident.id, "zone": incident.zone, "trigger": incident.trigger,
-            "state": incident.state, "attempt": incident.attempt,
+            "id": incident.id,
+            "zone": incident.zone,
+            "trigger": incident.trigger,
+            "state": incident.state,
+            "attempt": incident.attempt,
             "states": [t.to_state for t in transitions],
-            "transitions": [{"from": t.from_state, "to": t.to_state, "reason": t.reason,
-                             "at": t.at.isoformat(), "attempt": t.attempt} for t in transitions],
+            "transitions": [
+                {
+                    "from": t.from_state,
+                    "to": t.to_state,
+                    "reason": t.reason,
+                    "at": t.at.isoformat(),
+                    "attempt": t.attempt,
+                }
+                for t in transitions
+            ],
             "reroutes": [reroute_view(r) for r in moves],
-            "summary": incident.summary, "details": incident.details,
-        }  # fmt: skip
+            "summary": incident.summary,
+            "details": incident.details,
+        }
 
 
 def attempt_thread(incident_id: str, attempt: int) -> str:
@@ -88,26 +100,34 @@ def attempt_thread(incident_id: str, attempt: int) -> str:
 
 
 def _config(incident_id: str, attempt: int) -> Any:
-    return {"configurable": {"thread_id": attempt_thread(incident_id, attempt)},
-            "recursion_limit": INCIDENT_RECURSION_LIMIT}  # fmt: skip
+    return {
+        "configurable": {"thread_id": attempt_thread(incident_id, attempt)},
+        "recursion_limit": INCIDENT_RECURSION_LIMIT,
+    }
 
 
 def reopen_escalated(ctx: Context, incident_id: str) -> bool:
     """Start the next attempt of an ESCALATED incident if something changed; True if so."""
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
-        incident = incident_repo.get_incident(session=session, incident_id=incident_id,
-                                              for_update=True)  # fmt: skip
+        incident = incident_repo.get_incident(
+            session=session, incident_id=incident_id, for_update=True
+        )
         if incident is None or incident.state != "ESCALATED":
             return False
         grid = grid_with_overrides(session=session, grid=ctx.grid, now=now)
-        why = review_escalation(session=session, grid=grid, incident=incident, now=now,
-                                weights=ctx.weights)  # fmt: skip
+        why = review_escalation(
+            session=session, grid=grid, incident=incident, now=now, weights=ctx.weights
+        )
         if why is None:
             return False
-        incident_repo.record_transition(session=session, incident=incident, to_state="MONITORING",
-                                        reason=f"watcher {ctx.worker_id} re-examined: {why}",
-                                        now=now)  # fmt: skip
+        incident_repo.record_transition(
+            session=session,
+            incident=incident,
+            to_state="MONITORING",
+            reason=f"watcher {ctx.worker_id} re-examined: {why}",
+            now=now,
+        )
         return True
 
 
@@ -149,9 +169,13 @@ def run_once(
     handled: list[str] = []
     for _ in range(max_incidents):
         with ctx.sessions.begin() as session:
-            incident = incident_repo.claim_incident(session=session, worker_id=ctx.worker_id,
-                                                    now=ctx.clock.now(), lease=CLAIM_LEASE,
-                                                    exclude=seen)  # fmt: skip
+            incident = incident_repo.claim_incident(
+                session=session,
+                worker_id=ctx.worker_id,
+                now=ctx.clock.now(),
+                lease=CLAIM_LEASE,
+                exclude=seen,
+            )
             claimed = incident.id if incident else None
         if claimed is None:
             break
@@ -160,8 +184,9 @@ def run_once(
             ran = run_incident(ctx, checkpointer, claimed)
         finally:
             with ctx.sessions.begin() as session:
-                incident_repo.release_incident(session=session, incident_id=claimed,
-                                               worker_id=ctx.worker_id)  # fmt: skip
+                incident_repo.release_incident(
+                    session=session, incident_id=claimed, worker_id=ctx.worker_id
+                )
         if ran:
             handled.append(claimed)
     return [report(ctx, i) for i in handled]

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from agents.models import ModelEndpoint
 
 GridSourceName = Literal["sim", "recorded", "live"]
 
@@ -102,6 +105,19 @@ class Settings(BaseSettings):
     """Per-payout cap in cents; above it a payout goes to review."""
     payout_daily_cap_minor: int = Field(default=200_000, gt=0)
     """Per-provider daily cap in cents; above it a payout goes to review."""
+
+    def model_endpoint(self) -> ModelEndpoint:
+        """Return the chat model endpoint these settings describe."""
+        from agents.models import ModelEndpoint
+
+        return ModelEndpoint(
+            base_url=self.llm_base_url,
+            api_key=self.llm_api_key,
+            model=self.llm_model,
+            timeout_s=self.llm_timeout_s,
+            max_retries=self.llm_max_retries,
+            temperature=self.llm_temperature,
+        )
 
     @field_validator(
         "api_key",

@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-from langchain_core.tools import StructuredTool
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer, Command
-from pydantic import BaseModel, Field
 
 from agents import billing_clerk as billing_clerk_agent
 from agents import broker as broker_agent
@@ -27,14 +25,9 @@ from graphs.broker import build_broker_graph
 from graphs.context import Context
 from graphs.state import ChatInput, ChatState
 from prompts import render
+from tools.agent_tools.handoff import transfer_tool
 
 logger = logging.getLogger(__name__)
-
-
-class Handoff(BaseModel):
-    """The task handed to a specialist agent."""
-
-    task: str = Field(description="The operator's request restated in one sentence.")
 
 
 @dataclass(frozen=True)
@@ -69,32 +62,28 @@ class AgentRegistry:
 
 def broker_entry() -> AgentEntry:
     """Return the registration of the broker agent."""
-    return AgentEntry(name=broker_agent.NAME, description=broker_agent.DESCRIPTION,
-                      topics=broker_agent.TOPICS, build=build_broker_graph)  # fmt: skip
+    return AgentEntry(
+        name=broker_agent.NAME,
+        description=broker_agent.DESCRIPTION,
+        topics=broker_agent.TOPICS,
+        build=build_broker_graph,
+    )
 
 
 def billing_clerk_entry() -> AgentEntry:
     """Return the registration of the billing clerk agent."""
     clerk = billing_clerk_agent
-    return AgentEntry(name=clerk.NAME, description=clerk.DESCRIPTION, topics=clerk.TOPICS,
-                      build=build_billing_clerk_graph)  # fmt: skip
+    return AgentEntry(
+        name=clerk.NAME,
+        description=clerk.DESCRIPTION,
+        topics=clerk.TOPICS,
+        build=build_billing_clerk_graph,
+    )
 
 
 def default_registry() -> AgentRegistry:
     """Return a registry holding the agents this package provides (broker, billing clerk)."""
     return AgentRegistry([broker_entry(), billing_clerk_entry()])
-
-
-def transfer_tool(entry: AgentEntry) -> StructuredTool:
-    """Return the `transfer_to_<agent>` tool for an entry (never executed; it routes)."""
-
-    def _transfer(task: str) -> str:
-        return f"transferred to {entry.name}: {task}"
-
-    return StructuredTool.from_function(
-        _transfer, name=f"transfer_to_{entry.name}", args_schema=Handoff,
-        description=f"{entry.description} Topics: {', '.join(entry.topics)}.",
-    )  # fmt: skip
 
 
 def _open_question(state: ChatState) -> tuple[str | None, AIMessage | None]:
@@ -108,7 +97,7 @@ def _open_question(state: ChatState) -> tuple[str | None, AIMessage | None]:
 
 
 def _make_choose(entries: list[AgentEntry]) -> Callable[..., Any]:
-    tools = [transfer_tool(e) for e in entries]
+    tools = [transfer_tool(e.name, e.description, e.topics) for e in entries]
     names = {f"transfer_to_{e.name}": e.name for e in entries}
     catalogue = "\n".join(f"- {e.name}: {e.description}" for e in entries)
 
@@ -120,8 +109,11 @@ def _make_choose(entries: list[AgentEntry]) -> Callable[..., Any]:
         """
         latest = next(m for m in reversed(state["messages"]) if isinstance(m, HumanMessage))
         asker, question = _open_question(state)
-        system = SystemMessage(render("supervisor.system", now=runtime.context.clock.now()
-                                      .isoformat(), agents=catalogue))  # fmt: skip
+        system = SystemMessage(
+            render(
+                "supervisor.system", now=runtime.context.clock.now().isoformat(), agents=catalogue
+            )
+        )
         context = [system, question, latest] if question is not None else [system, latest]
         reply = runtime.context.model.bind_tools(tools).invoke(context)
         for call in reply.tool_calls if isinstance(reply, AIMessage) else []:
@@ -139,12 +131,13 @@ def _make_choose(entries: list[AgentEntry]) -> Callable[..., Any]:
 
 def build_supervisor_graph(
     *, registry: AgentRegistry | None = None, checkpointer: Checkpointer = None
-) -> CompiledStateGraph[Any, Any, Any, Any]:
+) -> CompiledStateGraph[ChatState, Context, ChatInput, ChatState]:
     """Build the chat graph: supervisor → one registered agent per turn."""
     entries = (registry or default_registry()).entries()
     builder = StateGraph(ChatState, context_schema=Context, input_schema=ChatInput)
-    builder.add_node("supervisor", _make_choose(entries),
-                     destinations=(*[e.name for e in entries], END))  # fmt: skip
+    builder.add_node(
+        "supervisor", _make_choose(entries), destinations=(*[e.name for e in entries], END)
+    )
     for entry in entries:
         builder.add_node(entry.name, entry.build())
         builder.add_edge(entry.name, END)

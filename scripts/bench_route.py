@@ -18,7 +18,7 @@ from sqlalchemy import text
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from store.models import ComputeNode, Organization
-from tools.broker import JobSpec, route_workload, submit_workload
+from tools.broker.routing import JobSpec, route_workload, submit_workload
 from tools.grid import ZONE_CODES, SimulatedGrid
 
 NODES = 1_000

@@ -9,7 +9,7 @@ import timeit
 
 import numpy as np
 
-from tools.scoring import rank, score_arrays
+from tools.broker.scoring import rank, score_arrays
 
 N = 100_000
 REPEAT = 30

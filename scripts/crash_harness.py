@@ -47,17 +47,18 @@ from store.ledger import ChainSubmission, LedgerEntry, PayoutIntent  # noqa: E40
 from store.migrate import upgrade  # noqa: E402
 from store.models import CarbonReceipt, ComputeNode, Transaction, Workload  # noqa: E402
 from store.seed import seed_fleet  # noqa: E402
-from tools.billing_cycle import (  # noqa: E402
+from tools.grid.simulated import SimulatedGrid  # noqa: E402
+from tools.integrations.solana.chain import LocalChain  # noqa: E402
+from tools.integrations.solana.rail import SolanaRail  # noqa: E402
+from tools.integrations.stripe import StripeBilling  # noqa: E402
+from tools.money.payouts import PayoutPolicy, decide_payout, execute_payout  # noqa: E402
+from tools.money.receipts import verify_receipt  # noqa: E402
+from tools.money.settlement import (  # noqa: E402
     FAULT_POINTS,
     MoneyServices,
     settle_workload,
     unsettled_workloads,
 )
-from tools.grid.simulated import SimulatedGrid  # noqa: E402
-from tools.payouts import PayoutPolicy, decide_payout, execute_payout  # noqa: E402
-from tools.receipts import verify_receipt  # noqa: E402
-from tools.solana_chain import LocalChain  # noqa: E402
-from tools.stripe_billing import StripeBilling  # noqa: E402
 
 NOW = datetime(2023, 6, 1, 12, tzinfo=UTC)
 RECOVERY_PASSES = 3
@@ -138,8 +139,7 @@ def run_one(
     chain = chain_class(payer=payer)
     svc = MoneyServices(
         biller=StripeBilling(stripe_client(fake), max_attempts=2, sleep=lambda s: None),
-        chain=chain,
-        payer=payer,
+        rail=SolanaRail(chain, payer),
         grid=SimulatedGrid(seed=seed),
         policy=PayoutPolicy(
             approval_threshold_minor=rng.choice([100, 5_000]), max_payout_minor=20_000
@@ -200,20 +200,20 @@ def run_one(
                     s.commit()
                     try:
                         await execute_payout(
-                            session=s, chain=chain, payer=payer, intent_id=pid, now=NOW, fault=fault
+                            session=s, rail=svc.rail, intent_id=pid, now=NOW, fault=fault
                         )
                     except Crash:
                         s.rollback()
 
     asyncio.run(pipeline())
     with sessions() as s:
-        asyncio.run(_check(s, ids, fake, chain, res))
+        asyncio.run(_check(s, ids, fake, svc.rail, res))
     engine.dispose()
     db.unlink()
     return res
 
 
-async def _check(s, ids: list[str], fake: FakeStripe, chain: LocalChain, res: RunResult) -> None:
+async def _check(s, ids: list[str], fake: FakeStripe, rail: SolanaRail, res: RunResult) -> None:
     v = res.violations
     tb = ledger.trial_balance(session=s)
     if tb["trial_balance"] != 0 or tb["unbalanced_transactions"]:
@@ -255,14 +255,14 @@ async def _check(s, ids: list[str], fake: FakeStripe, chain: LocalChain, res: Ru
             by_wallet[p.wallet_address] += p.lamports
             res.payouts_posted += 1
     for wallet, lamports in by_wallet.items():
-        on_chain = await chain.balance(wallet)
+        on_chain = await rail.chain.balance(wallet)
         if on_chain != lamports:
             v.append(f"wallet {wallet[:8]} holds {on_chain}, posted payouts say {lamports}")
-    for a in tb["accounts"]:  # type: ignore[union-attr]
+    for a in tb["accounts"]:
         if a["account"].startswith("provider_payable:") and a["balance"] < 0:
             v.append(f"{a['account']} is negative")
     for r in s.scalars(select(CarbonReceipt)).all():
-        ok = await verify_receipt(session=s, chain=chain, receipt_id=r.id)
+        ok = await verify_receipt(session=s, rail=rail, receipt_id=r.id)
         if not ok.valid:
             v.append(f"receipt {r.id} does not verify: {ok.checks}")
     if len(s.scalars(select(CarbonReceipt)).all()) != len(ids):

@@ -49,14 +49,23 @@ def _free_port() -> int:
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Start `tgtg serve` on a free loopback port; return the process and its base URL."""
     port = _free_port()
-    env = {**os.environ, "TGTG_DATA_DIR": str(data_dir), "TGTG_LOOP_INTERVAL_S": "0",
-           "TGTG_RATE_LIMIT_PER_MINUTE": "10000000", "TGTG_RATE_LIMIT_BURST": "10000000",
-           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "TGTG_DATA_DIR": str(data_dir),
+        "TGTG_LOOP_INTERVAL_S": "0",
+        "TGTG_RATE_LIMIT_PER_MINUTE": "10000000",
+        "TGTG_RATE_LIMIT_BURST": "10000000",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
     tgtg = Path(sys.executable).with_name("tgtg")
     proc = subprocess.Popen(  # noqa: S603 - our own console script
         [str(tgtg), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -169,13 +178,21 @@ async def run_load(
         return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 1)
 
     return {
-        "clients": clients, "requests": len(latencies), "seconds": round(elapsed, 2),
-        "rps": round(len(latencies) / elapsed, 1), "p50_ms": pct(50), "p90_ms": pct(90),
-        "p99_ms": pct(99), "max_ms": round(ordered[-1], 1),
-        "mean_ms": round(statistics.fmean(ordered), 1), "errors": errors,
-        "statuses": dict(statuses), "warmup_statuses": warm_statuses, "goal_p99_ms": GOAL_P99_MS,
+        "clients": clients,
+        "requests": len(latencies),
+        "seconds": round(elapsed, 2),
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": pct(50),
+        "p90_ms": pct(90),
+        "p99_ms": pct(99),
+        "max_ms": round(ordered[-1], 1),
+        "mean_ms": round(statistics.fmean(ordered), 1),
+        "errors": errors,
+        "statuses": dict(statuses),
+        "warmup_statuses": warm_statuses,
+        "goal_p99_ms": GOAL_P99_MS,
         "goal_met": errors == 0 and pct(99) <= GOAL_P99_MS,
-    }  # fmt: skip
+    }
 
 
 def main() -> int:
@@ -200,8 +217,15 @@ def main() -> int:
         if url is None:
             proc, url = start_server(Path(tmp))
         try:
-            result = asyncio.run(run_load(url, clients=args.clients, requests=args.requests,
-                                          seconds=args.seconds, warmup=args.warmup))  # fmt: skip
+            result = asyncio.run(
+                run_load(
+                    url,
+                    clients=args.clients,
+                    requests=args.requests,
+                    seconds=args.seconds,
+                    warmup=args.warmup,
+                )
+            )
         finally:
             if proc is not None:
                 os.killpg(proc.pid, signal.SIGTERM)

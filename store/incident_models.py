@@ -24,8 +24,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from store.models import Base, _in
 
 INCIDENT_STATES = (
-    "MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "RESOLVED", "ESCALATED",
-)  # fmt: skip
+    "MONITORING",
+    "ANOMALY_DETECTED",
+    "EVALUATING",
+    "ADAPTING",
+    "RESOLVED",
+    "ESCALATED",
+)
 INCIDENT_TRANSITIONS: dict[str, frozenset[str]] = {
     "MONITORING": frozenset({"ANOMALY_DETECTED", "RESOLVED"}),
     "ANOMALY_DETECTED": frozenset({"EVALUATING"}),

@@ -27,18 +27,34 @@ INCIDENT_ORDER = ("MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "R
 
 
 def open_incident(
-    *, session: Session, zone: str, trigger: str, open_key: str, details: dict[str, Any],
-    reason: str, now: datetime,
-) -> Incident:  # fmt: skip
+    *,
+    session: Session,
+    zone: str,
+    trigger: str,
+    open_key: str,
+    details: dict[str, Any],
+    reason: str,
+    now: datetime,
+) -> Incident:
     """Insert an incident in MONITORING with its first transition (unique per `open_key`)."""
     incident = Incident(
-        id=f"inc_{uuid.uuid4().hex[:12]}", zone=zone, trigger=trigger, state="MONITORING",
-        attempt=0, open_key=open_key, details=details, opened_at=now, updated_at=now,
-    )  # fmt: skip
+        id=f"inc_{uuid.uuid4().hex[:12]}",
+        zone=zone,
+        trigger=trigger,
+        state="MONITORING",
+        attempt=0,
+        open_key=open_key,
+        details=details,
+        opened_at=now,
+        updated_at=now,
+    )
     session.add(incident)
     session.flush()
-    session.add(IncidentTransition(incident_id=incident.id, from_state=None,
-                                   to_state="MONITORING", reason=reason, at=now))  # fmt: skip
+    session.add(
+        IncidentTransition(
+            incident_id=incident.id, from_state=None, to_state="MONITORING", reason=reason, at=now
+        )
+    )
     session.flush()
     return incident
 
@@ -71,9 +87,13 @@ def list_incidents(
 
 
 def claim_incident(
-    *, session: Session, worker_id: str, now: datetime, lease: timedelta,
+    *,
+    session: Session,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
     exclude: Sequence[str] = (),
-) -> Incident | None:  # fmt: skip
+) -> Incident | None:
     """Claim one unresolved incident nobody holds (or whose lease expired); skip locked rows.
 
     On PostgreSQL this is `SELECT … FOR UPDATE SKIP LOCKED`, so several watchers share the
@@ -136,9 +156,16 @@ def record_transition(
         )
     if incident.state == "ESCALATED":
         incident.attempt += 1
-    session.add(IncidentTransition(incident_id=incident.id, attempt=incident.attempt,
-                                   from_state=incident.state, to_state=to_state, reason=reason,
-                                   at=now))  # fmt: skip
+    session.add(
+        IncidentTransition(
+            incident_id=incident.id,
+            attempt=incident.attempt,
+            from_state=incident.state,
+            to_state=to_state,
+            reason=reason,
+            at=now,
+        )
+    )
     incident.state = to_state
     incident.updated_at = now
     if to_state == "RESOLVED":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict, TypeGuard
 
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
@@ -45,6 +46,7 @@ __all__ = [
     "PAYOUT_STATUSES",
     "PER_PARTY",
     "SUBMISSION_STATUSES",
+    "AccountBalance",
     "AccountCode",
     "ChainSubmission",
     "LedgerAccount",
@@ -53,6 +55,7 @@ __all__ = [
     "MeterEventRecord",
     "PayoutIntent",
     "Side",
+    "TrialBalance",
     "UnbalancedTransactionError",
     "WebhookEvent",
     "account_balance",
@@ -81,6 +84,27 @@ class Leg:
     amount_minor: int
 
 
+class AccountBalance(TypedDict):
+    """One account in `trial_balance`: its totals and balance on its normal side (minor units)."""
+
+    account: str
+    debits: int
+    credits: int
+    balance: int
+
+
+class TrialBalance(TypedDict):
+    """What `trial_balance` returns."""
+
+    trial_balance: int
+    """Total debits minus total credits: zero for a sound ledger."""
+    total_debits: int
+    total_credits: int
+    transactions: int
+    unbalanced_transactions: list[str]
+    accounts: list[AccountBalance]
+
+
 class UnbalancedTransactionError(ValueError):
     """A posting whose debits and credits differ, or with a non-positive or non-integer leg."""
 
@@ -92,6 +116,11 @@ def account_id(code: AccountCode, party_id: str | None = None) -> str:
     if (code in PER_PARTY) != (party_id is not None):
         raise ValueError(f"account {code!r} with party {party_id!r}: per-party accounts need one")
     return f"{code}:{party_id}" if party_id else code
+
+
+def _is_account_code(code: str) -> TypeGuard[AccountCode]:
+    """Tell whether `code` is one of the ledger's account codes."""
+    return code in ACCOUNT_NORMAL_SIDE
 
 
 def transaction_id_for(idempotency_key: str) -> str:
@@ -130,7 +159,9 @@ def ensure_account(*, session: Session, account: str, currency: str, now: dateti
     if session.get(LedgerAccount, account) is not None:
         return
     code, _, party = account.partition(":")
-    account_id(code, party or None)  # type: ignore[arg-type]  # validates code and party
+    if not _is_account_code(code):
+        raise ValueError(f"unknown account code {code!r}; use one of {sorted(ACCOUNT_NORMAL_SIDE)}")
+    account_id(code, party or None)  # validates the party
     try:
         with session.begin_nested():
             session.add(
@@ -255,7 +286,9 @@ def _signed_sum() -> ColumnElement[int]:
 
 def account_balance(*, session: Session, account: str) -> int:
     """Return the balance of `account` on its normal side (e.g. what a payable owes)."""
-    net = int(session.scalar(select(_signed_sum()).where(LedgerEntry.account_id == account)))
+    net = int(
+        session.execute(select(_signed_sum()).where(LedgerEntry.account_id == account)).scalar_one()
+    )
     code = account.partition(":")[0]
     return net if ACCOUNT_NORMAL_SIDE[code] == "debit" else -net
 
@@ -270,15 +303,15 @@ def lock_account(*, session: Session, account: str) -> None:
 def open_payout_total(*, session: Session, org_id: str) -> int:
     """Return the amount reserved by the organisation's payouts that are not yet settled."""
     return int(
-        session.scalar(
+        session.execute(
             select(func.coalesce(func.sum(PayoutIntent.amount_minor), 0)).where(
                 PayoutIntent.org_id == org_id, PayoutIntent.status.in_(OPEN_PAYOUT_STATUSES)
             )
-        )
+        ).scalar_one()
     )
 
 
-def trial_balance(*, session: Session) -> dict[str, object]:
+def trial_balance(*, session: Session) -> TrialBalance:
     """Return totals, per-account balances and any unbalanced transaction ids.
 
     `trial_balance` is total debits minus total credits: zero for a sound ledger.
@@ -294,7 +327,7 @@ def trial_balance(*, session: Session) -> dict[str, object]:
         .group_by(LedgerEntry.account_id)
         .order_by(LedgerEntry.account_id)
     ).all()
-    accounts = []
+    accounts: list[AccountBalance] = []
     for acc, d, c in rows:
         code = acc.partition(":")[0]
         balance = int(d) - int(c) if ACCOUNT_NORMAL_SIDE[code] == "debit" else int(c) - int(d)
@@ -310,7 +343,7 @@ def trial_balance(*, session: Session) -> dict[str, object]:
         "trial_balance": total_d - total_c,
         "total_debits": total_d,
         "total_credits": total_c,
-        "transactions": int(session.scalar(select(func.count()).select_from(Transaction))),
+        "transactions": session.execute(select(func.count()).select_from(Transaction)).scalar_one(),
         "unbalanced_transactions": list(unbalanced),
         "accounts": accounts,
     }

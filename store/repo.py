@@ -7,7 +7,6 @@ rollback), so a domain operation made of several calls is written whole or not a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -121,16 +120,6 @@ def list_decisions(
     return session.scalars(stmt).all()
 
 
-def get_decision(*, session: Session, decision_id: str) -> RoutingDecision | None:
-    """Return one routing decision, or None."""
-    return session.get(RoutingDecision, decision_id)
-
-
 def count_rows(*, session: Session, model: type[Any]) -> int:
     """Return the number of rows of a table."""
     return int(session.scalar(select(func.count()).select_from(model)) or 0)
-
-
-def touch(*, obj: Workload, now: datetime) -> None:
-    """Stamp a workload's `updated_at`."""
-    obj.updated_at = now

@@ -6,11 +6,9 @@ same seed always gives the same registered recipients.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from solders.keypair import Keypair
 from sqlalchemy import Engine, MetaData
 from sqlalchemy.orm import Session
 
@@ -70,13 +68,16 @@ NODES: tuple[_Node, ...] = (
     _Node("de-ber-4090", "Jonas 4090", "gamer-jonas", "DE", "RTX4090", 1, 0, 0.45, 40),
     _Node("gb-man-4090", "Amelia 4090", "gamer-amelia", "GB", "RTX4090", 1, 0, 0.45, 42, "offline"),
     _Node("us-tex-4090", "Tyler 4090", "gamer-tyler", "US-TEX-ERCO", "RTX4090", 1, 0, 0.45, 35),
-)  # fmt: skip
+)
 
 
-def wallet_for(owner_id: str) -> str:
-    """Return the deterministic demo Solana wallet (base58 public key) of a gamer."""
-    seed = hashlib.sha256(f"tgtg-demo-wallet:{owner_id}".encode()).digest()
-    return str(Keypair.from_seed(seed).pubkey())
+DEMO_WALLETS: dict[str, str] = {
+    "gamer-giulia": "CuB8xFt9yuVRJZ7gG94ULdBX7p3njW6esez45nDFwhfW",
+    "gamer-jonas": "BHYRnrF6ZFYXLKdCpm7pSMeGMCArLSdtk1hnkZ6nkbic",
+    "gamer-amelia": "56HhoHv3ibsDy3BKbu3tSHakdDDCAvqEr3R8RJctzKKr",
+    "gamer-tyler": "CMLHuFN6fCijNS2G4o4vxTHpHayJhy4eXAW3qj1Jwhg8",
+}
+"""The seeded gamers' Solana wallets: `tools.integrations.solana.chain.demo_wallet(owner)`."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def seed_fleet(*, session: Session, now: datetime) -> SeedReport:
     orgs_added = nodes_added = 0
     for o in ORGS:
         if session.get(Organization, o.id) is None:
-            wallet = wallet_for(o.id) if o.kind == "gamer" else None
+            wallet = DEMO_WALLETS[o.id] if o.kind == "gamer" else None
             session.add(
                 Organization(
                     id=o.id,
@@ -123,7 +124,7 @@ def seed_fleet(*, session: Session, now: datetime) -> SeedReport:
                     price_per_gpu_hour_minor=n.cents_per_gpu_hour,
                     currency="EUR",
                     status=n.status,
-                    wallet_address=wallet_for(n.owner) if owner_kind == "gamer" else None,
+                    wallet_address=DEMO_WALLETS[n.owner] if owner_kind == "gamer" else None,
                     created_at=now,
                 )
             )

@@ -186,34 +186,55 @@ def serve(handler: Callable[[Seen], Reply]) -> Iterator[FakeHTTPServer]:
 # --- OpenAI-compatible responses ---------------------------------------------------------------
 
 
-def completion(content: str | None = None, tool_calls: list[dict[str, Any]] | None = None,
-               model: str = "test-model") -> dict[str, Any]:  # fmt: skip
+def completion(
+    content: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    model: str = "test-model",
+) -> dict[str, Any]:
     """Return a `/v1/chat/completions` body; tool_calls are `{"id","name","arguments"}` dicts."""
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = [
-            {"id": c["id"], "type": "function",
-             "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+            {
+                "id": c["id"],
+                "type": "function",
+                "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+            }
             for c in tool_calls
-        ]  # fmt: skip
+        ]
     return {
-        "id": "chatcmpl-test", "object": "chat.completion", "created": 1_764_000_000,
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1_764_000_000,
         "model": model,
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": "tool_calls" if tool_calls else "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if tool_calls else "stop",
+            }
+        ],
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-    }  # fmt: skip
+    }
 
 
-def stream_chunks(content: str | None = None, tool_calls: list[dict[str, Any]] | None = None,
-                  model: str = "test-model") -> list[str]:  # fmt: skip
+def stream_chunks(
+    content: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    model: str = "test-model",
+) -> list[str]:
     """Return SSE `data:` payloads streaming a completion the way vLLM/OpenAI do."""
-    base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1_764_000_000,
-            "model": model}  # fmt: skip
+    base = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 1_764_000_000,
+        "model": model,
+    }
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        return json.dumps({**base, "choices": [{"index": 0, "delta": delta,
-                                                "finish_reason": finish}]})  # fmt: skip
+        return json.dumps(
+            {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        )
 
     out = [chunk({"role": "assistant", "content": ""})]
     for word in (content or "").split(" ") if content else []:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from store.models import ComputeNode, Organization, Workload
-from store.seed import wallet_for
+from tools.integrations.solana.chain import demo_wallet
 
 NOW = datetime(2023, 6, 1, 12, tzinfo=UTC)
 
@@ -26,7 +26,7 @@ def add_fleet(session, *, gamer_price: int = 45, dc_price: int = 250) -> None:
                 name="G",
                 kind="gamer",
                 created_at=NOW,
-                wallet_address=wallet_for("gamer"),
+                wallet_address=demo_wallet("gamer"),
             ),
             Organization(id="dc", name="DC", kind="datacenter", created_at=NOW),
         ]
@@ -47,7 +47,7 @@ def add_fleet(session, *, gamer_price: int = 45, dc_price: int = 250) -> None:
                 price_per_gpu_hour_minor=gamer_price,
                 currency="EUR",
                 status="online",
-                wallet_address=wallet_for("gamer"),
+                wallet_address=demo_wallet("gamer"),
                 created_at=NOW,
             ),
             ComputeNode(
@@ -100,11 +100,15 @@ def billing_worker(db_url, schema, rpc_url, payer_bytes, barrier, results):
     from solana.rpc.async_api import AsyncClient
     from solders.keypair import Keypair
 
+    from graphs.billing import run_billing_worker
+    from graphs.context import BillingContext
     from store.db import make_engine, make_session_factory
-    from tools.billing_cycle import MoneyServices, run_billing_worker
+    from tools.clock import FixedClock
     from tools.grid.simulated import SimulatedGrid
-    from tools.solana_chain import RpcChain
-    from tools.stripe_billing import DemoBilling
+    from tools.integrations.solana.chain import RpcChain
+    from tools.integrations.solana.rail import SolanaRail
+    from tools.integrations.stripe import DemoBilling
+    from tools.money.settlement import MoneyServices
 
     engine = make_engine(db_url, schema=schema)
     sessions = make_session_factory(engine)
@@ -112,12 +116,12 @@ def billing_worker(db_url, schema, rpc_url, payer_bytes, barrier, results):
     async def work():
         svc = MoneyServices(
             biller=DemoBilling(),
-            chain=RpcChain(AsyncClient(rpc_url)),
-            payer=Keypair.from_bytes(payer_bytes),
+            rail=SolanaRail(RpcChain(AsyncClient(rpc_url)), Keypair.from_bytes(payer_bytes)),
             grid=SimulatedGrid(seed=1),
         )
         barrier.wait()
-        return await run_billing_worker(sessions=sessions, services=svc, now=NOW)
+        context = BillingContext(sessions=sessions, money=svc, clock=FixedClock(NOW))
+        return await run_billing_worker(context=context, engine=engine)
 
     try:
         results.put(asyncio.run(work()))

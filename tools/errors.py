@@ -27,10 +27,6 @@ class IllegalTransitionError(DomainError):
     """A workload status change is not allowed from its current status."""
 
 
-class NoEligibleNodeError(DomainError):
-    """No node passes the workload's constraints."""
-
-
 class PermissionDeniedError(DomainError):
     """The caller is not allowed to act on this object."""
 

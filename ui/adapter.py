@@ -75,11 +75,13 @@ def to_gradio(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
         elif isinstance(m, ToolMessage):
             result = _pretty(text_of(m.content))
             failed = m.status == "error"
-            step = steps.get(str(m.tool_call_id))
-            if step is None:
+            known = steps.get(str(m.tool_call_id))
+            if known is None:
                 step = _call_step({"name": m.name or "tool", "id": m.tool_call_id, "args": {}})
                 step["content"] = ""
                 out.append(step)
+            else:
+                step = known
             label = "Error" if failed else "Result"
             step["content"] += f"\n\n{label}:\n```json\n{result}\n```"
             step["metadata"]["status"] = "done"

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -18,13 +18,22 @@ from sqlalchemy.orm import Session
 from store import repo
 from store.models import Organization
 from tools import errors
-from tools.broker import DecisionView, reroute_workload, route_workload
-from tools.fleet import NodeView, node_views, seed_demo
+from tools.broker.fleet import NodeView, node_views, seed_demo
+from tools.broker.routing import DecisionView, reroute_workload, route_workload
+from tools.broker.workloads import (
+    JobSpec,
+    WorkloadStatus,
+    WorkloadView,
+    load_workload,
+    submit_workload,
+)
 from tools.grid import ZONE_CODES, ZONES, GridReading
-from tools.workloads import JobSpec, WorkloadStatus, WorkloadView, load_workload, submit_workload
 from ui.api_console import register as register_console_api
 from ui.api_money import register as register_money_api
 from ui.services import Services
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +59,20 @@ class WorkloadIn(JobSpec):
     name: str = Field(min_length=1, max_length=200, description="A name people recognise.")
 
 
+class WorkloadTextIn(BaseModel):
+    """A workload in free text; the chat model reads it (the offline model without a key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: str = Field(min_length=1, max_length=64, description="Customer organisation id.")
+    name: str = Field(min_length=1, max_length=200, description="A name people recognise.")
+    text: str = Field(
+        min_length=1,
+        max_length=2_000,
+        description="The job, e.g. '4 H100 for 6 hours in the EU, done by tomorrow 9:00 UTC'.",
+    )
+
+
 class Health(BaseModel):
     """Service health and which integrations run in demo mode."""
 
@@ -72,7 +95,7 @@ class ZoneAnalytics(BaseModel):
 
 
 def _services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return request.app.state.services
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -149,6 +172,40 @@ def create_app(svc: Services) -> FastAPI:
             session=session, org_id=body.org_id, name=body.name, spec=spec, now=svc.clock.now()
         )
 
+    chat_models: list[BaseChatModel] = []
+
+    def chat_model() -> BaseChatModel:
+        if not chat_models:
+            from agents.models import make_chat_model
+
+            chat_models.append(make_chat_model(svc.settings.model_endpoint()))
+        return chat_models[0]
+
+    @app.post(
+        "/api/v1/workloads/describe",
+        response_model=WorkloadView,
+        status_code=201,
+        tags=["workloads"],
+        dependencies=[Depends(require_key)],
+    )
+    def submit_text(body: WorkloadTextIn, session: SessionDep) -> WorkloadView:
+        """Submit a workload described in free text; it waits as pending until routed."""
+        from agents.workload import evaluate_workload
+
+        spec = evaluate_workload(body.text, model=chat_model(), now=svc.clock.now())
+        missing = spec.missing()
+        if missing:
+            raise HTTPException(
+                422, f"the description {body.text!r} does not say {', '.join(missing)}; add it"
+            )
+        return submit_workload(
+            session=session,
+            org_id=body.org_id,
+            name=body.name,
+            spec=spec.to_job_spec(),
+            now=svc.clock.now(),
+        )
+
     @app.get("/api/v1/workloads/{workload_id}", response_model=WorkloadView, tags=["workloads"])
     def get_workload(workload_id: str, session: SessionDep) -> WorkloadView:
         """Return one workload."""
@@ -164,9 +221,12 @@ def create_app(svc: Services) -> FastAPI:
         """Route a pending workload, or reroute a placed one (>= 25 % better, at most 5 times)."""
         w = load_workload(session=session, workload_id=workload_id)
         args: dict[str, Any] = dict(
-            session=session, grid=svc.effective_grid(session), workload_id=workload_id,
-            now=svc.clock.now(), weights=svc.weights,
-        )  # fmt: skip
+            session=session,
+            grid=svc.effective_grid(session),
+            workload_id=workload_id,
+            now=svc.clock.now(),
+            weights=svc.weights,
+        )
         if w.status == "pending":
             return route_workload(**args)
         return reroute_workload(**args)
@@ -193,10 +253,14 @@ def create_app(svc: Services) -> FastAPI:
             free = sum(n.free_gpus for n in here if n.status == "online")
             out.append(
                 ZoneAnalytics(
-                    zone=code, name=ZONES[code].name, reading=reading, error=error,
-                    nodes=len(here), free_gpus=free,
+                    zone=code,
+                    name=ZONES[code].name,
+                    reading=reading,
+                    error=error,
+                    nodes=len(here),
+                    free_gpus=free,
                 )
-            )  # fmt: skip
+            )
         return out
 
     register_console_api(app, svc, require_key)

@@ -12,24 +12,24 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tools import alerts, analytics, demo
-from tools.grid import ZONE_CODES
-from tools.profitability import GroupBy, ProfitLine
-from tools.tts import SpeechError
+from tools.grid.zones import ZoneCode
+from tools.incidents import alerts
+from tools.incidents.ports import SpeechError
+from tools.money.profitability import GroupBy, ProfitLine
 from ui import console_actions as actions
+from ui import dashboard as analytics
+from ui import demo
 from ui.console_runtime import ConsoleRuntime
 from ui.services import Services
 
 logger = logging.getLogger(__name__)
-
-ZoneCode = Literal[ZONE_CODES]  # type: ignore[valid-type]
 
 
 class RateLimiter:
@@ -87,7 +87,7 @@ class CurtailmentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    zone: ZoneCode = "FR"  # type: ignore[valid-type]
+    zone: ZoneCode = "FR"
     hours: int = Field(default=3, ge=1, le=24)
 
 
@@ -103,7 +103,7 @@ class CompleteIn(BaseModel):
 
 async def _rt(request: Request) -> ConsoleRuntime:
     # async: FastAPI would run a plain function dependency in the thread pool.
-    return request.app.state.console  # type: ignore[no-any-return]
+    return request.app.state.console
 
 
 RuntimeDep = Annotated[ConsoleRuntime, Depends(_rt)]
@@ -174,7 +174,7 @@ def _read_router() -> APIRouter:
     @router.get("/analytics/series", response_model=list[analytics.SeriesPoint], tags=["analytics"])
     def series(
         rt: RuntimeDep,
-        zone: Annotated[list[ZoneCode], Query(min_length=1, max_length=11)],  # type: ignore[valid-type]
+        zone: Annotated[list[ZoneCode], Query(min_length=1, max_length=11)],
         hours_back: Annotated[int, Query(ge=0, le=168)] = 24,
         hours_ahead: Annotated[int, Query(ge=0, le=48)] = 0,
     ) -> list[analytics.SeriesPoint]:

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from sqlalchemy.exc import IntegrityError
 
-from graphs.billing import make_chain
+from graphs.wiring import make_rail
 from store import ledger
-from tools.payouts import PayoutView, list_payouts
-from tools.receipts import ReceiptVerification, verify_receipt
-from tools.stripe_billing import WebhookRejectedError, WebhookResult, apply_webhook
+from tools.integrations.stripe import WebhookRejectedError, WebhookResult, apply_webhook
+from tools.money.payouts import PayoutView, list_payouts
+from tools.money.receipts import ReceiptVerification, verify_receipt
 from ui.services import Services
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def register(app: FastAPI, svc: Services, require_key: Callable[..., Any]) -> No
     def ledger_balance() -> dict[str, Any]:
         """Return the trial balance (zero when sound) and every account's balance."""
         with svc.sessions() as session:
-            return ledger.trial_balance(session=session)
+            return dict(ledger.trial_balance(session=session))
 
     @router.get("/payouts", response_model=list[PayoutView])
     def payouts(status: str | None = None) -> list[PayoutView]:
@@ -76,8 +76,8 @@ def register(app: FastAPI, svc: Services, require_key: Callable[..., Any]) -> No
     )
     async def receipt_verify(receipt_id: str) -> ReceiptVerification:
         """Verify a carbon receipt against its document, signed memo and the chain."""
-        chain, _ = make_chain(svc.settings)
+        rail = make_rail(svc.settings)
         with svc.sessions() as session:
-            return await verify_receipt(session=session, chain=chain, receipt_id=receipt_id)
+            return await verify_receipt(session=session, rail=rail, receipt_id=receipt_id)
 
     app.include_router(router)

@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 import gradio as gr  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
-from tools import analytics  # noqa: E402
 from ui import console_views as views  # noqa: E402
+from ui import dashboard as analytics  # noqa: E402
 from ui.api import create_app  # noqa: E402
 from ui.console_runtime import ConsoleRuntime  # noqa: E402
 from ui.services import Services  # noqa: E402
@@ -67,8 +67,13 @@ def build_console(rt: ConsoleRuntime) -> gr.Blocks:
                     own = build(rt)
                 # Opening a tab shows fresh figures at once (the timer covers the rest).
                 for fn, inputs, outputs in [refreshers[0], *own]:
-                    tab.select(fn, list(inputs), list(outputs), show_progress="hidden",
-                               api_visibility="private")  # fmt: skip
+                    tab.select(
+                        fn,
+                        list(inputs),
+                        list(outputs),
+                        show_progress="hidden",
+                        api_visibility="private",
+                    )
                 refreshers.extend(own)
         timer = gr.Timer(rt.config.console_refresh_s)
         for fn, inputs, outputs in refreshers:

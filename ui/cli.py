@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -11,10 +11,10 @@ from evals.cli import replay as replay_command
 from graphs.settings import Settings
 from store.migrate import upgrade
 from store.seed import drop_everything
-from tools.broker import JobSpec, recommend, route_workload, submit_workload
+from tools.broker.fleet import node_views, seed_demo
+from tools.broker.routing import JobSpec, recommend, route_workload, submit_workload
+from tools.broker.scoring import score_one
 from tools.clock import parse_time
-from tools.fleet import node_views, seed_demo
-from tools.scoring import score_one
 from ui.cli_agents import register as register_agent_commands
 from ui.cli_common import (
     AT_OPTION,
@@ -62,7 +62,7 @@ def main(
     ] = None,
 ) -> None:
     """Too Green To Go: route GPU work to wherever clean energy is cheapest."""
-    overrides = {
+    overrides: dict[str, Any] = {  # Settings validates the values
         k: v
         for k, v in {
             "database_url": database_url,

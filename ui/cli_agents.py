@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from graphs.settings import Settings
 from store import repo
 from store.seed import seed_fleet
 from ui.cli_common import (
@@ -28,7 +27,7 @@ from ui.services import Services
 
 if TYPE_CHECKING:
     from graphs.context import Context
-    from tools.incidentio import AlertSink
+    from tools.incidents.ports import AlertSink
 
 # Model, graph and checkpoint libraries load inside the commands that use them, so that the
 # other `tgtg` commands start quickly. Same value as graphs.context.DEFAULT_ORG_ID (tested).
@@ -38,15 +37,10 @@ logger = logging.getLogger(__name__)
 incidents_app = typer.Typer(help="Incident response: scan, run and watch incidents.")
 
 
-def make_alert_sink(settings: Settings) -> AlertSink:
-    """Return incident.io alerts when configured, else the local demo recorder."""
-    from tools.incidentio import DemoAlerts, IncidentIoAlerts
+def _alert_sink(svc: Services) -> AlertSink:
+    from graphs.wiring import make_alert_sink
 
-    if settings.incidentio_api_key is None or not settings.incidentio_alert_source_id:
-        return DemoAlerts()
-    return IncidentIoAlerts(api_key=settings.incidentio_api_key.get_secret_value(),
-                            alert_source_config_id=settings.incidentio_alert_source_id,
-                            base_url=settings.incidentio_base_url)  # fmt: skip
+    return make_alert_sink(svc.settings)
 
 
 def _context(
@@ -56,7 +50,7 @@ def _context(
     from graphs.context import Context
 
     try:
-        model = make_chat_model(svc.settings)
+        model = make_chat_model(svc.settings.model_endpoint())
     except ModelEndpointError as exc:
         raise fail(str(exc)) from None
     now = svc.clock.now()
@@ -72,7 +66,7 @@ def _context(
         clock=svc.clock,
         weights=svc.weights,
         org_id=org_id,
-        alerts=alerts or make_alert_sink(svc.settings),
+        alerts=alerts or _alert_sink(svc),
         worker_id=worker_id,
     )
 
@@ -138,8 +132,13 @@ def _print_reports(reports: list[dict[str, Any]], as_json: bool) -> None:
     if not reports:
         print("no incident changed")
     for r in reports:
-        moves = ", ".join(f"{m['workload_id']} {m['outcome']} {m['from_node_id']}->"
-                          f"{m['to_node_id']}" for m in r["reroutes"]) or "no reroutes"  # fmt: skip
+        moves = (
+            ", ".join(
+                f"{m['workload_id']} {m['outcome']} {m['from_node_id']}->{m['to_node_id']}"
+                for m in r["reroutes"]
+            )
+            or "no reroutes"
+        )
         print(f"{r['id']} {r['zone']} {r['trigger']}: {' -> '.join(r['states'])}; {moves}")
 
 
@@ -158,12 +157,15 @@ def incidents_watch(
     from graphs.incident_watch import watch
 
     svc = services(ctx)
-    alerts = make_alert_sink(svc.settings)
+    alerts = _alert_sink(svc)
     with _checkpointer(svc) as saver:
-        watch(lambda: _context(svc, org_id=DEFAULT_ORG_ID, worker_id=worker_id, alerts=alerts),
-              saver,
-              interval_s=interval, iterations=iterations,
-              on_pass=lambda reports: _print_reports(reports, as_json))  # fmt: skip
+        watch(
+            lambda: _context(svc, org_id=DEFAULT_ORG_ID, worker_id=worker_id, alerts=alerts),
+            saver,
+            interval_s=interval,
+            iterations=iterations,
+            on_pass=lambda reports: _print_reports(reports, as_json),
+        )
 
 
 @incidents_app.command("list")
@@ -198,16 +200,27 @@ def grid_spike(
     Fossil peakers set both the carbon intensity and the price, so by default the price moves
     by the same factor as the carbon intensity.
     """
-    from tools.incidents import add_spike
+    from tools.incidents.detection import add_spike
 
     svc = services(ctx, at)
     price_factor = factor if price_factor is None else price_factor
     with transaction(svc) as session:
-        o = add_spike(session=session, zone=zone, carbon_factor=factor, price_factor=price_factor,
-                      hours=hours, reason=f"injected by tgtg grid spike x{factor:g}",
-                      now=svc.clock.now())  # fmt: skip
-        data = {"zone": o.zone, "carbon_factor": o.carbon_factor, "price_factor": o.price_factor,
-                "starts_at": o.starts_at.isoformat(), "ends_at": o.ends_at.isoformat()}  # fmt: skip
+        o = add_spike(
+            session=session,
+            zone=zone,
+            carbon_factor=factor,
+            price_factor=price_factor,
+            hours=hours,
+            reason=f"injected by tgtg grid spike x{factor:g}",
+            now=svc.clock.now(),
+        )
+        data = {
+            "zone": o.zone,
+            "carbon_factor": o.carbon_factor,
+            "price_factor": o.price_factor,
+            "starts_at": o.starts_at.isoformat(),
+            "ends_at": o.ends_at.isoformat(),
+        }
     if as_json:
         emit_json(data)
     else:

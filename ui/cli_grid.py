@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
+from tools.broker.workloads import normalise_zone
 from tools.clock import parse_time
 from tools.grid import ZONE_CODES
 from tools.grid.ingest import ingest
 from tools.grid.models import floor_hour
-from tools.workloads import normalise_zone
 from ui.cli_common import (
     AT_OPTION,
     JSON_OPTION,

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from store import ledger, repo
-from tools.billing_cycle import complete_workload, unsettled_workloads
 from tools.errors import InvalidInputError, NotFoundError
 from tools.grid import ZONES
-from tools.payouts import decide_payout, execute_payout, list_payouts, owed_to
-from tools.profitability import profitability_report, routing_signals
-from tools.receipts import list_receipts, verify_receipt
+from tools.money.payouts import list_payouts, owed_to
+from tools.money.profitability import is_group_by, profitability_report, routing_signals
+from tools.money.receipts import list_receipts, verify_receipt
+from tools.money.settlement import complete_workload, unsettled_workloads
 from ui.cli_common import AT_OPTION, JSON_OPTION, domain_errors, emit_json, fail, services, table
 from ui.services import Services
 
 if TYPE_CHECKING:
-    from langgraph.graph.state import CompiledStateGraph
-
     from graphs.context import BillingContext
 
 # LangGraph, the billing graph and the chain/Stripe adapters load inside the commands that use
@@ -33,43 +29,20 @@ payouts_app = typer.Typer(help="Gamer payouts on Solana: list them, approve or r
 receipts_app = typer.Typer(help="Carbon receipts anchored on chain: list or verify.")
 
 
-def _config(workload_id: str) -> dict[str, Any]:
-    from graphs.billing import BILLING_RECURSION_LIMIT
-
-    return {
-        "configurable": {"thread_id": f"billing:{workload_id}"},
-        "recursion_limit": BILLING_RECURSION_LIMIT,
-    }
-
-
-@asynccontextmanager
-async def _billing(svc: Services) -> AsyncIterator[tuple[CompiledStateGraph, BillingContext]]:
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-    from graphs.billing import build_billing_graph, make_money_services
+def _context(svc: Services) -> BillingContext:
     from graphs.context import BillingContext
+    from graphs.wiring import make_money_services
 
-    path = svc.settings.data_dir / "billing_checkpoints.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
     money = make_money_services(svc.settings, grid=svc.grid(), baseline_zones=tuple(ZONES))
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-        graph = build_billing_graph(checkpointer=saver)
-        yield graph, BillingContext(sessions=svc.sessions, money=money, clock=svc.clock)
+    return BillingContext(sessions=svc.sessions, money=money, clock=svc.clock)
 
 
-async def _settle(svc: Services, ids: list[str]) -> tuple[list[dict[str, Any]], str, str]:
-    out = []
-    async with _billing(svc) as (graph, ctx):
-        for wid in ids:
-            config = _config(wid)
-            snapshot = await graph.aget_state(config)
-            if snapshot.next:
-                out.append({"workload_id": wid, "paused": "awaiting_approval", **snapshot.values})
-                continue
-            result = await graph.ainvoke({"workload_id": wid}, config, context=ctx)
-            result.pop("__interrupt__", None)
-            out.append(result)
-        return out, ctx.money.biller.mode, ctx.money.chain.label
+def _settle(svc: Services, ids: list[str]) -> tuple[list[dict[str, Any]], str, str]:
+    from graphs.billing import settle_workloads
+
+    context = _context(svc)
+    results = asyncio.run(settle_workloads(ids, context=context, engine=svc.engine))
+    return results, context.money.biller.mode, context.money.rail.label
 
 
 @domain_errors
@@ -103,7 +76,7 @@ def complete(
                 complete_workload(session=session, workload_id=wid, now=now)
                 completed.append(wid)
         to_settle = ids if workload_id is not None else unsettled_workloads(session=session)
-    results, stripe_mode, chain = asyncio.run(_settle(svc, to_settle))
+    results, stripe_mode, chain = _settle(svc, to_settle)
     with svc.sessions() as session:
         tb = ledger.trial_balance(session=session)["trial_balance"]
     report = {
@@ -140,6 +113,18 @@ def complete(
     print(f"trial balance: {tb}")
 
 
+@domain_errors
+def billing_worker(
+    ctx: typer.Context, at: str | None = AT_OPTION, as_json: bool = JSON_OPTION
+) -> None:
+    """Settle every completed, unbilled workload (safe to run in several processes at once)."""
+    from graphs.billing import run_billing_worker
+
+    svc = services(ctx, at)
+    done = asyncio.run(run_billing_worker(context=_context(svc), engine=svc.engine))
+    emit_json({"settled": done}) if as_json else print(f"settled {len(done)} workload(s)")
+
+
 @ledger_app.command("balance")
 @domain_errors
 def ledger_balance(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
@@ -150,9 +135,11 @@ def ledger_balance(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     if as_json:
         emit_json(tb)
         return
-    table("accounts", ["account", "debits", "credits", "balance"], [
-        [a["account"], a["debits"], a["credits"], a["balance"]] for a in tb["accounts"]  # type: ignore[attr-defined]
-    ])  # fmt: skip
+    table(
+        "accounts",
+        ["account", "debits", "credits", "balance"],
+        [[a["account"], a["debits"], a["credits"], a["balance"]] for a in tb["accounts"]],
+    )
     print(f"trial balance: {tb['trial_balance']}  (transactions: {tb['transactions']})")
 
 
@@ -172,42 +159,6 @@ def ledger_owed(
     emit_json(owed) if as_json else print(owed)
 
 
-async def _decide(svc: Services, payout_id: str, approve: bool) -> dict[str, Any]:
-    from langgraph.types import Command
-
-    with svc.sessions() as session:
-        view = next((p for p in list_payouts(session=session) if p.id == payout_id), None)
-    if view is None:
-        raise NotFoundError(f"payout {payout_id!r} does not exist; list them with `tgtg payouts`")
-    async with _billing(svc) as (graph, ctx):
-        config = _config(view.workload_id)
-        snapshot = await graph.aget_state(config)
-        if "await_approval" in snapshot.next:
-            result = await graph.ainvoke(
-                Command(resume={"approve": approve, "by": "cli"}), config, context=ctx
-            )
-            return result["payout"]
-        # Not paused in a billing thread (e.g. created elsewhere): same policy code, directly.
-        with svc.sessions() as session:
-            decided = decide_payout(
-                session=session,
-                intent_id=payout_id,
-                approve=approve,
-                decided_by="cli",
-                now=svc.clock.now(),
-            )
-            session.commit()
-            if decided.status == "approved":
-                decided = await execute_payout(
-                    session=session,
-                    chain=ctx.money.chain,
-                    payer=ctx.money.payer,
-                    intent_id=payout_id,
-                    now=svc.clock.now(),
-                )
-        return decided.model_dump(mode="json")
-
-
 @payouts_app.callback(invoke_without_command=True)
 @domain_errors
 def payouts(
@@ -222,7 +173,17 @@ def payouts(
     if approve and reject:
         raise fail("give --approve or --reject, not both")
     if approve or reject:
-        result = asyncio.run(_decide(svc, approve or reject or "", approve is not None))
+        from graphs.billing import decide_payout_approval
+
+        result = asyncio.run(
+            decide_payout_approval(
+                approve or reject or "",
+                approve=approve is not None,
+                by="cli",
+                context=_context(svc),
+                engine=svc.engine,
+            )
+        )
         emit_json(result) if as_json else print(f"payout {result['id']} is {result['status']}")
         return
     with svc.sessions() as session:
@@ -230,10 +191,14 @@ def payouts(
     if as_json:
         emit_json(rows)
         return
-    table("payouts", ["id", "workload", "org", "amount", "lamports", "status", "reason"], [
-        [p.id, p.workload_id, p.org_id, p.amount_minor, p.lamports, p.status, p.reason]
-        for p in rows
-    ])  # fmt: skip
+    table(
+        "payouts",
+        ["id", "workload", "org", "amount", "lamports", "status", "reason"],
+        [
+            [p.id, p.workload_id, p.org_id, p.amount_minor, p.lamports, p.status, p.reason]
+            for p in rows
+        ],
+    )
 
 
 @receipts_app.callback(invoke_without_command=True)
@@ -248,11 +213,22 @@ def receipts(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     if as_json:
         emit_json(rows)
         return
-    table("receipts", ["id", "workload", "kWh", "kg CO2", "kg avoided", "status", "chain"], [
-        [r.id, r.workload_id, round(r.energy_kwh, 3), round(r.co2_kg, 3),
-         None if r.co2_avoided_kg is None else round(r.co2_avoided_kg, 3), r.status, r.chain]
-        for r in rows
-    ])  # fmt: skip
+    table(
+        "receipts",
+        ["id", "workload", "kWh", "kg CO2", "kg avoided", "status", "chain"],
+        [
+            [
+                r.id,
+                r.workload_id,
+                round(r.energy_kwh, 3),
+                round(r.co2_kg, 3),
+                None if r.co2_avoided_kg is None else round(r.co2_avoided_kg, 3),
+                r.status,
+                r.chain,
+            ]
+            for r in rows
+        ],
+    )
 
 
 @receipts_app.command("verify")
@@ -263,12 +239,12 @@ def receipts_verify(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Verify a receipt: document hash, on-chain memo, signature and finality (exit 1 if not)."""
-    from graphs.billing import make_chain
+    from graphs.wiring import make_rail
 
     svc = services(ctx)
-    chain, _ = make_chain(svc.settings)
+    rail = make_rail(svc.settings)
     with svc.sessions() as session:
-        result = asyncio.run(verify_receipt(session=session, chain=chain, receipt_id=receipt_id))
+        result = asyncio.run(verify_receipt(session=session, rail=rail, receipt_id=receipt_id))
     if as_json:
         emit_json(result)
     else:
@@ -294,7 +270,7 @@ def profitability(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show profitability and carbon ROI per workload, organisation or node."""
-    if by not in ("workload", "org", "node"):
+    if not is_group_by(by):
         raise InvalidInputError(f"--by {by!r}: use workload, org or node")
     svc = services(ctx)
     if signals:
@@ -304,7 +280,7 @@ def profitability(
             )
         key = svc.settings.paid_api_key
         if key is not None:
-            from tools.paid import send_signals
+            from tools.integrations.paid import send_signals
 
             report = send_signals(
                 found, api_key=key.get_secret_value(), base_url=svc.settings.paid_base_url
@@ -326,17 +302,29 @@ def profitability(
     with svc.sessions() as session:
         rows = profitability_report(
             session=session,
-            group_by=by,  # type: ignore[arg-type]  # checked above
+            group_by=by,
             lamports_per_minor=svc.settings.solana_lamports_per_eur_cent,
         )
     if as_json:
         emit_json(rows)
         return
-    table(f"profitability by {by} (demo: computed locally)",
-          [by, "workloads", "gross", "fee", "chain cost", "margin", "kg avoided", "kg/EUR fee"], [
-        [r.key, r.workloads, r.gross_minor, r.fee_minor, r.chain_cost_minor, r.margin_minor,
-         r.co2_avoided_kg, r.carbon_roi_kg_per_eur] for r in rows
-    ])  # fmt: skip
+    table(
+        f"profitability by {by} (demo: computed locally)",
+        [by, "workloads", "gross", "fee", "chain cost", "margin", "kg avoided", "kg/EUR fee"],
+        [
+            [
+                r.key,
+                r.workloads,
+                r.gross_minor,
+                r.fee_minor,
+                r.chain_cost_minor,
+                r.margin_minor,
+                r.co2_avoided_kg,
+                r.carbon_roi_kg_per_eur,
+            ]
+            for r in rows
+        ],
+    )
 
 
 def register(app: typer.Typer, workloads_app: typer.Typer) -> None:
@@ -346,3 +334,4 @@ def register(app: typer.Typer, workloads_app: typer.Typer) -> None:
     app.add_typer(receipts_app, name="receipts")
     app.command("profitability")(profitability)
     workloads_app.command("complete")(complete)
+    app.command("billing-worker")(billing_worker)

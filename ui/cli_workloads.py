@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from store import repo
-from tools.broker import reroute_workload
-from tools.workloads import WorkloadView, set_workload_status
+from tools.broker.routing import reroute_workload
+from tools.broker.workloads import WorkloadView, set_workload_status
 from ui.cli_common import (
     AT_OPTION,
     JSON_OPTION,

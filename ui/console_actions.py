@@ -1,7 +1,8 @@
 """The demo controls and the guided 7-step demo flow, shared by the console and /api/v1/demo.
 
-Each step calls domain functions (`tools.demo`, `tools.alerts`, `tools.analytics`,
-`tools.profitability`) or graphs through the runtime and returns what it did and what to look at.
+Each step calls domain functions (`ui.demo`, `tools.incidents.alerts`, `ui.dashboard`,
+`tools.money.profitability`) or graphs through the runtime and returns what it did and what
+to look at.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from store import repo
-from tools import alerts, analytics, demo
-from tools.broker import DecisionView, reroute_workload, route_workload
+from tools.broker.routing import DecisionView, reroute_workload, route_workload
+from tools.broker.workloads import JobSpec, WorkloadView, load_workload, submit_workload
 from tools.errors import InvalidInputError
-from tools.incidents import grid_with_overrides
-from tools.profitability import GroupBy, ProfitLine, profitability_report
-from tools.workloads import JobSpec, WorkloadView, load_workload, submit_workload
+from tools.incidents import alerts
+from tools.incidents.detection import grid_with_overrides
+from tools.money.profitability import GroupBy, ProfitLine, profitability_report
+from ui import dashboard as analytics
+from ui import demo
 from ui.console_runtime import ConsoleRuntime
 
 logger = logging.getLogger(__name__)

@@ -19,22 +19,23 @@ from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from sqlalchemy.orm import Session
 
 from agents.models import make_chat_model
-from graphs.billing import BILLING_RECURSION_LIMIT, build_billing_graph, make_money_services
+from graphs.billing import settle_workloads
 from graphs.checkpoint import chat_thread, open_checkpointer
 from graphs.context import CHAT_RECURSION_LIMIT, BillingContext, Context
 from graphs.incident_watch import run_once
 from graphs.settings import Settings
 from graphs.supervisor import build_supervisor_graph
-from tools import alerts, demo
-from tools.billing_cycle import unsettled_workloads
+from graphs.wiring import make_alert_sink, make_money_services
 from tools.grid import ZONES
-from tools.incidents import grid_with_overrides
-from tools.tts import SpeechEngine, make_speech_engine
-from ui.cli_agents import make_alert_sink
+from tools.incidents import alerts
+from tools.incidents.detection import grid_with_overrides
+from tools.incidents.ports import SpeechEngine
+from tools.integrations.speech import make_speech_engine
+from tools.money.settlement import unsettled_workloads
+from ui import demo
 from ui.services import Services
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class ConsoleRuntime:
     def model(self) -> BaseChatModel:
         """Return the chat model (built on first use; fails fast on a bad endpoint)."""
         if self._model is None:
-            self._model = make_chat_model(self.svc.settings)
+            self._model = make_chat_model(self.svc.settings.model_endpoint())
         return self._model
 
     @property
@@ -150,7 +151,7 @@ class ConsoleRuntime:
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < ttl_s:
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1]
         value = fn()
         self._cache[key] = (now, value)
         return value
@@ -174,8 +175,9 @@ class ConsoleRuntime:
         if self._chat is None:
             raise RuntimeError("the console runtime is not started")
         updates: queue.Queue[list[BaseMessage] | BaseException | None] = queue.Queue()
-        thread = threading.Thread(target=self._run_chat, args=(text, thread_id, updates),
-                                  name="tgtg-chat", daemon=True)  # fmt: skip
+        thread = threading.Thread(
+            target=self._run_chat, args=(text, thread_id, updates), name="tgtg-chat", daemon=True
+        )
         thread.start()
         while (item := updates.get()) is not None:
             if isinstance(item, BaseException):
@@ -261,30 +263,6 @@ class ConsoleRuntime:
 
     # -- money ------------------------------------------------------------------------------
 
-    async def _settle(self, ids: list[str]) -> list[dict[str, Any]]:
-        path = self.svc.settings.data_dir / "billing_checkpoints.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        money = make_money_services(
-            self.svc.settings, grid=self.svc.grid(), baseline_zones=tuple(ZONES)
-        )
-        ctx = BillingContext(sessions=self.svc.sessions, money=money, clock=self.svc.clock)
-        out: list[dict[str, Any]] = []
-        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-            graph = build_billing_graph(checkpointer=saver)
-            for wid in ids:
-                config = {
-                    "configurable": {"thread_id": f"billing:{wid}"},
-                    "recursion_limit": BILLING_RECURSION_LIMIT,
-                }
-                snapshot = await graph.aget_state(config)
-                if snapshot.next:
-                    out.append({"workload_id": wid, "paused": "awaiting_approval"})
-                    continue
-                result = await graph.ainvoke({"workload_id": wid}, config, context=ctx)
-                result.pop("__interrupt__", None)
-                out.append(result)
-        return out
-
     def complete_and_settle(self, workload_ids: list[str] | None = None) -> dict[str, Any]:
         """Complete routed/running work, then bill, pay and mint receipts in the billing graph."""
         now = self.svc.clock.now()
@@ -293,5 +271,9 @@ class ConsoleRuntime:
                 done = demo.complete_workloads(session=session, now=now, workload_ids=workload_ids)
                 session.commit()
                 todo = unsettled_workloads(session=session)
-            settled = asyncio.run(self._settle(todo))
+            money = make_money_services(
+                self.svc.settings, grid=self.svc.grid(), baseline_zones=tuple(ZONES)
+            )
+            context = BillingContext(sessions=self.svc.sessions, money=money, clock=self.svc.clock)
+            settled = asyncio.run(settle_workloads(todo, context=context, engine=self.svc.engine))
         return {"completed": done, "settled": settled}

@@ -1,6 +1,6 @@
 """Render console data for people: KPI cards, the offline zone map, charts and tables.
 
-Presentation only: every number comes from `tools.analytics` and friends.
+Presentation only: every number comes from `ui.dashboard` and friends.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from tools.analytics import Dashboard, SeriesPoint, ZonePoint  # noqa: E402
+from ui.dashboard import Dashboard, SeriesPoint, ZonePoint  # noqa: E402
 
 CI_BANDS = (
     (100, "#1a9850", "< 100"),

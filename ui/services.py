@@ -11,12 +11,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from graphs.settings import Settings
+from graphs.wiring import make_grid_source
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
+from tools.broker.scoring import ScoreWeights
 from tools.clock import Clock, FixedClock, ReplayClock, SystemClock
-from tools.grid import GridSource, make_grid_source
-from tools.incidents import grid_with_overrides
-from tools.scoring import ScoreWeights
+from tools.grid import GridSource
+from tools.incidents.detection import grid_with_overrides
 
 
 @dataclass

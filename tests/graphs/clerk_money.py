@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from solders.keypair import Keypair
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import Workload
-from tools import billing
-from tools.billing_cycle import complete_workload
-from tools.payouts import PayoutPolicy, plan_payout
+from tools.integrations.solana.chain import LocalChain
+from tools.integrations.solana.rail import SolanaRail
+from tools.money import usage as billing
+from tools.money.payouts import PayoutPolicy, plan_payout
+from tools.money.settlement import complete_workload
 
 OCTOBER = datetime(2026, 10, 15, 12, tzinfo=UTC)
 JONAS_WL = "wl_clerknov0001"
@@ -30,10 +33,20 @@ def _complete_and_bill(
 ) -> None:
     start = at - timedelta(hours=hours + 1)
     session.add(
-        Workload(id=wid, org_id=org, name=wid, gpu_count=gpus, duration_hours=hours,
-                 status="routed", node_id=node, reroute_count=0, submitted_at=start,
-                 routed_at=start, updated_at=start)
-    )  # fmt: skip
+        Workload(
+            id=wid,
+            org_id=org,
+            name=wid,
+            gpu_count=gpus,
+            duration_hours=hours,
+            status="routed",
+            node_id=node,
+            reroute_count=0,
+            submitted_at=start,
+            routed_at=start,
+            updated_at=start,
+        )
+    )
     session.flush()
     complete_workload(session=session, workload_id=wid, now=at)
     if book:
@@ -47,17 +60,48 @@ def bill_demo(sessions: sessionmaker[Session], *, now: datetime) -> None:
     One more Acme workload is completed but not billed yet.
     """
     with sessions() as s:
-        _complete_and_bill(s, "wl_clerkoct0001", org="acme-ai", node="fr-par-h100", hours=2,
-                           gpus=2, at=OCTOBER)  # fmt: skip
-        _complete_and_bill(s, JONAS_WL, org="acme-ai", node="de-ber-4090", hours=5, gpus=1,
-                           at=now - timedelta(hours=1))  # fmt: skip
-        _complete_and_bill(s, GIULIA_WL, org="acme-ai", node="it-mil-4090", hours=3, gpus=1,
-                           at=now - timedelta(hours=2))  # fmt: skip
-        _complete_and_bill(s, "wl_clerknov0003", org="nordlicht", node="nl-ams-h100", hours=4,
-                           gpus=2, at=now - timedelta(hours=3))  # fmt: skip
-        _complete_and_bill(s, UNBILLED_WL, org="acme-ai", node="us-tex-4090", hours=6, gpus=1,
-                           at=now - timedelta(minutes=30), book=False)  # fmt: skip
+        _complete_and_bill(
+            s, "wl_clerkoct0001", org="acme-ai", node="fr-par-h100", hours=2, gpus=2, at=OCTOBER
+        )
+        _complete_and_bill(
+            s,
+            JONAS_WL,
+            org="acme-ai",
+            node="de-ber-4090",
+            hours=5,
+            gpus=1,
+            at=now - timedelta(hours=1),
+        )
+        _complete_and_bill(
+            s,
+            GIULIA_WL,
+            org="acme-ai",
+            node="it-mil-4090",
+            hours=3,
+            gpus=1,
+            at=now - timedelta(hours=2),
+        )
+        _complete_and_bill(
+            s,
+            "wl_clerknov0003",
+            org="nordlicht",
+            node="nl-ams-h100",
+            hours=4,
+            gpus=2,
+            at=now - timedelta(hours=3),
+        )
+        _complete_and_bill(
+            s,
+            UNBILLED_WL,
+            org="acme-ai",
+            node="us-tex-4090",
+            hours=6,
+            gpus=1,
+            at=now - timedelta(minutes=30),
+            book=False,
+        )
         policy = PayoutPolicy(approval_threshold_minor=1)  # every gamer payout waits for a person
+        rail = SolanaRail(LocalChain(payer=Keypair()), Keypair())
         for wid in (JONAS_WL, GIULIA_WL):
-            plan_payout(session=s, workload_id=wid, policy=policy, now=now)
+            plan_payout(session=s, workload_id=wid, policy=policy, rail=rail, now=now)
         s.commit()

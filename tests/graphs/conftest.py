@@ -13,7 +13,7 @@ from store.db import make_session_factory
 from store.seed import seed_fleet
 from tools.clock import FixedClock
 from tools.grid import SimulatedGrid
-from tools.incidentio import DemoAlerts
+from tools.integrations.incidentio import DemoAlerts
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 

@@ -24,12 +24,12 @@ from store.seed import seed_fleet
 from tests.fakes import ScriptedChatModel, tool_call
 from tests.graphs.clerk_money import GIULIA_WL, JONAS_WL, UNBILLED_WL, bill_demo
 from tests.graphs.conftest import T0
-from tools import read_tool_names, write_tool_names
-from tools.billing import usage_statement
-from tools.billing_tools import _month
-from tools.payouts import list_payouts, owed_to
-from tools.profitability import profitability_report
-from tools.unbilled import unbilled_workloads
+from tools.agent_tools.billing import _month
+from tools.agent_tools.registry import read_tool_names, write_tool_names
+from tools.money.payouts import list_payouts, owed_to
+from tools.money.profitability import profitability_report
+from tools.money.unbilled import unbilled_workloads
+from tools.money.usage import usage_statement
 from ui.cli import app
 
 CLERK_TOOLS = {t.name for t in clerk_tools()}
@@ -212,8 +212,9 @@ def test_a_missing_organisation_gets_one_question(ctx, billed, text):
 
 def test_ambiguous_and_unknown_names_are_not_guessed(ctx, billed):
     with billed.begin() as s:
-        s.add(Organization(id="acme-robotics", name="Acme Robotics", kind="enterprise",
-                           created_at=T0))  # fmt: skip
+        s.add(
+            Organization(id="acme-robotics", name="Acme Robotics", kind="enterprise", created_at=T0)
+        )
     out, calls = _ask(ctx, "bill Acme for November")
     assert calls == [("find_organization", {"name": "acme"})]
     assert "acme-robotics" in out["messages"][-1].content
@@ -250,8 +251,9 @@ def test_clerk_graph_with_a_strict_scripted_model(ctx, billed):
     def after_lookup(messages):
         (match,) = json.loads(messages[-1].content)["matches"]
         assert isinstance(messages[-1], ToolMessage) and match["id"] == "gamer-jonas"
-        return AIMessage("", tool_calls=[tool_call("amount_owed", {"org_id": match["id"]},
-                                                   "call_owed_1")])  # fmt: skip
+        return AIMessage(
+            "", tool_calls=[tool_call("amount_owed", {"org_id": match["id"]}, "call_owed_1")]
+        )
 
     def answer(messages):
         payable.update(json.loads(messages[-1].content))

@@ -134,8 +134,8 @@ def test_write_without_operator_request_is_refused_and_not_run(ctx, sessions):
 
 def test_operator_reroutes_own_workload_by_chat(ctx, sessions):
     from tests.graphs.conftest import T0
-    from tools.broker import JobSpec, route_workload, submit_workload
-    from tools.incidents import add_spike, grid_with_overrides
+    from tools.broker.routing import JobSpec, route_workload, submit_workload
+    from tools.incidents.detection import add_spike, grid_with_overrides
 
     with sessions.begin() as s:
         spec = JobSpec(gpu_count=4, gpu_model="H100", duration_hours=6)
@@ -158,8 +158,8 @@ def test_operator_reroutes_own_workload_by_chat(ctx, sessions):
 def test_every_broker_tool_is_marked_read_or_write():
     from langchain_core.tools import tool
 
-    from tools import ToolKind, read_tool_names, tool_kind, write_tool_names
-    from tools.agent_tools import broker_tools
+    from tools.agent_tools.broker import broker_tools
+    from tools.agent_tools.registry import ToolKind, read_tool_names, tool_kind, write_tool_names
 
     tools = broker_tools()
     assert write_tool_names(tools) == {"route_workload", "reroute_workload"}

@@ -14,11 +14,11 @@ from store.models import Workload
 from store.seed import seed_fleet
 from tests.fakes import ScriptedChatModel, tool_call
 from tests.graphs.conftest import T0
-from tools.broker import JobSpec, route_workload, submit_workload
+from tools.broker.routing import JobSpec, route_workload, submit_workload
 from tools.clock import FixedClock
 from tools.grid import SimulatedGrid
-from tools.incidentio import DemoAlerts
-from tools.incidents import add_spike
+from tools.incidents.detection import add_spike
+from tools.integrations.incidentio import DemoAlerts
 
 ASK = "Where should I run a 4xH100 fine-tune for 6 hours, EU only, done within 24 hours?"
 

@@ -10,7 +10,7 @@ from store.models import Organization
 from tests.fakes import ScriptedChatModel, tool_call
 from tests.graphs.clerk_money import bill_demo
 from tests.graphs.conftest import T0
-from tools.payouts import owed_to
+from tools.money.payouts import owed_to
 
 
 def _owed(sessions, org):

@@ -21,13 +21,13 @@ from store.seed import seed_fleet
 from tests.fakes import ScriptedChatModel
 from tests.graphs.conftest import T0
 from tests.graphs.test_incident_graph import FlakyAlerts
-from tools.broker import JobSpec, route_workload, submit_workload
+from tools.broker.fleet import set_node_status
+from tools.broker.routing import JobSpec, route_workload, submit_workload
+from tools.broker.workloads import set_workload_status
 from tools.clock import FixedClock
-from tools.fleet import set_node_status
 from tools.grid import SimulatedGrid
-from tools.incidentio import DemoAlerts
-from tools.incidents import add_spike
-from tools.workloads import set_workload_status
+from tools.incidents.detection import add_spike
+from tools.integrations.incidentio import DemoAlerts
 
 FIVE = ["MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING"]
 
@@ -137,8 +137,9 @@ def test_a_pinned_workload_in_a_carbon_spike_escalates_until_the_spike_ends(ctx,
         spec = JobSpec(gpu_count=2, gpu_model="H100", duration_hours=8, allowed_zones=["FR"])
         wl = submit_workload(session=s, org_id="acme-ai", name="fr-only", spec=spec, now=T0)
         route_workload(session=s, grid=ctx.grid, workload_id=wl.id, now=T0)
-        add_spike(session=s, zone="FR", carbon_factor=20, price_factor=1, hours=2, reason="t",
-                  now=T0)  # fmt: skip
+        add_spike(
+            session=s, zone="FR", carbon_factor=20, price_factor=1, hours=2, reason="t", now=T0
+        )
     (r,) = run_once(ctx, saver)
     assert r["trigger"] == "carbon_spike" and r["states"][-1] == "ESCALATED"
     assert "fr-only" in r["transitions"][-1]["reason"]
@@ -190,8 +191,12 @@ EVENTS = st.lists(
 
 
 @pytest.mark.slow
-@settings(max_examples=10, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(events=EVENTS)
 def test_random_fleet_events_keep_incidents_legal_and_one_per_episode(tmp_path_factory, events):
     engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('esc') / 'store.db'}")
@@ -200,8 +205,13 @@ def test_random_fleet_events_keep_incidents_legal_and_one_per_episode(tmp_path_f
         sessions = make_session_factory(engine)
         with sessions.begin() as s:
             seed_fleet(session=s, now=T0)
-        ctx = Context(model=OfflineChatModel(), sessions=sessions, grid=SimulatedGrid(seed=7),
-                      clock=FixedClock(T0), alerts=DemoAlerts())  # fmt: skip
+        ctx = Context(
+            model=OfflineChatModel(),
+            sessions=sessions,
+            grid=SimulatedGrid(seed=7),
+            clock=FixedClock(T0),
+            alerts=DemoAlerts(),
+        )
         _set_node(sessions, "gb-lon-h100", "maintenance")
         wid = _route(sessions, ctx.grid, ["NL", "GB"])
         seen: set[str] = set()

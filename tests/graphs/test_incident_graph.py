@@ -9,14 +9,15 @@ from graphs.incident_watch import run_once, scan
 from store.incident_models import AlertEvent
 from store.models import ComputeNode, Workload
 from tests.graphs.conftest import T0
-from tools.broker import JobSpec, route_workload, submit_workload
-from tools.incidentio import AlertDeliveryError, DemoAlerts
-from tools.incidents import (
+from tools.broker.routing import JobSpec, route_workload, submit_workload
+from tools.incidents.detection import (
     CARBON_SPIKE_MIN,
     add_spike,
     detect_anomalies,
     grid_with_overrides,
 )
+from tools.incidents.ports import AlertDeliveryError
+from tools.integrations.incidentio import DemoAlerts
 
 FIVE = ["MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "RESOLVED"]
 

@@ -101,8 +101,12 @@ def test_transition_table_is_closed_and_everything_ends_resolved():
         assert "RESOLVED" in seen, start
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(targets=st.lists(st.sampled_from(INCIDENT_STATES), max_size=12))
 def test_random_transition_requests_never_store_an_illegal_one(sqlite_engine, targets):
     with make_session_factory(sqlite_engine)() as session:

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from store.db import make_session_factory
 from store.incident_models import AlertEvent
 from tests.fakes import FakeHTTPServer, Reply
-from tools.incidentio import AlertDeliveryError, AlertEventIn, DemoAlerts, IncidentIoAlerts
+from tools.incidents.ports import AlertDeliveryError, AlertEventIn
+from tools.integrations.incidentio import DemoAlerts, IncidentIoAlerts
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 ACCEPTED = {
@@ -44,8 +45,10 @@ def test_an_escalation_update_fires_again_once_per_revision(sessions):
             assert sink.send(session=s, event=_event(), now=NOW) == "sent"
             assert sink.send(session=s, event=update, now=NOW, revision=1) == "sent"
             assert sink.send(session=s, event=update, now=NOW, revision=1) == "duplicate"
-    bodies = [(r.body["status"], r.body["deduplication_key"], r.body["description"])
-              for r in server.requests]  # fmt: skip
+    bodies = [
+        (r.body["status"], r.body["deduplication_key"], r.body["description"])
+        for r in server.requests
+    ]
     assert bodies == [
         ("firing", "inc_1", "FR 700 g"),
         ("firing", "inc_1", "ESCALATED: nl-batch stuck"),

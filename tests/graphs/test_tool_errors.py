@@ -7,7 +7,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from sqlalchemy.exc import OperationalError
 
 from graphs.broker import make_tool_node
-from tools import ToolKind
+from tools.agent_tools.registry import ToolKind
 from tools.errors import NotFoundError
 
 

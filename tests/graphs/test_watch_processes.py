@@ -18,10 +18,10 @@ from store.incident_models import AlertEvent, Incident, IncidentReroute
 from store.models import RoutingDecision, Workload
 from store.seed import seed_fleet
 from tests.fakes import FakeHTTPServer, Reply
-from tools.broker import JobSpec, route_workload, submit_workload
-from tools.fleet import set_node_status
+from tools.broker.fleet import set_node_status
+from tools.broker.routing import JobSpec, route_workload, submit_workload
 from tools.grid import SimulatedGrid
-from tools.incidents import add_spike
+from tools.incidents.detection import add_spike
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

@@ -42,13 +42,13 @@ def live_settings() -> Settings:
 
 
 def test_the_model_is_served(live_settings):
-    check_model_served(live_settings)
+    check_model_served(live_settings.model_endpoint())
 
 
 def test_free_text_becomes_a_valid_workload_spec(live_settings):
     spec = evaluate_workload(
         "Fine-tune on four H100s for six hours, EU only, done within a day",
-        model=make_chat_model(live_settings),
+        model=make_chat_model(live_settings.model_endpoint()),
         now=T0,
     )
     assert isinstance(spec, WorkloadSpec)
@@ -60,7 +60,7 @@ def test_broker_recommends_without_writing(live_settings, sqlite_engine):
     with sessions.begin() as s:
         seed_fleet(session=s, now=T0)
     ctx = Context(
-        model=make_chat_model(live_settings),
+        model=make_chat_model(live_settings.model_endpoint()),
         sessions=sessions,
         grid=SimulatedGrid(seed=7),
         clock=FixedClock(T0),

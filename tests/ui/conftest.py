@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 
 from graphs.settings import Settings
-from tools.fleet import seed_demo
+from tools.broker.fleet import seed_demo
 from ui.console_runtime import ConsoleRuntime
 from ui.services import Services
 

@@ -7,16 +7,20 @@ import httpx
 import pytest
 
 from store import grid_repo
-from tools.alerts import curtailment_text, list_audio_alerts, speak_alert, speak_new_alerts
 from tools.errors import InvalidInputError
 from tools.grid import CurtailmentWindow
-from tools.tts import (
+from tools.incidents.alerts import (
+    curtailment_text,
+    list_audio_alerts,
+    speak_alert,
+    speak_new_alerts,
+)
+from tools.incidents.ports import SpeechError, wav_stats
+from tools.integrations.speech import (
     ELEVENLABS_SAMPLE_RATE,
     ElevenLabsSpeech,
     EspeakSpeech,
-    SpeechError,
     make_speech_engine,
-    wav_stats,
 )
 
 NOW_TEXT = "Curtailment alert. France has surplus renewable power from 11:00 to 14:00 UTC."
@@ -127,4 +131,4 @@ def test_the_offline_engine_stores_a_playable_wav(session, now, tmp_path):
 
 def test_list_rejects_an_unknown_kind(session):
     with pytest.raises(InvalidInputError, match="'sms'"):
-        list_audio_alerts(session=session, kind="sms")  # type: ignore[arg-type]
+        list_audio_alerts(session=session, kind="sms")  # type: ignore[arg-type]  # invalid on purpose

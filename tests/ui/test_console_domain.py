@@ -1,9 +1,10 @@
 import pytest
 
-from tools import analytics, demo
+from tools.broker.fleet import seed_demo
 from tools.errors import InvalidInputError, NotFoundError, UnknownZoneError
-from tools.fleet import seed_demo
 from tools.grid import SimulatedGrid
+from ui import dashboard as analytics
+from ui import demo
 
 GRID = SimulatedGrid(7)
 

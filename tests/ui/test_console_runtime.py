@@ -7,8 +7,8 @@ from pydantic import SecretStr
 
 from graphs.settings import Settings
 from store import repo
-from tools import demo
-from tools.alerts import list_audio_alerts
+from tools.incidents.alerts import list_audio_alerts
+from ui import demo
 from ui.console_runtime import model_label
 from ui.services import Services
 

@@ -95,3 +95,25 @@ def test_openapi_lists_the_routes(client):
         "/api/v1/workloads/{workload_id}/route",
         "/api/v1/analytics/zones",
     } <= set(paths)
+
+
+def test_free_text_submit_reads_the_description_with_the_chat_model(client):
+    body = {
+        "org_id": "acme-ai",
+        "name": "text job",
+        "text": "4xH100 fine-tune for 6 hours, EU only",
+    }
+    assert client.post("/api/v1/workloads/describe", json=body).status_code == 401
+    created = client.post("/api/v1/workloads/describe", json=body, headers=AUTH)
+    assert created.status_code == 201, created.text
+    w = created.json()
+    assert (w["status"], w["gpu_count"], w["duration_hours"]) == ("pending", 4, 6.0)
+    assert w["gpu_model"] == "H100"
+    assert "US-CAL-CISO" not in (w["allowed_zones"] or []) and "FR" in w["allowed_zones"]
+
+
+def test_free_text_submit_names_what_the_description_lacks(client):
+    body = {"org_id": "acme-ai", "name": "vague", "text": "please run my training job"}
+    r = client.post("/api/v1/workloads/describe", json=body, headers=AUTH)
+    assert r.status_code == 422
+    assert "does not say" in r.json()["detail"] and "gpu_count" in r.json()["detail"]

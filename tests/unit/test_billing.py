@@ -5,15 +5,15 @@ import pytest
 
 from store import ledger
 from store.models import ComputeNode, Organization, Workload
-from tools.billing import (
+from tools.errors import IllegalTransitionError, InvalidInputError
+from tools.grid.simulated import SimulatedGrid
+from tools.money.usage import (
     billed_seconds,
     book_usage,
     gross_minor,
     measure_energy,
     split_fee,
 )
-from tools.errors import IllegalTransitionError, InvalidInputError
-from tools.grid.simulated import SimulatedGrid
 
 NOW = datetime(2023, 6, 1, 12, tzinfo=UTC)
 

@@ -1,5 +1,6 @@
 import asyncio
 
+import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from money_helpers import NOW, add_completed, add_fleet
@@ -10,15 +11,16 @@ from graphs.billing import build_billing_graph
 from graphs.context import BillingContext
 from store.db import make_session_factory
 from store.ledger import ChainSubmission
-from store.seed import wallet_for
-from tools.billing_cycle import MoneyServices
 from tools.clock import FixedClock
+from tools.errors import IllegalTransitionError
 from tools.grid.simulated import SimulatedGrid
-from tools.payouts import PayoutPolicy
-from tools.solana_chain import LocalChain
-from tools.stripe_billing import DemoBilling
+from tools.integrations.solana.chain import LocalChain, demo_wallet
+from tools.integrations.solana.rail import SolanaRail
+from tools.integrations.stripe import DemoBilling
+from tools.money.payouts import PayoutPolicy
+from tools.money.settlement import MoneyServices
 
-WALLET = wallet_for("gamer")
+WALLET = demo_wallet("gamer")
 
 
 def _setup(engine, threshold=100):
@@ -31,8 +33,7 @@ def _setup(engine, threshold=100):
     payer = Keypair()
     money = MoneyServices(
         biller=DemoBilling(),
-        chain=LocalChain(payer=payer),
-        payer=payer,
+        rail=SolanaRail(LocalChain(payer=payer), payer),
         grid=SimulatedGrid(seed=1),
         policy=PayoutPolicy(approval_threshold_minor=threshold),
     )
@@ -81,7 +82,7 @@ def test_approval_pauses_survives_restart_and_pays_once(sqlite_engine):
         graph2.ainvoke(Command(resume={"approve": True, "by": "ops"}), _cfg("w1"), context=ctx)
     )
     assert _transfers(sessions) == 1
-    assert asyncio.run(ctx.money.chain.balance(WALLET)) == 153 * 50_000
+    assert asyncio.run(ctx.money.rail.chain.balance(WALLET)) == 153 * 50_000
 
 
 def test_rejection_moves_no_money(sqlite_engine):
@@ -92,10 +93,44 @@ def test_rejection_moves_no_money(sqlite_engine):
         graph.ainvoke(Command(resume={"approve": False, "by": "ops"}), _cfg("w1"), context=ctx)
     )
     assert out["payout"]["status"] == "rejected"
-    assert _transfers(sessions) == 0 and asyncio.run(ctx.money.chain.balance(WALLET)) == 0
+    assert _transfers(sessions) == 0 and asyncio.run(ctx.money.rail.chain.balance(WALLET)) == 0
 
 
 def test_graph_shape():
     mermaid = build_billing_graph().get_graph().draw_mermaid()
     for edge in ("settle_money", "await_approval", "apply_decision", "report_profit"):
         assert edge in mermaid
+
+
+def test_one_settle_path_keeps_approvals_in_the_store_database(engine):
+    """Two replicas on one database: one settles and pauses, the other sees it and approves."""
+    from graphs.billing import decide_payout_approval, settle_workloads
+    from store.db import make_engine
+
+    sessions, ctx = _setup(engine)
+    first = asyncio.run(settle_workloads(["w1", "w2"], context=ctx, engine=engine))
+    paused = {r["workload_id"]: r["payout"]["status"] for r in first}
+    assert paused == {"w1": "awaiting_approval", "w2": "posted"}
+    # A second replica: its own engine and context on the same database.
+    other = make_engine(engine.url.render_as_string(hide_password=False))
+    if engine.url.get_backend_name() == "postgresql":
+        with engine.connect() as conn:
+            schema = conn.exec_driver_sql("select current_schema()").scalar_one()
+        other = make_engine(engine.url.render_as_string(hide_password=False), schema=schema)
+    ctx2 = BillingContext(
+        sessions=make_session_factory(other), money=ctx.money, clock=FixedClock(NOW)
+    )
+    again = asyncio.run(settle_workloads(["w1"], context=ctx2, engine=other))
+    assert again[0]["paused"] == "awaiting_approval"
+    payout_id = again[0]["payout"]["id"]
+    decided = asyncio.run(
+        decide_payout_approval(payout_id, approve=True, by="ops", context=ctx2, engine=other)
+    )
+    assert decided["status"] == "posted" and decided["approved_by"] == "ops"
+    assert asyncio.run(ctx.money.rail.chain.balance(WALLET)) == (153 + 39) * 50_000
+    other.dispose()
+    with pytest.raises(IllegalTransitionError, match="posted"):
+        asyncio.run(
+            decide_payout_approval(payout_id, approve=True, by="ops", context=ctx, engine=engine)
+        )
+    assert _transfers(sessions) == 2

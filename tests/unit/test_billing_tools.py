@@ -11,13 +11,14 @@ from solders.keypair import Keypair
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.db import make_session_factory
-from tools import ToolKind, tool_kind
-from tools.billing_cycle import MoneyServices, settle_workload
-from tools.billing_tools import billing_tools
+from tools.agent_tools.billing import billing_tools
+from tools.agent_tools.registry import ToolKind, tool_kind
 from tools.errors import DomainError
 from tools.grid.simulated import SimulatedGrid
-from tools.solana_chain import LocalChain
-from tools.stripe_billing import DemoBilling
+from tools.integrations.solana.chain import LocalChain
+from tools.integrations.solana.rail import SolanaRail
+from tools.integrations.stripe import DemoBilling
+from tools.money.settlement import MoneyServices, settle_workload
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,9 @@ def _settled(engine):
     sessions = make_session_factory(engine)
     payer = Keypair()
     svc = MoneyServices(
-        biller=DemoBilling(), chain=LocalChain(payer=payer), payer=payer, grid=SimulatedGrid(seed=1)
+        biller=DemoBilling(),
+        rail=SolanaRail(LocalChain(payer=payer), payer),
+        grid=SimulatedGrid(seed=1),
     )
     with sessions() as s:
         add_fleet(s)

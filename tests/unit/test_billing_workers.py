@@ -11,8 +11,7 @@ from store import ledger
 from store.db import make_session_factory
 from store.ledger import MeterEventRecord, PayoutIntent
 from store.models import Transaction
-from store.seed import wallet_for
-from tools.solana_chain import LocalChain
+from tools.integrations.solana.chain import LocalChain, demo_wallet
 
 pytestmark = pytest.mark.postgres
 
@@ -55,6 +54,6 @@ def test_two_worker_processes_never_bill_or_pay_the_same_workload_twice(pg_engin
         assert s.scalar(select(func.count()).select_from(MeterEventRecord)) == 24
         posted = s.scalars(select(PayoutIntent).where(PayoutIntent.status == "posted")).all()
         assert len(posted) == 12
-        wallet = Pubkey.from_string(wallet_for("gamer"))
+        wallet = Pubkey.from_string(demo_wallet("gamer"))
         assert backing.svm.get_balance(wallet) == sum(p.lamports for p in posted)
         assert ledger.trial_balance(session=s)["trial_balance"] == 0

@@ -4,7 +4,7 @@ import pytest
 
 from store import repo
 from store.models import ComputeNode, Organization
-from tools.broker import (
+from tools.broker.routing import (
     MAX_REROUTES,
     JobSpec,
     recommend,
@@ -13,6 +13,7 @@ from tools.broker import (
     set_workload_status,
     submit_workload,
 )
+from tools.broker.scoring import ScoreWeights
 from tools.errors import (
     IllegalTransitionError,
     InvalidInputError,
@@ -21,7 +22,6 @@ from tools.errors import (
     RerouteRefusedError,
 )
 from tools.grid import GridReading
-from tools.scoring import ScoreWeights
 
 NOW = datetime(2023, 6, 1, 12, tzinfo=UTC)
 CARBON_ONLY = ScoreWeights(carbon=1.0, price=0.0, utilization=0.0)

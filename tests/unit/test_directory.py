@@ -1,8 +1,8 @@
 import pytest
 
 from store.seed import seed_fleet
-from tools.directory import find_organizations
 from tools.errors import InvalidInputError
+from tools.money.directory import find_organizations
 
 
 @pytest.fixture

@@ -95,8 +95,9 @@ def test_ingest_sim_is_idempotent(session, now):
 def test_ingest_recorded_and_read_back(session, grid_dir, now):
     grid = RecordedGrid(grid_dir)
     start = datetime(2022, 6, 1, tzinfo=UTC)
-    report = ingest(session=session, source=grid, zones=["PT", "GB"], start=start, hours=48,
-                    now=now)  # fmt: skip
+    report = ingest(
+        session=session, source=grid, zones=["PT", "GB"], start=start, hours=48, now=now
+    )
     session.commit()
     assert report.grid_states_added == 96
     history = grid_repo.grid_history(
@@ -130,9 +131,14 @@ def test_changed_reading_is_updated_not_duplicated(session, now):
 def test_overlapping_windows_merge_into_one_event(session, now):
     def window(start, end, peak):
         return CurtailmentWindow(
-            zone="DE", source="sim", start=T0 + start * H, end=T0 + end * H,
-            hours=end - start, peak_surplus_mw=peak, peak_renewable_pct=None,
-        )  # fmt: skip
+            zone="DE",
+            source="sim",
+            start=T0 + start * H,
+            end=T0 + end * H,
+            hours=end - start,
+            peak_surplus_mw=peak,
+            peak_renewable_pct=None,
+        )
 
     up = grid_repo.upsert_curtailment_events
     assert up(session=session, windows=[window(2, 4, 10.0)], source="sim", now=now).inserted == 1

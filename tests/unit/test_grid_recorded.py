@@ -6,8 +6,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from graphs.wiring import make_grid_source
 from tools.errors import InvalidInputError, NoGridDataError, UnknownZoneError
-from tools.grid import ZONE_CODES, ZONES, RecordedGrid, load_zone_series, make_grid_source
+from tools.grid import ZONE_CODES, ZONES, RecordedGrid, load_zone_series
 
 FIRST = datetime(2021, 1, 1, tzinfo=UTC)
 END = datetime(2024, 3, 14, tzinfo=UTC)

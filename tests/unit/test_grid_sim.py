@@ -15,9 +15,18 @@ START = datetime(2023, 1, 1, tzinfo=UTC)
 
 def test_eleven_zones_with_coordinates_and_time_zones():
     assert ZONE_CODES == (
-        "FR", "DE", "ES", "PT", "NL", "BE", "IT", "GB",
-        "US-CAL-CISO", "US-NY-NYIS", "US-TEX-ERCO",
-    )  # fmt: skip
+        "FR",
+        "DE",
+        "ES",
+        "PT",
+        "NL",
+        "BE",
+        "IT",
+        "GB",
+        "US-CAL-CISO",
+        "US-NY-NYIS",
+        "US-TEX-ERCO",
+    )
     for code, zone in ZONES.items():
         assert zone.code == code
         assert -90 < zone.lat < 90 and -180 < zone.lon < 180

@@ -2,8 +2,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from tools.billing_cycle import FAULT_POINTS
-from tools.solana_chain import LocalChain
+from tools.integrations.solana.chain import LocalChain
+from tools.money.settlement import FAULT_POINTS
 
 _PATH = Path(__file__).resolve().parents[2] / "scripts" / "crash_harness.py"
 _spec = importlib.util.spec_from_file_location("crash_harness", _PATH)

@@ -11,7 +11,7 @@ from store.db import make_engine, make_session_factory
 from store.ledger import Leg
 from store.migrate import upgrade
 from store.models import Organization
-from tools.billing import split_fee
+from tools.money.usage import split_fee
 
 NOW = datetime(2023, 6, 1, 12, tzinfo=UTC)
 CUSTOMERS = ["c1", "c2", "c3"]

@@ -2,7 +2,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 
 from agents.offline import OfflineChatModel
 from agents.workload import WorkloadSpec
-from tools.agent_tools import broker_tools
+from tools.agent_tools.broker import broker_tools
 
 SYSTEM = SystemMessage("You are the broker. The current time is 2026-11-26T10:00:00+00:00 (UTC).")
 

@@ -10,7 +10,7 @@ import pytest
 from evals.fleet import Fleet
 from evals.harness import simulate
 from evals.jobs import JobSet
-from evals.oracle import per_job_oracle, schedule_co2, solve_oracle
+from evals.oracle import solve_oracle
 from evals.policies import (
     BaselinePolicy,
     SpatioTemporalPolicy,
@@ -18,6 +18,7 @@ from evals.policies import (
     composite_policy,
     price_only_policy,
 )
+from evals.schedule import per_job_oracle, schedule_co2
 from evals.view import ForecastBook, GridView
 from tests.evals_helpers import make_fleet, make_jobs, make_window
 

@@ -81,8 +81,13 @@ def test_check_counts_incidents_by_their_last_report_and_names_stuck_work():
     day = day.model_copy(update={"expected_incidents": [expected]})
 
     def rep(inc_id, state, reason):
-        return {"id": inc_id, "trigger": "node_offline", "zone": "NL", "state": state,
-                "transitions": [{"reason": reason}]}  # fmt: skip
+        return {
+            "id": inc_id,
+            "trigger": "node_offline",
+            "zone": "NL",
+            "state": state,
+            "transitions": [{"reason": reason}],
+        }
 
     stuck = rep("a", "ESCALATED", "nl-batch (wl_1) stays on nl-ams-h100 (offline)")
     assert check_day(day, {}, [stuck]) == []

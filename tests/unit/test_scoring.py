@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
+from tools.broker.scoring import ScoreWeights, rank, score_arrays, score_one
 from tools.errors import InvalidInputError
-from tools.scoring import ScoreWeights, rank, score_arrays, score_one
 
 
 @pytest.mark.parametrize(

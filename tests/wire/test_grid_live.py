@@ -12,8 +12,9 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
+from graphs.wiring import make_grid_source
 from tools.errors import NoGridDataError
-from tools.grid import LiveGrid, make_grid_source
+from tools.integrations.electricitymaps import LiveGrid
 
 NOW = datetime(2026, 3, 10, 12, 20, tzinfo=UTC)
 KEY = "test-key-123"

@@ -22,7 +22,7 @@ from store.models import Workload
 from store.seed import seed_fleet
 from tests.fakes import FakeHTTPServer, Reply, Seen, completion, models_list, stream_chunks
 from tests.graphs.conftest import T0
-from tools.agent_tools import broker_tools
+from tools.agent_tools.broker import broker_tools
 from tools.clock import FixedClock
 from tools.grid import SimulatedGrid
 
@@ -58,26 +58,28 @@ def _settings(url: str, *, timeout: float = 5.0, retries: int = 2, **kw) -> Sett
 
 
 def test_without_a_key_the_offline_model_is_used():
-    assert isinstance(make_chat_model(Settings(llm_api_key=None)), OfflineChatModel)
+    assert isinstance(
+        make_chat_model(Settings(llm_api_key=None).model_endpoint()), OfflineChatModel
+    )
 
 
 def test_startup_check_accepts_a_served_model_and_names_settings_otherwise():
     with FakeHTTPServer(Script()) as server:
-        assert MODEL in check_model_served(_settings(server.url))
+        assert MODEL in check_model_served(_settings(server.url).model_endpoint())
         with pytest.raises(ModelEndpointError, match="set TGTG_LLM_MODEL to one of"):
-            make_chat_model(_settings(server.url, llm_model="nope/unknown"))
+            make_chat_model(_settings(server.url, llm_model="nope/unknown").model_endpoint())
     with FakeHTTPServer(lambda r: Reply(401, {"errors": ["Authentication failed"]})) as server:
         with pytest.raises(ModelEndpointError, match="check TGTG_LLM_API_KEY"):
-            make_chat_model(_settings(server.url, retries=0))
+            make_chat_model(_settings(server.url, retries=0).model_endpoint())
     with FakeHTTPServer(lambda r: Reply(404, {"error": "no route"})) as server:
         with pytest.raises(ModelEndpointError, match="check TGTG_LLM_BASE_URL"):
-            make_chat_model(_settings(server.url, retries=0))
+            make_chat_model(_settings(server.url, retries=0).model_endpoint())
 
 
 def test_plain_completion_request_shape():
     script = Script(Reply(200, completion("FR is cleanest.")))
     with FakeHTTPServer(script) as server:
-        model = make_chat_model(_settings(server.url))
+        model = make_chat_model(_settings(server.url).model_endpoint())
         assert model.invoke([HumanMessage("cleanest zone?")]).content == "FR is cleanest."
     (req,) = script.chat
     assert req.path == "/v1/chat/completions"
@@ -100,7 +102,7 @@ def test_tool_calls_parse_streamed_or_not(streaming):
     )
     script = Script(reply)
     with FakeHTTPServer(script) as server:
-        model = make_chat_model(_settings(server.url))
+        model = make_chat_model(_settings(server.url).model_endpoint())
 
         bound = model.bind_tools(broker_tools())
         msg = (
@@ -120,7 +122,7 @@ def test_tool_calls_parse_streamed_or_not(streaming):
 def test_streamed_text_is_joined():
     script = Script(Reply(200, chunks=stream_chunks("Route to FR now.")))
     with FakeHTTPServer(script) as server:
-        model = make_chat_model(_settings(server.url))
+        model = make_chat_model(_settings(server.url).model_endpoint())
         text = "".join(str(c.content) for c in model.stream([HumanMessage("x")]))
     assert text.strip() == "Route to FR now."
 
@@ -137,7 +139,7 @@ def test_streamed_text_is_joined():
 def test_transient_failures_are_retried(failure):
     script = Script(failure, Reply(200, completion("ok")))
     with FakeHTTPServer(script) as server:
-        model = make_chat_model(_settings(server.url, timeout=0.75, retries=2))
+        model = make_chat_model(_settings(server.url, timeout=0.75, retries=2).model_endpoint())
         assert model.invoke([HumanMessage("x")]).content == "ok"
     assert len(script.chat) == 2
 
@@ -145,7 +147,7 @@ def test_transient_failures_are_retried(failure):
 def test_retries_are_bounded():
     script = Script(*[Reply(500, {"error": {"message": "down"}})] * 3)
     with FakeHTTPServer(script) as server:
-        model = make_chat_model(_settings(server.url, retries=1))
+        model = make_chat_model(_settings(server.url, retries=1).model_endpoint())
         with pytest.raises(Exception, match="down") as info:
             model.invoke([HumanMessage("x")])
     assert getattr(info.value, "status_code", None) == 500
@@ -164,7 +166,7 @@ def test_structured_output_gives_a_validated_workload_spec():
         Reply(200, completion(tool_calls=[{"id": "c1", "name": "WorkloadSpec", "arguments": args}]))
     )
     with FakeHTTPServer(script) as server:
-        model = make_chat_model(_settings(server.url))
+        model = make_chat_model(_settings(server.url).model_endpoint())
         spec = evaluate_workload("4 H100 for 6h in FR or DE, max 100 g", model=model, now=T0)
     assert spec == WorkloadSpec(
         gpu_count=4,
@@ -214,7 +216,7 @@ def test_broker_graph_runs_over_the_socket(sqlite_engine):
     script = Script(Reply(200, completion(tool_calls=[call])), final)
     with FakeHTTPServer(script) as server:
         ctx = Context(
-            model=make_chat_model(_settings(server.url)),
+            model=make_chat_model(_settings(server.url).model_endpoint()),
             sessions=sessions,
             grid=SimulatedGrid(seed=7),
             clock=FixedClock(T0),

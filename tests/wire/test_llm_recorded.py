@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from agents.models import make_chat_model
 from graphs.settings import Settings
-from tools.agent_tools import broker_tools
+from tools.agent_tools.broker import broker_tools
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "llm"
 
@@ -53,7 +53,7 @@ def test_recorded_tool_call_round_trip(name):
     settings = Settings(
         llm_base_url="https://api.inference.crusoecloud.com/v1", llm_api_key=SecretStr("sk-rec")
     )
-    model = make_chat_model(settings, verify=False, http_client=client)
+    model = make_chat_model(settings.model_endpoint(), verify=False, http_client=client)
     msg = model.bind_tools(broker_tools()).invoke([HumanMessage("4xH100 for 6h, EU only")])
     replay.assert_used()
     (request,) = replay.seen

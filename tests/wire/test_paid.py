@@ -3,8 +3,8 @@
 import httpx
 
 from tests.fakes import FakeHTTPServer, Reply, Seen
-from tools.paid import send_signals
-from tools.profitability import PaidSignal
+from tools.integrations.paid import send_signals
+from tools.money.profitability import PaidSignal
 
 
 def _signal(i: int) -> PaidSignal:

@@ -9,15 +9,15 @@ from sqlalchemy import select
 from store import ledger
 from store.ledger import ChainSubmission, PayoutIntent
 from store.models import CarbonReceipt, ComputeNode
-from store.seed import wallet_for
-from tools.billing_cycle import MoneyServices, settle_workload
 from tools.grid.simulated import SimulatedGrid
-from tools.payouts import PayoutPolicy, PayoutPolicyError, check_payout
-from tools.receipts import verify_receipt
-from tools.solana_chain import LocalChain
-from tools.stripe_billing import DemoBilling
+from tools.integrations.solana.chain import LocalChain, demo_wallet
+from tools.integrations.solana.rail import SolanaRail
+from tools.integrations.stripe import DemoBilling
+from tools.money.payouts import PayoutPolicy, PayoutPolicyError, check_payout
+from tools.money.receipts import verify_receipt
+from tools.money.settlement import MoneyServices, settle_workload
 
-WALLET = wallet_for("gamer")
+WALLET = demo_wallet("gamer")
 
 
 class Crash(Exception):
@@ -36,8 +36,7 @@ def services(chain=None, payer=None, policy=None):
     payer = payer or Keypair()
     return MoneyServices(
         biller=DemoBilling(),
-        chain=chain or LocalChain(payer=payer),
-        payer=payer,
+        rail=SolanaRail(chain or LocalChain(payer=payer), payer),
         grid=SimulatedGrid(seed=1),
         policy=policy or PayoutPolicy(),
         baseline_zones=("DE", "FR", "IT"),
@@ -59,15 +58,15 @@ def test_gamer_workload_is_billed_paid_and_receipted(session):
     s = settle(session, svc, "w1")
     assert (s.gross_minor, s.fee_minor, s.provider_share_minor) == (180, 27, 153)
     assert s.payout.status == "posted" and s.payout.lamports == 153 * 50_000
-    assert asyncio.run(svc.chain.balance(WALLET)) == 153 * 50_000
+    assert asyncio.run(svc.rail.chain.balance(WALLET)) == 153 * 50_000
     assert ledger.account_balance(session=session, account="provider_payable:gamer") == 0
     assert ledger.trial_balance(session=session)["trial_balance"] == 0
     assert s.receipt.status == "anchored" and s.receipt.chain == "local chain"
-    v = asyncio.run(verify_receipt(session=session, chain=svc.chain, receipt_id=s.receipt.id))
+    v = asyncio.run(verify_receipt(session=session, rail=svc.rail, receipt_id=s.receipt.id))
     assert v.valid and v.memo == f"cr1:{s.receipt.id}:{s.receipt.receipt_hash}"
     again = settle(session, svc, "w1")
     assert again.payout.status == "posted"
-    assert asyncio.run(svc.chain.balance(WALLET)) == 153 * 50_000
+    assert asyncio.run(svc.rail.chain.balance(WALLET)) == 153 * 50_000
     assert len(session.scalars(select(ChainSubmission)).all()) == 2
 
 
@@ -91,11 +90,11 @@ def test_rebroadcasting_the_same_signed_bytes_moves_money_once(session):
     sub = session.scalars(select(ChainSubmission)).one()
     raw = base64.b64decode(sub.signed_tx)
     for _ in range(12):
-        asyncio.run(svc.chain.send(raw))
-    assert asyncio.run(svc.chain.balance(WALLET)) == 153 * 50_000
+        asyncio.run(svc.rail.chain.send(raw))
+    assert asyncio.run(svc.rail.chain.balance(WALLET)) == 153 * 50_000
     s = settle(session, svc, "w1")
     assert s.payout.status == "posted"
-    assert asyncio.run(svc.chain.balance(WALLET)) == 153 * 50_000
+    assert asyncio.run(svc.rail.chain.balance(WALLET)) == 153 * 50_000
     assert [x.attempt for x in session.scalars(select(ChainSubmission))] == [1, 1]
 
 
@@ -109,7 +108,7 @@ def test_resign_only_after_expiry_and_proven_absence(session):
     with pytest.raises(Crash):
         settle(session, svc, "w1", crash_at("payout_signed"))
     session.rollback()
-    svc.chain.expire_blockhash()
+    svc.rail.chain.expire_blockhash()
     settle(session, svc, "w1")
     subs = session.scalars(select(ChainSubmission).where(ChainSubmission.purpose == "payout")).all()
     assert sorted((s.attempt, s.status) for s in subs) == [(1, "expired"), (2, "finalized")]
@@ -117,7 +116,7 @@ def test_resign_only_after_expiry_and_proven_absence(session):
     with pytest.raises(Crash):
         settle(session, svc, "w2", crash_at("payout_sent"))
     session.rollback()
-    svc.chain.expire_blockhash()
+    svc.rail.chain.expire_blockhash()
     settle(session, svc, "w2")
     w2 = session.get(
         PayoutIntent,
@@ -125,7 +124,7 @@ def test_resign_only_after_expiry_and_proven_absence(session):
     )
     w2_subs = session.scalars(select(ChainSubmission).where(ChainSubmission.ref_id == w2.id)).all()
     assert [(s.attempt, s.status) for s in w2_subs] == [(1, "finalized")]
-    assert asyncio.run(svc.chain.balance(WALLET)) == (153 + 77) * 50_000
+    assert asyncio.run(svc.rail.chain.balance(WALLET)) == (153 + 77) * 50_000
     assert ledger.trial_balance(session=session)["trial_balance"] == 0
 
 
@@ -136,11 +135,12 @@ def test_over_limit_and_wrong_recipient_payouts_are_refused(session):
     settle(session, services(), "w1")
     add_completed(session, "w2", node="g1", hours=4)
     session.commit()
-    from tools.billing import book_usage
+    from tools.money.usage import book_usage
 
     book_usage(session=session, workload_id="w2", now=NOW)
     session.commit()
     refused = 0
+    rail = services().rail
     for i in range(520):
         kind = i % 4
         wallet = WALLET if kind else str(Keypair().pubkey())
@@ -154,6 +154,7 @@ def test_over_limit_and_wrong_recipient_payouts_are_refused(session):
                 amount_minor=amount,
                 expected_minor=expected,
                 policy=PayoutPolicy(),
+                rail=rail,
             )
         session.rollback()
         refused += 1
@@ -165,6 +166,7 @@ def test_over_limit_and_wrong_recipient_payouts_are_refused(session):
         amount_minor=153,
         expected_minor=153,
         policy=PayoutPolicy(),
+        rail=rail,
     )
 
 
@@ -177,7 +179,7 @@ def test_payouts_above_threshold_wait_and_caps_go_to_review(session):
     s1 = settle(session, svc, "w1")
     s2 = settle(session, svc, "w2")
     assert s1.payout.status == "awaiting_approval" and s2.payout.status == "needs_review"
-    assert asyncio.run(svc.chain.balance(WALLET)) == 0
+    assert asyncio.run(svc.rail.chain.balance(WALLET)) == 0
     assert s1.receipt.status == "anchored"
 
 
@@ -190,7 +192,7 @@ def test_tampered_receipt_fails_verification(session):
     r = session.get(CarbonReceipt, s.receipt.id)
     r.payload = {**r.payload, "co2_kg": 0.0}
     session.commit()
-    v = asyncio.run(verify_receipt(session=session, chain=svc.chain, receipt_id=r.id))
+    v = asyncio.run(verify_receipt(session=session, rail=svc.rail, receipt_id=r.id))
     assert not v.valid and v.checks["hash_matches_document"] is False
 
 
@@ -204,7 +206,9 @@ def test_local_chain_journal_survives_a_new_process(session, tmp_path):
     s = settle(session, svc, "w1")
     later = LocalChain(payer=payer, journal=journal)
     assert asyncio.run(later.balance(WALLET)) == 153 * 50_000
-    v = asyncio.run(verify_receipt(session=session, chain=later, receipt_id=s.receipt.id))
+    v = asyncio.run(
+        verify_receipt(session=session, rail=SolanaRail(later, payer), receipt_id=s.receipt.id)
+    )
     assert v.valid
     # bytes signed in the first process cannot land again in the second
     sub = session.scalars(select(ChainSubmission).where(ChainSubmission.purpose == "payout")).one()
@@ -222,6 +226,12 @@ def test_owed_money_to_an_unregistered_wallet_goes_to_review_not_to_the_wallet(s
     svc = services()
     s = settle(session, svc, "w1")
     assert s.payout.status == "needs_review" and "registered wallet" in s.payout.reason
-    assert asyncio.run(svc.chain.balance(s.payout.wallet_address)) == 0
+    assert asyncio.run(svc.rail.chain.balance(s.payout.wallet_address)) == 0
     assert ledger.account_balance(session=session, account="provider_payable:gamer") == 153
     assert s.receipt.status == "anchored"
+
+
+def test_seeded_gamer_wallets_are_the_derived_demo_wallets():
+    from store.seed import DEMO_WALLETS
+
+    assert DEMO_WALLETS == {owner: demo_wallet(owner) for owner in DEMO_WALLETS}

@@ -8,15 +8,15 @@ from sqlalchemy import select
 
 from store import ledger
 from store.ledger import ChainSubmission
-from store.seed import wallet_for
-from tools.billing_cycle import MoneyServices, settle_workload
 from tools.grid.simulated import SimulatedGrid
-from tools.payouts import PayoutPolicy
-from tools.receipts import verify_receipt
-from tools.solana_chain import LocalChain, RpcChain
-from tools.stripe_billing import DemoBilling
+from tools.integrations.solana.chain import LocalChain, RpcChain, demo_wallet
+from tools.integrations.solana.rail import SolanaRail
+from tools.integrations.stripe import DemoBilling
+from tools.money.payouts import PayoutPolicy
+from tools.money.receipts import verify_receipt
+from tools.money.settlement import MoneyServices, settle_workload
 
-WALLET = wallet_for("gamer")
+WALLET = demo_wallet("gamer")
 
 
 class Crash(Exception):
@@ -39,8 +39,7 @@ def test_payouts_and_receipts_through_async_client_and_json_rpc(session):
         chain = RpcChain(AsyncClient(shim.url), label="solana rpc (test shim)")
         svc = MoneyServices(
             biller=DemoBilling(),
-            chain=chain,
-            payer=payer,
+            rail=SolanaRail(chain, payer),
             grid=SimulatedGrid(seed=2),
             policy=PayoutPolicy(),
         )
@@ -54,7 +53,7 @@ def test_payouts_and_receipts_through_async_client_and_json_rpc(session):
             session.rollback()
         backing.expire_blockhash()
         s2 = await settle_workload(session=session, services=svc, workload_id="w2", now=NOW)
-        verdict = await verify_receipt(session=session, chain=chain, receipt_id=s1.receipt.id)
+        verdict = await verify_receipt(session=session, rail=svc.rail, receipt_id=s1.receipt.id)
         balance = await chain.balance(WALLET)
         return s1, s2, verdict, balance
 

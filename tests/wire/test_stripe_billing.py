@@ -11,16 +11,15 @@ from store import ledger
 from store.db import make_session_factory
 from store.ledger import MeterEventRecord, WebhookEvent
 from store.models import Organization, Transaction
-from tools.billing import book_usage
-from tools.stripe_billing import (
-    EVENT_NAME,
+from tools.integrations.stripe import (
     DemoBilling,
     StripeBilling,
     WebhookRejectedError,
     apply_webhook,
-    meter_usage,
     sign_webhook,
 )
+from tools.money.metering import EVENT_NAME, meter_usage
+from tools.money.usage import book_usage
 
 SECRET = "whsec_test_secret"
 

@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from graphs.settings import Settings
 from store.models import Organization
-from tools.stripe_billing import sign_webhook
+from tools.integrations.stripe import sign_webhook
 from ui.api import create_app
 from ui.services import Services
 

@@ -130,7 +130,7 @@ def load_zone_series(directory: Path | str, zone: str) -> ZoneSeries:
         if header is None:
             raise InvalidInputError(f"{path}: the file is empty; expected a header and rows")
         cols = _columns(header, path)
-        ci_col = cols.get("ci_lca", cols.get("ci_direct"))
+        ci_col = cols["ci_lca"] if "ci_lca" in cols else cols["ci_direct"]  # one is present
         basis: Literal["lca", "direct"] = "lca" if "ci_lca" in cols else "direct"
         rows = [(line, row) for line, row in enumerate(reader, start=2) if row]
     if not rows:

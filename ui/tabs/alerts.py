@@ -9,8 +9,8 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from tools import alerts
 from tools.errors import NotFoundError
+from tools.incidents import alerts
 from ui import console_views as views
 from ui.console_runtime import ConsoleRuntime
 from ui.tabs import Refresh

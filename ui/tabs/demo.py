@@ -7,12 +7,12 @@ from typing import Any
 
 import gradio as gr
 
-from tools.demo import NewWorkload
 from tools.errors import DomainError
 from tools.grid import ZONE_CODES
-from tools.tts import SpeechError
+from tools.incidents.ports import SpeechError
 from ui import console_actions as actions
 from ui.console_runtime import ConsoleRuntime
+from ui.demo import NewWorkload
 from ui.tabs import Refresh
 from ui.tabs.alerts import load_audio
 

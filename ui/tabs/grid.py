@@ -6,10 +6,10 @@ from typing import Any
 
 import gradio as gr
 
-from tools import analytics
 from tools.grid import ZONE_CODES
 from ui import console_actions as actions
 from ui import console_views as views
+from ui import dashboard as analytics
 from ui.console_runtime import ConsoleRuntime
 from ui.tabs import Refresh
 

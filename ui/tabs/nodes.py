@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 import matplotlib.pyplot as plt
 
-from tools.fleet import node_views
+from tools.broker.fleet import node_views
 from ui import console_views as views
 from ui.console_runtime import ConsoleRuntime
 from ui.tabs import Refresh

@@ -6,6 +6,7 @@ from typing import Any
 
 import gradio as gr
 
+from tools.money.profitability import GroupBy
 from ui import console_actions as actions
 from ui import console_views as views
 from ui.console_runtime import ConsoleRuntime
@@ -25,8 +26,8 @@ COLUMNS = [
 ]
 
 
-def _render(rt: ConsoleRuntime, group_by: str) -> tuple[str, Any]:
-    lines = actions.profitability(rt, group_by)  # type: ignore[arg-type]
+def _render(rt: ConsoleRuntime, group_by: GroupBy) -> tuple[str, Any]:
+    lines = actions.profitability(rt, group_by)  # the radio offers only GroupBy values
     rows = [
         {
             "key": x.key,

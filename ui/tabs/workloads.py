@@ -7,11 +7,11 @@ from typing import Any
 import gradio as gr
 from pydantic import ValidationError
 
-from tools.demo import NewWorkload
 from tools.errors import DomainError
 from ui import console_actions as actions
 from ui import console_views as views
 from ui.console_runtime import ConsoleRuntime
+from ui.demo import NewWorkload
 from ui.tabs import Refresh
 
 COLUMNS = [
@@ -74,7 +74,7 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
             route = gr.Button("Route / reroute", elem_id="wl-route")
     result = gr.Markdown(elem_id="wl-result")
 
-    def do_submit(n: str, o: str, g: float, m: str, h: float, routed: bool) -> tuple[str, Any]:
+    def do_submit(n: str, o: str, g: float, m: str, h: float, *, routed: bool) -> tuple[str, Any]:
         try:
             spec = NewWorkload(
                 name=n,
@@ -101,8 +101,12 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
         return message, _rows(rt)
 
     form = [name, org, gpus, model, hours]
-    submit.click(lambda *a: do_submit(*a, True), form, [result, table], api_visibility="private")
-    queue.click(lambda *a: do_submit(*a, False), form, [result, table], api_visibility="private")
+    submit.click(
+        lambda *a: do_submit(*a, routed=True), form, [result, table], api_visibility="private"
+    )
+    queue.click(
+        lambda *a: do_submit(*a, routed=False), form, [result, table], api_visibility="private"
+    )
     route.click(do_route, [wid], [result, table], api_visibility="private")
 
     def pick(evt: gr.SelectData) -> str:

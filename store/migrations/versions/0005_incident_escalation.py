@@ -23,7 +23,7 @@ OLD_STATES = "'MONITORING', 'ANOMALY_DETECTED', 'EVALUATING', 'ADAPTING', 'RESOL
 NEW_STATES = f"{OLD_STATES}, 'ESCALATED'"
 
 
-def _attempt() -> sa.Column:
+def _attempt() -> sa.Column[int]:
     return sa.Column("attempt", sa.Integer(), nullable=False, server_default="0")
 
 

@@ -1,0 +1,324 @@
+"""Thin LangChain adapters over the broker and the chat domain operations.
+
+Each adapter takes `runtime: ToolRuntime`, pulls the session factory, grid, clock, weights and
+acting organisation from `runtime.context`, calls one domain function and returns JSON. Tool
+docstrings are what the model sees. Every tool declares READ or WRITE with `@is_tool`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from langchain_core.tools import BaseTool, tool
+from langgraph.prebuilt import ToolRuntime
+from sqlalchemy.orm import Session, sessionmaker
+
+from store import incident_repo, repo
+from tools.agent_tools.registry import ToolKind, is_tool
+from tools.broker.briefs import (
+    RecommendationBrief,
+    authorise_new_workload,
+    authorise_reroute,
+)
+from tools.broker.briefs import (
+    compare_zones as compare_zones_op,
+)
+from tools.broker.fleet import node_views
+from tools.broker.routing import recommend, submit_workload
+from tools.broker.routing import reroute_workload as reroute_op
+from tools.broker.routing import route_workload as route_op
+from tools.broker.scoring import ScoreWeights
+from tools.broker.workloads import JobSpec, WorkloadView, load_workload, normalise_zone
+from tools.clock import Clock, parse_time
+from tools.grid import GridSource
+
+logger = logging.getLogger(__name__)
+
+
+class ToolContext(Protocol):
+    """What the chat tools need from the graph's runtime context."""
+
+    sessions: sessionmaker[Session]
+    grid: GridSource
+    clock: Clock
+    weights: ScoreWeights
+    org_id: str
+
+
+def _ctx(runtime: ToolRuntime[ToolContext, Any]) -> ToolContext:
+    return runtime.context
+
+
+def _spec(
+    gpu_count: int,
+    duration_hours: float,
+    gpu_model: str | None,
+    deadline: str | None,
+    allowed_zones: list[str] | None,
+    denied_zones: list[str] | None,
+    max_carbon_intensity: float | None,
+) -> JobSpec:
+    return JobSpec(
+        gpu_count=gpu_count,
+        duration_hours=duration_hours,
+        gpu_model=gpu_model,
+        deadline=parse_time(deadline, what="deadline") if deadline else None,
+        allowed_zones=allowed_zones or None,
+        denied_zones=denied_zones or None,
+        max_carbon_intensity=max_carbon_intensity,
+    )
+
+
+@is_tool(ToolKind.READ)
+@tool(parse_docstring=True, error_on_invalid_docstring=True)
+def recommend_placement(
+    gpu_count: int,
+    duration_hours: float,
+    runtime: ToolRuntime[Any, Any],
+    gpu_model: str | None = None,
+    deadline: str | None = None,
+    allowed_zones: list[str] | None = None,
+    denied_zones: list[str] | None = None,
+    max_carbon_intensity: float | None = None,
+) -> dict[str, Any]:
+    """Rank every node for a job right now and return the best one; writes nothing.
+
+    Args:
+        runtime: Injected graph context; never sent to the model.
+        gpu_count: Number of GPUs the job needs (1-64 by chat).
+        duration_hours: Run time in hours.
+        gpu_model: Required GPU model such as H100, A100, L40S or RTX4090; omit for any.
+        deadline: ISO-8601 UTC time by which the job must finish; omit when flexible.
+        allowed_zones: Only these zone codes (e.g. FR, DE, ES, PT, NL, BE, IT for EU only).
+        denied_zones: Never these zone codes.
+        max_carbon_intensity: Refuse zones above this many gCO2/kWh.
+    """
+    ctx = _ctx(runtime)
+    spec = _spec(
+        gpu_count,
+        duration_hours,
+        gpu_model,
+        deadline,
+        allowed_zones,
+        denied_zones,
+        max_carbon_intensity,
+    )
+    with ctx.sessions() as session:
+        rec = recommend(
+            session=session, grid=ctx.grid, spec=spec, now=ctx.clock.now(), weights=ctx.weights
+        )
+    return RecommendationBrief.of(rec).model_dump(mode="json")
+
+
+@is_tool(ToolKind.WRITE)
+@tool(parse_docstring=True, error_on_invalid_docstring=True)
+def route_workload(
+    gpu_count: int,
+    duration_hours: float,
+    runtime: ToolRuntime[Any, Any],
+    gpu_model: str | None = None,
+    deadline: str | None = None,
+    allowed_zones: list[str] | None = None,
+    denied_zones: list[str] | None = None,
+    max_carbon_intensity: float | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Submit a job for the operator's organisation and place it on the best node now.
+
+    Call this only after the operator explicitly asked to commit (e.g. "route it").
+
+    Args:
+        runtime: Injected graph context; never sent to the model.
+        gpu_count: Number of GPUs the job needs (1-64 by chat).
+        duration_hours: Run time in hours (at most 168 by chat).
+        gpu_model: Required GPU model such as H100; omit for any.
+        deadline: ISO-8601 UTC time by which the job must finish; omit when flexible.
+        allowed_zones: Only these zone codes.
+        denied_zones: Never these zone codes.
+        max_carbon_intensity: Refuse zones above this many gCO2/kWh.
+        name: Short workload name; a default is derived from the job when omitted.
+    """
+    ctx = _ctx(runtime)
+    spec = _spec(
+        gpu_count,
+        duration_hours,
+        gpu_model,
+        deadline,
+        allowed_zones,
+        denied_zones,
+        max_carbon_intensity,
+    )
+    now = ctx.clock.now()
+    label = name or f"{gpu_count}x{gpu_model or 'GPU'} for {duration_hours:g} h (chat)"
+    with ctx.sessions.begin() as session:
+        authorise_new_workload(session=session, org_id=ctx.org_id, spec=spec, now=now)
+        rec = recommend(session=session, grid=ctx.grid, spec=spec, now=now, weights=ctx.weights)
+        wl = submit_workload(
+            session=session, org_id=ctx.org_id, name=label[:200], spec=spec, now=now
+        )
+        decision = route_op(
+            session=session, grid=ctx.grid, workload_id=wl.id, now=now, weights=ctx.weights
+        )
+        view = WorkloadView.of(load_workload(session=session, workload_id=wl.id))
+    brief = RecommendationBrief.of(rec)
+    chosen = next((c for c in brief.candidates if c.node_id == decision.node_id), brief.best)
+    logger.info("chat routed %s to %s for %s", wl.id, decision.node_id, ctx.org_id)
+    return {
+        "written": True,
+        "workload": view.model_dump(mode="json"),
+        "decision": decision.model_dump(mode="json", exclude={"candidates", "rejected"}),
+        "best": chosen.model_dump(mode="json") if chosen else None,
+        "baseline": brief.baseline.model_dump(mode="json") if brief.baseline else None,
+        "co2_saved_kg": round(brief.baseline.co2_kg - chosen.co2_kg, 3)
+        if brief.baseline and chosen
+        else None,
+    }
+
+
+@is_tool(ToolKind.WRITE)
+@tool(parse_docstring=True, error_on_invalid_docstring=True)
+def reroute_workload(workload_id: str, runtime: ToolRuntime[Any, Any]) -> dict[str, Any]:
+    """Move one of the operator's routed or running workloads if another node is >= 25 % better.
+
+    The broker keeps the workload where it is otherwise, and refuses after 5 reroutes.
+
+    Args:
+        runtime: Injected graph context; never sent to the model.
+        workload_id: Id of the workload to move, like wl_1a2b3c4d5e6f.
+    """
+    ctx = _ctx(runtime)
+    with ctx.sessions.begin() as session:
+        authorise_reroute(session=session, org_id=ctx.org_id, workload_id=workload_id)
+        decision = reroute_op(
+            session=session,
+            grid=ctx.grid,
+            workload_id=workload_id,
+            now=ctx.clock.now(),
+            weights=ctx.weights,
+        )
+    return {
+        "written": True,
+        "decision": decision.model_dump(mode="json", exclude={"candidates", "rejected"}),
+    }
+
+
+@is_tool(ToolKind.READ)
+@tool(parse_docstring=True, error_on_invalid_docstring=True)
+def compare_zones(
+    runtime: ToolRuntime[Any, Any], zones: list[str] | None = None, hours: int = 0
+) -> dict[str, Any]:
+    """Rank grid zones by carbon intensity now, or averaged over the next hours.
+
+    Args:
+        runtime: Injected graph context; never sent to the model.
+        zones: Zone codes to compare; omit for all eleven.
+        hours: 0 for right now, or 1-48 to average over the coming hours.
+    """
+    ctx = _ctx(runtime)
+    result = compare_zones_op(grid=ctx.grid, zones=zones, hours=hours, now=ctx.clock.now())
+    return result.model_dump(mode="json")
+
+
+@is_tool(ToolKind.READ)
+@tool(parse_docstring=True, error_on_invalid_docstring=True)
+def list_nodes(
+    runtime: ToolRuntime[Any, Any],
+    zones: list[str] | None = None,
+    gpu_model: str | None = None,
+) -> dict[str, Any]:
+    """List compute nodes with their free GPUs, utilisation and status.
+
+    Args:
+        runtime: Injected graph context; never sent to the model.
+        zones: Only nodes in these zone codes (e.g. ["US-CAL-CISO", "US-NY-NYIS"]); all if empty.
+        gpu_model: Only nodes with this GPU model, e.g. H100.
+    """
+    wanted = {normalise_zone(z) for z in zones} if zones else None
+    model = gpu_model.strip().upper() if gpu_model else None
+    with _ctx(runtime).sessions() as session:
+        rows = [
+            n.model_dump(mode="json", exclude={"wallet_address"})
+            for n in node_views(session=session)
+            if (wanted is None or n.zone in wanted) and (model is None or n.gpu_model == model)
+        ]
+    return {"nodes": rows}
+
+
+@is_tool(ToolKind.READ)
+@tool(parse_docstring=True, error_on_invalid_docstring=True)
+def explain_decision(workload_id: str, runtime: ToolRuntime[Any, Any]) -> dict[str, Any]:
+    """Return the latest routing decision of a workload with every candidate and rejection.
+
+    Args:
+        runtime: Injected graph context; never sent to the model.
+        workload_id: Id of the workload, like wl_1a2b3c4d5e6f.
+    """
+    ctx = _ctx(runtime)
+    with ctx.sessions() as session:
+        workload = load_workload(session=session, workload_id=workload_id)
+        decisions = repo.list_decisions(session=session, workload_id=workload.id)
+        if not decisions:
+            return {"workload_id": workload_id, "decision": None}
+        latest = decisions[-1]
+        node = repo.get_node(session=session, node_id=latest.node_id) if latest.node_id else None
+        return {
+            "workload_id": workload_id,
+            "decision": {
+                "id": latest.id,
+                "workload_id": latest.workload_id,
+                "kind": latest.kind,
+                "outcome": latest.outcome,
+                "node_id": latest.node_id,
+                "zone": node.zone if node else None,
+                "score": latest.score,
+                "reason": latest.reason,
+                "decided_at": latest.decided_at.isoformat(),
+                "candidates": latest.candidates[:5],
+                "rejected": latest.rejected,
+            },
+        }
+
+
+@is_tool(ToolKind.READ)
+@tool(parse_docstring=True, error_on_invalid_docstring=True)
+def incident_status(runtime: ToolRuntime[Any, Any], open_only: bool = False) -> dict[str, Any]:
+    """Return the latest incidents with their current state and reroutes.
+
+    Args:
+        runtime: Injected graph context; never sent to the model.
+        open_only: Only incidents that are not resolved yet.
+    """
+    ctx = _ctx(runtime)
+    with ctx.sessions() as session:
+        rows = incident_repo.list_incidents(session=session, open_only=open_only, limit=10)
+        return {
+            "incidents": [
+                {
+                    "id": i.id,
+                    "zone": i.zone,
+                    "trigger": i.trigger,
+                    "state": i.state,
+                    "opened_at": i.opened_at.isoformat(),
+                    "summary": i.summary,
+                    "reroutes": [
+                        f"{r.workload_id}: {r.outcome}"
+                        for r in incident_repo.list_reroutes(session=session, incident_id=i.id)
+                    ],
+                }
+                for i in rows
+            ]
+        }
+
+
+def broker_tools() -> list[BaseTool]:
+    """Return the broker agent's tools, each marked READ or WRITE in its metadata."""
+    return [
+        recommend_placement,
+        compare_zones,
+        list_nodes,
+        explain_decision,
+        incident_status,
+        route_workload,
+        reroute_workload,
+    ]

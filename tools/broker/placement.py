@@ -1,0 +1,210 @@
+"""Rank nodes for a job without writing: eligibility rules, composite scores, the baseline.
+
+Eligible: node online, GPU model matches (if asked), zone allowed and not denied, enough free
+GPUs, can finish by the deadline, a carbon reading exists and is within the job's limit. The
+lowest score wins (ties: lowest node id). The carbon-agnostic baseline is the cheapest eligible
+node per GPU-hour.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from store import repo
+from store.models import ComputeNode
+from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreBreakdown, ScoreWeights, rank, score_arrays
+from tools.broker.workloads import JobSpec
+from tools.errors import NoGridDataError
+from tools.grid import GridReading, GridSource
+
+
+class Candidate(BaseModel):
+    """An eligible node with its score breakdown and the job's estimated energy and CO2 there."""
+
+    node_id: str
+    zone: str
+    gpu_model: str
+    free_gpus: int
+    price_per_gpu_hour_minor: int
+    currency: str
+    score: float
+    breakdown: ScoreBreakdown
+    energy_kwh: float
+    co2_kg: float
+
+
+class Rejection(BaseModel):
+    """A node that could not take the job, and why."""
+
+    node_id: str
+    zone: str
+    reason: str
+
+
+class Recommendation(BaseModel):
+    """The ranked placement options for a job, without any write."""
+
+    at: datetime
+    grid_source: str
+    spec: JobSpec
+    candidates: list[Candidate]
+    rejected: list[Rejection]
+    best: Candidate | None
+    baseline: Candidate | None
+    """The carbon-agnostic choice: the cheapest eligible node per GPU-hour."""
+    co2_saved_kg: float | None
+    """CO2 of the baseline minus CO2 of the best choice."""
+
+
+def _readings(grid: GridSource, zones: set[str], at: datetime) -> dict[str, GridReading | str]:
+    out: dict[str, GridReading | str] = {}
+    for zone in sorted(zones):
+        try:
+            out[zone] = grid.reading(zone, at)
+        except NoGridDataError as exc:
+            out[zone] = str(exc)
+    return out
+
+
+def _rejection_reason(
+    node: ComputeNode,
+    spec: JobSpec,
+    free: int,
+    reading: GridReading | str,
+    now: datetime,
+) -> str | None:
+    if node.status != "online":
+        return f"node is {node.status}"
+    if spec.gpu_model and node.gpu_model.upper() != spec.gpu_model:
+        return f"GPU model {node.gpu_model} is not the requested {spec.gpu_model}"
+    if spec.allowed_zones is not None and node.zone not in spec.allowed_zones:
+        return f"zone {node.zone} is not among the allowed zones {spec.allowed_zones}"
+    if spec.denied_zones and node.zone in spec.denied_zones:
+        return f"zone {node.zone} is denied"
+    if free < spec.gpu_count:
+        return f"only {free} of the {spec.gpu_count} GPUs needed are free"
+    if spec.deadline is not None:
+        finish = now + timedelta(hours=spec.duration_hours)
+        if finish > spec.deadline:
+            return (
+                f"cannot finish by the deadline {spec.deadline.isoformat()} "
+                f"(earliest finish {finish.isoformat()})"
+            )
+    if isinstance(reading, str):
+        return f"no grid reading: {reading}"
+    if reading.carbon_intensity is None:
+        return f"no carbon intensity reading for {node.zone} at {reading.ts.isoformat()}"
+    if (
+        spec.max_carbon_intensity is not None
+        and reading.carbon_intensity > spec.max_carbon_intensity
+    ):
+        return (
+            f"carbon intensity {reading.carbon_intensity:.0f} g/kWh is above the job's limit "
+            f"{spec.max_carbon_intensity:.0f}"
+        )
+    return None
+
+
+def evaluate_nodes(
+    *,
+    session: Session,
+    grid: GridSource,
+    spec: JobSpec,
+    now: datetime,
+    weights: ScoreWeights,
+    exclude_workload_id: str | None = None,
+    lock: bool = False,
+) -> tuple[list[Candidate], list[Rejection]]:
+    """Return eligible nodes best first, and every other node with its reason.
+
+    Args:
+        session: Open session.
+        grid: Grid source read once per zone at `now`.
+        spec: The job's requirements.
+        now: Decision time.
+        weights: Score weights.
+        exclude_workload_id: Do not count this workload's own GPUs as taken (reroutes).
+        lock: Lock the node rows (PostgreSQL) so concurrent placements cannot oversubscribe.
+    """
+    nodes = repo.list_nodes(session=session, for_update=lock)
+    allocated = repo.allocated_gpus_by_node(
+        session=session, exclude_workload_id=exclude_workload_id
+    )
+    readings = _readings(grid, {n.zone for n in nodes}, now)
+    eligible: list[tuple[ComputeNode, int, GridReading]] = []
+    rejected: list[Rejection] = []
+    for node in nodes:
+        free = node.gpu_count - node.reserved_gpus - allocated.get(node.id, 0)
+        reading = readings[node.zone]
+        reason = _rejection_reason(node, spec, free, reading, now)
+        if reason is not None:
+            rejected.append(Rejection(node_id=node.id, zone=node.zone, reason=reason))
+        else:
+            assert isinstance(reading, GridReading)
+            eligible.append((node, free, reading))
+    if not eligible:
+        return [], rejected
+    ci = np.array([r.carbon_intensity for _, _, r in eligible], dtype=np.float64)
+    price = np.array(
+        [np.nan if r.price_eur_per_mwh is None else r.price_eur_per_mwh for _, _, r in eligible]
+    )
+    util = np.array(
+        [(n.gpu_count - free) / n.gpu_count for n, free, _ in eligible], dtype=np.float64
+    )
+    scored = score_arrays(ci, price, util, weights)
+    candidates: list[Candidate] = []
+    for i in rank(scored.score):
+        node, free, _reading = eligible[i]
+        energy = spec.gpu_count * node.power_kw_per_gpu * spec.duration_hours
+        breakdown = scored.breakdown(int(i), ci, util)
+        candidates.append(
+            Candidate(
+                node_id=node.id,
+                zone=node.zone,
+                gpu_model=node.gpu_model,
+                free_gpus=free,
+                price_per_gpu_hour_minor=node.price_per_gpu_hour_minor,
+                currency=node.currency,
+                score=breakdown.score,
+                breakdown=breakdown,
+                energy_kwh=energy,
+                co2_kg=energy * float(ci[i]) / 1000.0,
+            )
+        )
+    return candidates, rejected
+
+
+def _baseline(candidates: list[Candidate]) -> Candidate | None:
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: (c.price_per_gpu_hour_minor, c.node_id))
+
+
+def recommend(
+    *,
+    session: Session,
+    grid: GridSource,
+    spec: JobSpec,
+    now: datetime,
+    weights: ScoreWeights = DEFAULT_WEIGHTS,
+) -> Recommendation:
+    """Rank every node for `spec` at `now` without writing anything."""
+    candidates, rejected = evaluate_nodes(
+        session=session, grid=grid, spec=spec, now=now, weights=weights
+    )
+    best = candidates[0] if candidates else None
+    base = _baseline(candidates)
+    return Recommendation(
+        at=now,
+        grid_source=grid.name,
+        spec=spec,
+        candidates=candidates,
+        rejected=rejected,
+        best=best,
+        baseline=base,
+        co2_saved_kg=(base.co2_kg - best.co2_kg) if best and base else None,
+    )

@@ -1,0 +1,218 @@
+"""Workload specs, submission and the life cycle pending → routed → running → terminal.
+
+Functions flush and never commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy.orm import Session
+
+from store import repo
+from store.models import Workload
+from tools.errors import IllegalTransitionError, InvalidInputError, NotFoundError, UnknownZoneError
+from tools.grid import get_zone
+
+WorkloadStatus = Literal["pending", "routed", "running", "completed", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"routed", "cancelled", "failed"}),
+    "routed": frozenset({"running", "cancelled", "failed"}),
+    "running": frozenset({"completed", "failed", "cancelled"}),
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "cancelled": frozenset(),
+}
+MAX_GPUS_PER_JOB = 1024
+MAX_JOB_HOURS = 24 * 31
+
+
+def normalise_zone(code: str) -> str:
+    """Return the canonical zone code, or raise UnknownZoneError naming the valid ones."""
+    return get_zone(code.strip().upper()).code
+
+
+class JobSpec(BaseModel):
+    """What a job needs; the broker places it on a node that satisfies all of it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpu_count: int = Field(gt=0, le=MAX_GPUS_PER_JOB, description="Number of GPUs, 1-1024.")
+    duration_hours: float = Field(gt=0, le=MAX_JOB_HOURS, description="Run time in hours.")
+    gpu_model: str | None = Field(None, description="Required GPU model, e.g. H100; any if None.")
+    deadline: datetime | None = Field(None, description="Must finish by this time (aware UTC).")
+    allowed_zones: list[str] | None = Field(None, description="Only these zones, if given.")
+    denied_zones: list[str] | None = Field(None, description="Never these zones.")
+    max_carbon_intensity: float | None = Field(
+        None, gt=0, description="Refuse zones whose current gCO2/kWh is above this."
+    )
+
+    @field_validator("gpu_model")
+    @classmethod
+    def _upper_model(cls, v: str | None) -> str | None:
+        return v.strip().upper() if v and v.strip() else None
+
+    @field_validator("allowed_zones", "denied_zones")
+    @classmethod
+    def _zones(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        try:
+            return sorted({normalise_zone(z) for z in v})
+        except UnknownZoneError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("deadline")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError(f"deadline {v.isoformat()!r} has no time zone; add one, e.g. 'Z'")
+        return v
+
+    @model_validator(mode="after")
+    def _some_zone_left(self) -> JobSpec:
+        if self.allowed_zones is not None and not set(self.allowed_zones) - set(
+            self.denied_zones or []
+        ):
+            raise ValueError("every allowed zone is also denied; leave at least one zone open")
+        return self
+
+
+class WorkloadView(BaseModel):
+    """A workload as tools, the API and the CLI show it."""
+
+    id: str
+    org_id: str
+    name: str
+    status: WorkloadStatus
+    gpu_count: int
+    gpu_model: str | None
+    duration_hours: float
+    deadline: datetime | None
+    allowed_zones: list[str] | None
+    denied_zones: list[str] | None
+    max_carbon_intensity: float | None
+    node_id: str | None
+    zone: str | None
+    reroute_count: int
+    score: float | None
+    energy_kwh_estimate: float | None
+    co2_kg_estimate: float | None
+    submitted_at: datetime
+    routed_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, w: Workload) -> WorkloadView:
+        """Build the view of an ORM workload."""
+        return cls(
+            id=w.id,
+            org_id=w.org_id,
+            name=w.name,
+            status=w.status,
+            gpu_count=w.gpu_count,
+            gpu_model=w.gpu_model,
+            duration_hours=w.duration_hours,
+            deadline=w.deadline,
+            allowed_zones=w.allowed_zones,
+            denied_zones=w.denied_zones,
+            max_carbon_intensity=w.max_carbon_intensity,
+            node_id=w.node_id,
+            zone=w.node.zone if w.node is not None else None,
+            reroute_count=w.reroute_count,
+            score=w.score,
+            energy_kwh_estimate=w.energy_kwh_estimate,
+            co2_kg_estimate=w.co2_kg_estimate,
+            submitted_at=w.submitted_at,
+            routed_at=w.routed_at,
+            started_at=w.started_at,
+            finished_at=w.finished_at,
+        )
+
+    def spec(self) -> JobSpec:
+        """Return the job requirements of this workload."""
+        return JobSpec(
+            gpu_count=self.gpu_count,
+            duration_hours=self.duration_hours,
+            gpu_model=self.gpu_model,
+            deadline=self.deadline,
+            allowed_zones=self.allowed_zones,
+            denied_zones=self.denied_zones,
+            max_carbon_intensity=self.max_carbon_intensity,
+        )
+
+
+def submit_workload(
+    *, session: Session, org_id: str, name: str, spec: JobSpec, now: datetime
+) -> WorkloadView:
+    """Record a new pending workload for organisation `org_id`."""
+    org = repo.get_organization(session=session, org_id=org_id)
+    if org is None:
+        raise NotFoundError(f"organization {org_id!r} does not exist; list them with `tgtg orgs`")
+    if not name.strip() or len(name) > 200:
+        raise InvalidInputError(f"workload name {name!r}: give 1-200 characters")
+    if spec.deadline is not None and spec.deadline <= now:
+        raise InvalidInputError(
+            f"deadline {spec.deadline.isoformat()!r} is not in the future (now {now.isoformat()})"
+        )
+    w = Workload(
+        id=f"wl_{uuid.uuid4().hex[:12]}",
+        org_id=org_id,
+        name=name.strip(),
+        gpu_count=spec.gpu_count,
+        gpu_model=spec.gpu_model,
+        duration_hours=spec.duration_hours,
+        deadline=spec.deadline,
+        allowed_zones=spec.allowed_zones,
+        denied_zones=spec.denied_zones,
+        max_carbon_intensity=spec.max_carbon_intensity,
+        status="pending",
+        reroute_count=0,
+        submitted_at=now,
+        updated_at=now,
+    )
+    repo.add(session=session, obj=w)
+    return WorkloadView.of(w)
+
+
+def load_workload(*, session: Session, workload_id: str, for_update: bool = False) -> Workload:
+    """Return the ORM workload or raise NotFoundError naming the id."""
+    w = repo.get_workload(session=session, workload_id=workload_id, for_update=for_update)
+    if w is None:
+        raise NotFoundError(
+            f"workload {workload_id!r} does not exist; list them with `tgtg workloads`"
+        )
+    return w
+
+
+def check_transition(current: str, target: str, workload_id: str) -> None:
+    """Raise IllegalTransitionError unless `current -> target` is in the life cycle."""
+    if target not in TRANSITIONS.get(current, frozenset()):
+        allowed = sorted(TRANSITIONS.get(current, frozenset())) or ["none: it is final"]
+        raise IllegalTransitionError(
+            f"workload {workload_id!r} is {current!r} and cannot become {target!r}; "
+            f"allowed next: {', '.join(allowed)}"
+        )
+
+
+def set_workload_status(
+    *, session: Session, workload_id: str, status: str, now: datetime
+) -> WorkloadView:
+    """Move a workload along its life cycle (routing itself goes through the broker)."""
+    if status == "routed":
+        raise IllegalTransitionError("use the broker's route to place a workload on a node")
+    w = load_workload(session=session, workload_id=workload_id, for_update=True)
+    check_transition(w.status, status, workload_id)
+    w.status = status
+    if status == "running":
+        w.started_at = now
+    elif status in TERMINAL_STATUSES:
+        w.finished_at = now
+    w.updated_at = now
+    session.flush()
+    return WorkloadView.of(w)

@@ -1,0 +1,260 @@
+"""Detect grid and fleet anomalies, and the grid overrides (injected spikes) every router reads.
+
+Triggers and thresholds (documented, tested):
+
+* carbon_spike: a zone with routed or running work whose carbon intensity now is at least
+  `CARBON_SPIKE_RATIO` (1.5) times its mean over the previous 24 hours and at least
+  `CARBON_SPIKE_MIN` (100 gCO2/kWh).
+* price_spike: same rule on the day-ahead price: `PRICE_SPIKE_RATIO` (2.0) times the 24-hour mean
+  and at least `PRICE_SPIKE_MIN` (150 EUR/MWh). When both spike together the zone gets one
+  carbon_spike incident whose details carry the price figures too.
+* node_offline: a node that is offline or in maintenance while it still holds routed or running
+  work (failover: the broker moves it without the 25 % rule).
+* surplus: a zone reporting curtailment now while routed (not yet started) work sits elsewhere
+  and may run there; an opportunity to pull flexible work in.
+
+What happens next (reroutes, escalation) is in `tools.incidents.response`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store import incident_repo, repo
+from store.incident_models import GridOverride, Incident
+from store.models import ComputeNode, Workload
+from tools.errors import InvalidInputError, NoGridDataError
+from tools.grid import GridReading, GridSource, get_zone
+
+logger = logging.getLogger(__name__)
+
+Trigger = Literal["carbon_spike", "price_spike", "node_offline", "surplus"]
+CARBON_SPIKE_RATIO = 1.5
+CARBON_SPIKE_MIN = 100.0
+PRICE_SPIKE_RATIO = 2.0
+PRICE_SPIKE_MIN = 150.0
+BASELINE_HOURS = 24
+ACTIVE = ("routed", "running")
+HARMFUL: tuple[Trigger, ...] = ("node_offline", "carbon_spike", "price_spike")
+"""Triggers whose affected work must leave; only these can leave work stuck (ESCALATED)."""
+
+
+class Anomaly(BaseModel):
+    """Something the watcher should open an incident for."""
+
+    zone: str
+    trigger: Trigger
+    open_key: str
+    reason: str
+    details: dict[str, Any]
+
+
+class OverriddenGrid:
+    """A grid source with stored overrides applied (e.g. an injected carbon spike)."""
+
+    def __init__(self, inner: GridSource, overrides: list[GridOverride]) -> None:
+        self._inner = inner
+        self._overrides = [
+            (o.zone, o.starts_at, o.ends_at, o.carbon_factor, o.price_factor, o.reason)
+            for o in overrides
+        ]
+
+    @property
+    def inner(self) -> GridSource:
+        """Return the grid source without overrides."""
+        return self._inner
+
+    @property
+    def name(self) -> Any:
+        """Return the inner source's name (overrides do not change the source)."""
+        return self._inner.name
+
+    def _apply(self, r: GridReading) -> GridReading:
+        for zone, start, end, cf, pf, reason in self._overrides:
+            if zone == r.zone and start <= r.ts + timedelta(minutes=59) and r.ts < end:
+                return r.model_copy(
+                    update={
+                        "carbon_intensity": None
+                        if r.carbon_intensity is None
+                        else min(r.carbon_intensity * cf, 2000.0),
+                        "price_eur_per_mwh": None
+                        if r.price_eur_per_mwh is None
+                        else r.price_eur_per_mwh * pf,
+                        "note": f"override x{cf:g} carbon, x{pf:g} price ({reason[:80]})",
+                    }
+                )
+        return r
+
+    def reading(self, zone: str, at: datetime) -> GridReading:
+        """Return the inner reading with any override applied."""
+        return self._apply(self._inner.reading(zone, at))
+
+    def series(self, zone: str, start: datetime, hours: int) -> list[GridReading]:
+        """Return the inner series with overrides applied hour by hour."""
+        return [self._apply(r) for r in self._inner.series(zone, start, hours)]
+
+
+def add_spike(
+    *,
+    session: Session,
+    zone: str,
+    carbon_factor: float,
+    price_factor: float,
+    hours: float,
+    reason: str,
+    now: datetime,
+) -> GridOverride:
+    """Store an override multiplying a zone's carbon (and price) from now for `hours`."""
+    code = get_zone(zone.strip().upper()).code
+    if not 0 < carbon_factor <= 20 or not 0 < price_factor <= 20:
+        raise InvalidInputError(
+            f"factors {carbon_factor!r}/{price_factor!r}: use values in (0, 20]"
+        )
+    if not 0 < hours <= 72:
+        raise InvalidInputError(f"hours {hours!r}: a spike lasts between 0 and 72 hours")
+    start = now.replace(minute=0, second=0, microsecond=0)
+    return incident_repo.add_grid_override(
+        session=session,
+        override=GridOverride(
+            zone=code,
+            carbon_factor=carbon_factor,
+            price_factor=price_factor,
+            starts_at=start,
+            ends_at=now + timedelta(hours=hours),
+            reason=reason,
+            created_at=now,
+        ),
+    )
+
+
+def grid_with_overrides(*, session: Session, grid: GridSource, now: datetime) -> GridSource:
+    """Return `grid` wrapped with the overrides active within two days of `now`.
+
+    Wrapping an already wrapped grid replaces its overrides (they never apply twice).
+    """
+    if isinstance(grid, OverriddenGrid):
+        grid = grid.inner
+    overrides = incident_repo.active_grid_overrides(
+        session=session, start=now - timedelta(days=2), end=now + timedelta(days=2)
+    )
+    return OverriddenGrid(grid, list(overrides)) if overrides else grid
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None and not math.isnan(v)]
+    return sum(known) / len(known) if known else None
+
+
+def _spikes(zone: str, grid: GridSource, now: datetime) -> list[Anomaly]:
+    try:
+        current = grid.reading(zone, now)
+        history = grid.series(zone, now - timedelta(hours=BASELINE_HOURS), BASELINE_HOURS)
+    except NoGridDataError:
+        return []
+    found: list[Anomaly] = []
+    rules = (
+        ("carbon_spike", "carbon_intensity", CARBON_SPIKE_RATIO, CARBON_SPIKE_MIN, "gCO2/kWh"),
+        ("price_spike", "price_eur_per_mwh", PRICE_SPIKE_RATIO, PRICE_SPIKE_MIN, "EUR/MWh"),
+    )
+    for trigger, field, ratio, minimum, unit in rules:
+        value = getattr(current, field)
+        base = _mean([getattr(r, field) for r in history])
+        if value is None or base is None or base <= 0:
+            continue
+        if value >= ratio * base and value >= minimum:
+            found.append(
+                Anomaly(
+                    zone=zone,
+                    trigger=trigger,
+                    open_key=f"{zone}:{trigger}",
+                    reason=f"{zone} {field} {value:.0f} {unit} is {value / base:.1f}x its "
+                    f"{BASELINE_HOURS} h mean {base:.0f} (threshold {ratio}x and {minimum:g})",
+                    details={
+                        "value": round(value, 1),
+                        "baseline": round(base, 1),
+                        "ratio": ratio,
+                        "minimum": minimum,
+                        "note": current.note,
+                    },
+                )
+            )
+    if len(found) == 2:
+        # One incident per zone: a carbon spike that comes with a price spike is one event.
+        carbon, price = found
+        merged = carbon.model_copy(
+            update={
+                "reason": f"{carbon.reason}; {price.reason}",
+                "details": {**carbon.details, "price": price.details},
+            }
+        )
+        return [merged]
+    return found
+
+
+def active_placements(session: Session) -> list[tuple[Workload, ComputeNode]]:
+    """Return every routed or running workload with the node it sits on."""
+    stmt = (
+        select(Workload, ComputeNode)
+        .join(ComputeNode, Workload.node_id == ComputeNode.id)
+        .where(Workload.status.in_(ACTIVE))
+        .order_by(Workload.id)
+    )
+    return [(w, n) for w, n in session.execute(stmt).all()]
+
+
+def detect_anomalies(*, session: Session, grid: GridSource, now: datetime) -> list[Anomaly]:
+    """Return the anomalies present now (read-only), one per zone/trigger or offline node."""
+    active = active_placements(session)
+    found: list[Anomaly] = []
+    for node_id in sorted({n.id for _, n in active if n.status != "online"}):
+        node = next(n for _, n in active if n.id == node_id)
+        found.append(
+            Anomaly(
+                zone=node.zone,
+                trigger="node_offline",
+                open_key=f"{node.zone}:node_offline:{node.id}",
+                reason=f"node {node.id} is {node.status} while it holds routed or running work",
+                details={"node_id": node.id, "status": node.status},
+            )
+        )
+    for zone in sorted({n.zone for _, n in active}):
+        found.extend(_spikes(zone, grid, now))
+    waiting_zones = {n.zone for w, n in active if w.status == "routed"}
+    for zone in sorted({n.zone for n in repo.list_nodes(session=session, status="online")}):
+        if not waiting_zones - {zone}:
+            continue
+        try:
+            reading = grid.reading(zone, now)
+        except NoGridDataError:
+            continue
+        if reading.curtailment:
+            found.append(
+                Anomaly(
+                    zone=zone,
+                    trigger="surplus",
+                    open_key=f"{zone}:surplus",
+                    reason=(
+                        f"{zone} is curtailing renewables now ({reading.renewable_pct}% "
+                        "renewable); routed work elsewhere may move in"
+                    ),
+                    details={"renewable_pct": reading.renewable_pct},
+                )
+            )
+    return found
+
+
+def still_present(
+    *, session: Session, grid: GridSource, incident: Incident, now: datetime
+) -> Anomaly | None:
+    """Return the incident's anomaly if it still holds now, else None."""
+    for anomaly in detect_anomalies(session=session, grid=grid, now=now):
+        if anomaly.open_key == incident.open_key:
+            return anomaly
+    return None
