@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, *, echo: bool = False, schema: str | None = None) -> Engine:
-    """Create an engine for `url`; SQLite gets WAL, foreign keys and a busy timeout.
+    """Create an engine for `url`; SQLite gets WAL, foreign keys, a busy timeout, BEGIN IMMEDIATE.
+
+    On SQLite every transaction begins IMMEDIATE (it takes the write lock at its first
+    statement), so reads that decide a write happen inside the same serialised transaction;
+    another writer waits up to the busy timeout instead of acting on a stale read. PostgreSQL
+    relies on row locks (FOR UPDATE) and conditional updates instead.
 
     Args:
         url: SQLAlchemy database URL.
@@ -31,6 +36,12 @@ def make_engine(url: str, *, echo: bool = False, schema: str | None = None) -> E
             if path and path != ":memory:":
                 cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
+            # SQLAlchemy, not the sqlite3 module, decides when a transaction begins.
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}

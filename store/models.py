@@ -99,6 +99,10 @@ class ComputeNode(Base):
         CheckConstraint(
             "reserved_gpus >= 0 AND reserved_gpus <= gpu_count", name="ck_node_reserved"
         ),
+        CheckConstraint(
+            "allocated_gpus >= 0 AND allocated_gpus + reserved_gpus <= gpu_count",
+            name="ck_node_allocated",
+        ),
         CheckConstraint("price_per_gpu_hour_minor >= 0", name="ck_node_price"),
         Index("ix_nodes_zone_status", "zone", "status"),
     )
@@ -112,6 +116,9 @@ class ComputeNode(Base):
     gpu_count: Mapped[int] = mapped_column(Integer)
     reserved_gpus: Mapped[int] = mapped_column(Integer, default=0)
     """GPUs busy with work outside the broker (other tenants); counts toward utilisation."""
+    allocated_gpus: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """GPUs held by routed or running workloads. Changed only by `store.repo.take_gpus` and
+    `release_gpus`, one conditional UPDATE each, so the CHECK above can never be crossed."""
     power_kw_per_gpu: Mapped[float] = mapped_column(Float)
     price_per_gpu_hour_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
@@ -156,8 +163,12 @@ class Workload(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    """Row version: every ORM update is compare-and-set on it (a stale copy cannot write)."""
 
     node: Mapped[ComputeNode | None] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class GridState(Base):

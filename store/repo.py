@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from store.models import ComputeNode, Organization, RoutingDecision, Workload
@@ -41,8 +41,58 @@ def get_node(*, session: Session, node_id: str, for_update: bool = False) -> Com
     """Return the node with `node_id` (locked FOR UPDATE on PostgreSQL when asked), or None."""
     stmt = select(ComputeNode).where(ComputeNode.id == node_id)
     if for_update:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return session.scalars(stmt).one_or_none()
+
+
+def take_gpus(*, session: Session, node_id: str, gpus: int) -> bool:
+    """Allocate `gpus` on an online node in one conditional UPDATE; False changes nothing.
+
+    The UPDATE succeeds only while `allocated + reserved + gpus <= gpu_count`, so concurrent
+    placements can never oversubscribe a node, whatever they read before.
+    """
+    result = session.execute(
+        update(ComputeNode)
+        .where(
+            ComputeNode.id == node_id,
+            ComputeNode.status == "online",
+            ComputeNode.allocated_gpus + ComputeNode.reserved_gpus + gpus <= ComputeNode.gpu_count,
+        )
+        .values(allocated_gpus=ComputeNode.allocated_gpus + gpus)
+        .execution_options(synchronize_session=False)
+    )
+    taken = _rowcount(result) == 1
+    if taken:
+        _refresh_allocation(session, node_id)
+    return taken
+
+
+def release_gpus(*, session: Session, node_id: str, gpus: int) -> None:
+    """Give back `gpus` a workload held on a node (one conditional UPDATE).
+
+    Raises:
+        RuntimeError: The node holds fewer GPUs than released (an accounting bug; nothing
+            changes and the caller's transaction should roll back).
+    """
+    result = session.execute(
+        update(ComputeNode)
+        .where(ComputeNode.id == node_id, ComputeNode.allocated_gpus >= gpus)
+        .values(allocated_gpus=ComputeNode.allocated_gpus - gpus)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        raise RuntimeError(f"node {node_id!r} holds fewer than {gpus} allocated GPUs to release")
+    _refresh_allocation(session, node_id)
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)
+
+
+def _refresh_allocation(session: Session, node_id: str) -> None:
+    node = session.get(ComputeNode, node_id)
+    if node is not None:
+        session.refresh(node, attribute_names=["allocated_gpus"])
 
 
 def list_nodes(
@@ -59,7 +109,7 @@ def list_nodes(
     if zone is not None:
         stmt = stmt.where(ComputeNode.zone == zone)
     if for_update:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return session.scalars(stmt).all()
 
 
@@ -83,7 +133,8 @@ def get_workload(
     """Return the workload (locked FOR UPDATE on PostgreSQL when asked), or None."""
     stmt = select(Workload).where(Workload.id == workload_id)
     if for_update:
-        stmt = stmt.with_for_update()
+        # populate_existing: a locked read must see the committed row, not this session's copy.
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return session.scalars(stmt).one_or_none()
 
 

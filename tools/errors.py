@@ -27,6 +27,10 @@ class IllegalTransitionError(DomainError):
     """A workload status change is not allowed from its current status."""
 
 
+class ConflictError(DomainError):
+    """Someone else changed the object first; reload it and decide again."""
+
+
 class PermissionDeniedError(DomainError):
     """The caller is not allowed to act on this object."""
 

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -43,6 +43,7 @@ SERVICES = ("crusoe", "electricitymaps", "stripe", "solana", "elevenlabs", "inci
 _STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
     (errors.NotFoundError, 404),
     (errors.IllegalTransitionError, 409),
+    (errors.ConflictError, 409),
     (errors.RerouteRefusedError, 409),
     (errors.PermissionDeniedError, 403),
     (errors.NoGridDataError, 503),
@@ -218,18 +219,30 @@ def create_app(svc: Services) -> FastAPI:
         dependencies=[Depends(require_key)],
     )
     def route(workload_id: str, session: SessionDep) -> DecisionView:
-        """Route a pending workload, or reroute a placed one (>= 25 % better, at most 5 times)."""
-        w = load_workload(session=session, workload_id=workload_id)
-        args: dict[str, Any] = dict(
+        """Route a pending workload onto the best eligible node (409 once it is placed)."""
+        return route_workload(
             session=session,
             grid=svc.effective_grid(session),
             workload_id=workload_id,
             now=svc.clock.now(),
             weights=svc.weights,
         )
-        if w.status == "pending":
-            return route_workload(**args)
-        return reroute_workload(**args)
+
+    @app.put(
+        "/api/v1/workloads/{workload_id}/reroute",
+        response_model=DecisionView,
+        tags=["workloads"],
+        dependencies=[Depends(require_key)],
+    )
+    def reroute(workload_id: str, session: SessionDep) -> DecisionView:
+        """Move a placed workload if a node is >= 25 % better (at most 5 moves); always recorded."""
+        return reroute_workload(
+            session=session,
+            grid=svc.effective_grid(session),
+            workload_id=workload_id,
+            now=svc.clock.now(),
+            weights=svc.weights,
+        )
 
     @app.get("/api/v1/nodes", response_model=list[NodeView], tags=["fleet"])
     def nodes(session: SessionDep) -> list[NodeView]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from solders.keypair import Keypair
 from sqlalchemy.orm import Session, sessionmaker
 
+from store import repo
 from store.models import Workload
 from tools.integrations.solana.chain import LocalChain
 from tools.integrations.solana.rail import SolanaRail
@@ -48,6 +49,7 @@ def _complete_and_bill(
         )
     )
     session.flush()
+    assert repo.take_gpus(session=session, node_id=node, gpus=gpus)  # it was routed there
     complete_workload(session=session, workload_id=wid, now=at)
     if book:
         billing.book_usage(session=session, workload_id=wid, now=at)

@@ -53,7 +53,9 @@ def test_submit_route_and_list(client):
     d = decision.json()
     assert d["outcome"] == "routed"
     assert d["node_id"] == min(d["candidates"], key=lambda c: c["score"])["node_id"]
-    again = client.put(f"/api/v1/workloads/{wid}/route", headers=AUTH).json()
+    twice = client.put(f"/api/v1/workloads/{wid}/route", headers=AUTH)
+    assert twice.status_code == 409 and "'routed'" in twice.json()["detail"]
+    again = client.put(f"/api/v1/workloads/{wid}/reroute", headers=AUTH).json()
     assert again["kind"] == "reroute"
     listed = client.get("/api/v1/workloads", params={"status": "routed"}).json()
     assert [w["id"] for w in listed] == [wid]
@@ -93,6 +95,7 @@ def test_openapi_lists_the_routes(client):
         "/api/v1/health",
         "/api/v1/workloads",
         "/api/v1/workloads/{workload_id}/route",
+        "/api/v1/workloads/{workload_id}/reroute",
         "/api/v1/analytics/zones",
     } <= set(paths)
 

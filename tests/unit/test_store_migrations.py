@@ -37,3 +37,54 @@ def test_naive_timestamps_are_refused(session):
     )
     with pytest.raises(Exception, match="naive datetime"):
         session.commit()
+
+
+def test_gpu_allocation_migration_backfills_and_refuses_oversubscribed_data(tmp_path):
+    from sqlalchemy import text
+
+    from store.db import make_engine
+    from store.migrate import upgrade
+
+    def at_0006(name):
+        engine = make_engine(f"sqlite:///{tmp_path / name}")
+        upgrade(engine, "0006")
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO organizations (id, name, kind, country, created_at) "
+                "VALUES ('acme', 'Acme', 'enterprise', 'DE', '2023-06-01 00:00:00')"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO compute_nodes (id, name, owner_id, kind, zone, gpu_model, gpu_count, "
+                "reserved_gpus, power_kw_per_gpu, price_per_gpu_hour_minor, currency, status, "
+                "created_at) VALUES ('be-bru-l40s', 'Brussels', 'acme', 'datacenter', 'BE', "
+                "'L40S', 8, 0, 0.35, 110, 'EUR', 'online', '2023-06-01 00:00:00')"
+            )
+        return engine
+
+    def add_routed(engine, wid, gpus):
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO workloads (id, org_id, name, gpu_count, duration_hours, status, "
+                    "node_id, reroute_count, submitted_at, updated_at) VALUES (:id, 'acme', :id, "
+                    ":g, 1.0, 'routed', 'be-bru-l40s', 0, '2023-06-01 00:00:00', "
+                    "'2023-06-01 00:00:00')"
+                ),
+                {"id": wid, "g": gpus},
+            )
+
+    ok = at_0006("ok.db")
+    add_routed(ok, "w1", 3)
+    add_routed(ok, "w2", 2)
+    upgrade(ok)
+    with ok.connect() as conn:
+        held = conn.exec_driver_sql(
+            "SELECT allocated_gpus FROM compute_nodes WHERE id = 'be-bru-l40s'"
+        ).scalar_one()
+    assert held == 5
+
+    bad = at_0006("bad.db")
+    add_routed(bad, "w1", 8)
+    add_routed(bad, "w2", 8)
+    with pytest.raises(RuntimeError, match="be-bru-l40s holds 16 of 8 GPUs"):
+        upgrade(bad)

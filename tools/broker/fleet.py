@@ -41,8 +41,9 @@ class NodeView(BaseModel):
     wallet_address: str | None
 
     @classmethod
-    def of(cls, n: ComputeNode, allocated: int) -> NodeView:
-        """Build the view of a node given the GPUs the broker has placed on it."""
+    def of(cls, n: ComputeNode) -> NodeView:
+        """Build the view of a node (its allocation is the row's `allocated_gpus`)."""
+        allocated = n.allocated_gpus
         busy = n.reserved_gpus + allocated
         return cls(
             id=n.id,
@@ -66,8 +67,7 @@ class NodeView(BaseModel):
 
 def node_views(*, session: Session) -> list[NodeView]:
     """Return every node with free GPUs and utilisation, ordered by id."""
-    allocated = repo.allocated_gpus_by_node(session=session)
-    return [NodeView.of(n, allocated.get(n.id, 0)) for n in repo.list_nodes(session=session)]
+    return [NodeView.of(n) for n in repo.list_nodes(session=session)]
 
 
 def set_node_status(*, session: Session, node_id: str, status: str, now: datetime) -> NodeView:
@@ -79,8 +79,7 @@ def set_node_status(*, session: Session, node_id: str, status: str, now: datetim
         raise NotFoundError(f"node {node_id!r} does not exist; list them with `tgtg nodes`")
     node.status = status
     session.flush()
-    allocated = repo.allocated_gpus_by_node(session=session).get(node.id, 0)
-    return NodeView.of(node, allocated)
+    return NodeView.of(node)
 
 
 class DemoSeedReport(BaseModel):

@@ -109,6 +109,16 @@ def _rejection_reason(
     return None
 
 
+def _held_by(session: Session, workload_id: str | None) -> dict[str, int]:
+    """Return the GPUs `workload_id` itself holds, by node (its own GPUs count as free)."""
+    if workload_id is None:
+        return {}
+    w = repo.get_workload(session=session, workload_id=workload_id)
+    if w is None or w.node_id is None or w.status not in repo.ACTIVE_WORKLOAD_STATUSES:
+        return {}
+    return {w.node_id: w.gpu_count}
+
+
 def evaluate_nodes(
     *,
     session: Session,
@@ -131,14 +141,12 @@ def evaluate_nodes(
         lock: Lock the node rows (PostgreSQL) so concurrent placements cannot oversubscribe.
     """
     nodes = repo.list_nodes(session=session, for_update=lock)
-    allocated = repo.allocated_gpus_by_node(
-        session=session, exclude_workload_id=exclude_workload_id
-    )
+    held = _held_by(session, exclude_workload_id)
     readings = _readings(grid, {n.zone for n in nodes}, now)
     eligible: list[tuple[ComputeNode, int, GridReading]] = []
     rejected: list[Rejection] = []
     for node in nodes:
-        free = node.gpu_count - node.reserved_gpus - allocated.get(node.id, 0)
+        free = node.gpu_count - node.reserved_gpus - node.allocated_gpus + held.get(node.id, 0)
         reading = readings[node.zone]
         reason = _rejection_reason(node, spec, free, reading, now)
         if reason is not None:

@@ -30,6 +30,7 @@ from tools.broker.workloads import (
     JobSpec,
     WorkloadView,
     check_transition,
+    flush_or_conflict,
     load_workload,
     set_workload_status,
     submit_workload,
@@ -135,7 +136,8 @@ def _record(
         grid_source=grid.name,
         decided_at=now,
     )
-    repo.add(session=session, obj=decision)
+    session.add(decision)
+    flush_or_conflict(session, workload)
     return DecisionView.of(
         decision, zone=node.zone if node else None, reroute_count=workload.reroute_count
     )
@@ -188,7 +190,23 @@ def route_workload(
             node=None,
             reason=f"no eligible node among {len(rejected)}; see each rejection",
         )
-    best = candidates[0]
+    best = next(
+        (
+            c
+            for c in candidates
+            if repo.take_gpus(session=session, node_id=c.node_id, gpus=workload.gpu_count)
+        ),
+        None,
+    )
+    if best is None:
+        return record(
+            outcome="no_eligible_node",
+            node=None,
+            reason=(
+                f"all {len(candidates)} eligible nodes were filled by concurrent placements; "
+                "route again"
+            ),
+        )
     workload.status = "routed"
     _place(workload, best, now)
     return record(
@@ -266,27 +284,46 @@ def reroute_workload(
             reason="no other eligible node",
         )
     failover = current is None
-    improvement: float | None = None
     if not failover:
         assert current_score is not None
-        gain = current_score - best.score
-        improvement = (
-            gain / abs(current_score) if current_score != 0 else (np.inf if gain > 0 else 0.0)
-        )
-        if gain <= 0 or improvement < REROUTE_THRESHOLD - _EPS:
+        best_gain = _improvement(current_score, best.score)
+        if best_gain < REROUTE_THRESHOLD - _EPS:
             return record(
                 outcome="kept",
                 node=current,
-                improvement=float(improvement),
+                improvement=float(best_gain),
                 reason=(
                     f"best alternative {best.node_id} scores {best.score:.4f} vs current "
-                    f"{current_score:.4f}: {improvement:.1%} better, below the "
+                    f"{current_score:.4f}: {best_gain:.1%} better, below the "
                     f"{REROUTE_THRESHOLD:.0%} threshold"
                 ),
             )
+    chosen: Candidate | None = None
+    for alternative in others:
+        if (
+            current_score is not None
+            and not failover
+            and _improvement(current_score, alternative.score) < REROUTE_THRESHOLD - _EPS
+        ):
+            break
+        if repo.take_gpus(session=session, node_id=alternative.node_id, gpus=workload.gpu_count):
+            chosen = alternative
+            break
+    if chosen is None:
+        return record(
+            outcome="kept",
+            node=current,
+            improvement=None,
+            reason="every better node was filled by concurrent placements; try again",
+        )
+    improvement = (
+        None if failover or current_score is None else _improvement(current_score, chosen.score)
+    )
     current_reason = next((r.reason for r in rejected if r.node_id == current_id), "not eligible")
+    if current_id is not None:
+        repo.release_gpus(session=session, node_id=current_id, gpus=workload.gpu_count)
     workload.reroute_count += 1
-    _place(workload, best, now)
+    _place(workload, chosen, now)
     reason = (
         f"failover: current node {current_id} {current_reason}"
         if failover
@@ -294,7 +331,15 @@ def reroute_workload(
     )
     return record(
         outcome="rerouted",
-        node=best,
+        node=chosen,
         improvement=None if improvement is None else float(improvement),
         reason=reason,
     )
+
+
+def _improvement(current: float, alternative: float) -> float:
+    """Return the relative gain of `alternative` over `current` (lower scores are better)."""
+    gain = current - alternative
+    if current == 0:
+        return float(np.inf) if gain > 0 else 0.0
+    return gain / abs(current)

@@ -11,10 +11,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from store import repo
 from store.models import Workload
-from tools.errors import IllegalTransitionError, InvalidInputError, NotFoundError, UnknownZoneError
+from store.repo import ACTIVE_WORKLOAD_STATUSES
+from tools.errors import (
+    ConflictError,
+    IllegalTransitionError,
+    InvalidInputError,
+    NotFoundError,
+    UnknownZoneError,
+)
 from tools.grid import get_zone
 
 WorkloadStatus = Literal["pending", "routed", "running", "completed", "failed", "cancelled"]
@@ -208,11 +216,27 @@ def set_workload_status(
         raise IllegalTransitionError("use the broker's route to place a workload on a node")
     w = load_workload(session=session, workload_id=workload_id, for_update=True)
     check_transition(w.status, status, workload_id)
+    if status in TERMINAL_STATUSES and w.status in ACTIVE_WORKLOAD_STATUSES and w.node_id:
+        repo.release_gpus(session=session, node_id=w.node_id, gpus=w.gpu_count)
     w.status = status
     if status == "running":
         w.started_at = now
     elif status in TERMINAL_STATUSES:
         w.finished_at = now
     w.updated_at = now
-    session.flush()
+    flush_or_conflict(session, w)
     return WorkloadView.of(w)
+
+
+def flush_or_conflict(session: Session, workload: Workload) -> None:
+    """Flush; a concurrent change to the workload's row (version mismatch) is a ConflictError.
+
+    Raises:
+        ConflictError: The row changed since it was read; nothing of this change is written.
+    """
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise ConflictError(
+            f"workload {workload.id!r} was changed by someone else meanwhile; reload it and retry"
+        ) from exc
