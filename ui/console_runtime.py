@@ -32,7 +32,7 @@ from graphs.wiring import make_alert_sink, make_money_services
 from tools.grid import ZONES
 from tools.incidents import alerts
 from tools.incidents.detection import grid_with_overrides
-from tools.incidents.ports import SpeechEngine
+from tools.incidents.ports import AlertSink, SpeechEngine
 from tools.integrations.speech import make_speech_engine
 from tools.money.settlement import unsettled_workloads
 from ui import demo
@@ -66,8 +66,8 @@ class ConsoleRuntime:
         self.config = config
         self._model = model
         self._speech = speech
+        self._alerts: AlertSink | None = None
         self._stack = contextlib.ExitStack()
-        self._write_lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._chat: Any = None
@@ -96,6 +96,16 @@ class ConsoleRuntime:
         return self._speech
 
     @property
+    def alert_sink(self) -> AlertSink:
+        """Return the alert sink (incident.io with a key, else local demo), built once."""
+        if self._alerts is None:
+            self._alerts = make_alert_sink(self.svc.settings)
+            close = getattr(self._alerts, "close", None)
+            if callable(close):
+                self._stack.callback(close)
+        return self._alerts
+
+    @property
     def model_label(self) -> str:
         """Return who answers the chat."""
         return model_label(self.svc)
@@ -121,6 +131,7 @@ class ConsoleRuntime:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self._stack.close()
+        self.svc.close()
 
     def context(self, *, with_overrides: bool = False) -> Context:
         """Return the graph context; the chat reads the grid through stored spikes.
@@ -137,7 +148,7 @@ class ConsoleRuntime:
             grid=grid,
             clock=self.svc.clock,
             weights=self.svc.weights,
-            alerts=make_alert_sink(self.svc.settings),
+            alerts=self.alert_sink,
             worker_id=f"console-{os.getpid()}",
         )
 
@@ -157,9 +168,9 @@ class ConsoleRuntime:
         return value
 
     def write(self, fn: Callable[[Session], T]) -> T:
-        """Run a write in one transaction (one writer at a time in this process)."""
+        """Run a write in one transaction; correctness comes from the store's transactions."""
         self._cache.clear()
-        with self._write_lock, self.svc.sessions.begin() as session:
+        with self.svc.sessions.begin() as session:
             result = fn(session)
         self._cache.clear()
         return result
@@ -169,8 +180,8 @@ class ConsoleRuntime:
     def chat_turn(self, text: str, thread_id: str) -> Iterator[list[BaseMessage]]:
         """Run one chat turn; yield the turn's new messages so far after every graph step.
 
-        The graph runs in its own thread (holding the write lock there), so the caller may
-        consume this generator from any thread, as Gradio does.
+        The graph runs in its own thread, so the caller may consume this generator from any
+        thread, as Gradio does; each tool call writes in its own transaction.
         """
         if self._chat is None:
             raise RuntimeError("the console runtime is not started")
@@ -197,21 +208,20 @@ class ConsoleRuntime:
         }
         turn: list[BaseMessage] = []
         try:
-            with self._write_lock:
-                for namespace, update in self._chat.stream(
-                    {"messages": [HumanMessage(text)]},
-                    config,
-                    context=self.context(with_overrides=True),
-                    stream_mode="updates",
-                    subgraphs=True,
-                ):
-                    for node, value in update.items():
-                        # Agent subgraphs report their steps; their parent node repeats them.
-                        if not namespace and node != "supervisor":
-                            continue
-                        messages = value.get("messages", []) if isinstance(value, dict) else []
-                        turn.extend(m for m in messages if not isinstance(m, HumanMessage))
-                    updates.put(list(turn))
+            for namespace, update in self._chat.stream(
+                {"messages": [HumanMessage(text)]},
+                config,
+                context=self.context(with_overrides=True),
+                stream_mode="updates",
+                subgraphs=True,
+            ):
+                for node, value in update.items():
+                    # Agent subgraphs report their steps; their parent node repeats them.
+                    if not namespace and node != "supervisor":
+                        continue
+                    messages = value.get("messages", []) if isinstance(value, dict) else []
+                    turn.extend(m for m in messages if not isinstance(m, HumanMessage))
+                updates.put(list(turn))
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             updates.put(exc)
         finally:
@@ -248,8 +258,7 @@ class ConsoleRuntime:
         """Scan for anomalies, then claim and run every open incident; return their ids."""
         if self._saver is None:
             raise RuntimeError("the console runtime is not started")
-        with self._write_lock:
-            reports = run_once(self.context(), self._saver)
+        reports = run_once(self.context(), self._saver)
         return [str(r["id"]) for r in reports]
 
     def speak_alerts(self) -> list[alerts.AudioAlertView]:
@@ -266,14 +275,13 @@ class ConsoleRuntime:
     def complete_and_settle(self, workload_ids: list[str] | None = None) -> dict[str, Any]:
         """Complete routed/running work, then bill, pay and mint receipts in the billing graph."""
         now = self.svc.clock.now()
-        with self._write_lock:
-            with self.svc.sessions() as session:
-                done = demo.complete_workloads(session=session, now=now, workload_ids=workload_ids)
-                session.commit()
-                todo = unsettled_workloads(session=session)
-            money = make_money_services(
-                self.svc.settings, grid=self.svc.grid(), baseline_zones=tuple(ZONES)
-            )
-            context = BillingContext(sessions=self.svc.sessions, money=money, clock=self.svc.clock)
-            settled = asyncio.run(settle_workloads(todo, context=context, engine=self.svc.engine))
+        with self.svc.sessions() as session:
+            done = demo.complete_workloads(session=session, now=now, workload_ids=workload_ids)
+            session.commit()
+            todo = unsettled_workloads(session=session)
+        money = make_money_services(
+            self.svc.settings, grid=self.svc.grid(), baseline_zones=tuple(ZONES)
+        )
+        context = BillingContext(sessions=self.svc.sessions, money=money, clock=self.svc.clock)
+        settled = asyncio.run(settle_workloads(todo, context=context, engine=self.svc.engine))
         return {"completed": done, "settled": settled}

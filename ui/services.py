@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
@@ -26,6 +27,8 @@ class Services:
 
     settings: Settings
     clock: Clock
+    _grids: dict[str, GridSource] = field(default_factory=dict, init=False, repr=False)
+    _grid_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, at: datetime | None = None) -> Services:
@@ -52,17 +55,36 @@ class Services:
         return make_session_factory(self.engine)
 
     def grid(self, source: str | None = None) -> GridSource:
-        """Return the configured grid source, or `source` when given."""
+        """Return the configured grid source, or `source` when given; each is built once.
+
+        Recorded CSVs are parsed once and a live source keeps one HTTP client; `close()`
+        releases them.
+        """
         s = self.settings
-        return make_grid_source(
-            source or s.grid_source,
-            seed=s.sim_seed,
-            directory=s.grid_dir,
-            api_key=s.electricitymaps_api_key.get_secret_value()
-            if s.electricitymaps_api_key
-            else None,
-            base_url=s.electricitymaps_base_url,
-        )
+        name = source or s.grid_source
+        with self._grid_lock:
+            if name not in self._grids:
+                self._grids[name] = make_grid_source(
+                    name,
+                    seed=s.sim_seed,
+                    directory=s.grid_dir,
+                    api_key=s.electricitymaps_api_key.get_secret_value()
+                    if s.electricitymaps_api_key
+                    else None,
+                    base_url=s.electricitymaps_base_url,
+                )
+            return self._grids[name]
+
+    def close(self) -> None:
+        """Close long-lived clients (a live grid source's HTTP client) and the engine's pool."""
+        with self._grid_lock:
+            grids, self._grids = list(self._grids.values()), {}
+        for grid in grids:
+            close = getattr(grid, "close", None)
+            if callable(close):
+                close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
 
     def effective_grid(self, session: Session, source: str | None = None) -> GridSource:
         """Return the grid the broker should see now: the source with injected spikes applied.
