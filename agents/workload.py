@@ -16,7 +16,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prompts import render
-from tools.broker.workloads import MAX_GPUS_PER_JOB, MAX_JOB_HOURS, JobSpec
+from tools.broker.workloads import MAX_GPUS_PER_JOB, MAX_JOB_HOURS, JobSpec, normalise_gpu_model
 from tools.grid import ZONE_CODES
 
 logger = logging.getLogger(__name__)
@@ -50,9 +50,7 @@ class WorkloadSpec(BaseModel):
     @field_validator("gpu_model")
     @classmethod
     def _canonical_model(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        return value.strip().upper().replace(" ", "").removeprefix("NVIDIA")
+        return normalise_gpu_model(value)
 
     @field_validator("allowed_zones", "denied_zones")
     @classmethod

@@ -13,7 +13,7 @@ from tools.broker.routing import (
     set_workload_status,
     submit_workload,
 )
-from tools.broker.scoring import ScoreWeights
+from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.errors import (
     IllegalTransitionError,
     InvalidInputError,
@@ -309,3 +309,25 @@ def test_unknown_ids_are_clear(fleet):
         )
     with pytest.raises(NotFoundError, match="workload 'wl_missing'"):
         route_workload(session=fleet, grid=StaticGrid(GRID), workload_id="wl_missing", now=NOW)
+
+
+@pytest.mark.parametrize("asked", ["RTX 4090", "rtx4090", "NVIDIA RTX-4090", " rtx_4090 "])
+def test_gpu_model_names_are_normalised_in_one_place(asked):
+    from tools.broker.workloads import normalise_gpu_model
+
+    assert normalise_gpu_model(asked) == "RTX4090"
+    assert JobSpec(gpu_count=1, duration_hours=1, gpu_model=asked).gpu_model == "RTX4090"
+    assert normalise_gpu_model("  ") is None and normalise_gpu_model(None) is None
+
+
+def test_a_spaced_gpu_model_matches_the_gamer_nodes(session):
+    from store.seed import seed_fleet
+    from tools.broker.placement import evaluate_nodes
+    from tools.grid.simulated import SimulatedGrid
+
+    seed_fleet(session=session, now=NOW)
+    spec = JobSpec(gpu_count=1, duration_hours=1, gpu_model="RTX 4090")
+    candidates, _ = evaluate_nodes(
+        session=session, grid=SimulatedGrid(seed=7), spec=spec, now=NOW, weights=DEFAULT_WEIGHTS
+    )
+    assert {c.node_id for c in candidates} == {"it-mil-4090", "de-ber-4090", "us-tex-4090"}

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from store import repo
 from store.models import ComputeNode
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreBreakdown, ScoreWeights, rank, score_arrays
-from tools.broker.workloads import JobSpec
+from tools.broker.workloads import JobSpec, normalise_gpu_model
 from tools.errors import NoGridDataError
 from tools.grid import GridReading, GridSource
 
@@ -79,7 +79,7 @@ def _rejection_reason(
 ) -> str | None:
     if node.status != "online":
         return f"node is {node.status}"
-    if spec.gpu_model and node.gpu_model.upper() != spec.gpu_model:
+    if spec.gpu_model and normalise_gpu_model(node.gpu_model) != spec.gpu_model:
         return f"GPU model {node.gpu_model} is not the requested {spec.gpu_model}"
     if spec.allowed_zones is not None and node.zone not in spec.allowed_zones:
         return f"zone {node.zone} is not among the allowed zones {spec.allowed_zones}"

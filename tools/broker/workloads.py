@@ -39,6 +39,18 @@ MAX_GPUS_PER_JOB = 1024
 MAX_JOB_HOURS = 24 * 31
 
 
+def normalise_gpu_model(model: str | None) -> str | None:
+    """Return the canonical GPU model name ("RTX 4090", "nvidia rtx-4090" -> "RTX4090").
+
+    The one place GPU model names are compared: upper case, no spaces, hyphens or underscores,
+    no "NVIDIA" prefix; empty means any model (None).
+    """
+    if model is None:
+        return None
+    canonical = "".join(c for c in model.upper() if c not in " -_\t").removeprefix("NVIDIA")
+    return canonical or None
+
+
 def normalise_zone(code: str) -> str:
     """Return the canonical zone code, or raise UnknownZoneError naming the valid ones."""
     return get_zone(code.strip().upper()).code
@@ -61,8 +73,8 @@ class JobSpec(BaseModel):
 
     @field_validator("gpu_model")
     @classmethod
-    def _upper_model(cls, v: str | None) -> str | None:
-        return v.strip().upper() if v and v.strip() else None
+    def _canonical_model(cls, v: str | None) -> str | None:
+        return normalise_gpu_model(v)
 
     @field_validator("allowed_zones", "denied_zones")
     @classmethod
