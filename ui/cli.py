@@ -320,9 +320,9 @@ def serve(
     updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     svc = Services.from_settings(settings.model_copy(update=updates))
     h, p = svc.settings.host, svc.settings.port
-    try:
-        svc.api_key_credential()
+    try:  # the console check first: a refused start generates nothing
         svc.console_credential()
+        svc.api_key_credential()
     except ValueError as exc:
         raise fail(str(exc)) from None
     fastapi_app = create_server(svc)

@@ -197,10 +197,11 @@ def tgtg(tmp_path, monkeypatch):
     return run
 
 
-def test_serve_refuses_console_auth_off_on_a_public_host(tgtg):
+def test_serve_refuses_console_auth_off_on_a_public_host(tgtg, tmp_path):
     result, started = tgtg(env={"TGTG_CONSOLE_AUTH": "off", "TGTG_HOST": "0.0.0.0"})
     assert result.exit_code == 2 and not started
     assert "TGTG_CONSOLE_AUTH=off" in result.stderr and "'0.0.0.0'" in result.stderr
+    assert not (tmp_path / "api_key").exists()  # a refused start generates no secret
     result, started = tgtg("--host", "10.0.0.5", env={"TGTG_CONSOLE_AUTH": "off"})
     assert result.exit_code == 2 and not started and "'10.0.0.5'" in result.stderr
     result, started = tgtg(env={"TGTG_CONSOLE_AUTH": "admin-no-colon"})
