@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 GridSourceName = Literal["sim", "recorded", "live"]
 
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+"""Hosts only this machine can reach: the only ones the console may serve without a login."""
+CONSOLE_AUTH_OFF = "off"
+
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 _SHARED_GRID_DIR = _REPO_ROOT.parent / "shared" / "data" / "grid"
 _SHARED_JOBS_FILE = _REPO_ROOT.parent / "shared" / "data" / "jobs" / "alibaba_gpu_v2023_openb.csv"
@@ -41,7 +45,8 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path("var")
-    """Where the embedded database, generated API key, audio files and local chain state live."""
+    """Where the embedded database, generated API key and console login, audio files and local
+    chain state live."""
     database_url: str | None = None
     """SQLAlchemy URL; default `sqlite:///<data_dir>/tgtg.db`."""
 
@@ -67,7 +72,10 @@ class Settings(BaseSettings):
     console_refresh_s: float = Field(default=10.0, gt=0)
     """Seconds between automatic refreshes of the console's pages."""
     console_auth: SecretStr | None = None
-    """`user:password` to require a login for the console; unset means no login."""
+    """Console login as `user:password`; unset: generated into data_dir; `off`: no login
+    (allowed on a loopback host only)."""
+    console_login_attempts_per_minute: int = Field(default=5, gt=0)
+    """Failed console logins a client address may make per minute before it gets 429."""
     rate_limit_per_minute: int = Field(default=1200, gt=0)
     """Sustained API requests per minute per API key (or client IP)."""
     rate_limit_burst: int = Field(default=200, gt=0)
@@ -147,18 +155,38 @@ class Settings(BaseSettings):
             return value.replace(tzinfo=UTC)
         return value
 
+    @property
+    def console_auth_off(self) -> bool:
+        """Return True when TGTG_CONSOLE_AUTH is `off`: the console asks nobody to log in."""
+        value = self.console_auth.get_secret_value() if self.console_auth else ""
+        return value.strip().lower() == CONSOLE_AUTH_OFF
+
     def auth_pair(self) -> tuple[str, str] | None:
-        """Return (user, password) for the console login, or None when no login is required.
+        """Return (user, password) from TGTG_CONSOLE_AUTH, or None when it is unset or `off`.
 
         Raises:
-            ValueError: TGTG_CONSOLE_AUTH is not `user:password`.
+            ValueError: TGTG_CONSOLE_AUTH is neither `user:password` nor `off`.
         """
-        if self.console_auth is None:
+        if self.console_auth is None or self.console_auth_off:
             return None
-        user, sep, password = self.console_auth.get_secret_value().partition(":")
-        if not sep or not user or not password:
-            raise ValueError("TGTG_CONSOLE_AUTH must look like 'user:password'")
-        return user, password
+        try:
+            return parse_login(self.console_auth.get_secret_value(), what="TGTG_CONSOLE_AUTH")
+        except ValueError as exc:
+            raise ValueError(f"{exc}, or 'off' for no login on a loopback host") from None
+
+    def refuse_open_console(self, host: str) -> None:
+        """Refuse to serve the console without a login on a host other machines can reach.
+
+        Raises:
+            ValueError: TGTG_CONSOLE_AUTH is `off` and `host` is not a loopback host.
+        """
+        if self.console_auth_off and host.strip().strip("[]").lower() not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"TGTG_CONSOLE_AUTH=off serves the console without a login, which is allowed "
+                f"on a loopback host only ({', '.join(LOOPBACK_HOSTS)}), not on {host!r}; "
+                "set TGTG_CONSOLE_AUTH=user:password (or leave it unset to generate one), "
+                "or serve on 127.0.0.1"
+            )
 
     @property
     def resolved_database_url(self) -> str:
@@ -181,3 +209,15 @@ class Settings(BaseSettings):
         if service not in keys:
             raise ValueError(f"unknown service {service!r}; expected one of {sorted(keys)}")
         return keys[service] is None
+
+
+def parse_login(value: str, *, what: str) -> tuple[str, str]:
+    """Return (user, password) from `user:password`; the message never repeats the value.
+
+    Raises:
+        ValueError: `value` has no user, no `:` or no password.
+    """
+    user, sep, password = value.strip().partition(":")
+    if not sep or not user or not password:
+        raise ValueError(f"{what} must look like 'user:password'")
+    return user, password

@@ -17,10 +17,12 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 import gradio as gr  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
+from starlette.routing import Mount  # noqa: E402
 
 from ui import console_views as views  # noqa: E402
 from ui import dashboard as analytics  # noqa: E402
 from ui.api import create_app  # noqa: E402
+from ui.console_auth import ConsoleGuard  # noqa: E402
 from ui.console_runtime import ConsoleRuntime  # noqa: E402
 from ui.services import Services  # noqa: E402
 from ui.tabs import Refresh, alerts, chat, demo, grid, nodes, profitability, workloads  # noqa: E402
@@ -87,12 +89,17 @@ def build_console(rt: ConsoleRuntime) -> gr.Blocks:
 def create_server(svc: Services) -> FastAPI:
     """Return the API with the console mounted at `/` (`/api/v1` and `/docs` keep working).
 
+    The console asks for the login `svc.console_login()` returns (TGTG_CONSOLE_AUTH, else the
+    one generated into data_dir); only TGTG_CONSOLE_AUTH=off on a loopback host turns it off.
     The console is built in a worker thread inside its own event loop, so this works with or
     without a running loop in the caller's thread.
+
+    Raises:
+        ValueError: the console login is malformed, or off on a non-loopback host.
     """
+    auth = svc.console_login()
     app = create_app(svc)
     rt: ConsoleRuntime = app.state.console
-    auth = rt.config.auth_pair()
 
     async def build() -> FastAPI:
         # Built inside a running loop: Gradio otherwise opens (and never closes) a fresh asyncio
@@ -104,9 +111,13 @@ def create_server(svc: Services) -> FastAPI:
 
 
 def mount(app: FastAPI, blocks: gr.Blocks, auth: tuple[str, str] | None) -> FastAPI:
-    """Mount `blocks` on `app` at `/` with the console's theme and optional login."""
+    """Mount `blocks` on `app` at `/` with the console's theme and, unless `auth` is None, a login.
+
+    The login is Gradio's `auth` (its `login_check` dependency on the event routes) with
+    `ConsoleGuard` in front of every Gradio API route and `/login`.
+    """
     svc: Services = app.state.services
-    return gr.mount_gradio_app(
+    gr.mount_gradio_app(
         app,
         blocks,
         path="/",
@@ -117,4 +128,25 @@ def mount(app: FastAPI, blocks: gr.Blocks, auth: tuple[str, str] | None) -> Fast
         css=views.CSS,
         footer_links=["api"],
         theme=gr.themes.Soft(primary_hue="green"),
+        mcp_server=False,  # never exposed by GRADIO_MCP_SERVER
     )
+    if auth is None:
+        logger.warning(
+            "console login is off (TGTG_CONSOLE_AUTH=off): anyone on this machine can use it"
+        )
+        return app
+    console = next(
+        r.app for r in app.routes if isinstance(r, Mount) and isinstance(r.app, gr.routes.App)
+    )
+
+    def has_session(cookies: dict[str, str]) -> bool:
+        # The cookies Gradio's /login sets; their tokens live in the mounted app.
+        names = (f"access-token-{console.cookie_id}", f"access-token-unsecure-{console.cookie_id}")
+        return any(console.tokens.get(cookies.get(name, "")) for name in names)
+
+    app.add_middleware(
+        ConsoleGuard,
+        has_session=has_session,
+        attempts_per_minute=svc.settings.console_login_attempts_per_minute,
+    )
+    return app

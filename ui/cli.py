@@ -29,6 +29,7 @@ from ui.cli_common import (
 from ui.cli_grid import grid_app
 from ui.cli_money import register as register_money
 from ui.cli_workloads import workloads_app
+from ui.services import Services
 
 app = typer.Typer(
     name="tgtg",
@@ -266,6 +267,38 @@ def nodes(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     )
 
 
+def serve_banner(svc: Services, url: str) -> list[str]:
+    """Return what `tgtg serve` prints: the address, then the API key and console login.
+
+    A secret is shown only when this start generated it; one from the environment, `.env`, a
+    Secret or an earlier start is named by where it lives, never printed.
+    """
+    lines = [f"Too Green To Go on {url}  (API docs: {url}/docs)"]
+    key = svc.api_key_credential()
+    if key.generated:
+        lines.append(
+            f"API key for writes (header X-API-Key), generated into {key.path}: {key.value}"
+        )
+    elif key.origin == "settings":
+        lines.append("API key for writes (header X-API-Key): TGTG_API_KEY (not shown)")
+    else:
+        lines.append(f"API key for writes (header X-API-Key): in {key.path} (not shown)")
+    login = svc.console_credential()
+    if login is None:
+        lines.append("Console login: off (TGTG_CONSOLE_AUTH=off, loopback only)")
+        return lines
+    user, _, password = login.value.partition(":")  # validated by console_credential()
+    if login.generated:
+        lines.append(
+            f"Console login, generated into {login.path}: user {user}, password {password}"
+        )
+    elif login.origin == "settings":
+        lines.append(f"Console login: user {user}, password from TGTG_CONSOLE_AUTH (not shown)")
+    else:
+        lines.append(f"Console login: user {user}, password in {login.path} (not shown)")
+    return lines
+
+
 @app.command("serve")
 def serve(
     ctx: typer.Context,
@@ -274,14 +307,25 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Default TGTG_PORT (7860).")] = None,
 ) -> None:
-    """Serve the API (and console) on the embedded database, migrated and seeded on first start."""
+    """Serve the API and the console (login required) on the embedded database.
+
+    The database is migrated and seeded on first start. The API key and the console login are
+    printed only when this start generated them.
+    """
     import uvicorn
 
     from ui.app import create_server
 
-    svc = services(ctx)
+    settings: Settings = ctx.find_root().obj["settings"]
+    updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    svc = Services.from_settings(settings.model_copy(update=updates))
+    h, p = svc.settings.host, svc.settings.port
+    try:  # the console check first: a refused start generates nothing
+        svc.console_credential()
+        svc.api_key_credential()
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     fastapi_app = create_server(svc)
-    h, p = host or svc.settings.host, port or svc.settings.port
-    print(f"Too Green To Go on http://{h}:{p}  (API docs: http://{h}:{p}/docs)")
-    print(f"API key for writes (header X-API-Key): {svc.api_key()}")
+    for line in serve_banner(svc, f"http://[{h}]:{p}" if ":" in h else f"http://{h}:{p}"):
+        print(line)
     uvicorn.run(fastapi_app, host=h, port=p, log_level="info")

@@ -1,17 +1,26 @@
-"""Build what the CLI and the API share from `Settings`: database, grid source and clock."""
+"""Build what the CLI and the API share from `Settings`: database, grid source, clock, secrets.
+
+The API key and the console login come from settings (environment, `.env`, a mounted Secret),
+else from a file under data_dir, else they are generated into that file (mode 0600) on first
+use. A `Credential` records which, so `tgtg serve` shows only what this start generated.
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from graphs.settings import Settings
+from graphs.settings import Settings, parse_login
 from graphs.wiring import make_grid_source
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
@@ -19,6 +28,51 @@ from tools.broker.scoring import ScoreWeights
 from tools.clock import Clock, FixedClock, ReplayClock, SystemClock
 from tools.grid import GridSource
 from tools.incidents.detection import grid_with_overrides
+
+CONSOLE_USER = "operator"
+"""The user name of a generated console login."""
+
+Origin = Literal["settings", "file", "generated"]
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A secret and where it came from; only a `generated` one may be shown to the operator."""
+
+    value: str = field(repr=False)
+    origin: Origin
+    """`settings`: environment, `.env` or a Secret; `file`: read from `path`; `generated`:
+    created into `path` by this process."""
+    path: Path
+    """The file under data_dir that holds (or would hold) the generated secret."""
+
+    @property
+    def generated(self) -> bool:
+        """Return True when this process created the secret (so it may be printed once)."""
+        return self.origin == "generated"
+
+
+def _stored(path: Path, make: Callable[[], str]) -> tuple[str, Origin]:
+    """Return the secret in `path`, creating it with `make()` (mode 0600, never overwritten).
+
+    Raises:
+        ValueError: `path` exists but is empty.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = make()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first: use theirs
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(value + "\n")
+            return value, "generated"
+    value = path.read_text().strip()
+    if not value:
+        raise ValueError(f"{path} is empty: delete it to generate a new secret, or write one in it")
+    return value, "file"
 
 
 @dataclass
@@ -29,6 +83,7 @@ class Services:
     clock: Clock
     _grids: dict[str, GridSource] = field(default_factory=dict, init=False, repr=False)
     _grid_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _credentials: dict[str, Credential] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, at: datetime | None = None) -> Services:
@@ -104,15 +159,61 @@ class Services:
             utilization=s.score_weight_utilization,
         )
 
+    def api_key_credential(self) -> Credential:
+        """Return the API key for writes: TGTG_API_KEY, else the one in data_dir/api_key.
+
+        Raises:
+            ValueError: data_dir/api_key exists but is empty.
+        """
+        if "api_key" not in self._credentials:
+            path = self.settings.data_dir / "api_key"
+            if self.settings.api_key is not None:
+                cred = Credential(self.settings.api_key.get_secret_value(), "settings", path)
+            else:
+                value, origin = _stored(path, lambda: secrets.token_urlsafe(24))
+                cred = Credential(value, origin, path)
+            self._credentials["api_key"] = cred
+        return self._credentials["api_key"]
+
     def api_key(self) -> str:
-        """Return the API key for writes: the setting, or one generated once into data_dir."""
-        if self.settings.api_key is not None:
-            return self.settings.api_key.get_secret_value()
-        path = self.settings.data_dir / "api_key"
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(24)
-        path.write_text(key + "\n")
-        path.chmod(0o600)
-        return key
+        """Return the API key for writes: the setting, or one generated once into data_dir.
+
+        Raises:
+            ValueError: as `api_key_credential`.
+        """
+        return self.api_key_credential().value
+
+    def console_credential(self) -> Credential | None:
+        """Return the console login as `user:password`, or None when TGTG_CONSOLE_AUTH=off.
+
+        TGTG_CONSOLE_AUTH wins; unset, the login in data_dir/console_auth is used, generated
+        there on first use (user `operator`, a random password).
+
+        Raises:
+            ValueError: TGTG_CONSOLE_AUTH is malformed, or `off` on a non-loopback host, or the
+                stored file does not hold `user:password`.
+        """
+        s = self.settings
+        s.refuse_open_console(s.host)
+        if s.console_auth_off:
+            return None
+        if "console" not in self._credentials:
+            path = s.data_dir / "console_auth"
+            pair = s.auth_pair()
+            if pair is not None:
+                cred = Credential(":".join(pair), "settings", path)
+            else:
+                value, origin = _stored(path, lambda: f"{CONSOLE_USER}:{secrets.token_urlsafe(18)}")
+                parse_login(value, what=f"the console login in {path}")
+                cred = Credential(value, origin, path)
+            self._credentials["console"] = cred
+        return self._credentials["console"]
+
+    def console_login(self) -> tuple[str, str] | None:
+        """Return (user, password) the console asks for, or None when its login is off.
+
+        Raises:
+            ValueError: as `console_credential`.
+        """
+        cred = self.console_credential()
+        return None if cred is None else parse_login(cred.value, what="the console login")

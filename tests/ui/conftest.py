@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 import uvicorn
 
@@ -19,13 +20,18 @@ from ui.services import Services
 NOW = datetime(2026, 11, 26, 11, 0, tzinfo=UTC)
 KEY = "console-test-key"
 AUTH = {"X-API-Key": KEY}
+LOGIN = ("operator", "console-test-password")
+"""The console login the fixtures configure (TGTG_CONSOLE_AUTH)."""
 
 
 @pytest.fixture
 def console_svc(tmp_path, monkeypatch) -> Services:
     monkeypatch.setenv("TGTG_LOOP_INTERVAL_S", "0")
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'console.db'}", data_dir=tmp_path, api_key=KEY
+        database_url=f"sqlite:///{tmp_path / 'console.db'}",
+        data_dir=tmp_path,
+        api_key=KEY,
+        console_auth=":".join(LOGIN),
     )
     return Services.from_settings(settings, at=NOW)
 
@@ -50,6 +56,7 @@ class LiveServer:
     """Uvicorn serving the console on 127.0.0.1 in a background thread."""
 
     def __init__(self, app: object) -> None:
+        self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
@@ -70,6 +77,14 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+    credentials = LOGIN
+    """The console login the `console_svc` fixture configures."""
+
+    def login(self, client: httpx.Client) -> httpx.Response:
+        """Log `client` in to the console (Gradio's form login sets the session cookie)."""
+        user, password = self.credentials
+        return client.post(self.url + "/login", data={"username": user, "password": password})
 
 
 @pytest.fixture

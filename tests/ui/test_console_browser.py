@@ -1,4 +1,4 @@
-"""End to end in headless Debian Chromium: chat, the 7-step demo, and a screenshot per tab."""
+"""End to end in headless Debian Chromium: log in, chat, the 7-step demo, a screenshot per tab."""
 
 from __future__ import annotations
 
@@ -67,6 +67,11 @@ def test_console_end_to_end(chromium, live_console):
     page = chromium.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(30_000)
     page.goto(live_console.url + "/", wait_until="load")
+    # The console asks for its login first (Gradio's login form), then loads.
+    user, password = live_console.credentials
+    page.locator("input[type=text]").fill(user)
+    page.locator("input[type=password]").fill(password)
+    page.get_by_role("button", name="Login").click()
     page.wait_for_selector("#kpis")
     assert "Nodes online" in page.inner_text("#dashboard")
 

@@ -3,7 +3,7 @@ from gradio_client import Client
 
 
 def test_chat_over_gradio_client_streams_tool_steps_and_answers(live_console):
-    client = Client(live_console.url + "/", verbose=False)
+    client = Client(live_console.url + "/", auth=live_console.credentials, verbose=False)
     assert "/chat" in str(client.view_api(print_info=False, return_format="dict"))
     job = client.submit("Where should I run 4 H100 for 6 hours?", api_name="/chat")
     outputs = list(job)

@@ -68,11 +68,13 @@ def test_the_model_label_names_the_model(tmp_path):
     assert model_label(crusoe) == "Crusoe · meta-llama/Llama-3.3-70B-Instruct"
 
 
-def test_console_auth_is_optional_and_validated(console_svc):
-    assert Settings().auth_pair() is None
+def test_console_auth_is_validated_and_locks_the_console(console_svc):
+    assert Settings().auth_pair() is None  # unset: a login is generated into data_dir
+    assert Settings(console_auth=SecretStr("off")).auth_pair() is None
     assert Settings(console_auth=SecretStr("ops:pw")).auth_pair() == ("ops", "pw")
-    with pytest.raises(ValueError, match="user:password"):
+    with pytest.raises(ValueError, match="user:password") as bad:
         Settings(console_auth=SecretStr("nopassword")).auth_pair()
+    assert "nopassword" not in str(bad.value)
     from ui.app import create_server
 
     locked = Services(
