@@ -283,10 +283,13 @@ def check(db_url: str, schema: str | None) -> dict[str, Any]:
                 .distinct()
             )
         )
-        open_payouts = s.scalar(
-            select(func.coalesce(func.sum(PayoutIntent.amount_minor), 0)).where(
-                PayoutIntent.status.in_(("awaiting_approval", "needs_review", "approved"))
+        open_payouts = int(
+            s.scalar(
+                select(func.coalesce(func.sum(PayoutIntent.amount_minor), 0)).where(
+                    PayoutIntent.status.in_(("awaiting_approval", "needs_review", "approved"))
+                )
             )
+            or 0
         )
         if payable < 0:
             violations.append(f"provider payable {payable} < 0")
@@ -377,7 +380,7 @@ def main() -> None:
     parser.add_argument("--chats", type=int, default=2, help="conversations per chat loop")
     args = parser.parse_args()
     results = [run_store(store.strip(), args) for store in args.stores.split(",")]
-    print(json.dumps({"runs": results}, indent=2))
+    print(json.dumps({"runs": results}, indent=2, default=int))
     if any(r["violations"] for r in results):
         raise SystemExit(1)
 
