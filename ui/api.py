@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,7 +27,9 @@ from tools.broker.workloads import (
     submit_workload,
 )
 from tools.grid import ZONE_CODES, ZONES, GridReading
+from ui import api_access, api_input
 from ui.api_console import register as register_console_api
+from ui.api_input import MAX_ID_CHARS, MAX_STRING_CHARS, Id
 from ui.api_money import register as register_money_api
 from ui.services import Services
 
@@ -51,21 +52,38 @@ _STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
 ]
 
 
+ZoneName = Annotated[str, Field(min_length=1, max_length=64)]
+WorkloadId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
+
+
 class WorkloadIn(JobSpec):
-    """A workload submission: who, what, and the job's requirements."""
+    """A workload submission: who, what, and the job's requirements (finite, bounded values)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=MAX_STRING_CHARS)
 
-    org_id: str = Field(min_length=1, max_length=64, description="Customer organisation id.")
+    org_id: Id = Field(description="Customer organisation id.")
     name: str = Field(min_length=1, max_length=200, description="A name people recognise.")
+    gpu_model: str | None = Field(
+        None, max_length=32, description="Required GPU model, e.g. H100; any if None."
+    )
+    allowed_zones: list[ZoneName] | None = Field(
+        None, max_length=64, description="Only these zones, if given."
+    )
+    denied_zones: list[ZoneName] | None = Field(
+        None, max_length=64, description="Never these zones."
+    )
+    max_carbon_intensity: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        description="Refuse zones whose current gCO2/kWh is above this.",
+    )
 
 
-class WorkloadTextIn(BaseModel):
+class WorkloadTextIn(api_input.ApiInput):
     """A workload in free text; the chat model reads it (the offline model without a key)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    org_id: str = Field(min_length=1, max_length=64, description="Customer organisation id.")
+    org_id: Id = Field(description="Customer organisation id.")
     name: str = Field(min_length=1, max_length=200, description="A name people recognise.")
     text: str = Field(
         min_length=1,
@@ -128,7 +146,7 @@ def create_app(svc: Services) -> FastAPI:
     expected_key = svc.api_key()
 
     def require_key(key: Annotated[str | None, Depends(API_KEY_HEADER)]) -> None:
-        if key is None or not secrets.compare_digest(key, expected_key):
+        if not api_access.key_matches(key, expected_key):
             raise HTTPException(401, "missing or wrong X-API-Key header; `make run` prints the key")
 
     @app.exception_handler(errors.DomainError)
@@ -151,8 +169,8 @@ def create_app(svc: Services) -> FastAPI:
     @app.get("/api/v1/workloads", response_model=list[WorkloadView], tags=["workloads"])
     def list_workloads(
         session: SessionDep,
-        status: Annotated[list[WorkloadStatus] | None, Query()] = None,
-        org_id: Annotated[str | None, Query(max_length=64)] = None,
+        status: Annotated[list[WorkloadStatus] | None, Query(max_length=10)] = None,
+        org_id: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_CHARS)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[WorkloadView]:
         """List workloads, newest first."""
@@ -208,7 +226,7 @@ def create_app(svc: Services) -> FastAPI:
         )
 
     @app.get("/api/v1/workloads/{workload_id}", response_model=WorkloadView, tags=["workloads"])
-    def get_workload(workload_id: str, session: SessionDep) -> WorkloadView:
+    def get_workload(workload_id: WorkloadId, session: SessionDep) -> WorkloadView:
         """Return one workload."""
         return WorkloadView.of(load_workload(session=session, workload_id=workload_id))
 
@@ -218,7 +236,7 @@ def create_app(svc: Services) -> FastAPI:
         tags=["workloads"],
         dependencies=[Depends(require_key)],
     )
-    def route(workload_id: str, session: SessionDep) -> DecisionView:
+    def route(workload_id: WorkloadId, session: SessionDep) -> DecisionView:
         """Route a pending workload onto the best eligible node (409 once it is placed)."""
         return route_workload(
             session=session,
@@ -234,7 +252,7 @@ def create_app(svc: Services) -> FastAPI:
         tags=["workloads"],
         dependencies=[Depends(require_key)],
     )
-    def reroute(workload_id: str, session: SessionDep) -> DecisionView:
+    def reroute(workload_id: WorkloadId, session: SessionDep) -> DecisionView:
         """Move a placed workload if a node is >= 25 % better (at most 5 moves); always recorded."""
         return reroute_workload(
             session=session,
@@ -278,4 +296,11 @@ def create_app(svc: Services) -> FastAPI:
 
     register_console_api(app, svc, require_key)
     register_money_api(app, svc, require_key)
+    api_input.install(app)
+    api_access.install(
+        app,
+        expected_key=expected_key,
+        per_minute=svc.settings.rate_limit_per_minute,
+        burst=svc.settings.rate_limit_burst,
+    )
     return app

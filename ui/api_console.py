@@ -1,15 +1,12 @@
-"""The console's /api/v1 routes: analytics, alerts, incidents and demo actions; rate limiting.
+"""The console's /api/v1 routes: analytics, alerts, incidents and demo actions.
 
-`register(app, svc)` adds the routes, a token-bucket rate limit on /api/v1 (per API key, else
-per client IP; 429 with Retry-After) and the console runtime, started in the app's lifespan.
+`register(app, svc, require_key)` adds the routes and the console runtime, started in the app's
+lifespan.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -17,7 +14,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tools.grid.zones import ZoneCode
 from tools.incidents import alerts
@@ -26,35 +22,11 @@ from tools.money.profitability import GroupBy, ProfitLine
 from ui import console_actions as actions
 from ui import dashboard as analytics
 from ui import demo
+from ui.api_input import MAX_STRING_CHARS, ApiInput, Id
 from ui.console_runtime import ConsoleRuntime
 from ui.services import Services
 
 logger = logging.getLogger(__name__)
-
-
-class RateLimiter:
-    """Token buckets: `burst` requests at once, refilled at `per_minute` per key."""
-
-    def __init__(self, *, per_minute: int, burst: int, max_keys: int = 10_000) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = float(burst)
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-        self._max_keys = max_keys
-
-    def take(self, key: str, now: float | None = None) -> float:
-        """Take one token for `key`; return 0 when allowed, else seconds until one is free."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                if len(self._buckets) >= self._max_keys and key not in self._buckets:
-                    self._buckets.clear()
-                self._buckets[key] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
 
 
 class ConsoleInfo(BaseModel):
@@ -66,39 +38,35 @@ class ConsoleInfo(BaseModel):
     last_error: str | None
 
 
-class GridCycleIn(BaseModel):
+class GridCycleIn(ApiInput):
     """How many hours of grid to read."""
-
-    model_config = ConfigDict(extra="forbid")
 
     hours: int = Field(default=24, ge=1, le=168)
 
 
-class RerouteIn(BaseModel):
+class RerouteIn(ApiInput):
     """Which workload's zone gets the carbon spike (default: the newest placed one)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    workload_id: str | None = Field(default=None, min_length=1, max_length=64)
+    workload_id: Id | None = None
 
 
-class CurtailmentIn(BaseModel):
+class CurtailmentIn(ApiInput):
     """Which zone curtails renewables, and for how long."""
-
-    model_config = ConfigDict(extra="forbid")
 
     zone: ZoneCode = "FR"
     hours: int = Field(default=3, ge=1, le=24)
 
 
-class CompleteIn(BaseModel):
+class CompleteIn(ApiInput):
     """Which workloads to complete (default: every routed or running one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    workload_ids: list[Id] | None = Field(default=None, max_length=100)
 
-    workload_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
-        default=None, max_length=100
-    )
+
+class NewWorkloadIn(demo.NewWorkload):
+    """The demo's "create workload" body, held to the API's input rules (finite, bounded)."""
+
+    model_config = ConfigDict(allow_inf_nan=False, str_max_length=MAX_STRING_CHARS)
 
 
 async def _rt(request: Request) -> ConsoleRuntime:
@@ -107,38 +75,6 @@ async def _rt(request: Request) -> ConsoleRuntime:
 
 
 RuntimeDep = Annotated[ConsoleRuntime, Depends(_rt)]
-
-
-def _rate_key(scope: Scope) -> str:
-    for name, value in scope.get("headers", ()):
-        if name == b"x-api-key" and value:
-            return "key:" + value[:64].decode("latin-1")
-    client = scope.get("client")
-    return f"ip:{client[0] if client else 'unknown'}"
-
-
-class RateLimitMiddleware:
-    """Answer 429 with Retry-After when a client exceeds its token bucket on /api/ paths."""
-
-    def __init__(self, app: ASGIApp, owner: FastAPI) -> None:
-        self.app = app
-        self.owner = owner
-        """The app whose `state.rate_limiter` applies (tests may replace it)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check the bucket of API requests, then pass everything on."""
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            wait = self.owner.state.rate_limiter.take(_rate_key(scope))
-            if wait > 0:
-                seconds = str(math.ceil(wait))
-                response = JSONResponse(
-                    {"detail": f"rate limit exceeded; retry in {seconds} s"},
-                    status_code=429,
-                    headers={"Retry-After": seconds},
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def _read_router() -> APIRouter:
@@ -241,7 +177,7 @@ def _demo_router(require_key: Callable[..., None]) -> APIRouter:
         return actions.refresh_grid(rt, (body or GridCycleIn()).hours)
 
     @router.post("/simulate/workload", response_model=actions.StepResult, status_code=201)
-    def workload(rt: RuntimeDep, body: demo.NewWorkload | None = None) -> actions.StepResult:
+    def workload(rt: RuntimeDep, body: NewWorkloadIn | None = None) -> actions.StepResult:
         """Submit a workload (default "Mistral fine-tune") and route it to the best node."""
         return actions.create_workload(rt, body or demo.NewWorkload())
 
@@ -270,20 +206,15 @@ def _demo_router(require_key: Callable[..., None]) -> APIRouter:
 
 
 def register(app: FastAPI, svc: Services, require_key: Callable[..., None]) -> None:
-    """Add the console routes, the rate limit and the console runtime to `app`."""
+    """Add the console routes and the console runtime to `app`."""
     config = svc.settings
     app.state.console = ConsoleRuntime(svc, config)
-    app.state.rate_limiter = RateLimiter(
-        per_minute=config.rate_limit_per_minute, burst=config.rate_limit_burst
-    )
     app.include_router(_read_router())
     app.include_router(_demo_router(require_key))
 
     @app.exception_handler(SpeechError)
     async def _speech_error(_: Request, exc: SpeechError) -> JSONResponse:
         return JSONResponse({"detail": f"audio alert failed: {exc}"}, status_code=503)
-
-    app.add_middleware(RateLimitMiddleware, owner=app)
 
     inner = app.router.lifespan_context
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from sqlalchemy.exc import IntegrityError
 
 from graphs.wiring import make_rail
@@ -14,6 +14,7 @@ from store import ledger
 from tools.integrations.stripe import WebhookRejectedError, WebhookResult, apply_webhook
 from tools.money.payouts import PayoutView, list_payouts
 from tools.money.receipts import ReceiptVerification, verify_receipt
+from ui.api_input import MAX_ID_CHARS
 from ui.services import Services
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,9 @@ def register(app: FastAPI, svc: Services, require_key: Callable[..., Any]) -> No
     @router.post("/stripe/webhook", response_model=WebhookResult)
     async def stripe_webhook(
         request: Request,
-        stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
+        stripe_signature: Annotated[
+            str | None, Header(alias="Stripe-Signature", max_length=4096)
+        ] = None,
     ) -> WebhookResult:
         """Verify a Stripe delivery (raw body, signature, 300 s tolerance); apply it once."""
         secret = svc.settings.stripe_webhook_secret
@@ -64,7 +67,9 @@ def register(app: FastAPI, svc: Services, require_key: Callable[..., Any]) -> No
             return dict(ledger.trial_balance(session=session))
 
     @router.get("/payouts", response_model=list[PayoutView])
-    def payouts(status: str | None = None) -> list[PayoutView]:
+    def payouts(
+        status: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+    ) -> list[PayoutView]:
         """List payout intents, newest first."""
         with svc.sessions() as session:
             return list_payouts(session=session, status=status)
@@ -74,7 +79,9 @@ def register(app: FastAPI, svc: Services, require_key: Callable[..., Any]) -> No
         response_model=ReceiptVerification,
         dependencies=[Depends(require_key)],
     )
-    async def receipt_verify(receipt_id: str) -> ReceiptVerification:
+    async def receipt_verify(
+        receipt_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)],
+    ) -> ReceiptVerification:
         """Verify a carbon receipt against its document, signed memo and the chain."""
         rail = make_rail(svc.settings)
         with svc.sessions() as session:

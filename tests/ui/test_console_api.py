@@ -2,7 +2,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ui.api import create_app
-from ui.api_console import RateLimiter
+from ui.api_access import ApiRateLimiter
 
 AUTH = {"X-API-Key": "console-test-key"}
 
@@ -88,17 +88,9 @@ def test_reroute_without_placed_work_is_a_clear_404(client):
 
 
 def test_rate_limit_answers_429_with_retry_after(client):
-    client.app.state.rate_limiter = RateLimiter(per_minute=60, burst=3)
+    client.app.state.rate_limiter = ApiRateLimiter(per_minute=60, burst=3)
     codes = [client.get("/api/v1/health").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     limited = client.get("/api/v1/health")
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
     assert client.get("/api/v1/health", headers=AUTH).status_code == 200
-
-
-def test_token_bucket_refills():
-    bucket = RateLimiter(per_minute=60, burst=2)
-    assert [bucket.take("k", now=0.0) for _ in range(2)] == [0.0, 0.0]
-    assert bucket.take("k", now=0.0) == pytest.approx(1.0)
-    assert bucket.take("k", now=1.0) == 0.0
-    assert bucket.take("other", now=1.0) == 0.0

@@ -14,7 +14,7 @@ from schemathesis.checks import not_a_server_error
 
 from graphs.settings import Settings
 from ui.api import create_app
-from ui.api_console import RateLimiter
+from ui.api_access import ApiRateLimiter
 from ui.services import Services
 
 KEY = "schema-test-key"
@@ -33,7 +33,7 @@ def _app():
             os.environ.pop("TGTG_LOOP_INTERVAL_S")
         else:
             os.environ["TGTG_LOOP_INTERVAL_S"] = previous
-    app.state.rate_limiter = RateLimiter(per_minute=10**7, burst=10**7)
+    app.state.rate_limiter = ApiRateLimiter(per_minute=10**7, burst=10**7)
     return app, data
 
 
