@@ -8,13 +8,14 @@ import typer
 
 from store import repo
 from store.migrate import upgrade
-from store.seed import drop_everything
+from store.seed import MoneyRowsError, drop_everything
 from tools.broker.fleet import node_views, seed_demo
 from ui.cli_common import (
     AT_OPTION,
     JSON_OPTION,
     domain_errors,
     emit_json,
+    fail,
     one_of,
     services,
     table,
@@ -39,24 +40,50 @@ def db_upgrade(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 @domain_errors
 def seed(
     ctx: typer.Context,
-    reset: Annotated[bool, typer.Option("--reset", help="Drop all data first.")] = False,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Drop all data first (refused while money rows exist).")
+    ] = False,
+    wipe_ledger: Annotated[
+        bool,
+        typer.Option(
+            "--wipe-ledger",
+            help="With --reset: also delete ledger entries, payouts and carbon receipts.",
+        ),
+    ] = False,
     at: str | None = AT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Seed 13 organisations, 14 nodes and recent grid states (idempotent)."""
+    """Seed 13 organisations, 14 nodes and recent grid states (idempotent).
+
+    --reset refuses while the ledger, payouts or receipts hold rows: their transfers stay in
+    the chain journal and on chain, so deleting them loses the books. --wipe-ledger allows it.
+    """
+    if wipe_ledger and not reset:
+        raise fail("--wipe-ledger only applies with --reset: add --reset or drop --wipe-ledger")
     svc = services(ctx, at)
+    deleted: dict[str, int] = {}
     if reset:
-        drop_everything(svc.engine)
+        try:
+            deleted = drop_everything(svc.engine, wipe_ledger=wipe_ledger)
+        except MoneyRowsError as exc:
+            raise fail(
+                f"--reset refused: {exc} (money records whose transfers stay in the chain "
+                "journal, on chain and at Stripe); back up the database, then rerun with "
+                "--reset --wipe-ledger, or seed without --reset"
+            ) from None
         upgrade(svc.engine)
     with transaction(svc) as session:
         report = seed_demo(session=session, grid=svc.grid("sim"), now=svc.clock.now())
     if as_json:
-        emit_json(report)
-    else:
-        print(
-            f"seeded: {report.organizations_added} organisations, {report.nodes_added} nodes, "
-            f"{report.grid_states_added} grid states (reset={reset})"
-        )
+        emit_json({**report.model_dump(), "reset": reset, "deleted": deleted})
+        return
+    if reset:
+        gone = ", ".join(f"{n} {t}" for t, n in deleted.items() if n) or "no rows"
+        print(f"reset: deleted {gone}")
+    print(
+        f"seeded: {report.organizations_added} organisations, {report.nodes_added} nodes, "
+        f"{report.grid_states_added} grid states (reset={reset})"
+    )
 
 
 @domain_errors

@@ -198,6 +198,7 @@ def test_a_database_migrated_by_newer_code_is_refused_and_left_alone(local, tmp_
             ["route", "--gpus", "1", "--hours", "1", "--deadline", "9999-12-31T23:00Z"],
             "--deadline '9999-12-31T23:00Z' is out of range",
         ),
+        (["seed", "--wipe-ledger"], "--wipe-ledger only applies with --reset"),
         (["payouts", "--approve", "a", "--reject", "b"], "--approve 'a' and --reject 'b'"),
         (["workloads", "complete", "wl_a", "--all"], "workload 'wl_a' and --all"),
         (["ledger", "owed", "nobody"], "organization 'nobody' does not exist; list them with"),
