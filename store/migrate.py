@@ -5,12 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Connection, Engine, inspect
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class SchemaAheadError(RuntimeError):
+    """The database carries a migration revision this code does not know: newer code wrote it."""
+
+    def __init__(self, current: str, head: str) -> None:
+        """Record the database's revision and this code's head revision."""
+        super().__init__(f"database is at revision {current}, newer than this code (head {head})")
+        self.current = current
+        self.head = head
 
 
 def alembic_config(url: str) -> Config:
@@ -23,12 +33,30 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def _refuse_unknown_revision(cfg: Config, conn: Connection) -> None:
+    """Raise SchemaAheadError when the database is stamped with a revision not in our scripts."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(cfg)
+    known = {s.revision for s in script.walk_revisions()}
+    for current in MigrationContext.configure(conn).get_current_heads():
+        if current not in known:
+            raise SchemaAheadError(current, ", ".join(script.get_heads()))
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database behind `engine` to `revision` (default: the newest)."""
+    """Bring the database behind `engine` to `revision` (default: the newest).
+
+    Raises:
+        SchemaAheadError: The database is at a revision this code does not have (newer code
+            migrated it); nothing is changed.
+    """
     from alembic import command
 
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        _refuse_unknown_revision(cfg, conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

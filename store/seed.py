@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, MetaData
+from sqlalchemy import Connection, Engine, MetaData, func, select, text
 from sqlalchemy.orm import Session
 
 from store.models import ComputeNode, Organization
@@ -133,8 +133,74 @@ def seed_fleet(*, session: Session, now: datetime) -> SeedReport:
     return SeedReport(organizations_added=orgs_added, nodes_added=nodes_added)
 
 
-def drop_everything(engine: Engine) -> None:
-    """Drop every table in the database (domain data, ledger, checkpoints) for a clean reset."""
-    meta = MetaData()
-    meta.reflect(bind=engine)
-    meta.drop_all(bind=engine)
+MONEY_TABLES: dict[str, tuple[str, str]] = {
+    "ledger_entries": ("ledger entry", "ledger entries"),
+    "payout_intents": ("payout", "payouts"),
+    "chain_submissions": ("chain submission", "chain submissions"),
+    "carbon_receipts": ("carbon receipt", "carbon receipts"),
+    "meter_events": ("Stripe meter event", "Stripe meter events"),
+}
+"""Tables whose rows mirror money or chain state kept elsewhere (chain journal, Stripe)."""
+
+
+class MoneyRowsError(RuntimeError):
+    """A reset would delete ledger, payout or receipt rows whose counterparts live elsewhere."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        """Record the money rows found, per table (non-zero counts only)."""
+        listed = ", ".join(f"{n} {MONEY_TABLES[t][0 if n == 1 else 1]}" for t, n in counts.items())
+        super().__init__(f"the database holds {listed}")
+        self.counts = counts
+
+
+def drop_everything(engine: Engine, *, wipe_ledger: bool = False) -> dict[str, int]:
+    """Drop every table (domain data, ledger, checkpoints) for a clean reset.
+
+    On PostgreSQL this is one transaction: the money tables are locked first, so no row slips
+    in between the count and the drop, and the migrations' trigger functions go too, so
+    `upgrade` can run again. (SQLite's driver commits each DROP on its own.)
+
+    Args:
+        engine: The database to empty.
+        wipe_ledger: Also drop tables holding ledger, payout, receipt or meter rows; without it
+            the reset refuses while any of them has rows.
+
+    Returns:
+        The rows each table held when it was dropped (the Alembic version table left out).
+
+    Raises:
+        MoneyRowsError: Money rows exist and `wipe_ledger` is False; nothing is dropped.
+    """
+    with engine.begin() as conn:
+        meta = MetaData()
+        meta.reflect(bind=conn)
+        money = [t for t in MONEY_TABLES if t in meta.tables]
+        if money and conn.dialect.name == "postgresql":
+            # No settlement can add rows between the count and the drop.
+            names = ", ".join(conn.dialect.identifier_preparer.quote(t) for t in money)
+            conn.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
+        counts = {
+            name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for name, table in sorted(meta.tables.items())
+            if name != "alembic_version"
+        }
+        held = {t: counts[t] for t in money if counts[t]}
+        if held and not wipe_ledger:
+            raise MoneyRowsError(held)
+        meta.drop_all(bind=conn)
+        if conn.dialect.name == "postgresql":
+            _drop_trigger_functions(conn)
+    return counts
+
+
+def _drop_trigger_functions(conn: Connection) -> None:
+    """Drop the trigger functions migrations created in this schema (their tables are gone)."""
+    names = conn.execute(
+        text(
+            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = current_schema() AND p.prorettype = 'trigger'::regtype"
+        )
+    ).scalars()
+    for name in list(names):
+        quoted = conn.dialect.identifier_preparer.quote(name)
+        conn.execute(text(f"DROP FUNCTION IF EXISTS {quoted}()"))

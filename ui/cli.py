@@ -6,26 +6,30 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from evals.cli import replay as replay_command
 from graphs.settings import Settings
-from store.migrate import upgrade
-from store.seed import drop_everything
-from tools.broker.fleet import node_views, seed_demo
 from tools.broker.routing import JobSpec, recommend, route_workload, submit_workload
 from tools.broker.scoring import score_one
-from tools.clock import parse_time
 from ui.cli_agents import register as register_agent_commands
 from ui.cli_common import (
     AT_OPTION,
+    GRID_SOURCES,
     JSON_OPTION,
+    SOURCE_OPTION,
+    CliGroup,
+    cli_time,
     domain_errors,
     emit_json,
     fail,
+    one_of,
     services,
     table,
     transaction,
+    validation_message,
 )
+from ui.cli_fleet import register as register_fleet_commands
 from ui.cli_grid import grid_app
 from ui.cli_money import register as register_money
 from ui.cli_workloads import workloads_app
@@ -36,14 +40,14 @@ app = typer.Typer(
     help="Too Green To Go: route GPU work to wherever clean energy is cheapest.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=CliGroup,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
 app.add_typer(grid_app, name="grid")
 app.add_typer(workloads_app, name="workloads")
+register_fleet_commands(app)
 register_agent_commands(app, grid_app)
 register_money(app, workloads_app)
-app.command("replay")(replay_command)
+app.command("replay")(domain_errors(replay_command))
 
 
 @app.callback()
@@ -56,7 +60,10 @@ def main(
         Path | None, typer.Option("--data-dir", help="Overrides TGTG_DATA_DIR.")
     ] = None,
     grid_source: Annotated[
-        str | None, typer.Option("--grid-source", help="sim | recorded | live.")
+        str | None,
+        typer.Option(
+            "--grid-source", help="sim | recorded | live.", callback=one_of(*GRID_SOURCES)
+        ),
     ] = None,
     grid_dir: Annotated[
         Path | None, typer.Option("--grid-dir", help="Recorded CSV directory (TGTG_GRID_DIR).")
@@ -75,45 +82,12 @@ def main(
     }
     try:
         settings = Settings(**overrides)
-    except ValueError as exc:
-        raise fail(str(exc).splitlines()[0] + f": {exc}") from None
+    except ValidationError as exc:
+        # A bad value came from a flag (named as typed) or from the environment / .env file.
+        labels = {f: f"TGTG_{f.upper()}" for f in Settings.model_fields}
+        labels |= {f: "--" + f.replace("_", "-") for f in overrides}
+        raise fail(validation_message(exc, labels, overrides)) from None
     ctx.obj = {"settings": settings}
-
-
-@db_app.command("upgrade")
-@domain_errors
-def db_upgrade(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
-    """Apply database migrations up to the newest schema."""
-    svc = services(ctx)
-    upgrade(svc.engine)
-    url = svc.engine.url.render_as_string(hide_password=True)
-    emit_json({"upgraded": True, "database": url}) if as_json else print(
-        f"database at {url} is up to date"
-    )
-
-
-@app.command("seed")
-@domain_errors
-def seed(
-    ctx: typer.Context,
-    reset: Annotated[bool, typer.Option("--reset", help="Drop all data first.")] = False,
-    at: str | None = AT_OPTION,
-    as_json: bool = JSON_OPTION,
-) -> None:
-    """Seed 13 organisations, 14 nodes and recent grid states (idempotent)."""
-    svc = services(ctx, at)
-    if reset:
-        drop_everything(svc.engine)
-        upgrade(svc.engine)
-    with transaction(svc) as session:
-        report = seed_demo(session=session, grid=svc.grid("sim"), now=svc.clock.now())
-    if as_json:
-        emit_json(report)
-    else:
-        print(
-            f"seeded: {report.organizations_added} organisations, {report.nodes_added} nodes, "
-            f"{report.grid_states_added} grid states (reset={reset})"
-        )
 
 
 @app.command("score")
@@ -133,6 +107,27 @@ def score(
     )
 
 
+_SPEC_OPTIONS = {
+    "gpu_count": "--gpus",
+    "duration_hours": "--hours",
+    "gpu_model": "--gpu-model",
+    "deadline": "--deadline",
+    "allowed_zones": "--zones",
+    "denied_zones": "--deny",
+    "max_carbon_intensity": "--max-carbon",
+    "": "--zones/--deny",
+}
+
+
+def _zone_list(text: str | None, option: str) -> list[str] | None:
+    if text is None:
+        return None
+    codes = [z for z in (p.strip() for p in text.split(",")) if z]
+    if not codes:
+        raise fail(f"{option} {text!r} names no zone: give codes separated by commas, e.g. FR,DE")
+    return codes
+
+
 def _spec(
     gpus: int,
     hours: float,
@@ -142,16 +137,27 @@ def _spec(
     deny: str | None,
     max_carbon: float | None,
 ) -> JobSpec:
-    split = lambda s: [z for z in (p.strip() for p in s.split(",")) if z] if s else None  # noqa: E731
-    return JobSpec(
-        gpu_count=gpus,
-        duration_hours=hours,
-        gpu_model=gpu_model,
-        deadline=parse_time(deadline, what="--deadline") if deadline else None,
-        allowed_zones=split(zones),
-        denied_zones=split(deny),
-        max_carbon_intensity=max_carbon,
-    )
+    raw = {
+        "gpu_count": gpus,
+        "duration_hours": hours,
+        "gpu_model": gpu_model,
+        "deadline": deadline,
+        "allowed_zones": zones,
+        "denied_zones": deny,
+        "max_carbon_intensity": max_carbon,
+    }
+    try:
+        return JobSpec(
+            gpu_count=gpus,
+            duration_hours=hours,
+            gpu_model=gpu_model,
+            deadline=cli_time(deadline, "--deadline") if deadline else None,
+            allowed_zones=_zone_list(zones, "--zones"),
+            denied_zones=_zone_list(deny, "--deny"),
+            max_carbon_intensity=max_carbon,
+        )
+    except ValidationError as exc:
+        raise fail(validation_message(exc, _SPEC_OPTIONS, raw)) from None
 
 
 @app.command("route")
@@ -174,7 +180,7 @@ def route(
     org: Annotated[str, typer.Option("--org", help="Customer organisation id.")] = "acme-ai",
     name: Annotated[str, typer.Option("--name", help="Workload name.")] = "cli job",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Rank only; write nothing.")] = False,
-    source: Annotated[str | None, typer.Option("--source", help="sim | recorded | live.")] = None,
+    source: str | None = SOURCE_OPTION,
     at: str | None = AT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -182,6 +188,11 @@ def route(
     svc = services(ctx, at)
     spec = _spec(gpus, hours, gpu_model, deadline, zones, deny, max_carbon)
     now = svc.clock.now()
+    if spec.deadline is not None and spec.deadline <= now:
+        raise fail(
+            f"--deadline {deadline!r} has already passed (it is now {now.isoformat()}): "
+            "give a later time"
+        )
     with transaction(svc) as session:
         grid = svc.effective_grid(session, source)
         rec = recommend(session=session, grid=grid, spec=spec, now=now, weights=svc.weights)
@@ -236,34 +247,6 @@ def route(
         "candidates",
         ["node", "zone", "score", "kg CO2"],
         [[c.node_id, c.zone, f"{c.score:.4f}", f"{c.co2_kg:.1f}"] for c in rec.candidates],
-    )
-
-
-@app.command("nodes")
-@domain_errors
-def nodes(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
-    """List compute nodes with their free GPUs and utilisation."""
-    svc = services(ctx)
-    with transaction(svc) as session:
-        rows = node_views(session=session)
-    if as_json:
-        emit_json(rows)
-        return
-    table(
-        "nodes",
-        ["id", "zone", "GPU", "free/total", "util", "€/GPU-h", "status"],
-        [
-            [
-                n.id,
-                n.zone,
-                n.gpu_model,
-                f"{n.free_gpus}/{n.gpu_count}",
-                f"{n.utilization:.0%}",
-                f"{n.price_per_gpu_hour_minor / 100:.2f}",
-                n.status,
-            ]
-            for n in rows
-        ],
     )
 
 

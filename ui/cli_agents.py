@@ -93,7 +93,7 @@ def chat(
     from graphs.chat import chat_turn
 
     if not text.strip():
-        raise fail("chat text '' is empty: say what you need, e.g. 'compare zones now'")
+        raise fail(f"chat text {text!r} is empty: say what you need, e.g. 'compare zones now'")
     svc = services(ctx)
     context = _context(svc, org_id=org)
     with _checkpointer(svc) as saver:
@@ -147,7 +147,8 @@ def _print_reports(reports: list[dict[str, Any]], as_json: bool) -> None:
 def incidents_watch(
     ctx: typer.Context,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.1, help="Seconds between scans.")
+        float,
+        typer.Option("--interval", min=0.1, help="Seconds between scans."),
     ] = 60.0,
     iterations: Annotated[int | None, typer.Option("--iterations", min=1)] = None,
     worker_id: Annotated[str, typer.Option("--worker-id")] = socket.gethostname(),

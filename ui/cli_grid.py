@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 from tools.broker.workloads import normalise_zone
-from tools.clock import parse_time
 from tools.grid import ZONE_CODES
 from tools.grid.ingest import ingest
 from tools.grid.models import floor_hour
 from ui.cli_common import (
     AT_OPTION,
     JSON_OPTION,
+    SOURCE_OPTION,
+    cli_time,
     domain_errors,
     emit_json,
     services,
@@ -30,7 +31,7 @@ grid_app = typer.Typer(help="Grid readings: show them, or ingest them into the s
 def grid_show(
     ctx: typer.Context,
     zone: Annotated[list[str] | None, typer.Option("--zone", help="Zone code; repeatable.")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="sim | recorded | live.")] = None,
+    source: str | None = SOURCE_OPTION,
     at: str | None = AT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -72,7 +73,7 @@ def _fmt(v: float | None) -> str:
 def grid_ingest(
     ctx: typer.Context,
     zone: Annotated[list[str] | None, typer.Option("--zone", help="Zone code; repeatable.")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="sim | recorded | live.")] = None,
+    source: str | None = SOURCE_OPTION,
     start: Annotated[
         str | None, typer.Option("--start", help="First hour (default: now-23h).")
     ] = None,
@@ -84,9 +85,7 @@ def grid_ingest(
     svc = services(ctx, at)
     now = svc.clock.now()
     zones = [normalise_zone(z) for z in zone] if zone else list(ZONE_CODES)
-    first = (
-        parse_time(start, what="--start") if start else floor_hour(now) - timedelta(hours=hours - 1)
-    )
+    first = cli_time(start, "--start") if start else floor_hour(now) - timedelta(hours=hours - 1)
     with transaction(svc) as session:
         report = ingest(
             session=session, source=svc.grid(source), zones=zones, start=first, hours=hours, now=now

@@ -9,13 +9,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from store import ledger, repo
+from store.ledger_models import PAYOUT_STATUSES
 from tools.errors import InvalidInputError, NotFoundError
 from tools.grid import ZONES
 from tools.money.payouts import list_payouts, owed_to
 from tools.money.profitability import is_group_by, profitability_report, routing_signals
 from tools.money.receipts import list_receipts, verify_receipt
 from tools.money.settlement import complete_workload, unsettled_workloads
-from ui.cli_common import AT_OPTION, JSON_OPTION, domain_errors, emit_json, fail, services, table
+from ui.cli_common import (
+    AT_OPTION,
+    JSON_OPTION,
+    domain_errors,
+    emit_json,
+    fail,
+    one_of,
+    services,
+    table,
+)
 from ui.services import Services
 
 if TYPE_CHECKING:
@@ -54,8 +64,10 @@ def complete(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Complete workloads, then bill them, pay gamer nodes and mint carbon receipts."""
-    if (workload_id is None) == (not all_):
-        raise fail("give a workload ID or --all (not both)")
+    if workload_id is not None and all_:
+        raise fail(f"workload {workload_id!r} and --all: give a workload id or --all, not both")
+    if workload_id is None and not all_:
+        raise fail("no workload given: give a workload id or --all (not both)")
     svc = services(ctx, at)
     now = svc.clock.now()
     with svc.sessions() as session:
@@ -154,7 +166,9 @@ def ledger_owed(
     svc = services(ctx)
     with svc.sessions() as session:
         if repo.get_organization(session=session, org_id=org_id) is None:
-            raise NotFoundError(f"organization {org_id!r} does not exist")
+            raise NotFoundError(
+                f"organization {org_id!r} does not exist; list them with `tgtg orgs`"
+            )
         owed = {"org_id": org_id, **owed_to(session=session, org_id=org_id)}
     emit_json(owed) if as_json else print(owed)
 
@@ -165,13 +179,16 @@ def payouts(
     ctx: typer.Context,
     approve: Annotated[str | None, typer.Option("--approve", help="Approve this payout.")] = None,
     reject: Annotated[str | None, typer.Option("--reject", help="Reject this payout.")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="Filter by status.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Filter by status.", callback=one_of(*PAYOUT_STATUSES)),
+    ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List payouts, or approve / reject one that awaits approval."""
-    svc = services(ctx)
     if approve and reject:
-        raise fail("give --approve or --reject, not both")
+        raise fail(f"--approve {approve!r} and --reject {reject!r}: give one of them, not both")
+    svc = services(ctx)
     if approve or reject:
         from graphs.billing import decide_payout_approval
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
 from store import repo
 from tools.broker.routing import reroute_workload
-from tools.broker.workloads import WorkloadView, set_workload_status
+from tools.broker.workloads import WorkloadStatus, WorkloadView, set_workload_status
 from ui.cli_common import (
     AT_OPTION,
     JSON_OPTION,
+    SOURCE_OPTION,
     domain_errors,
     emit_json,
+    one_of,
     services,
     table,
     transaction,
@@ -27,7 +29,10 @@ workloads_app = typer.Typer(help="List workloads, or move one along its life cyc
 def workloads(
     ctx: typer.Context,
     status: Annotated[
-        list[str] | None, typer.Option("--status", help="Filter; repeatable.")
+        list[str] | None,
+        typer.Option(
+            "--status", help="Filter; repeatable.", callback=one_of(*get_args(WorkloadStatus))
+        ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
     as_json: bool = JSON_OPTION,
@@ -92,7 +97,7 @@ _status_command("fail", "failed", "Mark a workload as failed.")
 def reroute(
     ctx: typer.Context,
     workload_id: Annotated[str, typer.Argument(help="Workload id.")],
-    source: Annotated[str | None, typer.Option("--source", help="sim | recorded | live.")] = None,
+    source: str | None = SOURCE_OPTION,
     at: str | None = AT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:

@@ -37,13 +37,13 @@ def test_score_json_gives_one_half(tgtg):
         (["score", "--carbon", "-5", "--price", "50"], "carbon intensity -5.0"),
         (["score", "--carbon", "100", "--utilization", "2"], "utilization 2.0"),
         (["route", "--gpus", "4", "--hours", "6", "--zones", "XX"], "unknown zone 'XX'"),
-        (["route", "--gpus", "0", "--hours", "6"], "gpu_count"),
+        (["route", "--gpus", "0", "--hours", "6"], "--gpus '0'"),
         (
             ["route", "--gpus", "1", "--hours", "6", "--deadline", "tomorrow"],
             "--deadline 'tomorrow'",
         ),
         (["grid", "--zone", "Mars"], "unknown zone 'MARS'"),
-        (["--grid-source", "bogus", "grid"], "grid_source"),
+        (["--grid-source", "bogus", "grid"], "--grid-source 'bogus': use one of sim"),
         (["workloads", "start", "wl_nope"], "workload 'wl_nope' does not exist"),
     ],
 )
