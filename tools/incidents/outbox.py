@@ -181,12 +181,14 @@ def record_alert(
     )
 
 
-def _alert(session: Session, sink: AlertSink, payload: dict[str, object], now: datetime) -> str:
-    """Deliver one alert row; return 'done' or the error (the caller schedules the retry)."""
+def _alert(
+    session: Session, sink: AlertSink, payload: dict[str, object], now: datetime
+) -> str | None:
+    """Deliver one alert row; return None when done, else why not (the caller retries later)."""
     event = AlertEventIn.model_validate(payload["event"])
     revision = int(str(payload.get("revision", 0)))
     if alert_recorded(session=session, event=event, revision=revision):
-        return "done"
+        return None
     session.commit()  # no transaction of ours stays open across the network call
     try:
         delivery = sink.deliver(event)
@@ -199,16 +201,16 @@ def _alert(session: Session, sink: AlertSink, payload: dict[str, object], now: d
             )
     except IntegrityError:  # a deliverer whose lease ran out recorded it meanwhile
         logger.info("alert %s %s was recorded already", event.deduplication_key, event.status)
-    return "done"
+    return None
 
 
 def _summary(
     session: Session, summarizer: IncidentSummarizer, incident_id: str, payload: dict[str, object]
-) -> str:
-    """Ask for one summary and store it on the incident; return 'done' or the error."""
+) -> str | None:
+    """Ask for one summary and store it on the incident; return None when done, else why not."""
     incident = incident_repo.get_incident(session=session, incident_id=incident_id)
     if incident is None:
-        return "done"
+        return None
     facts = summary_facts(session=session, incident=incident)
     session.commit()  # no transaction of ours stays open across the model call
     try:
@@ -216,13 +218,11 @@ def _summary(
     except SummaryUnavailableError as exc:
         return str(exc)
     incident = incident_repo.get_incident(session=session, incident_id=incident_id, for_update=True)
-    if incident is not None and (incident.attempt, incident.state) == (
-        payload.get("attempt"),
-        payload.get("state"),
-    ):  # a later attempt owes its own summary
-        incident.summary = text[:2000]
+    owed = (payload.get("attempt"), payload.get("state"))
+    if incident is not None and (incident.attempt, incident.state) == owed:
+        incident.summary = text[:2000]  # unless a later attempt began: it owes its own
         session.flush()
-    return "done"
+    return None
 
 
 def deliver_due(
@@ -248,24 +248,24 @@ def deliver_due(
         incident_id, payload = row.incident_id, dict(row.payload)
         session.commit()
         if kind == "alert" and sink is not None:
-            outcome = _alert(session, sink, payload, now)
+            problem = _alert(session, sink, payload, now)
         elif kind == "summary" and summarizer is not None:
-            outcome = _summary(session, summarizer, incident_id, payload)
+            problem = _summary(session, summarizer, incident_id, payload)
         else:  # unreachable: `kinds` holds only what this pass can deliver
             continue
-        if outcome == "done":
+        if problem is None:
             outbox_repo.finish(session=session, row_id=row_id, now=now)
             report.delivered.append(key)
         elif kind == "summary" and attempts >= MAX_SUMMARY_ATTEMPTS:
-            outbox_repo.give_up(session=session, row_id=row_id, now=now, error=outcome)
+            outbox_repo.give_up(session=session, row_id=row_id, now=now, error=problem)
             report.failed.append(key)
-            logger.warning("%s: gave up after %d tries, template kept: %s", key, attempts, outcome)
+            logger.warning("%s: gave up after %d tries, template kept: %s", key, attempts, problem)
         else:
             due = now + retry_delay(attempts)
-            outbox_repo.retry_later(session=session, row_id=row_id, due_at=due, error=outcome)
+            outbox_repo.retry_later(session=session, row_id=row_id, due_at=due, error=problem)
             report.retrying.append(key)
             kinds.discard(kind)  # the service is struggling: the rest of this kind waits
-            logger.warning("%s: try %d failed, next at %s: %s", key, attempts, due, outcome)
+            logger.warning("%s: try %d failed, next at %s: %s", key, attempts, due, problem)
         session.commit()
     session.commit()
     return report
