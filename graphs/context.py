@@ -6,7 +6,9 @@ their type). Built by composition roots from `Settings`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+import socket
+from dataclasses import dataclass, field
 
 from langchain_core.language_models import BaseChatModel
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +27,15 @@ INCIDENT_RECURSION_LIMIT = 16
 """The incident graph has six nodes and no loops; 16 leaves room and still stops a bug."""
 
 
+def new_worker_id() -> str:
+    """Return a worker id unique to this process: host name and a random suffix.
+
+    Containers often run as PID 1 under the same image, so neither the PID nor the host name
+    alone tells two watchers apart.
+    """
+    return f"{socket.gethostname()}-{secrets.token_hex(4)}"
+
+
 @dataclass(frozen=True)
 class Context:
     """What nodes and tools need at run time."""
@@ -38,8 +49,8 @@ class Context:
     """Organisation the operator acts for; write tools are authorised against it."""
     alerts: AlertSink | None = None
     """Where incident alerts go (incident.io or the local demo recorder)."""
-    worker_id: str = "local"
-    """Identifies this watcher process in incident claims."""
+    worker_id: str = field(default_factory=new_worker_id)
+    """Identifies this watcher process in incident claims; unique per process."""
     max_concurrency: int = 4
 
 

@@ -6,18 +6,26 @@ later watcher pass that finds something changed opens the next attempt on the sa
 (ESCALATED → MONITORING), whose MONITORING goes to RESOLVED (resolving the alert) when the anomaly
 cleared. Legal transitions: `store.incident_models.INCIDENT_TRANSITIONS`.
 
-One node per state. Each node re-reads the incident row, does its work and records the transition
-with time and reason in one transaction; a node whose transition is already stored skips its writes,
-so a resumed run (after a crash) repeats nothing. Reroutes go through the broker and are stored per
-(incident, workload). The deterministic path needs no model; a real model, when configured, writes
-the incident summary.
+One node per state. Each node's transaction first renews this watcher's claim on the incident
+(a conditional UPDATE that also takes the row's write lock: the lease heartbeat, and the fence
+that stops a watcher whose claim was taken over after its lease ran out), re-reads the incident,
+does its work and records the transition with time and reason; a node whose transition is already
+stored skips its writes, so a resumed run (after a crash) repeats nothing. Reroutes go through the
+broker and are stored per (incident, workload).
+
+No node calls a model or the network. The alert events (firing, escalated update, resolved) and,
+when a real model is configured, the request for a model-written summary are outbox rows written
+in the transition's transaction and delivered after commit (`tools.incidents.outbox`); the
+incident carries the template summary until the model's arrives.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any, Literal
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -33,7 +41,8 @@ from store import incident_repo
 from store.incident_models import Incident
 from tools.grid import GridSource
 from tools.incidents.detection import grid_with_overrides, still_present
-from tools.incidents.ports import AlertEventIn
+from tools.incidents.outbox import enqueue_alert, enqueue_summary, template_summary
+from tools.incidents.ports import IncidentSummarizer, SummaryFacts, SummaryUnavailableError
 from tools.incidents.response import (
     adapt_workload,
     affected_workloads,
@@ -46,12 +55,36 @@ logger = logging.getLogger(__name__)
 STATE_ORDER = incident_repo.INCIDENT_ORDER
 RANK = {**{s: i for i, s in enumerate(STATE_ORDER)}, "ESCALATED": STATE_ORDER.index("RESOLVED")}
 """Position within one attempt: both RESOLVED and ESCALATED end it."""
+CLAIM_LEASE = timedelta(minutes=2)
+"""How long a claim holds without renewal; every node transaction renews it."""
 
 
-def _load(session: Session, incident_id: str) -> Incident:
+class ClaimLostError(RuntimeError):
+    """This watcher's claim on an incident was taken over after its lease ran out."""
+
+
+def load_claimed(ctx: Context, session: Session, incident_id: str) -> Incident:
+    """Renew this watcher's claim and return the incident, locked for this transaction.
+
+    Raises:
+        ClaimLostError: Another watcher holds the claim now; write nothing.
+        LookupError: No such incident.
+    """
+    renewed = incident_repo.renew_claim(
+        session=session,
+        incident_id=incident_id,
+        worker_id=ctx.worker_id,
+        now=ctx.clock.now(),
+        lease=CLAIM_LEASE,
+    )
     incident = incident_repo.get_incident(session=session, incident_id=incident_id, for_update=True)
     if incident is None:
         raise LookupError(f"incident {incident_id!r} does not exist")
+    if not renewed:
+        raise ClaimLostError(
+            f"watcher {ctx.worker_id!r} no longer holds incident {incident_id!r} "
+            f"(held by {incident.claimed_by!r}); it stops here"
+        )
     return incident
 
 
@@ -63,38 +96,36 @@ def _grid(ctx: Context, session: Session) -> GridSource:
     return grid_with_overrides(session=session, grid=ctx.grid, now=ctx.clock.now())
 
 
-def _alert(
-    ctx: Context,
-    session: Session,
-    incident: Incident,
-    status: Literal["firing", "resolved"],
-    text: str,
-    revision: int = 0,
-) -> None:
-    # revision > 0: an ESCALATED attempt updates the still-firing alert (same key).
-    if ctx.alerts is None:
-        return
-    suffix = ": escalated, work cannot move" if revision else ""
-    event = AlertEventIn(
-        title=f"Too Green To Go: {incident.trigger.replace('_', ' ')} in {incident.zone}{suffix}",
-        status=status,
-        deduplication_key=incident.id,
-        description=text[:2000],
-        metadata={
-            "zone": incident.zone,
-            "trigger": incident.trigger,
-            "incident_id": incident.id,
-            "state": "ESCALATED" if revision else incident.state,
-        },
-    )
-    ctx.alerts.send(session=session, event=event, now=ctx.clock.now(), revision=revision)
+def model_summarizer(model: BaseChatModel) -> IncidentSummarizer | None:
+    """Return a summarizer asking `model` for the summary, or None for the offline model.
+
+    Any failure of the model call (timeout, connection, 5xx, refusal, empty answer) becomes
+    `SummaryUnavailableError`: the outbox keeps the template summary and tries again later.
+    """
+    if is_offline(model):
+        return None
+
+    def summarize(facts: SummaryFacts) -> str:
+        prompt = render("incident.summary", **facts.model_dump())
+        try:
+            reply = model.invoke([HumanMessage(prompt)])
+        except Exception as exc:  # noqa: BLE001 - whatever the model library raises, retry later
+            raise SummaryUnavailableError(
+                f"model call failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        text = str(reply.content).strip()
+        if not text:
+            raise SummaryUnavailableError("the model answered with no text")
+        return text[:2000]
+
+    return summarize
 
 
 def monitoring(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Confirm the anomaly still holds; move to ANOMALY_DETECTED, or on to RESOLVED."""
     ctx, now = runtime.context, runtime.context.clock.now()
     with ctx.sessions.begin() as session:
-        incident = _load(session, state["incident_id"])
+        incident = load_claimed(ctx, session, state["incident_id"])
         if not _past(incident, "ANOMALY_DETECTED"):
             anomaly = still_present(
                 session=session, grid=_grid(ctx, session), incident=incident, now=now
@@ -111,6 +142,7 @@ def monitoring(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any
                     now=now,
                     reason="anomaly cleared before confirmation",
                 )
+                incident.open_key = None  # seen absent: the episode is over
             else:
                 incident.details = {**incident.details, **anomaly.details}
                 incident_repo.record_transition(
@@ -136,10 +168,17 @@ def anomaly_detected(state: IncidentState, runtime: Runtime[Context]) -> dict[st
     """Raise the alert and list the workloads at stake; move to EVALUATING."""
     ctx, now = runtime.context, runtime.context.clock.now()
     with ctx.sessions.begin() as session:
-        incident = _load(session, state["incident_id"])
+        incident = load_claimed(ctx, session, state["incident_id"])
         affected = affected_workloads(session=session, incident=incident)
         if not _past(incident, "EVALUATING"):
-            _alert(ctx, session, incident, "firing", str(incident.details))
+            if ctx.alerts is not None:
+                enqueue_alert(
+                    session=session,
+                    incident=incident,
+                    status="firing",
+                    text=str(incident.details),
+                    now=now,
+                )
             incident_repo.record_transition(
                 session=session,
                 incident=incident,
@@ -154,7 +193,7 @@ def evaluating(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any
     """Rank reroute candidates for each affected workload (read-only); move to ADAPTING."""
     ctx, now = runtime.context, runtime.context.clock.now()
     with ctx.sessions.begin() as session:
-        incident = _load(session, state["incident_id"])
+        incident = load_claimed(ctx, session, state["incident_id"])
         evaluations = evaluate_reroutes(
             session=session,
             grid=_grid(ctx, session),
@@ -182,7 +221,7 @@ def adapting(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     for workload_id in state.get("affected", []):
         # One transaction per workload: the move and its incident record commit together.
         with ctx.sessions.begin() as session:
-            incident = _load(session, state["incident_id"])
+            incident = load_claimed(ctx, session, state["incident_id"])
             if incident.state != "ADAPTING":
                 break
             reroutes.append(
@@ -196,8 +235,8 @@ def adapting(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
                     attempt=incident.attempt,
                 )
             )
-    with ctx.sessions() as session:
-        incident = _load(session, state["incident_id"])
+    with ctx.sessions.begin() as session:
+        incident = load_claimed(ctx, session, state["incident_id"])
         stuck = stuck_workloads(
             session=session, grid=_grid(ctx, session), incident=incident, now=now
         )
@@ -209,54 +248,38 @@ def route_after_adapting(state: IncidentState) -> Literal["resolved", "escalated
     return "escalated" if state.get("stuck") else "resolved"
 
 
-def _summary(ctx: Context, incident: Incident, session: Session, escalation: str = "") -> str:
-    # `escalation`: the reason of the ESCALATED transition about to be recorded.
-    transitions = incident_repo.list_transitions(session=session, incident_id=incident.id)
-    moves = incident_repo.list_reroutes(session=session, incident_id=incident.id)
-    lines = "\n".join(
-        f"- {t.at.isoformat()} {t.from_state} -> {t.to_state}: {t.reason}" for t in transitions
-    )
-    if escalation:
-        lines += f"\n- {ctx.clock.now().isoformat()} {incident.state} -> ESCALATED: {escalation}"
-    moved = (
-        "\n".join(
-            f"- {r.workload_id}: {r.outcome} {r.from_node_id} -> {r.to_node_id}" for r in moves
+def _owe_summary_and_alert(
+    ctx: Context,
+    session: Session,
+    incident: Incident,
+    status: Literal["firing", "resolved"],
+    text: str,
+    revision: int = 0,
+) -> None:
+    """Queue the alert (when a sink is configured) and a model summary (when a model is)."""
+    now = ctx.clock.now()
+    if ctx.alerts is not None:
+        enqueue_alert(
+            session=session,
+            incident=incident,
+            status=status,
+            text=text,
+            now=now,
+            revision=revision,
         )
-        or "- none"
-    )
-    if is_offline(ctx.model):
-        done = len({r.workload_id for r in moves if r.outcome == "rerouted"})
-        kind = incident.trigger.replace("_", " ")
-        text = (
-            f"{kind} in {incident.zone}: {len({r.workload_id for r in moves})} workload(s) "
-            f"evaluated, {done} rerouted."
-        )
-        return f"{text} Escalated: {escalation}" if escalation else text
-    prompt = render(
-        "incident.summary",
-        incident_id=incident.id,
-        zone=incident.zone,
-        trigger=incident.trigger,
-        opened_at=incident.opened_at.isoformat(),
-        transitions=lines,
-        reroutes=moved,
-    )
-    return str(ctx.model.invoke([HumanMessage(prompt)]).content)[:2000]
+    if not is_offline(ctx.model):
+        enqueue_summary(session=session, incident=incident, now=now)
 
 
 def resolved(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Record the outcome, resolve the alert and close the incident."""
+    """Record the outcome with the template summary; owe the resolved alert and a model summary."""
     ctx, now = runtime.context, runtime.context.clock.now()
     with ctx.sessions.begin() as session:
-        incident = _load(session, state["incident_id"])
+        incident = load_claimed(ctx, session, state["incident_id"])
         if incident.state != "RESOLVED":
             moves = incident_repo.list_reroutes(
                 session=session, incident_id=incident.id, attempt=incident.attempt
             )
-            summary = _summary(ctx, incident, session)
-            # Alert before any write of ours, so no write lock is held during the HTTP call.
-            _alert(ctx, session, incident, "resolved", summary)
-            incident.summary = summary
             outcome = ", ".join(f"{r.workload_id} {r.outcome}" for r in moves) or "nothing to move"
             incident_repo.record_transition(
                 session=session,
@@ -265,39 +288,39 @@ def resolved(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
                 now=now,
                 reason=state.get("resolution") or outcome,
             )
+            if state.get("resolution"):
+                incident.open_key = None  # seen absent: the episode is over
+            incident.summary = template_summary(session=session, incident=incident)
+            _owe_summary_and_alert(ctx, session, incident, "resolved", incident.summary)
         return {"summary": incident.summary or "", "states": ["RESOLVED"]}
 
 
 def escalated(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Record the stuck workloads and why, keep the alert firing and end this attempt."""
+    """Record the stuck workloads and why, owe the escalated alert update; end this attempt."""
     ctx, now = runtime.context, runtime.context.clock.now()
     stuck = state.get("stuck", [])
     with ctx.sessions.begin() as session:
-        incident = _load(session, state["incident_id"])
+        incident = load_claimed(ctx, session, state["incident_id"])
         if incident.state != "ESCALATED":
             names = "; ".join(s["reason"] for s in stuck)
             reason = (
                 f"{len(stuck)} workload(s) cannot move while the anomaly holds: {names}; "
                 "the alert stays firing"
             )
-            # Summary (maybe a model call) and the alert update (HTTP) before any write of ours,
-            # so no write lock is held meanwhile. The alert stays firing: no `resolved` here.
-            incident.summary = _summary(ctx, incident, session, escalation=reason)
-            _alert(
-                ctx,
-                session,
-                incident,
-                "firing",
-                f"ESCALATED: {reason}",
-                revision=incident.attempt + 1,
-            )
             incident.details = {
                 **incident.details,
                 "stuck": stuck,
                 "examined": state.get("affected", []),
             }
+            revision = incident.attempt + 1  # updates the still-firing alert (same key)
             incident_repo.record_transition(
                 session=session, incident=incident, to_state="ESCALATED", reason=reason, now=now
+            )
+            incident.summary = template_summary(
+                session=session, incident=incident, escalation=reason
+            )
+            _owe_summary_and_alert(
+                ctx, session, incident, "firing", f"ESCALATED: {reason}", revision=revision
             )
         return {"summary": incident.summary or "", "states": ["ESCALATED"]}
 

@@ -1,15 +1,30 @@
 """Run the incident loop: scan for anomalies, open incidents, claim and run them durably.
 
+One incident per anomaly episode. An anomaly is identified by its open key (`zone:trigger`, or
+`zone:node_offline:<node>`, see `tools.incidents.detection`). An episode starts on the first
+pass that detects the anomaly while no incident holds its key; `scan` then opens one incident,
+which holds the key. The episode is *cleared*, and the key released, when a pass observes the
+anomaly absent: either `scan`'s detection does not report it (for an incident already RESOLVED),
+or the incident's own run finds it gone (MONITORING resolves "anomaly cleared"). Until then no
+second incident opens for it, also after the incident RESOLVED while the condition still holds
+(e.g. surplus work that stayed because no move was better): the next pass sees the same episode.
+Work that arrives during a held episode is placed by the broker, which reads the same grid. An
+ESCALATED incident keeps its key as well; each pass re-examines it read-only
+(`review_escalation`) and only when something changed starts the next attempt (ESCALATED ->
+MONITORING) on its own thread (`incident:<id>:attempt-<n>`).
+
 Each incident runs on its own checkpoint thread with `durability="sync"`. A run interrupted by
 a crash is resumed from its last checkpoint (`invoke(None, ...)`) by whichever watcher claims
 the incident next; node-level checks and the per-(incident, workload) reroute record make the
-resumed run repeat no write. Several watchers share one PostgreSQL database: claims use
-`FOR UPDATE SKIP LOCKED` plus a lease, so no incident is handled by two at once.
+resumed run repeat no write. Several watchers share one database: a claim is `FOR UPDATE SKIP
+LOCKED` (PostgreSQL) plus a lease of `CLAIM_LEASE` in the name of a worker id unique to the
+process (`graphs.context.new_worker_id`). Every node transaction renews the lease and checks the
+claim is still ours, so a watcher whose lease ran out and whose incident another watcher took
+stops before writing anything (`ClaimLostError`).
 
-One incident per anomaly episode: an ESCALATED incident keeps its open key, so `scan` opens no
-second one. Each pass re-examines it read-only (`review_escalation`); only when something
-changed does it start the next attempt (ESCALATED -> MONITORING) on its own thread
-(`incident:<id>:attempt-<n>`); otherwise nothing is written and the pass does not report it.
+Alerts and model summaries are outbox rows delivered after the incident run committed
+(`deliver_outbox`, `tools.incidents.outbox`): a slow or failing model or alert service delays
+them, never fails the pass.
 """
 
 from __future__ import annotations
@@ -17,7 +32,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -25,28 +39,37 @@ from sqlalchemy.exc import IntegrityError
 
 from graphs.checkpoint import incident_thread
 from graphs.context import INCIDENT_RECURSION_LIMIT, Context
-from graphs.incident import build_incident_graph
+from graphs.incident import (
+    CLAIM_LEASE,
+    ClaimLostError,
+    build_incident_graph,
+    load_claimed,
+    model_summarizer,
+)
 from store import incident_repo
 from tools.incidents.detection import detect_anomalies, grid_with_overrides
-from tools.incidents.ports import AlertDeliveryError
+from tools.incidents.outbox import OutboxReport, deliver_due
 from tools.incidents.response import reroute_view, review_escalation
 
 logger = logging.getLogger(__name__)
-CLAIM_LEASE = timedelta(minutes=2)
 
 
 def scan(ctx: Context) -> list[str]:
-    """Open an incident for each new anomaly; return the ids opened now."""
+    """End the episodes whose anomaly is gone, open an incident per new one; return ids opened."""
     now = ctx.clock.now()
     with ctx.sessions() as session:
         grid = grid_with_overrides(session=session, grid=ctx.grid, now=now)
         anomalies = detect_anomalies(session=session, grid=grid, now=now)
+    with ctx.sessions.begin() as session:
+        ended = incident_repo.end_episodes(session=session, present=[a.open_key for a in anomalies])
+    if ended:
+        logger.info("anomaly episodes over: %s", ", ".join(ended))
     opened: list[str] = []
     for anomaly in anomalies:
         try:
             with ctx.sessions.begin() as session:
                 if incident_repo.find_open_incident(session=session, open_key=anomaly.open_key):
-                    continue
+                    continue  # the same episode: its incident holds the key
                 incident = incident_repo.open_incident(
                     session=session,
                     zone=anomaly.zone,
@@ -110,10 +133,8 @@ def reopen_escalated(ctx: Context, incident_id: str) -> bool:
     """Start the next attempt of an ESCALATED incident if something changed; True if so."""
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
-        incident = incident_repo.get_incident(
-            session=session, incident_id=incident_id, for_update=True
-        )
-        if incident is None or incident.state != "ESCALATED":
+        incident = load_claimed(ctx, session, incident_id)
+        if incident.state != "ESCALATED":
             return False
         grid = grid_with_overrides(session=session, grid=ctx.grid, now=now)
         why = review_escalation(
@@ -157,12 +178,13 @@ def run_incident(ctx: Context, checkpointer: BaseCheckpointSaver[Any], incident_
     return True
 
 
-def run_once(
+def run_incidents(
     ctx: Context, checkpointer: BaseCheckpointSaver[Any], *, max_incidents: int = 50
-) -> list[dict[str, Any]]:
-    """Scan, then claim and run unresolved incidents once each; return those that moved.
+) -> list[str]:
+    """Scan, then claim and run unresolved incidents once each; return the ids that moved.
 
-    ESCALATED incidents where nothing changed are claimed, re-examined and left out.
+    ESCALATED incidents where nothing changed are claimed, re-examined and left out. An
+    incident whose claim another watcher took over meanwhile is left to that watcher.
     """
     scan(ctx)
     seen: list[str] = []
@@ -182,6 +204,9 @@ def run_once(
         seen.append(claimed)
         try:
             ran = run_incident(ctx, checkpointer, claimed)
+        except ClaimLostError as exc:
+            logger.warning("%s", exc)
+            ran = False
         finally:
             with ctx.sessions.begin() as session:
                 incident_repo.release_incident(
@@ -189,6 +214,26 @@ def run_once(
                 )
         if ran:
             handled.append(claimed)
+    return handled
+
+
+def deliver_outbox(ctx: Context) -> OutboxReport:
+    """Deliver the alerts and model summaries that are due (never raises for a slow service)."""
+    with ctx.sessions() as session:
+        return deliver_due(
+            session=session,
+            sink=ctx.alerts,
+            summarizer=model_summarizer(ctx.model),
+            now=ctx.clock.now(),
+        )
+
+
+def run_once(
+    ctx: Context, checkpointer: BaseCheckpointSaver[Any], *, max_incidents: int = 50
+) -> list[dict[str, Any]]:
+    """Run the incidents (`run_incidents`), deliver the outbox; report the incidents that moved."""
+    handled = run_incidents(ctx, checkpointer, max_incidents=max_incidents)
+    deliver_outbox(ctx)
     return [report(ctx, i) for i in handled]
 
 
@@ -200,14 +245,17 @@ def watch(
     iterations: int | None = None,
     on_pass: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> None:
-    """Run `run_once` every `interval_s` seconds (forever unless `iterations` is given)."""
+    """Run `run_once` every `interval_s` seconds (forever unless `iterations` is given).
+
+    A pass that fails (e.g. the database is unreachable) is logged and the loop goes on; an
+    interrupted incident resumes from its checkpoint on a later pass.
+    """
     done = 0
     while iterations is None or done < iterations:
         try:
             reports = run_once(make_ctx(), checkpointer)
-        except AlertDeliveryError as exc:
-            # The incident stays open at its checkpoint; the next pass resumes it.
-            logger.error("incident pass stopped, will resume next pass: %s", exc)
+        except Exception:  # noqa: BLE001 - unattended: log it, try again next pass
+            logger.exception("incident pass failed; the next pass resumes")
             reports = []
         if on_pass is not None:
             on_pass(reports)

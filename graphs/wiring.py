@@ -78,14 +78,11 @@ def make_grid_source(
 
 def make_biller(settings: Settings) -> Biller:
     """Return the Stripe biller, or the labelled demo biller without a key."""
-    import stripe
-
-    from tools.integrations.stripe import DemoBilling, StripeBilling
+    from tools.integrations.stripe import DemoBilling, StripeBilling, make_stripe_client
 
     if settings.stripe_api_key is None:
         return DemoBilling()
-    client = stripe.StripeClient(settings.stripe_api_key.get_secret_value(), max_network_retries=0)
-    return StripeBilling(client)
+    return StripeBilling(make_stripe_client(settings.stripe_api_key.get_secret_value()))
 
 
 def make_rail(settings: Settings) -> SolanaRail:

@@ -138,7 +138,7 @@ def run_one(
     payer = Keypair.from_seed(rng.randbytes(32))
     chain = chain_class(payer=payer)
     svc = MoneyServices(
-        biller=StripeBilling(stripe_client(fake), max_attempts=2, sleep=lambda s: None),
+        biller=StripeBilling(stripe_client(fake, max_network_retries=1)),
         rail=SolanaRail(chain, payer),
         grid=SimulatedGrid(seed=seed),
         policy=PayoutPolicy(

@@ -1,7 +1,7 @@
 """Define the incident tables: incidents, their transitions and reroutes, grid overrides, alerts.
 
 Registered on the shared `Base.metadata`; created by migration 0003, ESCALATED and attempts
-added by 0005, alert revisions by 0006.
+added by 0005, alert revisions by 0006, the outbox by 0008.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ re-examines an ESCALATED incident and, only when something changed, opens a new 
 same incident (ESCALATED -> MONITORING). RESOLVED is final.
 """
 INCIDENT_TRIGGERS = ("carbon_spike", "surplus", "node_offline", "price_spike")
+OUTBOX_KINDS = ("alert", "summary")
+OUTBOX_STATUSES = ("pending", "done", "failed")
 
 
 class Incident(Base):
@@ -67,7 +69,11 @@ class Incident(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """0 for the first run; +1 each time an ESCALATED incident is re-examined (a new attempt)."""
     open_key: Mapped[str | None] = mapped_column(String(100))
-    """`zone:trigger[:node]` until RESOLVED (also while ESCALATED): one incident per anomaly."""
+    """`zone:trigger[:node]` while its anomaly episode lasts: one incident per episode.
+
+    Set when the incident opens; kept while ESCALATED and after RESOLVED until a pass observes
+    the anomaly absent (see `graphs.incident_watch`), then cleared.
+    """
     details: Mapped[dict[str, Any]]
     """Measured values that triggered it (intensity, baseline, threshold, node id …)."""
     summary: Mapped[str | None] = mapped_column(Text)
@@ -158,3 +164,35 @@ class AlertEvent(Base):
     delivery: Mapped[str] = mapped_column(String(10))
     """'sent' (incident.io accepted it) or 'demo' (recorded locally, no key)."""
     created_at: Mapped[datetime]
+
+
+class IncidentOutbox(Base):
+    """Work an incident transition owes the outside world, delivered after its commit.
+
+    Written in the transaction that records the transition (an alert to send, a summary for the
+    model to write), so no model or network call happens while a row lock or write transaction
+    is held. One row per `key`: `alert:<incident>:<status>:<revision>` or
+    `summary:<incident>:<attempt>:<state>`.
+    """
+
+    __tablename__ = "incident_outbox"
+    __table_args__ = (
+        CheckConstraint(_in("kind", OUTBOX_KINDS), name="ck_incident_outbox_kind"),
+        CheckConstraint(_in("status", OUTBOX_STATUSES), name="ck_incident_outbox_status"),
+        UniqueConstraint("key", name="uq_incident_outbox_key"),
+        Index("ix_incident_outbox_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    key: Mapped[str] = mapped_column(String(160))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    """'pending' until delivered ('done'); 'failed' when a summary gave up (template kept)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    due_at: Mapped[datetime]
+    """Earliest next delivery; a claim moves it forward by the delivery lease."""
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]

@@ -1,6 +1,7 @@
 """Repository functions for incidents, their transitions and reroutes, grid overrides, alerts.
 
 Keyword-only, session first; they flush and never commit (the caller owns the transaction).
+Outbox rows (alerts and summaries owed by a transition): `store.incident_outbox_repo`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from store.incident_models import (
@@ -70,8 +71,30 @@ def get_incident(
 
 
 def find_open_incident(*, session: Session, open_key: str) -> Incident | None:
-    """Return the unresolved (open or ESCALATED) incident for an anomaly key, or None."""
+    """Return the incident holding an anomaly key (its episode still lasts), or None.
+
+    That is an unresolved (open or ESCALATED) incident, or a RESOLVED one whose anomaly has not
+    been seen absent since.
+    """
     return session.scalars(select(Incident).where(Incident.open_key == open_key)).one_or_none()
+
+
+def end_episodes(*, session: Session, present: Sequence[str]) -> list[str]:
+    """Release the keys of RESOLVED incidents whose anomaly is not in `present`; return them.
+
+    Unresolved incidents keep their key: their own run decides when the anomaly cleared.
+    """
+    stmt = select(Incident).where(
+        Incident.state == "RESOLVED",
+        Incident.open_key.is_not(None),
+        Incident.open_key.not_in(list(present)),
+    )
+    ended = []
+    for incident in session.scalars(stmt.with_for_update()).all():
+        ended.append(str(incident.open_key))
+        incident.open_key = None
+    session.flush()
+    return ended
 
 
 def list_incidents(
@@ -97,20 +120,17 @@ def claim_incident(
     """Claim one unresolved incident nobody holds (or whose lease expired); skip locked rows.
 
     On PostgreSQL this is `SELECT … FOR UPDATE SKIP LOCKED`, so several watchers share the
-    open incidents without taking the same one; SQLite has one writer at a time anyway.
-    ESCALATED incidents are claimed too (to be re-examined); `exclude` skips the ids this
-    pass already handled.
+    open incidents without taking the same one; SQLite has one writer at a time anyway. A claim
+    still within its lease is never taken, not even by the same worker id (ids are unique per
+    process, and a second claim would run the incident twice). ESCALATED incidents are claimed
+    too (to be re-examined); `exclude` skips the ids this pass already handled.
     """
     stmt = (
         select(Incident)
         .where(
             Incident.state != "RESOLVED",
             Incident.id.not_in(list(exclude)),
-            or_(
-                Incident.claimed_until.is_(None),
-                Incident.claimed_until < now,
-                Incident.claimed_by == worker_id,
-            ),
+            or_(Incident.claimed_until.is_(None), Incident.claimed_until < now),
         )
         # Open incidents before ESCALATED ones, so many long-lived escalations never starve
         # a new incident out of a pass.
@@ -124,6 +144,23 @@ def claim_incident(
         incident.claimed_until = now + lease
         session.flush()
     return incident
+
+
+def renew_claim(
+    *, session: Session, incident_id: str, worker_id: str, now: datetime, lease: timedelta
+) -> bool:
+    """Extend this worker's claim to `now + lease`; False if another worker holds it now.
+
+    One conditional UPDATE, so it also takes the row's write lock first: the caller's
+    transaction then writes only while it still holds the claim. A claim whose lease ran out
+    is still ours to renew as long as nobody else took it.
+    """
+    result = session.connection().execute(
+        update(Incident)
+        .where(Incident.id == incident_id, Incident.claimed_by == worker_id)
+        .values(claimed_until=now + lease)
+    )
+    return result.rowcount == 1
 
 
 def release_incident(*, session: Session, incident_id: str, worker_id: str) -> None:
@@ -169,8 +206,7 @@ def record_transition(
     incident.state = to_state
     incident.updated_at = now
     if to_state == "RESOLVED":
-        incident.resolved_at = now
-        incident.open_key = None
+        incident.resolved_at = now  # the open key stays until the anomaly is seen absent
     session.flush()
     return True
 

@@ -130,6 +130,9 @@ class FakeStripe(stripe.HTTPClient):
             return json.dumps(event), 200
         return json.dumps({"error": {"type": "invalid_request_error", "message": path}}), 404
 
+    def _sleep_time_seconds(self, num_retries: int) -> float:
+        return 0.0  # the SDK's own retries, without their back-off wait in tests
+
     def request_stream(self, method, url, headers, post_data=None, *, _usage=None):
         raise NotImplementedError("streaming is not used by the money path")
 
@@ -148,9 +151,13 @@ def random_faults(seed: int, rate: float) -> Callable[[str, str], Fault]:
     return plan
 
 
-def stripe_client(fake: FakeStripe) -> stripe.StripeClient:
-    """Return a real Stripe SDK client whose HTTP goes to `fake`."""
-    return stripe.StripeClient("sk_test_fake", http_client=fake, max_network_retries=0)
+def stripe_client(fake: FakeStripe, *, max_network_retries: int = 4) -> stripe.StripeClient:
+    """Return a real Stripe SDK client (retrying as in production) whose HTTP goes to `fake`."""
+    from tools.integrations.stripe import make_stripe_client
+
+    return make_stripe_client(
+        "sk_test_fake", http_client=fake, max_network_retries=max_network_retries
+    )
 
 
 class SolanaRpcShim:

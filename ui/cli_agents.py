@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -43,8 +42,17 @@ def _alert_sink(svc: Services) -> AlertSink:
     return make_alert_sink(svc.settings)
 
 
+WORKER_ID_HELP = "Names this watcher in incident claims; default host name + random suffix."
+
+
+def _worker_id(given: str | None) -> str:
+    from graphs.context import new_worker_id
+
+    return given or new_worker_id()
+
+
 def _context(
-    svc: Services, *, org_id: str, worker_id: str = "local", alerts: AlertSink | None = None
+    svc: Services, *, org_id: str, worker_id: str | None = None, alerts: AlertSink | None = None
 ) -> Context:
     from agents.models import ModelEndpointError, make_chat_model
     from graphs.context import Context
@@ -67,7 +75,7 @@ def _context(
         weights=svc.weights,
         org_id=org_id,
         alerts=alerts or _alert_sink(svc),
-        worker_id=worker_id,
+        worker_id=_worker_id(worker_id),
     )
 
 
@@ -109,7 +117,7 @@ def chat(
 @domain_errors
 def incidents_run_once(
     ctx: typer.Context,
-    worker_id: Annotated[str, typer.Option("--worker-id")] = socket.gethostname(),
+    worker_id: Annotated[str | None, typer.Option("--worker-id", help=WORKER_ID_HELP)] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Scan for anomalies once, run open incidents to RESOLVED or ESCALATED; list those that moved.
@@ -151,7 +159,7 @@ def incidents_watch(
         typer.Option("--interval", min=0.1, help="Seconds between scans."),
     ] = 60.0,
     iterations: Annotated[int | None, typer.Option("--iterations", min=1)] = None,
-    worker_id: Annotated[str, typer.Option("--worker-id")] = socket.gethostname(),
+    worker_id: Annotated[str | None, typer.Option("--worker-id", help=WORKER_ID_HELP)] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Scan and handle incidents every --interval seconds; safe to kill and restart."""
@@ -159,6 +167,7 @@ def incidents_watch(
 
     svc = services(ctx)
     alerts = _alert_sink(svc)
+    worker_id = _worker_id(worker_id)  # one id for every pass of this process
     with _checkpointer(svc) as saver:
         watch(
             lambda: _context(svc, org_id=DEFAULT_ORG_ID, worker_id=worker_id, alerts=alerts),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -24,8 +23,8 @@ from sqlalchemy.orm import Session
 from agents.models import make_chat_model
 from graphs.billing import settle_workloads
 from graphs.checkpoint import chat_thread, open_checkpointer
-from graphs.context import CHAT_RECURSION_LIMIT, BillingContext, Context
-from graphs.incident_watch import run_once
+from graphs.context import CHAT_RECURSION_LIMIT, BillingContext, Context, new_worker_id
+from graphs.incident_watch import deliver_outbox, run_incidents
 from graphs.settings import Settings
 from graphs.supervisor import build_supervisor_graph
 from graphs.wiring import make_alert_sink, make_money_services
@@ -75,6 +74,8 @@ class ConsoleRuntime:
         self._cache: dict[str, tuple[float, Any]] = {}
         self.last_pass: dict[str, Any] = {}
         self.last_error: str | None = None
+        self.worker_id = new_worker_id()
+        """This console's name in incident claims (unique per process)."""
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -149,7 +150,7 @@ class ConsoleRuntime:
             clock=self.svc.clock,
             weights=self.svc.weights,
             alerts=self.alert_sink,
-            worker_id=f"console-{os.getpid()}",
+            worker_id=self.worker_id,
         )
 
     def read(self, fn: Callable[[Session], T]) -> T:
@@ -255,11 +256,18 @@ class ConsoleRuntime:
         return self.last_pass
 
     def run_incidents(self) -> list[str]:
-        """Scan for anomalies, then claim and run every open incident; return their ids."""
+        """Scan for anomalies, claim and run every open incident, deliver alerts; return ids.
+
+        The alerts and model summaries are delivered outside the write lock: they hold no
+        database transaction while waiting on the network or the model.
+        """
         if self._saver is None:
             raise RuntimeError("the console runtime is not started")
-        reports = run_once(self.context(), self._saver)
-        return [str(r["id"]) for r in reports]
+        context = self.context()
+        handled = run_incidents(context, self._saver)
+        deliver_outbox(context)
+        self._cache.clear()
+        return handled
 
     def speak_alerts(self) -> list[alerts.AudioAlertView]:
         """Give new curtailment events and incidents their audio alert."""

@@ -12,11 +12,15 @@ from ui.cli import app
 
 ASK = "Where should I run a 4xH100 fine-tune for 6 hours, EU only, done within 24 hours?"
 EU = {"FR", "DE", "ES", "PT", "NL", "BE", "IT"}
+CLOCK = "2026-11-26T10:00:00Z"
+"""Every command's clock (TGTG_CLOCK_START): the result never depends on the hour tests run."""
 
 
 @pytest.fixture
 def tgtg(tmp_path, monkeypatch):
     monkeypatch.setenv("TGTG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TGTG_CLOCK_START", CLOCK)
+    monkeypatch.setenv("TGTG_CLOCK_SPEED", "0.000001")  # as good as standing still
     runner = CliRunner()
 
     def run(*args: str) -> str:
@@ -83,6 +87,46 @@ def test_misconfigured_model_endpoint_fails_fast_naming_the_setting(tmp_path, mo
         result = CliRunner().invoke(app, ["chat", "compare zones now", "--json"])
     assert result.exit_code == 2
     assert "TGTG_LLM_MODEL" in result.output and "served/model" in result.output
+
+
+def test_a_model_timing_out_on_the_summary_never_fails_run_once(tgtg, monkeypatch):
+    """A real, slow model endpoint: the escalation summary times out; the pass still succeeds."""
+    from tests.fakes import FakeHTTPServer, Reply, completion, models_list
+
+    def slow(req):
+        if req.path.endswith("/models"):
+            return Reply(200, models_list("served/model"))
+        return Reply(200, completion("too late"), delay_s=1)
+
+    tgtg("seed", "--at", CLOCK, "--json")
+    routed = json.loads(
+        tgtg(
+            "route",
+            "--gpus",
+            "2",
+            "--hours",
+            "4",
+            "--gpu-model",
+            "H100",
+            "--zones",
+            "NL",
+            "--at",
+            CLOCK,
+            "--json",
+        )
+    )
+    tgtg("grid", "spike", "--zone", "NL", "--factor", "20", "--at", CLOCK, "--json")
+    with FakeHTTPServer(slow) as server:
+        monkeypatch.setenv("TGTG_LLM_BASE_URL", f"{server.url}/v1")
+        monkeypatch.setenv("TGTG_LLM_API_KEY", "sk-test")
+        monkeypatch.setenv("TGTG_LLM_MODEL", "served/model")
+        monkeypatch.setenv("TGTG_LLM_TIMEOUT_S", "0.3")
+        monkeypatch.setenv("TGTG_LLM_MAX_RETRIES", "0")
+        (incident,) = json.loads(tgtg("incidents", "run-once", "--json"))
+        asked = [r.path for r in server.requests if r.path.endswith("/chat/completions")]
+    assert incident["state"] == "ESCALATED" and len(asked) == 1
+    assert routed["workload_id"] in incident["summary"]  # the template summary, for now
+    assert incident["summary"].startswith("carbon spike in NL: 1 workload(s) evaluated")
 
 
 def test_incident_status_in_chat(tgtg):

@@ -72,8 +72,7 @@ def test_incident_summary_is_written_by_a_configured_model(sqlite_engine):
         [
             lambda msgs: AIMessage(
                 "FR spiked; moved 1 job."
-                if "ADAPTING -> RESOLVED" not in msgs[0].content
-                and "fr-par-h100" in msgs[0].content
+                if "ADAPTING -> RESOLVED" in msgs[0].content and "fr-par-h100" in msgs[0].content
                 else "bad"
             ),
         ]

@@ -1,15 +1,18 @@
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+import graphs.incident
 from graphs.checkpoint import incident_thread, open_checkpointer
 from graphs.incident import build_incident_graph
 from graphs.incident_watch import run_once, scan
-from store.incident_models import AlertEvent
+from store.incident_models import AlertEvent, IncidentOutbox
 from store.models import ComputeNode, Workload
 from tests.graphs.conftest import T0
 from tools.broker.routing import JobSpec, route_workload, submit_workload
+from tools.clock import FixedClock
 from tools.incidents.detection import (
     CARBON_SPIKE_MIN,
     add_spike,
@@ -135,20 +138,32 @@ class FlakyAlerts(DemoAlerts):
     def __init__(self):
         self.failed = False
 
-    def send(self, *, session, event, now, revision=0):
+    def deliver(self, event):
         if event.status == "resolved" and not self.failed:
             self.failed = True
             raise AlertDeliveryError("incident.io unavailable")
-        return super().send(session=session, event=event, now=now, revision=revision)
+        return super().deliver(event)
 
 
-def test_resume_after_crash_repeats_no_reroute(ctx, sessions, sqlite_engine):
+class PowerCut(RuntimeError):
+    """The process dies here."""
+
+
+def test_resume_after_crash_repeats_no_reroute(ctx, sessions, sqlite_engine, monkeypatch):
     wid = _route_fr_job(sessions, ctx.grid)
     _spike(sessions, 20)
-    crashing = replace(ctx, alerts=FlakyAlerts())
+    real = graphs.incident.template_summary
+    cuts = iter([True])
+
+    def crash_once(**kw):  # dies inside RESOLVED, after the reroute committed
+        if next(cuts, False):
+            raise PowerCut("killed inside RESOLVED")
+        return real(**kw)
+
+    monkeypatch.setattr(graphs.incident, "template_summary", crash_once)
     with open_checkpointer(sqlite_engine) as saver:
-        with pytest.raises(AlertDeliveryError):
-            run_once(crashing, saver)
+        with pytest.raises(PowerCut):
+            run_once(ctx, saver)
     with sessions() as s:
         assert s.get(Workload, wid).reroute_count == 1
     # A new process: fresh checkpointer connection, same database.
@@ -158,12 +173,15 @@ def test_resume_after_crash_repeats_no_reroute(ctx, sessions, sqlite_engine):
             from store.incident_repo import list_incidents
 
             (inc,) = list_incidents(session=s)
+            assert inc.state == "ADAPTING" and inc.claimed_by is None  # released on the way out
         cfg = {"configurable": {"thread_id": incident_thread(inc.id)}}
         assert graph.get_state(cfg).next == ("resolved",)
-        (r,) = run_once(replace(ctx, alerts=crashing.alerts), saver)
+        (r,) = run_once(ctx, saver)
     assert r["states"] == FIVE and len(r["reroutes"]) == 1
     with sessions() as s:
         assert s.get(Workload, wid).reroute_count == 1
+        alerts = s.scalars(select(AlertEvent).order_by(AlertEvent.id)).all()
+        assert [a.status for a in alerts] == ["firing", "resolved"]
 
 
 def test_curtailment_pulls_routed_work_in(ctx, sessions, saver):
@@ -212,16 +230,38 @@ def test_overrides_apply_once_even_when_wrapped_twice(ctx, sessions):
     assert twice.reading("DE", T0) == ctx.grid.reading("DE", T0)
 
 
-def test_watch_survives_an_alert_outage_and_resumes_next_pass(ctx, sessions, saver):
+def test_an_alert_outage_delays_the_alert_never_the_incident(ctx, sessions, saver):
     from graphs.incident_watch import watch
 
     wid = _route_fr_job(sessions, ctx.grid)
     _spike(sessions, 20)
-    flaky = replace(ctx, alerts=FlakyAlerts())
+    flaky = FlakyAlerts()
+    # Passes at T0, T0 (the retry is not due yet) and T0 + 31 s (it is).
+    contexts = iter(
+        replace(ctx, alerts=flaky, clock=FixedClock(T0 + timedelta(seconds=s))) for s in (0, 0, 31)
+    )
     passes = []
-    watch(lambda: flaky, saver, interval_s=0, iterations=2, on_pass=passes.append)
-    assert passes[0] == []  # the first pass stopped at RESOLVED when the alert failed
-    (r,) = passes[1]
+    outbox = []
+
+    def after(reports):
+        passes.append(reports)
+        with sessions() as s:
+            rows = s.scalars(select(IncidentOutbox).order_by(IncidentOutbox.id)).all()
+            outbox.append([(r.kind, r.payload["event"]["status"], r.status) for r in rows])
+
+    watch(lambda: next(contexts), saver, interval_s=0, iterations=3, on_pass=after)
+    (r,) = passes[0]  # the incident resolved although incident.io was down
     assert r["states"] == FIVE and len(r["reroutes"]) == 1
+    assert passes[1:] == [[], []]
+    assert outbox == [
+        [("alert", "firing", "done"), ("alert", "resolved", "pending")],
+        [("alert", "firing", "done"), ("alert", "resolved", "pending")],
+        [("alert", "firing", "done"), ("alert", "resolved", "done")],
+    ]
     with sessions() as s:
         assert s.get(Workload, wid).reroute_count == 1
+        alerts = s.scalars(select(AlertEvent).order_by(AlertEvent.id)).all()
+        assert [(a.status, a.created_at) for a in alerts] == [
+            ("firing", T0),
+            ("resolved", T0 + timedelta(seconds=31)),
+        ]

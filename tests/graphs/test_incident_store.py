@@ -64,7 +64,8 @@ def test_transitions_follow_the_table_and_are_stored_with_reason(session):
         ("EVALUATING", "ADAPTING", "ADAPTING"),
         ("ADAPTING", "RESOLVED", "RESOLVED"),
     ]
-    assert inc.open_key is None and inc.resolved_at == NOW
+    # RESOLVED keeps the key: the episode lasts until a pass sees the anomaly absent.
+    assert inc.open_key == "FR:carbon_spike" and inc.resolved_at == NOW
 
 
 def test_escalated_keeps_its_key_and_reopens_as_a_new_attempt(session):
@@ -83,7 +84,7 @@ def test_escalated_keeps_its_key_and_reopens_as_a_new_attempt(session):
         (1, "MONITORING"),
         (1, "RESOLVED"),
     ]
-    assert inc.attempt == 1 and inc.open_key is None
+    assert inc.attempt == 1 and inc.open_key == "FR:carbon_spike"
 
 
 def test_transition_table_is_closed_and_everything_ends_resolved():
@@ -164,10 +165,50 @@ def test_claim_skips_held_incidents_until_the_lease_expires(session):
     lease = timedelta(minutes=5)
     assert irepo.claim_incident(session=session, worker_id="w1", now=NOW, lease=lease) is inc
     assert irepo.claim_incident(session=session, worker_id="w2", now=NOW, lease=lease) is None
+    # Not even the same worker id takes a claim that is still within its lease.
+    assert irepo.claim_incident(session=session, worker_id="w1", now=NOW, lease=lease) is None
     later = NOW + timedelta(minutes=6)
     assert irepo.claim_incident(session=session, worker_id="w2", now=later, lease=lease) is inc
     irepo.release_incident(session=session, incident_id=inc.id, worker_id="w2")
     assert inc.claimed_by is None
+
+
+def test_a_stale_holder_can_neither_renew_nor_retake_a_claim_taken_over(session):
+    inc = _open(session)
+    lease = timedelta(minutes=2)
+    assert irepo.claim_incident(session=session, worker_id="w1", now=NOW, lease=lease) is inc
+    # w1 is slow but alive: renewing within or after its lease works while nobody took it.
+    renewed = NOW + timedelta(minutes=3)
+    assert irepo.renew_claim(
+        session=session, incident_id=inc.id, worker_id="w1", now=renewed, lease=lease
+    )
+    session.expire(inc)
+    assert inc.claimed_until == renewed + lease
+    # Its lease runs out and w2 takes the incident over.
+    later = renewed + lease + timedelta(seconds=1)
+    assert irepo.claim_incident(session=session, worker_id="w2", now=later, lease=lease) is inc
+    assert not irepo.renew_claim(
+        session=session, incident_id=inc.id, worker_id="w1", now=later, lease=lease
+    )
+    assert irepo.claim_incident(session=session, worker_id="w1", now=later, lease=lease) is None
+    irepo.release_incident(session=session, incident_id=inc.id, worker_id="w1")  # not w1's
+    session.expire(inc)
+    assert inc.claimed_by == "w2"
+
+
+def test_an_episode_ends_only_for_resolved_incidents_whose_anomaly_is_gone(session):
+    done, still = _open(session, key="FR:carbon_spike"), _open(session, key="PT:surplus")
+    for inc in (done, still):
+        for state in ("ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "RESOLVED"):
+            irepo.record_transition(
+                session=session, incident=inc, to_state=state, reason="", now=NOW
+            )
+    open_one = _open(session, key="NL:node_offline:nl-ams-h100")
+    assert irepo.end_episodes(session=session, present=["PT:surplus"]) == ["FR:carbon_spike"]
+    assert (done.open_key, still.open_key) == (None, "PT:surplus")
+    assert open_one.open_key == "NL:node_offline:nl-ams-h100"  # its own run decides
+    assert irepo.find_open_incident(session=session, open_key="FR:carbon_spike") is None
+    assert irepo.find_open_incident(session=session, open_key="PT:surplus") is still
 
 
 def test_claim_takes_open_incidents_before_escalated_ones(session):

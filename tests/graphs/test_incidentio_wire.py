@@ -11,6 +11,7 @@ from store.incident_models import AlertEvent
 from tests.fakes import FakeHTTPServer, Reply
 from tools.incidents.ports import AlertDeliveryError, AlertEventIn
 from tools.integrations.incidentio import DemoAlerts, IncidentIoAlerts
+from tools.integrations.retries import MAX_RETRY_AFTER_S, http_retrying
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 ACCEPTED = {
@@ -134,3 +135,39 @@ def test_demo_mode_records_locally_once(sessions):
         assert sink.send(session=s, event=_event(), now=NOW) == "duplicate"
     with sessions() as s:
         assert [a.delivery for a in s.scalars(select(AlertEvent))] == ["demo"]
+
+
+def _replying(*replies):
+    answers = iter(replies)
+    seen = []
+
+    def handle(request):
+        seen.append(request)
+        status, headers = next(answers)
+        return httpx.Response(status, headers=headers, json={})
+
+    return httpx.Client(transport=httpx.MockTransport(handle)), seen
+
+
+def test_retry_after_is_honoured_and_backoff_doubles_without_it():
+    client, seen = _replying(
+        (429, {"retry-after": "2"}), (503, {}), (429, {"retry-after": "120"}), (202, {})
+    )
+    waits = []
+    retrying = http_retrying(max_attempts=4, backoff_s=0.5, sleep=waits.append)
+    response = retrying(client.post, "http://alerts.test/x", json={})
+    assert response.status_code == 202 and len(seen) == 4
+    assert waits == [2.0, 1.0, MAX_RETRY_AFTER_S]  # server's word, 0.5 * 2, server's (capped)
+
+
+def test_tries_are_bounded_and_the_last_answer_is_reported(sessions):
+    client, seen = _replying(*[(503, {})] * 3)
+    sink = IncidentIoAlerts(api_key="k", alert_source_config_id="s", client=client, backoff_s=0)
+    with pytest.raises(AlertDeliveryError, match="answered 503"):
+        sink.deliver(_event())
+    assert len(seen) == 3
+    client, seen = _replying((400, {}))
+    sink = IncidentIoAlerts(api_key="k", alert_source_config_id="s", client=client, backoff_s=0)
+    with pytest.raises(AlertDeliveryError, match="answered 400"):
+        sink.deliver(_event())
+    assert len(seen) == 1  # a refusal is not retried

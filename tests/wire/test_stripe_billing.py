@@ -41,7 +41,7 @@ def _book(session, n):
 def test_meter_event_is_sent_once_with_a_ledger_derived_identifier(session):
     _book(session, 2)
     fake = FakeStripe()
-    biller = StripeBilling(stripe_client(fake), sleep=lambda s: None)
+    biller = StripeBilling(stripe_client(fake))
     first = meter_usage(session=session, biller=biller, workload_id="w0", now=NOW)
     session.commit()
     again = meter_usage(session=session, biller=biller, workload_id="w0", now=NOW)
@@ -71,7 +71,7 @@ def test_thousand_injected_retries_give_exactly_one_event_per_usage(sqlite_engin
     with factory() as s:
         _book(s, 300)
     fake = FakeStripe(faults=random_faults(seed=11, rate=0.8))
-    biller = StripeBilling(stripe_client(fake), max_attempts=3, sleep=lambda s: None)
+    biller = StripeBilling(stripe_client(fake, max_network_retries=2))
     pending = [f"w{i}" for i in range(300)]
     rounds = 0
     while pending and rounds < 200:
@@ -97,10 +97,30 @@ def test_thousand_injected_retries_give_exactly_one_event_per_usage(sqlite_engin
     assert sum(int(e["payload"]["value"]) for e in fake.meter_events.values()) == billed
 
 
+def test_the_sdk_retries_a_failed_request_with_the_same_idempotency_key():
+    plan = iter(["drop_before", "500", "drop_after"])
+
+    def faults(method, path):
+        return next(plan, "ok") if path == "/v1/billing/meter_events" else "ok"
+
+    fake = FakeStripe(faults=faults)
+    biller = StripeBilling(stripe_client(fake, max_network_retries=3))
+    biller.send_meter_event(identifier="a", customer_id="cus_1", value=5, timestamp=1, key="k-a")
+    keys = [k for m, p, k in fake.requests if p == "/v1/billing/meter_events"]
+    assert keys == ["k-a"] * 4  # three failures, then the replayed answer
+    assert list(fake.meter_events) == ["a"]
+    fake = FakeStripe(faults=lambda method, path: "500" if "meter_events" in path else "ok")
+    with pytest.raises(stripe.APIError):  # bounded: the SDK gives up after its retries
+        StripeBilling(stripe_client(fake, max_network_retries=2)).send_meter_event(
+            identifier="b", customer_id="cus_1", value=5, timestamp=1, key="k-b"
+        )
+    assert sum(p == "/v1/billing/meter_events" for _, p, _ in fake.requests) == 3
+
+
 def test_reusing_an_idempotency_key_with_other_parameters_is_refused():
     fake = FakeStripe()
     client = stripe_client(fake)
-    biller = StripeBilling(client, sleep=lambda s: None)
+    biller = StripeBilling(client)
     biller.send_meter_event(identifier="a", customer_id="cus_1", value=5, timestamp=1, key="k")
     with pytest.raises(stripe.IdempotencyError, match="same parameters"):
         biller.send_meter_event(identifier="b", customer_id="cus_1", value=6, timestamp=1, key="k")

@@ -11,8 +11,11 @@ Triggers and thresholds (documented, tested):
 * node_offline: a node that is offline or in maintenance while it still holds routed or running
   work (failover: the broker moves it without the 25 % rule).
 * surplus: a zone reporting curtailment now while routed (not yet started) work sits elsewhere
-  and may run there; an opportunity to pull flexible work in.
+  and may run there (its allowed and denied zones permit the zone); an opportunity to pull
+  flexible work in. Curtailment with no such work is no incident.
 
+Each anomaly has an open key (`zone:trigger[:node]`); the watcher opens one incident per
+anomaly episode, which lasts until a pass sees the anomaly absent (`graphs.incident_watch`).
 What happens next (reroutes, escalation) is in `tools.incidents.response`.
 """
 
@@ -209,6 +212,12 @@ def active_placements(session: Session) -> list[tuple[Workload, ComputeNode]]:
     return [(w, n) for w, n in session.execute(stmt).all()]
 
 
+def may_run_in(workload: Workload, zone: str) -> bool:
+    """Return True when the workload's allowed and denied zones let it run in `zone`."""
+    allowed = not workload.allowed_zones or zone in workload.allowed_zones
+    return allowed and zone not in (workload.denied_zones or [])
+
+
 def detect_anomalies(*, session: Session, grid: GridSource, now: datetime) -> list[Anomaly]:
     """Return the anomalies present now (read-only), one per zone/trigger or offline node."""
     active = active_placements(session)
@@ -226,9 +235,9 @@ def detect_anomalies(*, session: Session, grid: GridSource, now: datetime) -> li
         )
     for zone in sorted({n.zone for _, n in active}):
         found.extend(_spikes(zone, grid, now))
-    waiting_zones = {n.zone for w, n in active if w.status == "routed"}
+    waiting = [(w, n) for w, n in active if w.status == "routed"]
     for zone in sorted({n.zone for n in repo.list_nodes(session=session, status="online")}):
-        if not waiting_zones - {zone}:
+        if not any(n.zone != zone and may_run_in(w, zone) for w, n in waiting):
             continue
         try:
             reading = grid.reading(zone, now)

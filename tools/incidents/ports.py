@@ -1,8 +1,9 @@
-"""What incident response needs from the outside: an alert sink and a speech engine.
+"""What incident response needs from the outside: an alert sink, a summarizer, a speech engine.
 
 The incidents domain declares these protocols and the alert event it sends;
-`tools.integrations.incidentio` and `tools.integrations.speech` implement them, and the
-composition roots wire them.
+`tools.integrations.incidentio` and `tools.integrations.speech` implement them, the incident
+graph adapts its chat model to `IncidentSummarizer`, and the composition roots wire them. None
+of them is ever called while a database transaction of ours is open (see `outbox`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ import io
 import math
 import struct
 import wave
-from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 
 class AlertDeliveryError(RuntimeError):
@@ -37,10 +36,41 @@ class AlertEventIn(BaseModel):
 class AlertSink(Protocol):
     """Where incident alerts go."""
 
-    def send(
-        self, *, session: Session, event: AlertEventIn, now: datetime, revision: int = 0
-    ) -> str:
-        """Deliver `event` once per (key, status, revision): 'sent', 'demo', 'duplicate'."""
+    def deliver(self, event: AlertEventIn) -> str:
+        """Deliver one event (network only, no database work); return 'sent' or 'demo'.
+
+        Raises:
+            AlertDeliveryError: Refused, or unavailable after the sink's own retries.
+        """
+        ...
+
+
+class SummaryUnavailableError(RuntimeError):
+    """The summarizer could not write a summary now (model slow, down or refusing)."""
+
+
+class SummaryFacts(BaseModel):
+    """What a summary may say: the incident and its recorded transitions and reroutes."""
+
+    incident_id: str
+    zone: str
+    trigger: str
+    opened_at: str
+    transitions: str
+    """One line per transition: `- <time> <from> -> <to>: <reason>`."""
+    reroutes: str
+    """One line per reroute: `- <workload>: <outcome> <from> -> <to>`, or `- none`."""
+
+
+class IncidentSummarizer(Protocol):
+    """Writes an operator summary of an incident from its facts (a model, when configured)."""
+
+    def __call__(self, facts: SummaryFacts) -> str:
+        """Return the summary text.
+
+        Raises:
+            SummaryUnavailableError: No summary now; the template stays and it is tried later.
+        """
         ...
 
 

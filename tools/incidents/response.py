@@ -38,7 +38,7 @@ from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.workloads import WorkloadView, load_workload
 from tools.errors import RerouteRefusedError
 from tools.grid import GridSource
-from tools.incidents.detection import HARMFUL, active_placements, still_present
+from tools.incidents.detection import HARMFUL, active_placements, may_run_in, still_present
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +53,7 @@ def affected_workloads(*, session: Session, incident: Incident) -> list[str]:
         return [
             w.id
             for w, n in active
-            if w.status == "routed"
-            and n.zone != incident.zone
-            and (not w.allowed_zones or incident.zone in w.allowed_zones)
-            and incident.zone not in (w.denied_zones or [])
+            if w.status == "routed" and n.zone != incident.zone and may_run_in(w, incident.zone)
         ]
     return [w.id for w, n in active if n.zone == incident.zone]
 

@@ -3,25 +3,25 @@
 Request shape: `POST {base}/v2/usage/bulk` with `Authorization: Bearer <key>` and
 `{"usageRecords": [{"event_name", "external_customer_id", "data", "idempotency_key"}]}`. The
 idempotency key is the routing decision id, so re-sending after a crash or a retry never double
-counts. Paid.ai is off the money path: a failure is reported, never raised into billing.
+counts. Paid.ai is off the money path: a failure is reported, never raised into billing. Retries
+(429, 5xx, timeouts; Retry-After honoured): `tools.integrations.retries`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 
 import httpx
 from pydantic import BaseModel
 
+from tools.integrations.retries import http_retrying
 from tools.money.profitability import PaidSignal
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.paid.ai"
 BATCH_SIZE = 100
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class PaidSendReport(BaseModel):
@@ -66,7 +66,7 @@ def send_signals(
         base_url: API base, e.g. https://api.paid.ai (a local fake in tests).
         client: An httpx client to reuse (tests pass one bound to a local server).
         max_attempts: Tries per batch.
-        backoff_s: First wait between tries; doubles each time.
+        backoff_s: First wait between tries (unless the server says Retry-After); doubles.
     """
     own = client is None
     http = client or httpx.Client(timeout=10.0)
@@ -99,18 +99,9 @@ def _post(
     url = f"{base_url.rstrip('/')}/v2/usage/bulk"
     body = {"usageRecords": [_record(s) for s in batch]}
     headers = {"Authorization": f"Bearer {api_key}"}
-    problem = "not attempted"
-    for attempt in range(1, max_attempts + 1):
-        try:
-            r = http.post(url, json=body, headers=headers)
-        except httpx.TransportError as exc:
-            problem = f"{type(exc).__name__} calling {url}"
-        else:
-            if r.is_success:
-                return None
-            problem = f"HTTP {r.status_code} from {url}: {r.text[:200]}"
-            if r.status_code not in RETRY_STATUSES:
-                return problem
-        if attempt < max_attempts:
-            time.sleep(backoff_s * 2 ** (attempt - 1))
-    return problem
+    retrying = http_retrying(max_attempts=max_attempts, backoff_s=backoff_s)
+    try:
+        r = retrying(http.post, url, json=body, headers=headers)
+    except httpx.TransportError as exc:
+        return f"{type(exc).__name__} calling {url}"
+    return None if r.is_success else f"HTTP {r.status_code} from {url}: {r.text[:200]}"

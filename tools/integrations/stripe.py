@@ -6,6 +6,10 @@ transaction. The event `identifier` is derived from the ledger transaction id an
 `Idempotency-Key` from the same id, so every retry, restart or second worker sends the same
 request; Stripe replays it or rejects the duplicate identifier, which we count as delivered.
 
+Retries are the SDK's own (`max_network_retries` on the client, see `make_stripe_client`):
+connection errors, 409, 5xx and answers marked `Stripe-Should-Retry`, with exponential backoff
+and jitter, each retry resending the same `Idempotency-Key`.
+
 Without an API key the `DemoBilling` biller records meter events locally, labelled "demo".
 """
 
@@ -15,10 +19,8 @@ import hashlib
 import hmac
 import json
 import logging
-import time
-from collections.abc import Callable
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Literal
 
 import stripe
 from pydantic import BaseModel
@@ -35,8 +37,26 @@ from tools.money.metering import EVENT_NAME
 logger = logging.getLogger(__name__)
 
 WEBHOOK_TOLERANCE_S = 300
-_T = TypeVar("_T")
-_RETRYABLE = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+NETWORK_RETRIES = 4
+"""Retries per request after the first try, done by the Stripe SDK with the same key."""
+
+
+def make_stripe_client(
+    api_key: str,
+    *,
+    max_network_retries: int = NETWORK_RETRIES,
+    http_client: stripe.HTTPClient | None = None,
+) -> stripe.StripeClient:
+    """Return a Stripe client that retries transient failures itself (same idempotency key).
+
+    Args:
+        api_key: The Stripe secret key.
+        max_network_retries: Retries after the first try.
+        http_client: The SDK's HTTP layer (tests plug a local fake in here).
+    """
+    return stripe.StripeClient(
+        api_key, http_client=http_client, max_network_retries=max_network_retries
+    )
 
 
 class WebhookRejectedError(DomainError):
@@ -65,55 +85,24 @@ class StripeBilling:
 
     mode: Literal["stripe", "demo"] = "stripe"
 
-    def __init__(
-        self,
-        client: stripe.StripeClient,
-        *,
-        max_attempts: int = 5,
-        backoff_s: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        """Wrap a client built with `max_network_retries=0` (this class does the retrying).
-
-        Args:
-            client: The Stripe client.
-            max_attempts: Tries per request, all with the same idempotency key.
-            backoff_s: First back-off; doubles per attempt, capped at 5 s.
-            sleep: How to wait between attempts.
-        """
+    def __init__(self, client: stripe.StripeClient) -> None:
+        """Wrap a client from `make_stripe_client` (the SDK does the retrying)."""
         self._client = client
-        self._max_attempts = max_attempts
-        self._backoff_s = backoff_s
-        self._sleep = sleep
         self._meter_checked = False
-
-    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                return fn()
-            except _RETRYABLE as exc:
-                if getattr(exc, "http_status", None) == 400 or attempt == self._max_attempts:
-                    raise
-                logger.warning("stripe %s attempt %d failed: %s; retrying", what, attempt, exc)
-                self._sleep(min(self._backoff_s * 2 ** (attempt - 1), 5.0))
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def ensure_meter(self) -> str:
         """Return the id of the `tgtg_billed_minor` meter, creating it once."""
-        meters = self._call("list meters", lambda: self._client.v1.billing.meters.list())
+        meters = self._client.v1.billing.meters.list()
         for meter in meters.data:
             if meter.event_name == EVENT_NAME and meter.status == "active":
                 return meter.id
-        created = self._call(
-            "create meter",
-            lambda: self._client.v1.billing.meters.create(
-                {
-                    "display_name": "GPU usage billed (minor units)",
-                    "event_name": EVENT_NAME,
-                    "default_aggregation": {"formula": "sum"},
-                },
-                {"idempotency_key": f"meter:{EVENT_NAME}"},
-            ),
+        created = self._client.v1.billing.meters.create(
+            {
+                "display_name": "GPU usage billed (minor units)",
+                "event_name": EVENT_NAME,
+                "default_aggregation": {"formula": "sum"},
+            },
+            {"idempotency_key": f"meter:{EVENT_NAME}"},
         )
         return created.id
 
@@ -127,11 +116,8 @@ class StripeBilling:
         }
         if org.email:
             params["email"] = org.email
-        customer = self._call(
-            "create customer",
-            lambda: self._client.v1.customers.create(
-                params, {"idempotency_key": f"customer:{org.id}"}
-            ),
+        customer = self._client.v1.customers.create(
+            params, {"idempotency_key": f"customer:{org.id}"}
         )
         return customer.id
 
@@ -143,17 +129,14 @@ class StripeBilling:
             self.ensure_meter()
             self._meter_checked = True
         try:
-            self._call(
-                "meter event",
-                lambda: self._client.v1.billing.meter_events.create(
-                    {
-                        "event_name": EVENT_NAME,
-                        "identifier": identifier,
-                        "timestamp": timestamp,
-                        "payload": {"stripe_customer_id": customer_id, "value": str(value)},
-                    },
-                    {"idempotency_key": key},
-                ),
+            self._client.v1.billing.meter_events.create(
+                {
+                    "event_name": EVENT_NAME,
+                    "identifier": identifier,
+                    "timestamp": timestamp,
+                    "payload": {"stripe_customer_id": customer_id, "value": str(value)},
+                },
+                {"idempotency_key": key},
             )
         except stripe.InvalidRequestError as exc:
             if "already exists with identifier" in str(exc.user_message or exc):
