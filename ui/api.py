@@ -29,6 +29,7 @@ from tools.broker.workloads import (
 )
 from tools.grid import ZONE_CODES, ZONES, GridReading
 from ui.api_console import register as register_console_api
+from ui.api_docs import register_docs
 from ui.api_money import register as register_money_api
 from ui.services import Services
 
@@ -123,7 +124,10 @@ def create_app(svc: Services) -> FastAPI:
         version="0.1.0",
         description="Routes GPU workloads to wherever clean energy is cheapest.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    register_docs(app)
     app.state.services = svc
     expected_key = svc.api_key()
 
