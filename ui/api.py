@@ -31,6 +31,7 @@ from tools.grid import ZONE_CODES, ZONES, GridReading
 from ui.api_console import register as register_console_api
 from ui.api_docs import register_docs
 from ui.api_money import register as register_money_api
+from ui.metrics import register_metrics
 from ui.services import Services
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ def create_app(svc: Services) -> FastAPI:
         redoc_url=None,
     )
     register_docs(app)
+    register_metrics(app, svc)
     app.state.services = svc
     expected_key = svc.api_key()
 
