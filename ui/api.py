@@ -29,8 +29,10 @@ from tools.broker.workloads import (
 from tools.grid import ZONE_CODES, ZONES, GridReading
 from ui import api_access, api_input
 from ui.api_console import register as register_console_api
+from ui.api_docs import register_docs
 from ui.api_input import MAX_ID_CHARS, MAX_STRING_CHARS, Id
 from ui.api_money import register as register_money_api
+from ui.metrics import register_metrics
 from ui.services import Services
 
 if TYPE_CHECKING:
@@ -141,7 +143,11 @@ def create_app(svc: Services) -> FastAPI:
         version="0.1.0",
         description="Routes GPU workloads to wherever clean energy is cheapest.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    register_docs(app)
+    register_metrics(app, svc)
     app.state.services = svc
     expected_key = svc.api_key()
 

@@ -17,7 +17,6 @@ from tools.broker.routing import DecisionView, reroute_workload, route_workload
 from tools.broker.workloads import JobSpec, WorkloadView, load_workload, submit_workload
 from tools.errors import InvalidInputError
 from tools.incidents import alerts
-from tools.incidents.detection import grid_with_overrides
 from tools.money.profitability import GroupBy, ProfitLine, profitability_report
 from ui import dashboard as analytics
 from ui import demo
@@ -87,20 +86,36 @@ def refresh_grid(rt: ConsoleRuntime, hours: int = 24) -> StepResult:
     )
 
 
+def rejections(d: DecisionView) -> str:
+    """Return a decision's rejected nodes as markdown bullets, one reason each."""
+    return "\n".join(
+        f"- {r.get('node_id')} ({r.get('zone')}): {r.get('reason')}" for r in d.rejected
+    )
+
+
 def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) -> StepResult:
-    """Submit a workload and route it to the best-scoring node."""
+    """Submit a workload and route it to the best-scoring node of the effective grid.
+
+    The grid is the one every routing path reads (`Services.effective_grid`): stored spikes
+    apply. A workload no node can take stays pending and the summary lists each rejection.
+    """
     now = rt.svc.clock.now()
     made = rt.write(
         lambda s: demo.create_workload(
-            session=s, grid=rt.svc.grid(), now=now, spec=spec, weights=rt.svc.weights
+            session=s, grid=rt.svc.effective_grid(s), now=now, spec=spec, weights=rt.svc.weights
         )
     )
     w, d = made.workload, made.decision
-    summary = (
-        f"**{w.name}** ({w.id}, {gpus(w.gpu_count, w.gpu_model)} for "
-        f"{w.duration_hours:g} h) routed to **{d.node_id}** in **{w.zone}**, score "
-        f"{_fmt(d.score)}; estimated {_fmt(w.co2_kg_estimate, ' kg')} CO2."
-    )
+    job = f"**{w.name}** ({w.id}, {gpus(w.gpu_count, w.gpu_model)} for {w.duration_hours:g} h)"
+    if d.node_id is None:
+        summary = f"{job} could not be placed and stays pending: {d.reason}."
+        if d.rejected:
+            summary += "\n\n" + rejections(d)
+    else:
+        summary = (
+            f"{job} routed to **{d.node_id}** in **{d.zone}**, score {d.score:.3f}; "
+            f"estimated {_fmt(w.co2_kg_estimate, ' kg')} CO2."
+        )
     return StepResult(
         step=None, title="Create workload", summary=summary, details=made.model_dump(mode="json")
     )
@@ -266,20 +281,25 @@ def submit(rt: ConsoleRuntime, spec: demo.NewWorkload, *, route: bool) -> StepRe
 
 def route_or_reroute(rt: ConsoleRuntime, workload_id: str) -> StepResult:
     """Route a pending workload, or reroute a placed one (>= 25 % better, at most 5 times)."""
-    now, grid = rt.svc.clock.now(), rt.svc.grid()
+    now = rt.svc.clock.now()
 
     def run(s: Any) -> DecisionView:
         w = load_workload(session=s, workload_id=workload_id)
-        effective = grid_with_overrides(session=s, grid=grid, now=now)
         move = route_workload if w.status == "pending" else reroute_workload
         return move(
-            session=s, grid=effective, workload_id=workload_id, now=now, weights=rt.svc.weights
+            session=s,
+            grid=rt.svc.effective_grid(s),
+            workload_id=workload_id,
+            now=now,
+            weights=rt.svc.weights,
         )
 
     d = rt.write(run)
     summary = (
         f"{d.kind} of {workload_id}: **{d.outcome}**"
-        + (f" → {d.node_id}" if d.node_id else "")
+        + (f" → {d.node_id} in {d.zone}" if d.node_id else "")
         + f". {d.reason or ''}"
     )
+    if d.outcome == "no_eligible_node" and d.rejected:
+        summary += "\n\n" + rejections(d)
     return StepResult(step=None, title="Route", summary=summary, details=d.model_dump(mode="json"))

@@ -76,6 +76,9 @@ class ConsoleRuntime:
         self.last_error: str | None = None
         self.worker_id = new_worker_id()
         """This console's name in incident claims (unique per process)."""
+        self.pass_seconds: float | None = None
+        """How long the last completed background pass took (monotonic clock)."""
+        self.passes = 0
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -240,6 +243,7 @@ class ConsoleRuntime:
 
     def tick(self, *, ingest_hours: int = 2) -> dict[str, Any]:
         """Run one background pass: ingest, open and run incidents, speak new alerts."""
+        started = time.monotonic()
         now = self.svc.clock.now()
         report = self.write(
             lambda s: demo.grid_cycle(session=s, grid=self.svc.grid(), now=now, hours=ingest_hours)
@@ -253,6 +257,8 @@ class ConsoleRuntime:
             "spoken": len(spoken),
         }
         self.last_error = None
+        self.pass_seconds = time.monotonic() - started
+        self.passes += 1
         return self.last_pass
 
     def run_incidents(self) -> list[str]:

@@ -25,5 +25,7 @@ def test_the_console_and_the_api_share_one_server(live_console):
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert httpx.get(live_console.url + "/api/v1/health").json()["status"] == "ok"
     assert httpx.get(live_console.url + "/docs").status_code == 200
+    bundle = httpx.get(live_console.url + "/docs-assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and "javascript" in bundle.headers["content-type"]
     paths = httpx.get(live_console.url + "/openapi.json").json()["paths"]
     assert "/api/v1/analytics/dashboard" in paths and "/api/v1/demo/flow/{step}" in paths

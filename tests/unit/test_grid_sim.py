@@ -167,3 +167,35 @@ def test_naive_time_and_bad_hours_are_refused():
         grid.reading("FR", datetime(2023, 1, 1))
     with pytest.raises(InvalidInputError, match="hours"):
         grid.series("FR", START, 0)
+
+
+def _largest_jumps(readings, field):
+    """Return the largest hour-to-hour change into 00:00 UTC and into any other hour."""
+    at_midnight = at_other_hours = 0.0
+    for before, after in zip(readings, readings[1:], strict=False):
+        jump = abs(getattr(after, field) - getattr(before, field))
+        if after.ts.hour == 0:
+            at_midnight = max(at_midnight, jump)
+        else:
+            at_other_hours = max(at_other_hours, jump)
+    return at_midnight, at_other_hours
+
+
+@pytest.mark.parametrize("zone", ZONE_CODES)
+def test_series_do_not_step_at_midnight_utc(zone):
+    readings = SimulatedGrid(7).series(zone, START, 8760)
+    for field in ("carbon_intensity", "renewable_pct"):
+        at_midnight, at_other_hours = _largest_jumps(readings, field)
+        assert at_midnight <= at_other_hours, (zone, field, at_midnight, at_other_hours)
+
+
+@pytest.mark.parametrize("zone", ["DE", "GB", "US-TEX-ERCO"])
+def test_day_to_day_weather_is_continuous_but_still_varies(zone):
+    grid = SimulatedGrid(7)
+    late = datetime(2023, 3, 10, 23, tzinfo=UTC)
+    before, after = grid.components(zone, late), grid.components(zone, late + timedelta(hours=1))
+    assert abs(after.firm_renewable_mw - before.firm_renewable_mw) < 0.01 * before.demand_mw
+    # Different days still get different weather.
+    days = [grid.components(zone, START + timedelta(days=d, hours=3)) for d in range(30)]
+    assert len({round(c.firm_renewable_mw, 1) for c in days}) > 20
+    assert max(c.wind_mw for c in days) > 1.5 * min(c.wind_mw for c in days)

@@ -76,7 +76,9 @@ def set_node_status(*, session: Session, node_id: str, status: str, now: datetim
         raise InvalidInputError(f"node status {status!r}: use online, offline or maintenance")
     node = repo.get_node(session=session, node_id=node_id, for_update=True)
     if node is None:
-        raise NotFoundError(f"node {node_id!r} does not exist; list them with `tgtg nodes`")
+        raise NotFoundError(
+            f"node {node_id!r} does not exist; check the id against the list of nodes"
+        )
     node.status = status
     session.flush()
     return NodeView.of(node)

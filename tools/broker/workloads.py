@@ -173,7 +173,9 @@ def submit_workload(
     """Record a new pending workload for organisation `org_id`."""
     org = repo.get_organization(session=session, org_id=org_id)
     if org is None:
-        raise NotFoundError(f"organization {org_id!r} does not exist; list them with `tgtg orgs`")
+        raise NotFoundError(
+            f"organization {org_id!r} does not exist; check the id against the organisations list"
+        )
     if not name.strip() or len(name) > 200:
         raise InvalidInputError(f"workload name {name!r}: give 1-200 characters")
     if spec.deadline is not None and spec.deadline <= now:
@@ -205,7 +207,7 @@ def load_workload(*, session: Session, workload_id: str, for_update: bool = Fals
     w = repo.get_workload(session=session, workload_id=workload_id, for_update=for_update)
     if w is None:
         raise NotFoundError(
-            f"workload {workload_id!r} does not exist; list them with `tgtg workloads`"
+            f"workload {workload_id!r} does not exist; check the id against the list of workloads"
         )
     return w
 

@@ -1,17 +1,22 @@
 """Simulate a plausible, deterministic hourly grid for every zone from a seed.
 
 The same (seed, zone, hour) always gives the same reading; nothing reads global random state.
-Noise comes from a hash of (seed, zone, hour) (and of the day, for weather that lasts a day).
+Noise comes from a hash of (seed, zone, hour). Weather that lasts about a day (clouds, wind
+fronts, hydro inflow) is drawn once per day and blended smoothly into the next day's draw, and the
+seasons follow absolute time, so no series steps at a day boundary.
 
 Model, per zone (parameters in `tools.grid.zones`):
 
 * Solar follows the sun's elevation at the zone centroid (declination by day of year, hour angle
-  from UTC and longitude), times a daily cloudiness factor; it peaks at local solar noon, which
-  falls between 10 and 16 h on the wall clock, and is larger in summer and further south.
+  from UTC and longitude), times a cloudiness factor drawn per solar day (it changes at local solar
+  midnight, when there is no sun); it peaks at local solar noon, which falls between 10 and 16 h
+  on the wall clock, and is larger in summer and further south.
 * Wind is the zone's capacity times its capacity factor, shaped to blow harder at night and in
-  winter (so anti-correlated with solar), times a daily weather-front factor and hourly noise.
+  winter (so anti-correlated with solar), times a weather-front factor that drifts from one
+  day's draw to the next, and hourly noise.
 * Demand is the base demand times a daily shape with a morning shoulder and an evening peak at
-  18-20 h local, lower at weekends, higher in the zone's peak season.
+  18-20 h local, lower at weekends (easing in and out around local midnight), higher in the
+  zone's peak season.
 * Dispatch: a minimum fossil share always runs, renewables fill the rest, then nuclear, then
   fossil. Carbon intensity is the mix-weighted life-cycle intensity; the price rises with the
   residual demand (demand minus renewables) and turns negative in a large surplus.
@@ -26,6 +31,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
+from statistics import NormalDist
 from zoneinfo import ZoneInfo
 
 from tools.grid.models import (
@@ -43,6 +49,10 @@ RENEWABLE_GCO2_PER_KWH = 35.0
 NUCLEAR_GCO2_PER_KWH = 12.0
 SOLAR_PEAK_YIELD = 0.75
 """Share of PV nameplate delivered in clear sky with the sun overhead (inverters, losses)."""
+_NORMAL = NormalDist()
+TROPICAL_YEAR_DAYS = 365.2422
+WEEKEND_RAMP_HOURS = 6
+"""Demand eases into and out of the weekend over this many hours around local midnight."""
 
 
 @dataclass(frozen=True)
@@ -69,17 +79,61 @@ def _unit(seed: int, zone: str, key: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+def _blended(seed: int, zone: str, name: str, days: float) -> float:
+    """Return a daily draw in [0, 1) that drifts smoothly from one day's draw to the next.
+
+    Draws sit at each UTC midnight. In between, the two neighbouring draws are mixed as normal
+    scores with weights cos/sin of a cosine-eased angle, which keeps every hour's value
+    uniformly distributed (as wide as a single draw) while making it continuous in time.
+
+    Args:
+        seed: Simulator seed.
+        zone: Zone code.
+        name: What is drawn ("front", "hydro").
+        days: Absolute time in days since the Unix epoch.
+    """
+    day = math.floor(days)
+    angle = math.pi / 4 * (1 - math.cos(math.pi * (days - day)))
+    before = _NORMAL.inv_cdf(_open_unit(_unit(seed, zone, f"{name}|{day}")))
+    after = _NORMAL.inv_cdf(_open_unit(_unit(seed, zone, f"{name}|{day + 1}")))
+    mixed = _NORMAL.cdf(math.cos(angle) * before + math.sin(angle) * after)
+    return min(mixed, math.nextafter(1.0, 0.0))
+
+
+def _open_unit(value: float) -> float:
+    """Return `value` moved inside (0, 1), so its normal score is finite."""
+    return min(max(value, 1e-12), 1 - 1e-12)
+
+
 @cache
 def _tz(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def _epoch_days(ts: datetime) -> float:
+    """Return the middle of the UTC hour `ts` in days since the Unix epoch."""
+    return (ts.timestamp() + 1800) / 86400
+
+
+def _year_angle(ts: datetime) -> float:
+    """Return the position in the year as an angle: 0 at the start of January, continuous."""
+    return 2 * math.pi * (_epoch_days(ts) % TROPICAL_YEAR_DAYS) / TROPICAL_YEAR_DAYS
+
+
+def _solar_hour(zone: Zone, ts: datetime) -> float:
+    """Return the local solar time (0-24) at the middle of the UTC hour `ts`."""
+    return (ts.hour + 0.5 + zone.lon / 15) % 24
+
+
+def _solar_day(zone: Zone, ts: datetime) -> int:
+    """Return the index of the local solar day (midnight to midnight) containing the hour `ts`."""
+    return math.floor(_epoch_days(ts) + zone.lon / 360)
+
+
 def _sun_height(zone: Zone, ts: datetime) -> float:
     """Return the sine of the sun's elevation at the middle of the UTC hour `ts` (>= 0)."""
-    day = ts.timetuple().tm_yday
-    declination = math.radians(23.44) * math.sin(2 * math.pi * (284 + day) / 365)
-    solar_hour = (ts.hour + 0.5 + zone.lon / 15) % 24
-    hour_angle = math.radians(15 * (solar_hour - 12))
+    declination = math.radians(23.44) * math.sin(_year_angle(ts) + 2 * math.pi * 284 / 365)
+    hour_angle = math.radians(15 * (_solar_hour(zone, ts) - 12))
     lat = math.radians(zone.lat)
     height = math.sin(lat) * math.sin(declination) + math.cos(lat) * math.cos(
         declination
@@ -89,13 +143,34 @@ def _sun_height(zone: Zone, ts: datetime) -> float:
 
 def _season(ts: datetime) -> float:
     """Return +1 in mid-January, -1 in mid-July (northern winter is positive)."""
-    return math.cos(2 * math.pi * (ts.timetuple().tm_yday - 15) / 365)
+    return math.cos(_year_angle(ts) - 2 * math.pi * 14 / 365)
+
+
+def _weekend_weight(local: datetime) -> float:
+    """Return how much of the weekend demand dip applies at this local hour (0 to 1).
+
+    The weight ramps linearly from 0 to 1 across local midnight into Saturday and back to 0
+    across local midnight into Monday, over `WEEKEND_RAMP_HOURS`.
+    """
+    hour = local.weekday() * 24 + local.hour + 0.5
+    half = WEEKEND_RAMP_HOURS / 2
+    if hour >= 72:
+        rising = (hour - (120 - half)) / WEEKEND_RAMP_HOURS
+        falling = ((168 + half) - hour) / WEEKEND_RAMP_HOURS
+    else:
+        rising, falling = 1.0, (half - hour) / WEEKEND_RAMP_HOURS
+    return max(0.0, min(1.0, rising, falling))
 
 
 def _demand_shape(local_hour: int) -> float:
-    """Return the daily demand shape: night trough, morning shoulder, evening peak at 19 h."""
+    """Return the daily demand shape: night trough, morning shoulder, evening peak at 19 h.
+
+    The working-day plateau (8-17 h) has soft edges, so demand has no step within the day.
+    """
     morning = 0.14 * math.exp(-(((local_hour - 9) / 2.5) ** 2))
-    daytime = 0.06 if 8 <= local_hour <= 17 else 0.0
+    opens = 1 / (1 + math.exp(-(local_hour - 7.5) / 0.7))
+    closes = 1 / (1 + math.exp((local_hour - 17.5) / 0.7))
+    daytime = 0.06 * opens * closes
     evening = 0.26 * math.exp(-(((local_hour - 19) / 1.8) ** 2))
     return 0.72 + morning + daytime + evening
 
@@ -126,23 +201,22 @@ class SimulatedGrid:
         z = get_zone(zone)
         ts = floor_hour(at)
         hour_key = str(int(ts.timestamp()) // 3600)
-        day_key = ts.date().isoformat()
+        days = _epoch_days(ts)
         local = ts.astimezone(_tz(z.tz))
 
-        clouds = 0.35 + 0.65 * _unit(self.seed, z.code, f"cloud|{day_key}")
+        clouds = 0.35 + 0.65 * _unit(self.seed, z.code, f"cloud|{_solar_day(z, ts)}")
         solar = z.solar_capacity_mw * SOLAR_PEAK_YIELD * _sun_height(z, ts) ** 1.15 * clouds
 
-        front = 0.3 + 1.4 * _unit(self.seed, z.code, f"front|{day_key}")
-        solar_hour = (ts.hour + 0.5 + z.lon / 15) % 24
-        diurnal = 1 + 0.25 * math.cos(2 * math.pi * solar_hour / 24)
+        front = 0.3 + 1.4 * _blended(self.seed, z.code, "front", days)
+        diurnal = 1 + 0.25 * math.cos(2 * math.pi * _solar_hour(z, ts) / 24)
         gust = 1 + 0.3 * (_unit(self.seed, z.code, f"wind|{hour_key}") - 0.5)
         wind_cf = z.wind_capacity_factor * front * diurnal * (1 + 0.25 * _season(ts)) * gust
         wind = z.wind_capacity_mw * min(wind_cf, 0.95)
 
-        firm = z.firm_renewable_mw * (0.9 + 0.2 * _unit(self.seed, z.code, f"hydro|{day_key}"))
+        firm = z.firm_renewable_mw * (0.9 + 0.2 * _blended(self.seed, z.code, "hydro", days))
 
         season = _season(ts) if z.demand_peak_season == "winter" else -_season(ts)
-        weekend = 0.92 if local.weekday() >= 5 else 1.0
+        weekend = 1 - 0.08 * _weekend_weight(local)
         jitter = 1 + 0.04 * (_unit(self.seed, z.code, f"demand|{hour_key}") - 0.5)
         demand = (
             z.base_demand_mw * _demand_shape(local.hour) * (1 + 0.12 * season) * weekend * jitter

@@ -212,7 +212,9 @@ def plan_payout(
 def _load(session: Session, intent_id: str) -> PayoutIntent:
     intent = session.get(PayoutIntent, intent_id)
     if intent is None:
-        raise NotFoundError(f"payout {intent_id!r} does not exist; list them with `tgtg payouts`")
+        raise NotFoundError(
+            f"payout {intent_id!r} does not exist; check the id against the list of payouts"
+        )
     return intent
 
 

@@ -212,7 +212,7 @@ def book_usage(*, session: Session, workload_id: str, now: datetime) -> UsageCha
     w = session.get(Workload, workload_id)
     if w is None:
         raise NotFoundError(
-            f"workload {workload_id!r} does not exist; list them with `tgtg workloads`"
+            f"workload {workload_id!r} does not exist; check the id against the list of workloads"
         )
     if w.status != "completed" or w.node_id is None:
         raise IllegalTransitionError(
