@@ -19,6 +19,8 @@ from store.models import Workload
 from tests.graphs.conftest import T0
 from tools.broker.routing import JobSpec, route_workload, submit_workload
 from tools.clock import FixedClock
+from tools.grid import GridReading
+from tools.grid.simulated import SimulatedGrid
 from tools.incidents.detection import add_spike
 
 FIVE = ["MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "RESOLVED"]
@@ -86,7 +88,25 @@ def test_every_step_renews_the_lease_of_a_slow_run(ctx, sessions, saver):
     assert _claim(sessions, "other", T0 + CLAIM_LEASE + timedelta(minutes=1)) is None
 
 
+class FlatGrid:
+    """The simulator's readings with one carbon intensity and price everywhere: a spike decides."""
+
+    def __init__(self) -> None:
+        self._sim = SimulatedGrid(seed=7)
+        self.name = self._sim.name
+
+    def _flat(self, r: GridReading) -> GridReading:
+        return r.model_copy(update={"carbon_intensity": 150.0, "price_eur_per_mwh": 60.0})
+
+    def reading(self, zone: str, at: datetime) -> GridReading:
+        return self._flat(self._sim.reading(zone, at))
+
+    def series(self, zone: str, start: datetime, hours: int) -> list[GridReading]:
+        return [self._flat(r) for r in self._sim.series(zone, start, hours)]
+
+
 def test_a_watcher_whose_claim_was_taken_over_writes_nothing(ctx, sessions, saver):
+    ctx = replace(ctx, grid=FlatGrid())
     wid = _spiked_job(sessions, ctx.grid)
     (incident_id,) = scan(ctx)
     stale, fresh = replace(ctx, worker_id="stale"), replace(ctx, worker_id="fresh")

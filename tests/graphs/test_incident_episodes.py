@@ -130,9 +130,16 @@ def _copy(template, tmp_path, name="store.db") -> Store:
 
 
 def test_a_surplus_hour_is_one_incident_and_one_spoken_alert(template, tmp_path):
-    """The reported case: PT curtails at 01:00 and routed H100 work may go there but cannot."""
+    """The reported case: PT curtails for an hour and routed H100 work may go there but cannot."""
     store = _copy(template, tmp_path)
-    start = DAY.replace(hour=1)
+    hours = (DAY + timedelta(hours=h) for h in range(24 * 60))
+    start = next(  # the simulator's own surplus hour in PT, with none in DE and none after it
+        t
+        for t in hours
+        if store.grid.reading("PT", t).curtailment
+        and not store.grid.reading("PT", t + timedelta(hours=1)).curtailment
+        and not store.grid.reading("DE", t).curtailment
+    )
     spec = JobSpec(gpu_count=2, gpu_model="H100", duration_hours=6, allowed_zones=["DE", "PT"])
     _route(store.sessions, store.grid, "pt-flex", spec, "DE", start)
     assert store.grid.reading("PT", start).curtailment  # the simulator's own surplus hour
@@ -145,7 +152,7 @@ def test_a_surplus_hour_is_one_incident_and_one_spoken_alert(template, tmp_path)
         # 21 passes in one surplus hour: one incident, holding its key until PT stops curtailing.
         assert store.incidents() == [("surplus", "PT", "RESOLVED", "PT:surplus")]
         assert list(store.spoken_per_incident().values()) == [1]
-        assert store.pass_at(saver, start + timedelta(hours=1)) == []  # 02:00: no curtailment
+        assert store.pass_at(saver, start + timedelta(hours=1)) == []  # an hour on: none
     assert store.incidents() == [("surplus", "PT", "RESOLVED", None)]
     with store.sessions() as s:
         alerts = s.scalars(select(AlertEvent.status).order_by(AlertEvent.id)).all()
