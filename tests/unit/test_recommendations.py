@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from store.db import make_session_factory
 from store.models import RoutingDecision, Workload
 from store.seed import seed_fleet
 from tools.broker.recommendations import (
@@ -121,3 +122,26 @@ def test_a_reroute_preview_writes_nothing(seeded):
     assert preview.node_id is not None and preview.best_node_id != preview.node_id
     assert preview.would_move is False  # the placement is still the best one
     assert _count(seeded, RoutingDecision) == decisions
+
+
+def test_concurrent_approvals_of_one_recommendation_book_one_workload(engine):
+    from tests.unit.test_capacity_concurrency import _in_threads
+
+    sessions = make_session_factory(engine)
+    with sessions.begin() as s:
+        seed_fleet(session=s, now=NOW)
+        rec = recommend(session=s, grid=GRID, spec=SPEC, now=NOW)
+        rec_id = save_recommendation(session=s, org_id="acme-ai", rec=rec, now=NOW).id
+
+    def book(s):
+        done = route_recommendation(
+            session=s, grid=GRID, recommendation_id=rec_id, org_id="acme-ai", name="x", now=NOW
+        )
+        return f"{done.workload.id} {'created' if done.created else 'existing'}"
+
+    outcomes = _in_threads(engine, [book] * 8)
+    ids = {o.split()[0] for o in outcomes}
+    assert len(ids) == 1, outcomes
+    assert sorted(o.split()[1] for o in outcomes) == ["created"] + ["existing"] * 7
+    with sessions() as s:
+        assert _count(s, Workload) == 1 and _count(s, RoutingDecision) == 1
