@@ -21,6 +21,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
+from sqlalchemy.exc import IntegrityError
 
 from graphs.context import Context
 from graphs.state import ChatState, WriteDecision
@@ -100,21 +101,28 @@ def make_approve_writes(tools: Sequence[BaseTool]) -> Callable[..., dict[str, An
         approve, by, reason = parse_answer(answer)
         decided_at = ctx.clock.now()
         thread = str((config.get("configurable") or {}).get("thread_id", ""))
-        with ctx.sessions.begin() as session:
-            row = record_approval(
-                session=session,
-                thread_id=thread,
-                tool_call_id=str(first["id"]),
-                org_id=ctx.org_id,
-                tool=proposal.tool,
-                args=proposal.args,
-                summary=proposal.summary,
-                approved=approve,
-                decided_by=by,
-                decided_at=decided_at,
-                reason=reason,
-            )
-            approval_id = row.id
+        try:
+            with ctx.sessions.begin() as session:
+                row = record_approval(
+                    session=session,
+                    thread_id=thread,
+                    tool_call_id=str(first["id"]),
+                    org_id=ctx.org_id,
+                    tool=proposal.tool,
+                    args=proposal.args,
+                    summary=proposal.summary,
+                    approved=approve,
+                    decided_by=by,
+                    decided_at=decided_at,
+                    reason=reason,
+                )
+                approval_id = row.id
+        except IntegrityError:
+            # Another decision on this very call was stored first (two approvals at once):
+            # that one runs the write; this one runs nothing.
+            logger.warning("%s on %s was already decided; not run twice", first["name"], thread)
+            decisions[str(first["id"])] = _refusal(dict(first), "this call was already decided", at)
+            return {"write_decisions": decisions}
         logger.info(
             "%s %s %s on %s", by, "approved" if approve else "rejected", first["name"], thread
         )
@@ -179,7 +187,12 @@ def make_approval_guard(
         ):
             return execute(request)
         text = _not_run(call, decision)
-        logger.warning("%s not run: %s", call["name"], text)
+        level = (
+            logging.INFO
+            if decision is not None and decision.get("by") != POLICY
+            else logging.WARNING
+        )
+        logger.log(level, "%s not run: %s", call["name"], text)
         return ToolMessage(
             content=f"Error: {text}", name=call["name"], tool_call_id=call["id"], status="error"
         )

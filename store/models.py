@@ -319,13 +319,17 @@ class WriteApproval(Base):
     """A person's decision on a write an agent proposed: who, when, and exactly what."""
 
     __tablename__ = "write_approvals"
-    __table_args__ = (Index("ix_write_approvals_thread", "thread_id", "id"),)
+    __table_args__ = (
+        Index("ix_write_approvals_thread", "thread_id", "id"),
+        UniqueConstraint("thread_id", "tool_call_id", name="uq_write_approvals_call"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     """Increases with every decision (the newest decision of a thread has the highest id)."""
     thread_id: Mapped[str] = mapped_column(String(200))
     """The conversation (checkpoint thread) the proposal was made in."""
     tool_call_id: Mapped[str] = mapped_column(String(200))
+    """The proposed call; decided once (a second, concurrent decision is refused)."""
     org_id: Mapped[str] = mapped_column(String(64))
     """The organisation the agent acted for."""
     tool: Mapped[str] = mapped_column(String(64))

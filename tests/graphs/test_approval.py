@@ -215,3 +215,30 @@ def _guarded(decisions, args):
 def test_the_tool_node_runs_a_write_only_as_approved(decisions, expected):
     message = _guarded(decisions, {"recommendation_id": "rec_mine"})
     assert message.status == "error" and expected in message.content
+
+
+def test_a_call_decided_elsewhere_first_is_not_run_twice(ctx, sessions, clock):
+    from store.approvals import record_approval
+
+    model = _eager_model(_echo)
+    scripted = replace(ctx, model=model)
+    saver = InMemorySaver()
+    chat_turn(scripted, saver, "book it", thread_id="d")
+    with sessions.begin() as s:  # a concurrent approval of the same call was stored first
+        record_approval(
+            session=s,
+            thread_id="chat:d",
+            tool_call_id="w1",
+            org_id=ctx.org_id,
+            tool="route_workload",
+            args={},
+            summary={},
+            approved=True,
+            decided_by="someone else",
+            decided_at=clock.now(),
+            reason=None,
+        )
+    out = decide_turn(scripted, saver, thread_id="d", approve=True, by="ops")
+    model.assert_complete()
+    assert "this call was already decided" in out["answer"] and out["written"] is False
+    assert _count(sessions, Workload) == 0 and _count(sessions, WriteApproval) == 1

@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("decided_by", sa.String(200), nullable=False),
         sa.Column("decided_at", sa.DateTime(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
+        sa.UniqueConstraint("thread_id", "tool_call_id", name="uq_write_approvals_call"),
     )
     op.create_index("ix_write_approvals_thread", "write_approvals", ["thread_id", "id"])
 
