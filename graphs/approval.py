@@ -101,12 +101,14 @@ def make_approve_writes(tools: Sequence[BaseTool]) -> Callable[..., dict[str, An
         approve, by, reason = parse_answer(answer)
         decided_at = ctx.clock.now()
         thread = str((config.get("configurable") or {}).get("thread_id", ""))
+        # Servers may reuse call ids across turns; the message id makes the key unique.
+        call_key = f"{last.id}/{first['id']}"
         try:
             with ctx.sessions.begin() as session:
                 row = record_approval(
                     session=session,
                     thread_id=thread,
-                    tool_call_id=str(first["id"]),
+                    tool_call_id=call_key,
                     org_id=ctx.org_id,
                     tool=proposal.tool,
                     args=proposal.args,

@@ -329,7 +329,8 @@ class WriteApproval(Base):
     thread_id: Mapped[str] = mapped_column(String(200))
     """The conversation (checkpoint thread) the proposal was made in."""
     tool_call_id: Mapped[str] = mapped_column(String(200))
-    """The proposed call; decided once (a second, concurrent decision is refused)."""
+    """The proposed call as "<message id>/<tool call id>"; decided once (a second, concurrent
+    decision of the same call is refused)."""
     org_id: Mapped[str] = mapped_column(String(64))
     """The organisation the agent acted for."""
     tool: Mapped[str] = mapped_column(String(64))

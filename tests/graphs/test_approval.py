@@ -218,17 +218,20 @@ def test_the_tool_node_runs_a_write_only_as_approved(decisions, expected):
 
 
 def test_a_call_decided_elsewhere_first_is_not_run_twice(ctx, sessions, clock):
+    from graphs.chat import thread_messages
+    from graphs.supervisor import build_supervisor_graph
     from store.approvals import record_approval
 
     model = _eager_model(_echo)
     scripted = replace(ctx, model=model)
     saver = InMemorySaver()
     chat_turn(scripted, saver, "book it", thread_id="d")
+    proposal = thread_messages(build_supervisor_graph(checkpointer=saver), "d")[-1]
     with sessions.begin() as s:  # a concurrent approval of the same call was stored first
         record_approval(
             session=s,
             thread_id="chat:d",
-            tool_call_id="w1",
+            tool_call_id=f"{proposal.id}/w1",
             org_id=ctx.org_id,
             tool="route_workload",
             args={},
@@ -242,3 +245,23 @@ def test_a_call_decided_elsewhere_first_is_not_run_twice(ctx, sessions, clock):
     model.assert_complete()
     assert "this call was already decided" in out["answer"] and out["written"] is False
     assert _count(sessions, Workload) == 0 and _count(sessions, WriteApproval) == 1
+
+
+def test_a_model_that_reuses_call_ids_still_gets_each_booking_decided(ctx, sessions):
+    def turn():  # fresh messages each turn, with the same call ids
+        return [
+            AIMessage("", tool_calls=[tool_call("transfer_to_broker", {"task": "x"}, "h1")]),
+            AIMessage("", tool_calls=[tool_call("recommend_placement", SPEC, "r1")]),
+            _book_latest("w1"),
+            _echo,
+        ]
+
+    model = ScriptedChatModel(turn() + turn())
+    scripted = replace(ctx, model=model)
+    saver = InMemorySaver()
+    for _ in range(2):
+        chat_turn(scripted, saver, "book 2 H100 for 3 hours", thread_id="same-ids")
+        done = decide_turn(scripted, saver, thread_id="same-ids", approve=True, by="ops")
+        assert done["written"] is True
+    model.assert_complete()
+    assert _count(sessions, Workload) == 2 and _count(sessions, WriteApproval) == 2
