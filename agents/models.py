@@ -15,6 +15,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
 from agents.offline import OfflineChatModel
+from tools.clock import Clock
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ def make_chat_model(
     verify: bool = True,
     http_client: Any | None = None,
     http_async_client: Any | None = None,
+    clock: Clock | None = None,
+    org_id: str | None = None,
 ) -> BaseChatModel:
     """Return the chat model of `endpoint`.
 
@@ -100,10 +103,13 @@ def make_chat_model(
         verify: Check `/v1/models` first and fail fast on a bad URL, key or model.
         http_client: Optional `httpx2.Client` for the sync path (tests, proxies).
         http_async_client: Optional `httpx2.AsyncClient` for the async path.
+        clock: The composition root's clock, given to the offline model (a real model reads
+            the time from its system prompt).
+        org_id: The organisation the operator acts for, given to the offline model.
     """
     if endpoint.api_key is None:
         logger.info("no TGTG_LLM_API_KEY: using the offline model")
-        return OfflineChatModel()
+        return OfflineChatModel(clock=clock, org_id=org_id)
     if verify:
         check_model_served(endpoint, http_client=http_client)
     return ChatOpenAI(

@@ -1,34 +1,45 @@
 """Provide the offline chat model: deterministic, tool-calling, no network, no key.
 
-It reads only the operator's messages to decide what to do (tool results are data it reports,
-never instructions), emits real tool calls for the tools it is bound to, writes its answer
-from their results, asks one question when a required job field is missing, and says plainly
-when it does not understand. Every answer is labelled as coming from the offline model.
+It reads only the operator's messages to decide what to do (tool results are JSON data it
+reports, never instructions), emits real tool calls for the tools it is bound to, writes its
+answer from their results, asks one question when a required job field is missing, and says
+plainly when it does not understand. Every answer is labelled as coming from the offline model.
+
+It has no authority: like any model it can only propose a write (`route_workload` with the id of
+the latest recommendation); the graph asks a person, and only an approval runs it. Its inputs
+are explicit: the clock and the acting organisation are constructor arguments, hand-off topics
+come from the tools' metadata (`topics`), never from prompt or description text.
 """
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from agents.offline_answers import CAPABILITIES, answer_from_tool, labelled
+from agents.offline_answers import CAPABILITIES, answer_from_tool
 from agents.offline_billing import LOOKUP, Plan, continue_billing, parse_billing, plan_billing
 from agents.offline_parser import ParsedRequest, parse_request
+from agents.offline_steps import (
+    book,
+    call,
+    last_call_args,
+    last_human,
+    next_write,
+    say,
+)
 from agents.workload import WorkloadSpec
 from tools.agent_tools.registry import BaseTool
 
-_NOW = re.compile(r"current time is (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\+00:00)")
 _QUESTIONS = {
     "gpu_count": "How many GPUs does the job need (and which model, e.g. 4xH100)?",
     "duration_hours": "How long will the job run (e.g. 6 hours)?",
@@ -42,29 +53,6 @@ _INTENT_TOOLS = {
     "incident": "incident_status",
     "nodes": "list_nodes",
 }
-
-
-def _now(messages: Sequence[BaseMessage]) -> datetime | None:
-    for message in messages:
-        if isinstance(message, SystemMessage) and (m := _NOW.search(str(message.content))):
-            return datetime.fromisoformat(m.group(1))
-    return None
-
-
-def _call(name: str, args: dict[str, Any]) -> dict[str, Any]:
-    # Ids are random like a real server's; the graph never depends on their value.
-    return {"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:24]}", "type": "tool_call"}
-
-
-def _say(text: str) -> AIMessage:
-    return AIMessage(content=labelled(text))
-
-
-def _last_human(messages: Sequence[BaseMessage]) -> int:
-    for i in range(len(messages) - 1, -1, -1):
-        if isinstance(messages[i], HumanMessage):
-            return i
-    return -1
 
 
 def _pending_spec(messages: Sequence[BaseMessage], upto: int, now: datetime | None) -> WorkloadSpec:
@@ -82,44 +70,15 @@ def _pending_spec(messages: Sequence[BaseMessage], upto: int, now: datetime | No
     return spec
 
 
-def _last_call_args(messages: Sequence[BaseMessage], name: str) -> dict[str, Any] | None:
-    for message in reversed(messages):
-        if isinstance(message, AIMessage):
-            for call in reversed(message.tool_calls):
-                if call["name"] == name:
-                    return dict(call["args"])
-    return None
-
-
-def _routed_since_recommendation(messages: Sequence[BaseMessage]) -> str | None:
-    """Return the workload id routed after the latest recommendation, if any."""
-    names: dict[str, str] = {}
-    routed: str | None = None
-    for message in messages:
-        if isinstance(message, AIMessage):
-            for call in message.tool_calls:
-                names[str(call["id"])] = call["name"]
-                if call["name"] == "recommend_placement":
-                    routed = None
-        elif isinstance(message, ToolMessage) and message.status != "error":
-            if names.get(message.tool_call_id) == "route_workload":
-                match = re.search(r'"id": ?"(wl_[0-9a-z]+)"', str(message.content))
-                routed = match.group(1) if match else "(unknown id)"
-    return routed
-
-
-def _transfer_for(intent: str, tools: dict[str, dict[str, Any]]) -> str | None:
-    for name, schema in tools.items():
-        topics = str(schema.get("description", "")).lower()
-        if name.startswith("transfer_to_") and re.search(rf"\btopics:.*\b{intent}\b", topics):
-            return name
-    return None
+def _transfer_for(intent: str, topics: dict[str, tuple[str, ...]]) -> str | None:
+    """Return the hand-off tool whose metadata lists `intent` among its topics."""
+    return next((name for name, listed in topics.items() if intent in listed), None)
 
 
 def _billing_step(plan: Plan) -> AIMessage:
     if isinstance(plan, str):
-        return _say(plan)
-    return AIMessage(content="", tool_calls=[_call(name, args) for name, args in plan])
+        return say(plan)
+    return AIMessage(content="", tool_calls=[call(name, args) for name, args in plan])
 
 
 def _billing_text(messages: Sequence[BaseMessage], at: int) -> str:
@@ -132,7 +91,7 @@ def _billing_text(messages: Sequence[BaseMessage], at: int) -> str:
     asked = next((m for m in reversed(messages[:at]) if isinstance(m, AIMessage)), None)
     if asked is None or asked.tool_calls or not str(asked.content).rstrip().endswith("?"):
         return text
-    before = _last_human(messages[: messages.index(asked)])
+    before = last_human(messages[: messages.index(asked)])
     return f"{messages[before].content} {text}" if before >= 0 else text
 
 
@@ -150,69 +109,75 @@ def _billing_follow_up(
     return _billing_step(continue_billing(query, last, now))
 
 
-def _plan(
-    request: ParsedRequest,
-    messages: Sequence[BaseMessage],
-    at: int,
-    tools: dict[str, Any],
-    now: datetime | None,
+@dataclass(frozen=True)
+class _Bound:
+    """What the model was given for this call: tool schemas, hand-off topics, clock, org."""
+
+    tools: dict[str, dict[str, Any]]
+    topics: dict[str, tuple[str, ...]]
+    now: datetime | None
+    org_id: str | None
+
+
+def _place(
+    request: ParsedRequest, messages: Sequence[BaseMessage], at: int, bound: _Bound
 ) -> AIMessage:
-    intent = request.intent
+    """Recommend the job of this turn (completing it from earlier answers), or book the last one."""
+    spec = _pending_spec(messages, at, bound.now).merged(request.spec)
+    changes = request.spec.tool_args()
+    if request.intent == "route" and spec.missing():
+        if not changes:
+            return book(messages, at)
+        previous = last_call_args(messages[:at], "recommend_placement")
+        if previous is not None:  # "book it, but in Germany": a new recommendation first
+            spec = WorkloadSpec.model_validate(previous).merged(request.spec)
+    if missing := spec.missing():
+        return say(_QUESTIONS[missing[0]])
+    return AIMessage(content="", tool_calls=[call("recommend_placement", spec.tool_args())])
+
+
+def _plan(
+    request: ParsedRequest, messages: Sequence[BaseMessage], at: int, bound: _Bound
+) -> AIMessage:
+    intent, tools = request.intent, bound.tools
     if request.problems:
-        return _say(f"I could not use {', '.join(request.problems)}; please restate those values.")
+        return say(f"I could not use {', '.join(request.problems)}; please restate those values.")
     billing_text = _billing_text(messages, at)
     if LOOKUP in tools and (intent == "billing" or billing_text != str(messages[at].content)):
-        query = parse_billing(billing_text, now=now)
-        return _billing_step(plan_billing(query, messages, now))
+        query = parse_billing(billing_text, now=bound.now)
+        return _billing_step(plan_billing(query, bound.org_id, bound.now))
     if (
         intent in ("help", "unknown")
-        or (transfer := _transfer_for(intent, tools)) is None
+        or (transfer := _transfer_for(intent, bound.topics)) is None
         and _INTENT_TOOLS.get(intent) not in tools
     ):
         if intent == "billing":
-            return _say(
+            return say(
                 "Billing questions are not available here yet: no billing tools are registered."
             )
         if intent == "help":
-            return _say(f"I can {CAPABILITIES}.")
+            return say(f"I can {CAPABILITIES}.")
         if intent == "unknown":
-            return _say(f"I did not understand that. I can {CAPABILITIES}.")
-        return _say(
+            return say(f"I did not understand that. I can {CAPABILITIES}.")
+        return say(
             f"I cannot do that here: the {_INTENT_TOOLS.get(intent, intent)} tool is not available."
         )
     if transfer is not None:
         return AIMessage(
-            content="", tool_calls=[_call(transfer, {"task": str(messages[at].content)[:500]})]
+            content="", tool_calls=[call(transfer, {"task": str(messages[at].content)[:500]})]
         )
     tool = _INTENT_TOOLS[intent]
     if intent in ("recommend", "route"):
-        spec = _pending_spec(messages, at, now).merged(request.spec)
-        if intent == "route" and spec.missing():
-            previous = _last_call_args(messages[:at], "recommend_placement")
-            if (routed := _routed_since_recommendation(messages[:at])) is not None:
-                return _say(
-                    f"That recommendation is already routed as workload {routed}. "
-                    "Describe a new job to place another one."
-                )
-            if previous is None:
-                return _say(
-                    "There is no recommendation to route yet. "
-                    "Describe the job first (GPUs, hours, zones)."
-                )
-            spec = WorkloadSpec.model_validate(previous).merged(request.spec)
-        if missing := spec.missing():
-            return _say(_QUESTIONS[missing[0]])
-        return AIMessage(content="", tool_calls=[_call(tool, spec.tool_args())])
+        return _place(request, messages, at, bound)
     if intent in ("reroute", "explain"):
         if not request.workload_ids:
-            return _say("Which workload? Give its id (it looks like wl_1a2b3c4d5e6f).")
-        return AIMessage(
-            content="", tool_calls=[_call(tool, {"workload_id": w}) for w in request.workload_ids]
-        )
+            return say("Which workload? Give its id (it looks like wl_1a2b3c4d5e6f).")
+        ids = request.workload_ids[:1] if intent == "reroute" else request.workload_ids
+        return AIMessage(content="", tool_calls=[call(tool, {"workload_id": w}) for w in ids])
     if intent == "compare":
         return AIMessage(
             content="",
-            tool_calls=[_call(tool, {"zones": request.zones, "hours": request.horizon_hours})],
+            tool_calls=[call(tool, {"zones": request.zones, "hours": request.horizon_hours})],
         )
     if intent == "nodes":
         args: dict[str, Any] = {}
@@ -222,8 +187,8 @@ def _plan(
             args["zones"] = list(zones)
         if request.spec.gpu_model:
             args["gpu_model"] = request.spec.gpu_model
-        return AIMessage(content="", tool_calls=[_call(tool, args)])
-    return AIMessage(content="", tool_calls=[_call(tool, {})])
+        return AIMessage(content="", tool_calls=[call(tool, args)])
+    return AIMessage(content="", tool_calls=[call(tool, {})])
 
 
 def _report(messages: Sequence[BaseMessage], at: int) -> AIMessage:
@@ -237,20 +202,26 @@ def _report(messages: Sequence[BaseMessage], at: int) -> AIMessage:
             parts.append(
                 answer_from_tool(name, str(message.content), is_error=message.status == "error")
             )
-    return _say(" ".join(parts))
+    return say(" ".join(parts))
 
 
 def _structured(
     schema_name: str, messages: Sequence[BaseMessage], now: datetime | None
 ) -> AIMessage:
-    at = _last_human(messages)
+    at = last_human(messages)
     text = str(messages[at].content) if at >= 0 else ""
     spec = parse_request(text, now=now).spec
-    return AIMessage(content="", tool_calls=[_call(schema_name, spec.model_dump(mode="json"))])
+    return AIMessage(content="", tool_calls=[call(schema_name, spec.model_dump(mode="json"))])
 
 
 def respond(
-    messages: Sequence[BaseMessage], tools: dict[str, dict[str, Any]], tool_choice: Any
+    messages: Sequence[BaseMessage],
+    tools: dict[str, dict[str, Any]],
+    tool_choice: Any,
+    *,
+    now: datetime | None = None,
+    org_id: str | None = None,
+    topics: dict[str, tuple[str, ...]] | None = None,
 ) -> AIMessage:
     """Return the offline model's next message for a conversation.
 
@@ -258,21 +229,36 @@ def respond(
         messages: The conversation so far (system, human, AI and tool messages).
         tools: The bound tools as OpenAI tool schemas' `function` objects, keyed by name.
         tool_choice: The forced tool, if any (structured output forces `WorkloadSpec`).
+        now: The injected clock's time (resolves "within 24 hours", "this month").
+        org_id: The organisation the operator acts for ("my bill").
+        topics: Request topics of each hand-off tool, from the tools' metadata.
     """
-    now = _now(messages)
     if "WorkloadSpec" in tools and tool_choice is not None:
         return _structured("WorkloadSpec", messages, now)
-    at = _last_human(messages)
+    at = last_human(messages)
     if at < 0:
-        return _say(f"Hello. I can {CAPABILITIES}.")
-    if any(isinstance(m, ToolMessage) for m in messages[at + 1 :]):
-        return _billing_follow_up(messages, at, now) or _report(messages, at)
+        return say(f"Hello. I can {CAPABILITIES}.")
     request = parse_request(str(messages[at].content), now=now)
-    return _plan(request, messages, at, tools, now)
+    if any(isinstance(m, ToolMessage) for m in messages[at + 1 :]):
+        return (
+            _billing_follow_up(messages, at, now)
+            or next_write(request, messages, at)
+            or _report(messages, at)
+        )
+    return _plan(request, messages, at, _Bound(tools, topics or {}, now, org_id))
 
 
 class OfflineChatModel(BaseChatModel):
-    """A deterministic chat model for running the product with no model endpoint."""
+    """A deterministic chat model for running the product with no model endpoint.
+
+    Args:
+        clock: The composition root's clock (anything with `now()`); None leaves relative
+            times unresolved.
+        org_id: The organisation the operator acts for.
+    """
+
+    clock: Any = Field(default=None, exclude=True)
+    org_id: str | None = None
 
     @property
     def _llm_type(self) -> str:
@@ -285,9 +271,17 @@ class OfflineChatModel(BaseChatModel):
         tool_choice: str | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind tools the way OpenAI-compatible models do (schemas in the request)."""
+        """Bind tools the way OpenAI-compatible models do (schemas in the request).
+
+        Hand-off topics are read from each tool's `metadata["topics"]`.
+        """
         formatted = [convert_to_openai_tool(t) for t in tools]
-        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+        topics = {
+            t.name: tuple(str(x) for x in (t.metadata or {}).get("topics", ()))
+            for t in tools
+            if isinstance(t, BaseTool) and (t.metadata or {}).get("topics")
+        }
+        return self.bind(tools=formatted, tool_choice=tool_choice, tool_topics=topics, **kwargs)
 
     def _generate(
         self,
@@ -297,7 +291,14 @@ class OfflineChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         tools = {t["function"]["name"]: t["function"] for t in kwargs.get("tools") or []}
-        message = respond(messages, tools, kwargs.get("tool_choice"))
+        message = respond(
+            messages,
+            tools,
+            kwargs.get("tool_choice"),
+            now=self.clock.now() if self.clock is not None else None,
+            org_id=self.org_id,
+            topics=kwargs.get("tool_topics") or {},
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 

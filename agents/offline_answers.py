@@ -16,7 +16,8 @@ OFFLINE_LABEL = "[offline model]"
 
 CAPABILITIES = (
     "recommend a placement (e.g. 'where should 4xH100 run for 6 hours, EU only?'), "
-    "route it ('route it'), compare zones now or over the next hours, list nodes, explain a "
+    "book it ('book it'; you approve before anything is written), compare zones now or over "
+    "the next hours, list nodes, explain a "
     "routing decision ('why was wl_… placed there?'), reroute a workload ('reroute wl_…'), "
     "report incident status, and answer billing questions ('what do we owe gamer Jonas?', "
     "'bill Acme for November', 'trial balance', 'profitability by node', 'pending payouts')"
@@ -70,21 +71,33 @@ def _recommend(result: dict[str, Any]) -> str:
     return (
         f"Recommended: {_candidate(best)}.{_co2(result)}"
         + (f" Next best: {others}." if others else "")
-        + " Nothing has been routed yet; say 'route it' to commit."
+        + " Nothing is booked yet; ask me to book it and approve the request."
     )
 
 
 def _route(result: dict[str, Any]) -> str:
-    decision = result.get("decision", {})
     wl = result.get("workload", {})
+    where = f"{wl.get('node_id')} in {wl.get('zone')}"
+    if result.get("already_routed"):
+        return (
+            f"Recommendation {result.get('recommendation_id')} is already booked as workload "
+            f"{wl.get('id')} on {where}; nothing new was written."
+        )
+    decision = result.get("decision") or {}
     if decision.get("outcome") != "routed":
         return f"Workload {wl.get('id')} was not routed: {decision.get('reason')}."
-    best = result.get("best") or {"node_id": decision.get("node_id"), "zone": decision.get("zone")}
-    return (
-        f"Routed workload {wl.get('id')} to "
-        f"{_candidate(best) if 'score' in best else best['node_id']}."
-        f"{_co2(result)} Decision {decision.get('id')} is recorded."
+    text = (
+        f"Routed workload {wl.get('id')} to node {where} ({wl.get('gpu_count')} GPUs for "
+        f"{_num(wl.get('duration_hours'), 1)} h, score {_num(decision.get('score'), 3)}). "
+        f"Estimated {_num(wl.get('energy_kwh_estimate'))} kWh and "
+        f"{_num(wl.get('co2_kg_estimate'), 2)} kg CO2"
     )
+    if result.get("baseline_co2_kg") is not None:
+        text += (
+            f" versus {_num(result.get('baseline_co2_kg'), 2)} kg on the carbon-agnostic choice: "
+            f"{_num(result.get('co2_saved_kg'), 2)} kg saved"
+        )
+    return text + f". Decision {decision.get('id')} is recorded."
 
 
 def _reroute(result: dict[str, Any]) -> str:
@@ -172,7 +185,10 @@ def answer_from_tool(name: str, content: str, *, is_error: bool) -> str:
         is_error: The tool reported an error (refusal or bad arguments).
     """
     if is_error:
-        return f"The {name} tool refused: {content.removeprefix('Error: ')}"
+        reason = content.removeprefix("Error: ")
+        if reason.startswith("rejected by "):
+            return f"Not done: {name} was {reason}"
+        return f"The {name} tool refused: {reason}"
     try:
         result = json.loads(content)
     except json.JSONDecodeError:

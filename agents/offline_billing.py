@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from langchain_core.messages import BaseMessage, SystemMessage, ToolMessage
+from langchain_core.messages import ToolMessage
 
 from agents.offline_billing_answers import READ_ONLY_NOTE
 from agents.offline_words import normalise
@@ -176,17 +175,6 @@ def parse_billing(text: str, *, now: datetime | None) -> BillingQuery:
     )
 
 
-_ACTING = re.compile(r"acts\s+for\s+organisation\s+([a-z0-9][a-z0-9_-]*)")
-
-
-def acting_org(messages: Sequence[BaseMessage]) -> str | None:
-    """Return the organisation the operator acts for, as stated in the system prompt."""
-    for message in messages:
-        if isinstance(message, SystemMessage) and (m := _ACTING.search(str(message.content))):
-            return m.group(1)
-    return None
-
-
 def _billing_call(query: BillingQuery, org_id: str, now: datetime | None) -> Plan:
     if query.kind == "owed":
         return [("amount_owed", {"org_id": org_id})]
@@ -200,10 +188,14 @@ def _billing_call(query: BillingQuery, org_id: str, now: datetime | None) -> Pla
     ]
 
 
-def plan_billing(
-    query: BillingQuery, messages: Sequence[BaseMessage], now: datetime | None
-) -> Plan:
-    """Return the first tool call for `query`, or a question to ask the operator."""
+def plan_billing(query: BillingQuery, org_id: str | None, now: datetime | None) -> Plan:
+    """Return the first tool call for `query`, or a question to ask the operator.
+
+    Args:
+        query: The parsed billing question.
+        org_id: The organisation the operator acts for (given to the model, never parsed).
+        now: The injected clock's time.
+    """
     if query.kind == "refund":
         return "I cannot issue refunds or move money. " + READ_ONLY_NOTE
     if query.kind == "trial_balance":
@@ -214,8 +206,8 @@ def plan_billing(
         status = {"status": query.payout_status} if query.payout_status else {}
         return [("list_gamer_payouts", status)]
     if query.org_name is None:
-        if query.about_self and (org := acting_org(messages)) is not None:
-            return _billing_call(query, org, now)
+        if query.about_self and org_id is not None:
+            return _billing_call(query, org_id, now)
         return "Which organisation do you mean (its name or id, e.g. gamer-jonas or acme-ai)?"
     args: dict[str, Any] = {"name": query.org_name}
     if query.org_kind:

@@ -101,7 +101,8 @@ _NEGATED_ROUTE = re.compile(
     r"\b(?:route|book|commit|submit|go ahead)"
 )
 _ROUTE = re.compile(
-    r"\b(?:route it|route this|route that|route the (?:job|workload)|go ahead|book it|book that|"
+    r"\b(?:route it|route this|route that|route the (?:job|workload)|go ahead|go for it|book it|"
+    r"book that|book this|book the (?:job|workload)|sounds good,? book|"
     r"do it|commit(?: it)?|submit it|schedule it|launch it|deploy it|place it|run it there|"
     r"confirm(?:ed)?|proceed|let'?s do (?:it|that)|ship it|make it so|yes,? (?:please|route))\b"
     r"|^(?:yes|yep|ok(?:ay)?|sure)\b[ .!,]*(?:please)?[ .!]*$|^route\b|^please route\b|^book\b"

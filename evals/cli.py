@@ -248,9 +248,9 @@ def agents(
         "started_at": datetime.now(UTC).isoformat(),
     }
 
-    def factory() -> Any:
+    def factory(clock: Any = None, org_id: str | None = None) -> Any:
         return (
-            OfflineChatModel()
+            OfflineChatModel(clock=clock, org_id=org_id)
             if is_offline
             else make_chat_model(settings.model_endpoint(), verify=False)
         )

@@ -2,10 +2,11 @@
 
 Each trial gets a new SQLite file (migrated, then seeded), a fixed clock, the simulated grid with
 the task's seed, a fresh model from the factory and its own conversation thread. The operator's
-turns go through `graphs.chat.chat_turn`; afterwards the scorers compare tools, last answer and
-store to the task's expectations. Model transport failures (connection, timeout, rate limit, 5xx)
-are recorded as infrastructure errors, apart from task failures; a run the graph ends early
-(recursion limit) scores 0.
+turns go through `graphs.chat.chat_turn`; every write the agent proposes is answered as the task
+says (`approval`) through `graphs.chat.decide_turn`. Afterwards the scorers compare the tool
+calls, the approvals asked for, the last answer's facts and the store to the expectations.
+Model transport failures (connection, timeout, rate limit, 5xx) are recorded as infrastructure
+errors, apart from task failures; a run the graph ends early (recursion limit) scores 0.
 """
 
 from __future__ import annotations
@@ -23,14 +24,23 @@ import openai
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import GraphRecursionError
+from sqlalchemy import select
 
-from evals.scorers import StoreFacts, reward, score_answer, score_store, score_tools
+from evals.scorers import (
+    RunRecord,
+    StoreFacts,
+    reward,
+    score_answer,
+    score_store,
+    score_tools,
+)
 from evals.tasks import RewardComponent, Task
-from graphs.chat import chat_turn
+from graphs.chat import chat_turn, decide_turn
 from graphs.context import Context
 from store import repo
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
+from store.models import Recommendation
 from store.seed import seed_fleet
 from tools.clock import FixedClock
 from tools.grid import SimulatedGrid
@@ -38,7 +48,10 @@ from tools.integrations.incidentio import DemoAlerts
 
 logger = logging.getLogger(__name__)
 
-ModelFactory = Callable[[], BaseChatModel]
+ModelFactory = Callable[..., BaseChatModel]
+"""Returns a fresh chat model; called with `clock=` and `org_id=` (the offline model uses them)."""
+MAX_APPROVALS_PER_TURN = 4
+"""A turn that keeps proposing writes after this many decisions is cut short."""
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 INFRA_ERRORS = (
     openai.APIConnectionError,
@@ -63,11 +76,18 @@ def _facts(sessions: Any) -> StoreFacts:
         for w in workloads:
             node = repo.get_node(session=session, node_id=w.node_id) if w.node_id else None
             zones.append(node.zone if node else None)
+        quotes = session.scalars(
+            select(Recommendation.node_id).order_by(Recommendation.created_at)
+        ).all()
         return StoreFacts(
             workload_statuses=[w.status for w in workloads],
             workload_zones=zones,
             workload_gpus=[w.gpu_count for w in workloads],
             decisions=len(repo.list_decisions(session=session)),
+            workload_ids=[w.id for w in workloads],
+            workload_nodes=[w.node_id for w in workloads],
+            workload_orgs=[w.org_id for w in workloads],
+            recommended_nodes=list(quotes),
         )
 
 
@@ -105,23 +125,40 @@ def run_trial(
             sessions = make_session_factory(engine)
             with sessions.begin() as session:
                 seed_fleet(session=session, now=task.clock)
+            clock = FixedClock(task.clock)
             ctx = Context(
-                model=model_factory(),
+                model=model_factory(clock=clock, org_id=task.org_id),
                 sessions=sessions,
                 grid=SimulatedGrid(seed=task.grid_seed),
-                clock=FixedClock(task.clock),
+                clock=clock,
                 org_id=task.org_id,
                 alerts=DemoAlerts(),
             )
             saver = InMemorySaver()
-            calls: list[str] = []
+            calls: list[dict[str, Any]] = []
+            asked: list[str] = []
             answer = ""
             error: str | None = None
             infra: str | None = None
+            thread = f"{task.id}-{trial}"
+            approve = task.approval == "approve"
             try:
                 for text in task.turns:
-                    out = chat_turn(ctx, saver, text, thread_id=f"{task.id}-{trial}")
-                    calls += out["tool_calls"]
+                    out = chat_turn(ctx, saver, text, thread_id=thread)
+                    calls += out["tool_call_args"]
+                    for _ in range(MAX_APPROVALS_PER_TURN):
+                        if out["pending_approval"] is None:
+                            break
+                        asked.append(out["pending_approval"]["tool"])
+                        out = decide_turn(
+                            ctx,
+                            saver,
+                            thread_id=thread,
+                            approve=approve,
+                            by="eval operator",
+                            reason=None if approve else "the operator declines",
+                        )
+                        calls += out["tool_call_args"]
                     answer = out["answer"]
             except GraphRecursionError as exc:
                 error = f"ended early: {exc}"
@@ -130,9 +167,10 @@ def run_trial(
             facts = _facts(sessions)
         finally:
             engine.dispose()
+    record = RunRecord(calls=calls, approvals_asked=asked)
     components: dict[RewardComponent, tuple[float, str]] = {
-        "tools": score_tools(task.expected, calls),
-        "answer": score_answer(task.expected, answer),
+        "tools": score_tools(task.expected, record),
+        "answer": score_answer(task.expected, answer, facts),
         "store": score_store(task.expected, facts),
     }
     value = 0.0 if error else reward(task.reward_basis, components)
@@ -141,7 +179,9 @@ def run_trial(
         "trial": trial,
         "reward": value,
         "components": {k: {"score": s, "reason": r} for k, (s, r) in components.items()},
-        "tool_calls": calls,
+        "tool_calls": record.names,
+        "tool_call_args": calls,
+        "approvals_asked": asked,
         "answer": answer,
         "error": error,
         "infra_error": infra,

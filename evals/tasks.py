@@ -2,14 +2,17 @@
 
 A task is data: `evals/datasets/<suite>/<id>.yaml`. It names the starting store (`seed`: the
 seeded demo fleet, no workloads), the fixed clock, the simulated grid's seed, the organisation the
-operator acts for, the operator's turns, what must hold at the end, and which checks make up the
-reward. `python -m evals schema` prints the JSON schema of this model for editors.
+operator acts for, the operator's turns, how the operator answers approval requests, what must
+hold at the end, and which checks make up the reward. Tasks are judged on what happened (the
+tool calls and their key arguments, the approvals asked for, the store's end state) and on
+facts in the last answer (ids, zones, figures), never on its wording.
+`python -m evals schema` prints the JSON schema of this model for editors.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +21,7 @@ from tools.errors import InvalidInputError
 
 DATASETS_DIR = Path(__file__).resolve().parent / "datasets"
 RewardComponent = Literal["tools", "answer", "store"]
+AnswerFact = Literal["workload_node", "workload_zone", "workload_id", "recommended_node"]
 
 
 class Expected(BaseModel):
@@ -29,10 +33,20 @@ class Expected(BaseModel):
     """Tools that must have been called (any turn, any order)."""
     forbidden_tools: list[str] = Field(default_factory=list)
     """Tools that must not have been called."""
+    tool_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Key arguments by tool: some call of that tool had each value (lists compare as sets of
+    upper-case codes, numbers by value, ISO times as instants)."""
+    approvals_asked: list[str] | None = None
+    """Tools the agent asked a person to approve, as a set ([]: no approval asked)."""
     answer_contains: list[str] = Field(default_factory=list)
-    """Case-insensitive phrases the last answer must contain."""
+    """Facts (ids, zone codes, figures) the last answer must contain, case-insensitive."""
     answer_excludes: list[str] = Field(default_factory=list)
-    """Case-insensitive phrases the last answer must not contain."""
+    """Facts (ids, zone codes) the last answer must not contain, case-insensitive."""
+    answer_facts: list[AnswerFact] = Field(default_factory=list)
+    """Values from the store the last answer must name: the workload's node, zone or id, or
+    the node of the latest stored recommendation."""
+    asks_question: bool | None = None
+    """The last answer asks the operator something (ends with a question mark)."""
     workloads: int | None = None
     """Number of workloads in the store at the end."""
     workload_status: str | None = None
@@ -43,6 +57,10 @@ class Expected(BaseModel):
     """Number of routing decisions recorded."""
     min_gpu_count: int | None = None
     """Every workload asks for at least this many GPUs."""
+    workload_org: str | None = None
+    """Organisation every workload belongs to."""
+    recommendations: int | None = None
+    """Number of recommendations stored (0: no node could take the job)."""
 
 
 class Task(BaseModel):
@@ -62,6 +80,8 @@ class Task(BaseModel):
     org_id: str = "acme-ai"
     turns: list[str] = Field(min_length=1)
     """Operator messages, sent in order on one conversation thread."""
+    approval: Literal["approve", "reject"] = "approve"
+    """How the operator answers every write the agent proposes (approval request)."""
     expected: Expected
     reward_basis: list[RewardComponent] = Field(min_length=1)
     """Checks whose product is the reward."""

@@ -22,7 +22,7 @@ from tools.money.settlement import MoneyServices
 DEFAULT_ORG_ID = "acme-ai"
 """Organisation the CLI chat acts for unless told otherwise (a seeded enterprise customer)."""
 CHAT_RECURSION_LIMIT = 12
-"""Super-steps per chat turn: read, model, tools, model, tools, model … ends well before."""
+"""Super-steps per chat turn: model, tools, model, approve, tools, model … ends well before."""
 INCIDENT_RECURSION_LIMIT = 16
 """The incident graph has six nodes and no loops; 16 leaves room and still stops a bug."""
 

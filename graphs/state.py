@@ -10,13 +10,27 @@ from langgraph.graph import add_messages
 from typing_extensions import TypedDict
 
 
-class WriteGrant(TypedDict):
-    """What the operator's latest message allows the agent to change (decided in code)."""
+class WriteDecision(TypedDict, total=False):
+    """What happens to one proposed WRITE call (decided in code or by a person, never a model)."""
 
-    tools: list[str]
-    """WRITE tools the operator asked for in plain words (e.g. route_workload for 'route it')."""
-    workload_ids: list[str]
-    """Workloads the operator named; a reroute may touch only these."""
+    approve: bool
+    by: str
+    """Who decided: the person who approved or rejected, or "policy" for a refusal in code."""
+    at: str
+    """When (ISO-8601, from the injected clock)."""
+    reason: str | None
+    """Why it was rejected or refused (goes back to the model as the tool's result)."""
+    approval_id: int | None
+    """The stored `write_approvals` row of a person's decision."""
+    args: dict[str, Any]
+    """The exact arguments decided on; a call with other arguments does not run."""
+
+
+def merge_decisions(
+    old: dict[str, WriteDecision] | None, new: dict[str, WriteDecision] | None
+) -> dict[str, WriteDecision]:
+    """Reducer: add the decisions of newly proposed calls, keyed by tool call id."""
+    return {**(old or {}), **(new or {})}
 
 
 class ChatInput(TypedDict):
@@ -29,8 +43,8 @@ class ChatState(TypedDict, total=False):
     """A chat conversation (one thread per conversation)."""
 
     messages: Annotated[list[AnyMessage], add_messages]
-    write_grant: WriteGrant
-    """Replaced at the start of every operator turn; never set by the model."""
+    write_decisions: Annotated[dict[str, WriteDecision], merge_decisions]
+    """Decisions on proposed WRITE calls by tool call id; a WRITE runs only when approved."""
     route_to: str
     """Agent chosen by the supervisor for the current turn."""
 

@@ -11,6 +11,7 @@ Then it checks, from the database:
 - allocated GPUs equal the GPUs of routed/running workloads and fit every node's capacity;
 - one decision per move: at most one `routed` decision per workload, and the `rerouted`
   decisions of a workload equal its `reroute_count`, which is at most 5;
+- a recommendation books at most one workload, and every chat approval is recorded once;
 - the ledger's trial balance is 0;
 - posted payouts equal the provider share booked for gamer-node work (less what awaits approval
   or review), and every payout intent of a billed workload matches its usage share;
@@ -47,16 +48,18 @@ sys.path.insert(0, str(ROOT))
 from store import ledger, repo  # noqa: E402
 from store.db import make_engine, make_session_factory  # noqa: E402
 from store.ledger import PayoutIntent, Transaction  # noqa: E402
-from store.models import ComputeNode, RoutingDecision, Workload  # noqa: E402
+from store.models import ComputeNode, RoutingDecision, Workload, WriteApproval  # noqa: E402
 from tools.money.payouts import workload_payable  # noqa: E402
 from tools.money.usage import billed_seconds, gross_minor, split_fee  # noqa: E402
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 KEY = "chaos-" + secrets.token_hex(8)
 ZONES = ["FR", "DE", "ES", "PT", "NL", "BE", "GB", "IT"]
-CHAT = (
-    "Where should I run a 2xH100 fine-tune for 3 hours, EU only?",
-    "route it",
+CHAT = (  # each turn's arguments after `tgtg chat`; approving twice must book once
+    ["Where should I run a 2xH100 fine-tune for 3 hours, EU only?"],
+    ["route it"],
+    ["--approve", "--by", "chaos"],
+    ["--approve", "--by", "chaos"],
 )
 
 
@@ -200,15 +203,15 @@ def spiker(url: str, requests: int, until: float, tally: Tally) -> None:
 
 
 def chatter(env: dict[str, str], until: float, tally: Tally, n: int) -> None:
-    """Run `tgtg chat` turns (recommend, then route it) as separate processes on the store."""
+    """Run `tgtg chat` turns (recommend, book, approve twice) as separate processes."""
     tgtg = Path(sys.executable).with_name("tgtg")
     for i in range(n):
         if time.monotonic() > until:
             return
         thread = f"chaos-{os.getpid()}-{threading.get_ident()}-{i}"
-        for text_in in CHAT:
+        for turn in CHAT:
             done = subprocess.run(  # noqa: S603 - our own console script
-                [str(tgtg), "chat", text_in, "--thread", thread, "--json"],
+                [str(tgtg), "chat", *turn, "--thread", thread, "--json"],
                 env=env,
                 capture_output=True,
                 timeout=300,
@@ -251,6 +254,10 @@ def check(db_url: str, schema: str | None) -> dict[str, Any]:
                 violations.append(f"{w.id}: {moves.get(w.id, 0)} moves, count {w.reroute_count}")
             if w.reroute_count > 5:
                 violations.append(f"{w.id}: rerouted {w.reroute_count} times")
+        booked = Counter(w.recommendation_id for w in workloads if w.recommendation_id)
+        violations += [f"{r}: {n} workloads" for r, n in booked.items() if n > 1]
+        calls = Counter(a.tool_call_id for a in s.scalars(select(WriteApproval)))
+        violations += [f"approval of {c} recorded {n} times" for c, n in calls.items() if n > 1]
         tb = ledger.trial_balance(session=s)["trial_balance"]
         if tb != 0:
             violations.append(f"trial balance {tb}")
@@ -298,6 +305,7 @@ def check(db_url: str, schema: str | None) -> dict[str, Any]:
             "by_status": dict(Counter(w.status for w in workloads)),
             "routed_decisions": sum(routed.values()),
             "reroutes": sum(moves.values()),
+            "chat_bookings": len(booked),
             "payouts_posted": s.scalar(
                 select(func.count())
                 .select_from(PayoutIntent)

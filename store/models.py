@@ -1,4 +1,4 @@
-"""Define the ORM models: the eight domain tables of Too Green To Go.
+"""Define the ORM models: the core domain tables of Too Green To Go.
 
 Timestamps are stored as UTC and always come back timezone-aware (also on SQLite). Money is an
 integer amount in minor units with an ISO-4217 currency code beside it; never a float.
@@ -139,6 +139,7 @@ class Workload(Base):
         CheckConstraint("duration_hours > 0", name="ck_workload_hours"),
         CheckConstraint("reroute_count >= 0", name="ck_workload_reroutes"),
         Index("ix_workloads_status_node", "status", "node_id"),
+        Index("uq_workloads_recommendation", "recommendation_id", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -165,6 +166,8 @@ class Workload(Base):
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     """Row version: every ORM update is compare-and-set on it (a stale copy cannot write)."""
+    recommendation_id: Mapped[str | None] = mapped_column(ForeignKey("recommendations.id"))
+    """The stored recommendation this workload commits (unique: one workload per one)."""
 
     node: Mapped[ComputeNode | None] = relationship()
 
@@ -285,3 +288,56 @@ class CurtailmentEvent(Base):
     peak_renewable_pct: Mapped[float | None] = mapped_column(Float)
     hours: Mapped[int] = mapped_column(Integer)
     detected_at: Mapped[datetime]
+
+
+class Recommendation(Base):
+    """A placement quote for one organisation's job: routing it commits at most one workload."""
+
+    __tablename__ = "recommendations"
+    __table_args__ = (Index("ix_recommendations_org_created", "org_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    spec: Mapped[dict[str, Any]]
+    """The job as JSON (`JobSpec`): GPUs, hours, model, deadline, zones, carbon cap."""
+    node_id: Mapped[str] = mapped_column(ForeignKey("compute_nodes.id"))
+    """The best node when the quote was made."""
+    zone: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float] = mapped_column(Float)
+    energy_kwh: Mapped[float] = mapped_column(Float)
+    co2_kg: Mapped[float] = mapped_column(Float)
+    baseline_co2_kg: Mapped[float | None] = mapped_column(Float)
+    """CO2 of the carbon-agnostic choice (cheapest per GPU-hour), for comparison."""
+    price_per_gpu_hour_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    grid_source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class WriteApproval(Base):
+    """A person's decision on a write an agent proposed: who, when, and exactly what."""
+
+    __tablename__ = "write_approvals"
+    __table_args__ = (
+        Index("ix_write_approvals_thread", "thread_id", "id"),
+        UniqueConstraint("thread_id", "tool_call_id", name="uq_write_approvals_call"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    """Increases with every decision (the newest decision of a thread has the highest id)."""
+    thread_id: Mapped[str] = mapped_column(String(200))
+    """The conversation (checkpoint thread) the proposal was made in."""
+    tool_call_id: Mapped[str] = mapped_column(String(200))
+    """The proposed call as "<message id>/<tool call id>"; decided once (a second, concurrent
+    decision of the same call is refused)."""
+    org_id: Mapped[str] = mapped_column(String(64))
+    """The organisation the agent acted for."""
+    tool: Mapped[str] = mapped_column(String(64))
+    args: Mapped[dict[str, Any]]
+    summary: Mapped[dict[str, Any]]
+    """The plain summary shown to the person (computed by code, never by the model)."""
+    approved: Mapped[bool] = mapped_column(Boolean)
+    decided_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(Text)

@@ -88,3 +88,38 @@ def to_gradio(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
             if failed:
                 step["metadata"]["title"] = f"{ERROR_TITLE}: {m.name or 'tool'}"
     return out
+
+
+def proposal_markdown(pending: dict[str, Any] | None) -> str:
+    """Return the Markdown shown above the Approve / Reject buttons ('' when nothing waits).
+
+    Args:
+        pending: The proposal waiting for approval ({tool, args, summary}) or None.
+    """
+    if not pending:
+        return ""
+    summary = pending.get("summary") or {}
+    facts = [
+        f"{label}: **{summary[key]}**"
+        for key, label in (
+            ("node_id", "node"),
+            ("zone", "zone"),
+            ("start", "start"),
+            ("gpu_count", "GPUs"),
+            ("duration_hours", "hours"),
+            ("co2_kg", "kg CO2"),
+        )
+        if summary.get(key) is not None
+    ]
+    if isinstance(summary.get("cost_minor"), int):
+        cost = summary["cost_minor"]
+        facts.append(f"cost: **{cost // 100}.{cost % 100:02d} {summary.get('currency', '')}**")
+    args = json.dumps(pending.get("args", {}), ensure_ascii=False)
+    lines = [
+        f"### Approval needed: `{pending.get('tool')}`",
+        str(summary.get("text", "")),
+        " · ".join(facts),
+        f"Arguments: `{args}`",
+        "Nothing is written until you approve.",
+    ]
+    return "\n\n".join(line for line in lines if line)

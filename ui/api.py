@@ -28,6 +28,7 @@ from tools.broker.workloads import (
 )
 from tools.grid import ZONE_CODES, ZONES, GridReading
 from ui import api_access, api_input
+from ui.api_chat import register as register_chat_api
 from ui.api_console import register as register_console_api
 from ui.api_docs import register_docs
 from ui.api_input import MAX_ID_CHARS, MAX_STRING_CHARS, Id
@@ -203,7 +204,7 @@ def create_app(svc: Services) -> FastAPI:
         if not chat_models:
             from agents.models import make_chat_model
 
-            chat_models.append(make_chat_model(svc.settings.model_endpoint()))
+            chat_models.append(make_chat_model(svc.settings.model_endpoint(), clock=svc.clock))
         return chat_models[0]
 
     @app.post(
@@ -301,6 +302,7 @@ def create_app(svc: Services) -> FastAPI:
         return out
 
     register_console_api(app, svc, require_key)
+    register_chat_api(app, require_key)
     register_money_api(app, svc, require_key)
     api_input.install(app)
     api_access.install(

@@ -7,10 +7,14 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
-from graphs.wiring import make_rail
+from graphs.billing import decide_payout_approval
+from graphs.context import BillingContext
+from graphs.wiring import make_money_services, make_rail
 from store import ledger
+from tools.grid import ZONES
 from tools.integrations.stripe import WebhookRejectedError, WebhookResult, apply_webhook
 from tools.money.payouts import PayoutView, list_payouts
 from tools.money.receipts import ReceiptVerification, verify_receipt
@@ -18,6 +22,15 @@ from ui.api_input import MAX_ID_CHARS
 from ui.services import Services
 
 logger = logging.getLogger(__name__)
+PayoutId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class PayoutDecisionIn(BaseModel):
+    """Who decides a payout (stored as its approver)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(default="api", min_length=1, max_length=200, pattern=r"\S")
 
 
 def register(app: FastAPI, svc: Services, require_key: Callable[..., Any]) -> None:
@@ -86,5 +99,35 @@ def register(app: FastAPI, svc: Services, require_key: Callable[..., Any]) -> No
         rail = make_rail(svc.settings)
         with svc.sessions() as session:
             return await verify_receipt(session=session, rail=rail, receipt_id=receipt_id)
+
+    async def decide(payout_id: str, *, approve: bool, by: str) -> PayoutView:
+        money = make_money_services(svc.settings, grid=svc.grid(), baseline_zones=tuple(ZONES))
+        context = BillingContext(sessions=svc.sessions, money=money, clock=svc.clock)
+        view = await decide_payout_approval(
+            payout_id, approve=approve, by=by, context=context, engine=svc.engine
+        )
+        return PayoutView.model_validate(view)
+
+    @router.post(
+        "/payouts/{payout_id}/approve",
+        response_model=PayoutView,
+        dependencies=[Depends(require_key)],
+    )
+    async def approve_payout(
+        payout_id: PayoutId, body: PayoutDecisionIn | None = None
+    ) -> PayoutView:
+        """Approve a payout that awaits approval; it is sent through the payout policy."""
+        return await decide(payout_id, approve=True, by=(body or PayoutDecisionIn()).by)
+
+    @router.post(
+        "/payouts/{payout_id}/reject",
+        response_model=PayoutView,
+        dependencies=[Depends(require_key)],
+    )
+    async def reject_payout(
+        payout_id: PayoutId, body: PayoutDecisionIn | None = None
+    ) -> PayoutView:
+        """Reject a payout that awaits approval; nothing is paid."""
+        return await decide(payout_id, approve=False, by=(body or PayoutDecisionIn()).by)
 
     app.include_router(router)

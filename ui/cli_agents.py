@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import json
 import logging
 import sys
 import uuid
@@ -58,7 +60,7 @@ def _context(
     from graphs.context import Context
 
     try:
-        model = make_chat_model(svc.settings.model_endpoint())
+        model = make_chat_model(svc.settings.model_endpoint(), clock=svc.clock, org_id=org_id)
     except ModelEndpointError as exc:
         raise fail(str(exc)) from None
     now = svc.clock.now()
@@ -87,30 +89,86 @@ def _checkpointer(svc: Services) -> Iterator[Any]:
         yield saver
 
 
+def _operator() -> str:
+    """Return who decides at this terminal: the login name."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _print_turn(result: dict[str, Any]) -> None:
+    print(result["answer"])
+    pending = result.get("pending_approval")
+    if pending:
+        thread = result["thread"]
+        print(f"  waiting for approval: {pending['tool']} {json.dumps(pending['args'])}")
+        print(f"  approve: tgtg chat --thread {thread} --approve")
+        print(f"  reject:  tgtg chat --thread {thread} --reject 'reason'")
+    print(f"(thread {result['thread']}; tools: {', '.join(result['tool_calls']) or 'none'})")
+
+
 @domain_errors
 def chat(
     ctx: typer.Context,
-    text: Annotated[str, typer.Argument(help="What to ask, e.g. 'where should 4xH100 run?'")],
+    text: Annotated[
+        str | None,
+        typer.Argument(help="What to ask, e.g. 'where should 4xH100 run?'; with --reject, why."),
+    ] = None,
     thread: Annotated[
         str | None, typer.Option("--thread", help="Continue this conversation.")
     ] = None,
     org: Annotated[str, typer.Option("--org", help="Organisation to act for.")] = DEFAULT_ORG_ID,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Approve the write waiting on --thread.")
+    ] = False,
+    reject: Annotated[
+        bool, typer.Option("--reject", help="Reject the write waiting on --thread (TEXT: why).")
+    ] = False,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who decides (default: your login name).")
+    ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Ask the agents (broker, billing clerk); 'route it' on the same --thread commits."""
-    from graphs.chat import chat_turn
+    """Ask the agents (broker, billing clerk); every write waits for --approve on its --thread."""
+    from graphs.chat import chat_turn, decide_turn
 
-    if not text.strip():
-        raise fail(f"chat text {text!r} is empty: say what you need, e.g. 'compare zones now'")
+    deciding = approve or reject
+    if approve and reject:
+        raise fail("give --approve or --reject, not both")
+    if deciding and not thread:
+        raise fail("--approve and --reject need --thread: the conversation whose write waits")
+    if approve and text:
+        raise fail(f"--approve takes no text, got {text!r}; to reject with a reason use --reject")
+    if not deciding and not (text or "").strip():
+        raise fail(f"chat text {text or ''!r} is empty: say what you need, e.g. 'compare zones'")
     svc = services(ctx)
     context = _context(svc, org_id=org)
+    who = by or _operator()
     with _checkpointer(svc) as saver:
-        result = chat_turn(context, saver, text, thread_id=thread or uuid.uuid4().hex[:12])
+        if deciding:
+            result = decide_turn(
+                context, saver, thread_id=thread or "", approve=approve, by=who, reason=text
+            )
+        else:
+            result = chat_turn(
+                context, saver, text or "", thread_id=thread or uuid.uuid4().hex[:12]
+            )
+        if result.get("pending_approval") and not as_json and sys.stdin.isatty():
+            _print_turn(result)
+            yes = typer.confirm("Approve this write?", default=False)
+            result = decide_turn(
+                context,
+                saver,
+                thread_id=result["thread"],
+                approve=yes,
+                by=who,
+                reason=None if yes else "declined at the prompt",
+            )
     if as_json:
         emit_json(result)
     else:
-        print(result["answer"])
-        print(f"(thread {result['thread']}; tools: {', '.join(result['tool_calls']) or 'none'})")
+        _print_turn(result)
 
 
 @incidents_app.command("run-once")

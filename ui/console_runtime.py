@@ -22,8 +22,15 @@ from sqlalchemy.orm import Session
 
 from agents.models import make_chat_model
 from graphs.billing import settle_workloads
+from graphs.chat import pending_approval, run_decision, run_turn, thread_messages
 from graphs.checkpoint import chat_thread, open_checkpointer
-from graphs.context import CHAT_RECURSION_LIMIT, BillingContext, Context, new_worker_id
+from graphs.context import (
+    CHAT_RECURSION_LIMIT,
+    DEFAULT_ORG_ID,
+    BillingContext,
+    Context,
+    new_worker_id,
+)
 from graphs.incident_watch import deliver_outbox, run_incidents
 from graphs.settings import Settings
 from graphs.supervisor import build_supervisor_graph
@@ -86,7 +93,9 @@ class ConsoleRuntime:
     def model(self) -> BaseChatModel:
         """Return the chat model (built on first use; fails fast on a bad endpoint)."""
         if self._model is None:
-            self._model = make_chat_model(self.svc.settings.model_endpoint())
+            self._model = make_chat_model(
+                self.svc.settings.model_endpoint(), clock=self.svc.clock, org_id=DEFAULT_ORG_ID
+            )
         return self._model
 
     @property
@@ -230,6 +239,37 @@ class ConsoleRuntime:
             updates.put(exc)
         finally:
             updates.put(None)
+
+    def _graph(self) -> Any:
+        if self._chat is None:
+            raise RuntimeError("the console runtime is not started")
+        return self._chat
+
+    def chat(self, text: str, thread_id: str) -> dict[str, Any]:
+        """Run one chat turn to its end or to an approval request; return its summary."""
+        return run_turn(self._graph(), self.context(with_overrides=True), text, thread_id=thread_id)
+
+    def decide(
+        self, thread_id: str, *, approve: bool, by: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Approve or reject the write waiting on `thread_id`; return the turn's summary."""
+        self._cache.clear()
+        return run_decision(
+            self._graph(),
+            self.context(with_overrides=True),
+            thread_id=thread_id,
+            approve=approve,
+            by=by,
+            reason=reason,
+        )
+
+    def pending(self, thread_id: str) -> dict[str, Any] | None:
+        """Return the write waiting for approval on `thread_id` ({tool, args, summary}), or None."""
+        return pending_approval(self._graph(), thread_id)
+
+    def history(self, thread_id: str) -> list[BaseMessage]:
+        """Return the conversation's messages so far."""
+        return thread_messages(self._graph(), thread_id)
 
     # -- background loop --------------------------------------------------------------------
 

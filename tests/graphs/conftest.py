@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from agents.offline import OfflineChatModel
-from graphs.context import Context
+from graphs.context import DEFAULT_ORG_ID, Context
 from store.db import make_session_factory
 from store.seed import seed_fleet
 from tools.clock import FixedClock
@@ -34,7 +34,7 @@ def clock() -> FixedClock:
 @pytest.fixture
 def ctx(sessions, clock) -> Context:
     return Context(
-        model=OfflineChatModel(),
+        model=OfflineChatModel(clock=clock, org_id=DEFAULT_ORG_ID),
         sessions=sessions,
         grid=SimulatedGrid(seed=7),
         clock=clock,

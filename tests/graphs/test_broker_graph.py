@@ -3,13 +3,15 @@ import json
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
 from sqlalchemy import func, select
 
 from graphs.broker import build_broker_graph
 from graphs.context import CHAT_RECURSION_LIMIT
 from graphs.supervisor import AgentRegistry, broker_entry, build_supervisor_graph
-from store.models import RoutingDecision, Workload
+from store.models import RoutingDecision, Workload, WriteApproval
 from tests.fakes import ScriptedChatModel, tool_call
+from tests.graphs.conftest import T0
 
 ASK = "Where should I run a 4xH100 fine-tune for 6 hours, EU only, done within 24 hours?"
 EU = {"FR", "DE", "ES", "PT", "NL", "BE", "IT"}
@@ -29,27 +31,56 @@ def _tool_results(out):
     return [m for m in out["messages"] if isinstance(m, ToolMessage)]
 
 
+def _decide(graph, ctx, approve, thread="t1", reason=None):
+    cfg = {"configurable": {"thread_id": thread}, "recursion_limit": CHAT_RECURSION_LIMIT}
+    answer = {"approve": approve, "by": "ops@example", "reason": reason}
+    return graph.invoke(Command(resume=answer), cfg, context=ctx)
+
+
 @pytest.mark.parametrize("build", [build_broker_graph, build_supervisor_graph])
-def test_recommend_writes_nothing_then_route_it_commits(ctx, sessions, build):
+def test_recommend_writes_nothing_then_booking_waits_for_approval(ctx, sessions, build):
     graph = build(checkpointer=InMemorySaver())
     out = _turn(graph, ctx, ASK)
     answer = out["messages"][-1].content
     rec = json.loads(_tool_results(out)[-1].content)
     assert answer.startswith("[offline model]")
     assert rec["written"] is False and rec["best"]["zone"] in EU
+    assert rec["recommendation_id"].startswith("rec_") and rec["expires_at"] > rec["at"]
     assert rec["best"]["node_id"] in answer and "kg CO2" in answer and "carbon-agnostic" in answer
     assert {"carbon_term", "price_term", "utilization_term"} <= rec["best"].keys()
     assert _count(sessions, Workload) == 0 and _count(sessions, RoutingDecision) == 0
 
     out = _turn(graph, ctx, "route it")
+    (asked,) = out["__interrupt__"]
+    assert asked.value["tool"] == "route_workload"
+    assert asked.value["args"] == {"recommendation_id": rec["recommendation_id"]}
+    summary = asked.value["summary"]
+    assert (summary["node_id"], summary["zone"]) == (rec["best"]["node_id"], rec["best"]["zone"])
+    assert (summary["gpu_count"], summary["duration_hours"]) == (4, 6)
+    assert summary["co2_kg"] == rec["best"]["co2_kg"] and summary["start"] == T0.isoformat()
+    per_hour = rec["best"]["price_per_gpu_hour_minor"]
+    assert summary["cost_minor"] == 4 * 6 * per_hour and summary["currency"] == "EUR"
+    assert _count(sessions, Workload) == 0 and _count(sessions, WriteApproval) == 0
+
+    out = _decide(graph, ctx, approve=True)
     routed = json.loads(_tool_results(out)[-1].content)
-    assert routed["written"] is True
+    assert routed["written"] is True and "__interrupt__" not in out
     assert routed["workload"]["node_id"] == rec["best"]["node_id"]
     assert routed["workload"]["status"] == "routed" and routed["workload"]["org_id"] == ctx.org_id
+    assert "Routed workload" in out["messages"][-1].content
     assert _count(sessions, Workload) == 1
+    with sessions() as s:
+        (approval,) = s.scalars(select(WriteApproval)).all()
+    assert (approval.approved, approval.decided_by, approval.decided_at) == (
+        True,
+        "ops@example",
+        T0,
+    )
+    assert approval.tool == "route_workload" and approval.summary == summary
+    assert approval.thread_id == "t1" and approval.org_id == ctx.org_id
 
     out = _turn(graph, ctx, "go ahead")
-    assert "already routed" in out["messages"][-1].content
+    assert "already booked" in out["messages"][-1].content and "__interrupt__" not in out
     assert _count(sessions, Workload) == 1
 
 
@@ -116,20 +147,38 @@ def test_scripted_model_transcript(ctx, sessions):
     assert _count(sessions, Workload) == 0
 
 
-def test_write_without_operator_request_is_refused_and_not_run(ctx, sessions):
+def test_a_write_the_operator_did_not_ask_for_waits_and_a_rejection_writes_nothing(ctx, sessions):
+    def book(msgs):
+        rec_id = json.loads(msgs[-1].content)["recommendation_id"]
+        return AIMessage(
+            "", tool_calls=[tool_call("route_workload", {"recommendation_id": rec_id}, "call_w")]
+        )
+
     args = {"gpu_count": 2, "duration_hours": 3}
     model = ScriptedChatModel(
         [
-            AIMessage("", tool_calls=[tool_call("route_workload", args, "call_w_1")]),
-            AIMessage("I could not route it."),
+            AIMessage("", tool_calls=[tool_call("recommend_placement", args, "call_r")]),
+            book,
+            lambda msgs: AIMessage(f"Not booked: {msgs[-1].content}"),
         ]
     )
+    scripted = ctx.__class__(**{**ctx.__dict__, "model": model})
     graph = build_broker_graph(checkpointer=InMemorySaver())
-    out = _turn(graph, ctx.__class__(**{**ctx.__dict__, "model": model}), "where would 2 GPUs go?")
-    model.assert_complete()
-    refusal = _tool_results(out)[-1]
-    assert refusal.status == "error" and "explicit request" in refusal.content
+    out = _turn(graph, scripted, "where would 2 GPUs go?")
+    assert out["__interrupt__"][0].value["tool"] == "route_workload"
     assert _count(sessions, Workload) == 0
+    out = _decide(graph, scripted, approve=False, reason="too expensive")
+    model.assert_complete()
+    rejection = _tool_results(out)[-1]
+    assert (
+        rejection.status == "error"
+        and "rejected by ops@example: too expensive" in rejection.content
+    )
+    assert out["messages"][-1].content.startswith("Not booked: Error: rejected by ops@example")
+    assert _count(sessions, Workload) == 0 and _count(sessions, RoutingDecision) == 0
+    with sessions() as s:
+        (approval,) = s.scalars(select(WriteApproval)).all()
+    assert approval.approved is False and approval.reason == "too expensive"
 
 
 def test_operator_reroutes_own_workload_by_chat(ctx, sessions):
@@ -150,7 +199,11 @@ def test_operator_reroutes_own_workload_by_chat(ctx, sessions):
         )
     graph = build_broker_graph(checkpointer=InMemorySaver())
     out = _turn(graph, spiked, f"please reroute {wl.id}")
+    summary = out["__interrupt__"][0].value["summary"]
+    assert summary["would_move"] is True and summary["node_id"] == "fr-par-h100"
+    out = _decide(graph, spiked, approve=True)
     result = json.loads(_tool_results(out)[-1].content)
+    assert result["decision"]["node_id"] == summary["best_node_id"]
     assert result["decision"]["outcome"] == "rerouted"
     assert f"Moved workload {wl.id} from fr-par-h100" in out["messages"][-1].content
 

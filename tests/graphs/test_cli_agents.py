@@ -46,7 +46,10 @@ def test_recommend_route_spike_and_incident(tgtg):
     assert "score" in first["answer"] and "carbon-agnostic" in first["answer"]
     assert first["written"] is False and _workloads(tgtg.db) == 0
 
-    second = json.loads(tgtg("chat", "route it", "--thread", first["thread"], "--json"))
+    asked = json.loads(tgtg("chat", "route it", "--thread", first["thread"], "--json"))
+    assert asked["pending_approval"]["tool"] == "route_workload" and asked["written"] is False
+    assert _workloads(tgtg.db) == 0
+    second = json.loads(tgtg("chat", "--thread", first["thread"], "--approve", "--json"))
     assert second["tool_calls"] == ["route_workload"] and second["written"] is True
     assert second["zone"] in EU and second["thread"] == first["thread"]
     assert _workloads(tgtg.db) == 1
@@ -66,6 +69,44 @@ def test_recommend_route_spike_and_incident(tgtg):
     assert move["outcome"] == "rerouted" and move["from_node_id"] == second["node"]
     listed = json.loads(tgtg("incidents", "list", "--json"))
     assert [i["id"] for i in listed] == [incident["id"]]
+
+
+def test_book_by_chat_approve_once_and_reject_on_another_thread(tgtg):
+    rec = json.loads(tgtg("chat", ASK, "--json"))
+    thread = rec["thread"]
+    asked = json.loads(tgtg("chat", "yes, go ahead and book it", "--thread", thread, "--json"))
+    pending = asked["pending_approval"]
+    assert pending["tool"] == "route_workload" and set(pending["args"]) == {"recommendation_id"}
+    assert {"node_id", "zone", "start", "gpu_count", "duration_hours", "co2_kg", "cost_minor"} <= (
+        pending["summary"].keys()
+    )
+    assert pending["summary"]["node_id"] == rec["node"] and _workloads(tgtg.db) == 0
+
+    approved = json.loads(tgtg("chat", "--thread", thread, "--approve", "--by", "ana", "--json"))
+    assert approved["written"] is True and approved["decision"]["by"] == "ana"
+    assert approved["workload"]["node_id"] == rec["node"] and _workloads(tgtg.db) == 1
+    again = json.loads(tgtg("chat", "--thread", thread, "--approve", "--json"))
+    assert (
+        again["already_decided"] is True and again["workload"]["id"] == approved["workload"]["id"]
+    )
+    assert _workloads(tgtg.db) == 1
+
+    other = json.loads(tgtg("chat", ASK, "--json"))
+    tgtg("chat", "book it", "--thread", other["thread"])
+    text = tgtg("chat", "--thread", other["thread"], "--reject", "too expensive")
+    assert "rejected by" in text and "too expensive" in text
+    assert _workloads(tgtg.db) == 1
+
+
+def test_approval_flags_are_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("TGTG_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    result = runner.invoke(app, ["chat", "--approve"])
+    assert result.exit_code == 2 and "--thread" in result.output
+    result = runner.invoke(app, ["chat", "--thread", "t", "--approve", "--reject"])
+    assert result.exit_code == 2 and "not both" in result.output
+    result = runner.invoke(app, ["chat", "--thread", "nothing-here", "--reject", "no"])
+    assert result.exit_code == 2 and "nothing is waiting for approval" in result.output
 
 
 def test_bad_input_exits_2_naming_the_value(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from agents.offline import OfflineChatModel
 from graphs.broker import build_broker_graph
-from graphs.chat import chat_turn
+from graphs.chat import chat_turn, decide_turn
 from graphs.checkpoint import open_checkpointer
 from graphs.context import CHAT_RECURSION_LIMIT, Context
 from graphs.incident_watch import run_once
@@ -27,24 +27,27 @@ def _ctx(engine, **kw):
     sessions = make_session_factory(engine)
     with sessions.begin() as s:
         seed_fleet(session=s, now=T0)
+    clock = FixedClock(T0)
     return Context(
-        model=kw.pop("model", OfflineChatModel()),
+        model=kw.pop("model", OfflineChatModel(clock=clock, org_id="acme-ai")),
         sessions=sessions,
         grid=SimulatedGrid(seed=7),
-        clock=FixedClock(T0),
+        clock=clock,
         alerts=DemoAlerts(),
         **kw,
     )
 
 
-def test_conversation_resumes_from_the_store_database(engine):
+def test_conversation_and_its_approval_resume_from_the_store_database(engine):
     ctx = _ctx(engine)
     with open_checkpointer(engine) as saver:  # first process
         first = chat_turn(ctx, saver, ASK, thread_id="conv-1")
+        asked = chat_turn(ctx, saver, "yes, go ahead and book it", thread_id="conv-1")
+    assert first["written"] is False and asked["pending_approval"]["tool"] == "route_workload"
     with open_checkpointer(engine) as saver:  # a new process, same database
-        second = chat_turn(ctx, saver, "route it", thread_id="conv-1")
+        second = decide_turn(ctx, saver, thread_id="conv-1", approve=True, by="ops")
         other = chat_turn(ctx, saver, "route it", thread_id="conv-2")
-    assert first["written"] is False and second["written"] is True
+    assert second["written"] is True
     assert second["node"] == first["node"]
     assert other["written"] is False and "no recommendation" in other["answer"]
     with ctx.sessions() as s:
@@ -53,7 +56,7 @@ def test_conversation_resumes_from_the_store_database(engine):
 
 def test_step_limit_ends_the_turn_with_an_answer(sqlite_engine):
     looping = [
-        AIMessage("", tool_calls=[tool_call("list_nodes", {}, f"call_{i}")]) for i in range(4)
+        AIMessage("", tool_calls=[tool_call("list_nodes", {}, f"call_{i}")]) for i in range(5)
     ]
     model = ScriptedChatModel(looping)
     ctx = _ctx(sqlite_engine, model=model)

@@ -81,7 +81,16 @@ def test_console_end_to_end(chromium, live_console):
     page.locator("#chat-input textarea").press("Enter")
     page.get_by_text("[offline model] Recommended: node fr-par-h100").wait_for()
     assert "Used tool: recommend_placement" in page.inner_text("#chatbot")
+    # Booking waits under Approve / Reject; rejecting writes nothing and the model answers.
+    page.locator("#chat-input textarea").fill("book it")
+    page.locator("#chat-input textarea").press("Enter")
+    expect(page.locator("#chat-proposal")).to_contain_text("Approval needed")
+    expect(page.locator("#chat-proposal")).to_contain_text("fr-par-h100")
     _shot(page, "Chat")
+    page.locator("#chat-reason textarea").fill("not now")
+    page.locator("#chat-reject").click()
+    page.get_by_text("Not done: route_workload was rejected by console: not now").wait_for()
+    expect(page.locator("#chat-proposal")).to_be_hidden()
 
     # Demo: the seven steps from the Demo tab, each checked for what it shows.
     page.get_by_role("tab", name="Demo").click()

@@ -45,8 +45,10 @@ def test_chat_turns_stream_and_keep_their_thread(runtime):
         isinstance(final[0], AIMessage) and final[0].tool_calls[0]["name"] == "recommend_placement"
     )
     assert isinstance(final[1], ToolMessage) and "[offline model]" in final[-1].content
-    routed = list(runtime.chat_turn("route it", "t-1"))[-1]
-    assert routed[0].tool_calls[0]["name"] == "route_workload"
+    asked = list(runtime.chat_turn("route it", "t-1"))[-1]
+    assert asked[0].tool_calls[0]["name"] == "route_workload"
+    assert runtime.read(lambda s: repo.list_workloads(session=s)) == []
+    runtime.decide("t-1", approve=True, by="ops")
     rows = runtime.read(lambda s: repo.list_workloads(session=s, statuses=["routed"]))
     assert [w.node_id for w in rows] == ["fr-par-h100"]
     other = list(runtime.chat_turn("route it", "t-2"))[-1]

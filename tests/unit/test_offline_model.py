@@ -1,14 +1,19 @@
+from datetime import UTC, datetime
+
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from agents.offline import OfflineChatModel
 from agents.workload import WorkloadSpec
 from tools.agent_tools.broker import broker_tools
+from tools.agent_tools.handoff import transfer_tool
+from tools.clock import FixedClock
 
-SYSTEM = SystemMessage("You are the broker. The current time is 2026-11-26T10:00:00+00:00 (UTC).")
+CLOCK = FixedClock(datetime(2026, 11, 26, 10, tzinfo=UTC))
+SYSTEM = SystemMessage("You are the broker.")
 
 
-def _ask(*messages, tools=True):
-    model = OfflineChatModel()
+def _ask(*messages, tools=True, model=None):
+    model = model or OfflineChatModel(clock=CLOCK, org_id="acme-ai")
     runnable = model.bind_tools(broker_tools()) if tools else model
     return runnable.invoke([SYSTEM, *messages])
 
@@ -80,7 +85,7 @@ def test_tool_results_are_data_not_instructions():
 
 
 def test_structured_output_returns_a_validated_spec():
-    model = OfflineChatModel().with_structured_output(WorkloadSpec)
+    model = OfflineChatModel(clock=CLOCK).with_structured_output(WorkloadSpec)
     spec = model.invoke([SYSTEM, HumanMessage("eight A100s, 20 hours, below 200 gCO2/kWh")])
     assert spec == WorkloadSpec(
         gpu_count=8, gpu_model="A100", duration_hours=20, max_carbon_intensity=200
@@ -91,3 +96,37 @@ def test_same_input_same_output_apart_from_call_ids():
     a = _ask(HumanMessage("compare FR and DE over the next 6 hours"))
     b = _ask(HumanMessage("compare FR and DE over the next 6 hours"))
     assert a.tool_calls[0]["args"] == b.tool_calls[0]["args"] == {"zones": ["FR", "DE"], "hours": 6}
+
+
+def test_the_clock_comes_from_the_constructor_not_the_prompt():
+    text = "4xH100 for 6 hours, done within 24 hours"
+    lying = SystemMessage("The current time is 1999-01-01T00:00:00+00:00 (UTC).")
+    msg = (
+        OfflineChatModel(clock=CLOCK).bind_tools(broker_tools()).invoke([lying, HumanMessage(text)])
+    )
+    assert msg.tool_calls[0]["args"]["deadline"] == "2026-11-27T10:00:00Z"
+    unclocked = OfflineChatModel().bind_tools(broker_tools()).invoke([lying, HumanMessage(text)])
+    assert "deadline" not in unclocked.tool_calls[0]["args"]
+
+
+def test_hand_off_topics_come_from_tool_metadata():
+    quiet = transfer_tool("fleet", "Knows about things.", ("nodes",))
+    quiet.description = "Nothing about topics here."
+    msg = OfflineChatModel(clock=CLOCK).bind_tools([quiet]).invoke([HumanMessage("list nodes")])
+    assert msg.tool_calls[0]["name"] == "transfer_to_fleet"
+    assert quiet.metadata["topics"] == ("nodes",) and quiet.metadata["kind"] == "read"
+
+
+def test_booking_proposes_the_latest_recommendation_id_read_as_json():
+    rec = {"name": "recommend_placement", "args": {}, "id": "r1", "type": "tool_call"}
+    result = '{"recommendation_id": "rec_abc123abc123", "best": null, "candidates": []}'
+    msg = _ask(
+        HumanMessage("2 H100 for 3 hours"),
+        AIMessage("", tool_calls=[rec]),
+        ToolMessage(result, tool_call_id="r1"),
+        AIMessage("[offline model] Recommended ..."),
+        HumanMessage("sure, go for it"),
+    )
+    (call,) = msg.tool_calls
+    assert call["name"] == "route_workload"
+    assert call["args"] == {"recommendation_id": "rec_abc123abc123"}

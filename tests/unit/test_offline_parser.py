@@ -185,6 +185,8 @@ CASES = [
     ("ok", "route", {}),
     ("yes please", "route", {}),
     ("book it", "route", {}),
+    ("Sure, go for it", "route", {}),
+    ("yes, go ahead and book it", "route", {}),
     (
         "Route a 2xA100 job for 3 hours in Spain",
         "route",

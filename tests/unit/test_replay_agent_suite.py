@@ -11,6 +11,7 @@ from agents.offline import OfflineChatModel
 from evals.cli import app as evals_app
 from evals.metrics import pass_hat_k, summarise
 from evals.run import run_suite
+from evals.scorers import RunRecord, StoreFacts, score_answer, score_store, score_tools
 from evals.tasks import Expected, load_suite
 
 
@@ -35,6 +36,9 @@ def test_offline_model_passes_every_task(tasks):
     assert summary["pass^1"] == 1.0 and summary["infra_errors"] == 0
     routed = next(r for r in results if r["task_id"] == "route_01_eu")
     assert routed["tool_calls"] == ["recommend_placement", "route_workload"]
+    assert routed["approvals_asked"] == ["route_workload"]
+    rejected = next(r for r in results if r["task_id"] == "route_13_rejected")
+    assert rejected["approvals_asked"] == ["route_workload"] and rejected["reward"] == 1.0
 
 
 def test_a_wrong_expectation_scores_zero(tasks):
@@ -46,6 +50,52 @@ def test_a_wrong_expectation_scores_zero(tasks):
     assert result["reward"] == 0.0
     assert "not in ['DE']" in result["components"]["store"]["reason"]
     assert result["components"]["answer"]["score"] == 1.0
+
+
+FACTS = StoreFacts(
+    workload_statuses=["routed"],
+    workload_zones=["FR"],
+    workload_gpus=[4],
+    decisions=1,
+    workload_ids=["wl_1"],
+    workload_nodes=["fr-par-h100"],
+    workload_orgs=["acme-ai"],
+    recommended_nodes=["fr-par-h100"],
+)
+RECOMMEND = {"name": "recommend_placement", "args": {"gpu_count": 4, "allowed_zones": ["fr"]}}
+
+
+def test_tools_are_judged_on_key_arguments_and_approvals():
+    wanted = Expected(
+        tool_args={"recommend_placement": {"gpu_count": 4, "allowed_zones": ["FR"]}},
+        approvals_asked=["route_workload"],
+    )
+    ok = RunRecord([RECOMMEND], ["route_workload"])
+    assert score_tools(wanted, ok)[0] == 1.0
+    other_args = RunRecord([{**RECOMMEND, "args": {"gpu_count": 8}}], ["route_workload"])
+    assert score_tools(wanted, other_args)[0] == 0.0
+    unasked = score_tools(wanted, RunRecord([RECOMMEND], []))
+    assert unasked[0] == 0.0 and "approvals asked for []" in unasked[1]
+    deadline = Expected(tool_args={"recommend_placement": {"deadline": "2026-11-27T10:00:00Z"}})
+    same = RunRecord(
+        [{"name": "recommend_placement", "args": {"deadline": "2026-11-27T10:00+00:00"}}]
+    )
+    assert score_tools(deadline, same)[0] == 1.0
+
+
+def test_answers_are_judged_on_facts_not_wording():
+    wanted = Expected(answer_facts=["workload_node", "recommended_node"])
+    assert score_answer(wanted, "Done: fr-par-h100.", FACTS)[0] == 1.0
+    assert score_answer(wanted, "Routed workload wl_1 somewhere green.", FACTS)[0] == 0.0
+    asks = Expected(asks_question=True)
+    assert score_answer(asks, "How many GPUs?", FACTS)[0] == 1.0
+    assert score_answer(asks, "Routed.", FACTS)[0] == 0.0
+
+
+def test_the_store_is_judged_on_owner_and_recommendations():
+    assert score_store(Expected(workload_org="acme-ai", recommendations=1), FACTS)[0] == 1.0
+    assert score_store(Expected(workload_org="verdant"), FACTS)[0] == 0.0
+    assert score_store(Expected(recommendations=0), FACTS)[0] == 0.0
 
 
 @pytest.mark.parametrize(

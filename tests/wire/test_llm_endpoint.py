@@ -231,3 +231,49 @@ def test_broker_graph_runs_over_the_socket(sqlite_engine):
     assert isinstance(out["messages"][1], AIMessage)
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Workload)) == 0
+
+
+def test_a_real_client_booking_waits_for_approval_over_the_socket(sqlite_engine):
+    from langgraph.types import Command
+
+    sessions = make_session_factory(sqlite_engine)
+    with sessions.begin() as s:
+        seed_fleet(session=s, now=T0)
+    recommend = {
+        "id": "call_r",
+        "name": "recommend_placement",
+        "arguments": {"gpu_count": 2, "duration_hours": 3, "gpu_model": "H100"},
+    }
+
+    def book(req: Seen) -> Reply:
+        rec_id = json.loads(req.body["messages"][-1]["content"])["recommendation_id"]
+        call = {
+            "id": "call_b",
+            "name": "route_workload",
+            "arguments": {"recommendation_id": rec_id},
+        }
+        return Reply(200, completion(tool_calls=[call]))
+
+    def answer(req: Seen) -> Reply:
+        return Reply(200, completion(f"Result: {req.body['messages'][-1]['content'][:80]}"))
+
+    script = Script(Reply(200, completion(tool_calls=[recommend])), book, answer)
+    with FakeHTTPServer(script) as server:
+        ctx = Context(
+            model=make_chat_model(_settings(server.url).model_endpoint()),
+            sessions=sessions,
+            grid=SimulatedGrid(seed=7),
+            clock=FixedClock(T0),
+        )
+        graph = build_broker_graph(checkpointer=InMemorySaver())
+        cfg = {"configurable": {"thread_id": "w"}, "recursion_limit": 12}
+        out = graph.invoke(
+            {"messages": [HumanMessage("book 2 H100 for 3 hours")]}, cfg, context=ctx
+        )
+        assert out["__interrupt__"][0].value["tool"] == "route_workload"
+        with sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Workload)) == 0
+        out = graph.invoke(Command(resume={"approve": True, "by": "ops"}), cfg, context=ctx)
+    assert out["messages"][-1].content.startswith('Result: {"written": true')
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Workload)) == 1

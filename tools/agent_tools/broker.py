@@ -25,11 +25,15 @@ from tools.broker.briefs import (
     compare_zones as compare_zones_op,
 )
 from tools.broker.fleet import node_views
-from tools.broker.routing import recommend, submit_workload
+from tools.broker.recommendations import (
+    load_recommendation,
+    route_recommendation,
+    save_recommendation,
+)
+from tools.broker.routing import recommend
 from tools.broker.routing import reroute_workload as reroute_op
-from tools.broker.routing import route_workload as route_op
 from tools.broker.scoring import ScoreWeights
-from tools.broker.workloads import JobSpec, WorkloadView, load_workload, normalise_zone
+from tools.broker.workloads import JobSpec, load_workload, normalise_zone
 from tools.clock import Clock, parse_time
 from tools.grid import GridSource
 
@@ -37,13 +41,32 @@ logger = logging.getLogger(__name__)
 
 
 class ToolContext(Protocol):
-    """What the chat tools need from the graph's runtime context."""
+    """What the chat tools need from the graph's runtime context (read-only)."""
 
-    sessions: sessionmaker[Session]
-    grid: GridSource
-    clock: Clock
-    weights: ScoreWeights
-    org_id: str
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """Session factory of the store."""
+        ...
+
+    @property
+    def grid(self) -> GridSource:
+        """Grid source the tools read."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """The injected clock."""
+        ...
+
+    @property
+    def weights(self) -> ScoreWeights:
+        """Score weights of the broker."""
+        ...
+
+    @property
+    def org_id(self) -> str:
+        """Organisation the operator acts for."""
+        ...
 
 
 def _ctx(runtime: ToolRuntime[ToolContext, Any]) -> ToolContext:
@@ -82,7 +105,10 @@ def recommend_placement(
     denied_zones: list[str] | None = None,
     max_carbon_intensity: float | None = None,
 ) -> dict[str, Any]:
-    """Rank every node for a job right now and return the best one; writes nothing.
+    """Rank every node for a job right now and return the best one; routes nothing.
+
+    The result's `recommendation_id` is what `route_workload` commits once the operator
+    wants the job booked.
 
     Args:
         runtime: Injected graph context; never sent to the model.
@@ -104,75 +130,73 @@ def recommend_placement(
         denied_zones,
         max_carbon_intensity,
     )
-    with ctx.sessions() as session:
-        rec = recommend(
-            session=session, grid=ctx.grid, spec=spec, now=ctx.clock.now(), weights=ctx.weights
-        )
-    return RecommendationBrief.of(rec).model_dump(mode="json")
+    now = ctx.clock.now()
+    with ctx.sessions.begin() as session:
+        rec = recommend(session=session, grid=ctx.grid, spec=spec, now=now, weights=ctx.weights)
+        stored = save_recommendation(session=session, org_id=ctx.org_id, rec=rec, now=now)
+        brief = RecommendationBrief.of(rec)
+        if stored is not None:
+            brief = brief.model_copy(
+                update={"recommendation_id": stored.id, "expires_at": stored.expires_at}
+            )
+    return brief.model_dump(mode="json")
 
 
 @is_tool(ToolKind.WRITE)
 @tool(parse_docstring=True, error_on_invalid_docstring=True)
 def route_workload(
-    gpu_count: int,
-    duration_hours: float,
-    runtime: ToolRuntime[Any, Any],
-    gpu_model: str | None = None,
-    deadline: str | None = None,
-    allowed_zones: list[str] | None = None,
-    denied_zones: list[str] | None = None,
-    max_carbon_intensity: float | None = None,
-    name: str | None = None,
+    recommendation_id: str, runtime: ToolRuntime[Any, Any], name: str | None = None
 ) -> dict[str, Any]:
-    """Submit a job for the operator's organisation and place it on the best node now.
+    """Book a recommended job: submit it for the operator's organisation and place it now.
 
-    Call this only after the operator explicitly asked to commit (e.g. "route it").
+    Call this when the operator wants the recommended job booked; the operator approves or
+    rejects every call before it runs. One recommendation books at most one workload: calling
+    again with the same id returns the same workload.
 
     Args:
         runtime: Injected graph context; never sent to the model.
-        gpu_count: Number of GPUs the job needs (1-64 by chat).
-        duration_hours: Run time in hours (at most 168 by chat).
-        gpu_model: Required GPU model such as H100; omit for any.
-        deadline: ISO-8601 UTC time by which the job must finish; omit when flexible.
-        allowed_zones: Only these zone codes.
-        denied_zones: Never these zone codes.
-        max_carbon_intensity: Refuse zones above this many gCO2/kWh.
+        recommendation_id: The recommendation_id that recommend_placement returned (rec_...).
         name: Short workload name; a default is derived from the job when omitted.
     """
     ctx = _ctx(runtime)
-    spec = _spec(
-        gpu_count,
-        duration_hours,
-        gpu_model,
-        deadline,
-        allowed_zones,
-        denied_zones,
-        max_carbon_intensity,
-    )
     now = ctx.clock.now()
-    label = name or f"{gpu_count}x{gpu_model or 'GPU'} for {duration_hours:g} h (chat)"
     with ctx.sessions.begin() as session:
+        row = load_recommendation(
+            session=session, recommendation_id=recommendation_id, org_id=ctx.org_id
+        )
+        spec = JobSpec.model_validate(row.spec)
         authorise_new_workload(session=session, org_id=ctx.org_id, spec=spec, now=now)
-        rec = recommend(session=session, grid=ctx.grid, spec=spec, now=now, weights=ctx.weights)
-        wl = submit_workload(
-            session=session, org_id=ctx.org_id, name=label[:200], spec=spec, now=now
+        label = (
+            name
+            or f"{spec.gpu_count}x{spec.gpu_model or 'GPU'} for {spec.duration_hours:g} h (chat)"
         )
-        decision = route_op(
-            session=session, grid=ctx.grid, workload_id=wl.id, now=now, weights=ctx.weights
+        done = route_recommendation(
+            session=session,
+            grid=ctx.grid,
+            recommendation_id=row.id,
+            org_id=ctx.org_id,
+            name=label[:200],
+            now=now,
+            weights=ctx.weights,
         )
-        view = WorkloadView.of(load_workload(session=session, workload_id=wl.id))
-    brief = RecommendationBrief.of(rec)
-    chosen = next((c for c in brief.candidates if c.node_id == decision.node_id), brief.best)
-    logger.info("chat routed %s to %s for %s", wl.id, decision.node_id, ctx.org_id)
+        baseline = row.baseline_co2_kg
+    wl = done.workload
+    logger.info("chat routed %s to %s for %s", wl.id, wl.node_id, ctx.org_id)
+    saved = (
+        round(baseline - wl.co2_kg_estimate, 3)
+        if baseline is not None and wl.co2_kg_estimate is not None
+        else None
+    )
     return {
-        "written": True,
-        "workload": view.model_dump(mode="json"),
-        "decision": decision.model_dump(mode="json", exclude={"candidates", "rejected"}),
-        "best": chosen.model_dump(mode="json") if chosen else None,
-        "baseline": brief.baseline.model_dump(mode="json") if brief.baseline else None,
-        "co2_saved_kg": round(brief.baseline.co2_kg - chosen.co2_kg, 3)
-        if brief.baseline and chosen
+        "written": done.created,
+        "already_routed": not done.created,
+        "recommendation_id": row.id,
+        "workload": wl.model_dump(mode="json"),
+        "decision": done.decision.model_dump(mode="json", exclude={"candidates", "rejected"})
+        if done.decision
         else None,
+        "baseline_co2_kg": baseline,
+        "co2_saved_kg": saved,
     }
 
 
@@ -181,7 +205,8 @@ def route_workload(
 def reroute_workload(workload_id: str, runtime: ToolRuntime[Any, Any]) -> dict[str, Any]:
     """Move one of the operator's routed or running workloads if another node is >= 25 % better.
 
-    The broker keeps the workload where it is otherwise, and refuses after 5 reroutes.
+    The broker keeps the workload where it is otherwise, and refuses after 5 reroutes. The
+    operator approves or rejects every call before it runs.
 
     Args:
         runtime: Injected graph context; never sent to the model.

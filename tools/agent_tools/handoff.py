@@ -15,7 +15,11 @@ class Handoff(BaseModel):
 
 
 def transfer_tool(name: str, description: str, topics: tuple[str, ...]) -> StructuredTool:
-    """Return the `transfer_to_<name>` tool (never executed; the supervisor routes on it)."""
+    """Return the `transfer_to_<name>` tool (never executed; the supervisor routes on it).
+
+    The agent's name and request topics are also kept in `metadata` ("agent", "topics") for
+    code that routes without reading the description.
+    """
 
     def _transfer(task: str) -> str:
         return f"transferred to {name}: {task}"
@@ -26,4 +30,5 @@ def transfer_tool(name: str, description: str, topics: tuple[str, ...]) -> Struc
         args_schema=Handoff,
         description=f"{description} Topics: {', '.join(topics)}.",
     )
+    handoff.metadata = {"agent": name, "topics": tuple(topics)}
     return is_tool(ToolKind.READ)(handoff)

@@ -74,6 +74,10 @@ class RecommendationBrief(BaseModel):
     """A read-only recommendation: best node, the carbon-agnostic baseline and CO2 saved."""
 
     written: bool = False
+    recommendation_id: str | None = None
+    """Stored id to book this recommendation with (None when no node can take the job)."""
+    expires_at: datetime | None = None
+    """After this time the recommendation can no longer be booked."""
     at: datetime
     grid_source: str
     spec: JobSpec

@@ -168,9 +168,24 @@ class WorkloadView(BaseModel):
 
 
 def submit_workload(
-    *, session: Session, org_id: str, name: str, spec: JobSpec, now: datetime
+    *,
+    session: Session,
+    org_id: str,
+    name: str,
+    spec: JobSpec,
+    now: datetime,
+    recommendation_id: str | None = None,
 ) -> WorkloadView:
-    """Record a new pending workload for organisation `org_id`."""
+    """Record a new pending workload for organisation `org_id`.
+
+    Args:
+        session: The caller's transaction.
+        org_id: Owning organisation.
+        name: A name people recognise (1-200 characters).
+        spec: What the job needs.
+        now: Submission time.
+        recommendation_id: The stored recommendation this workload commits (unique), if any.
+    """
     org = repo.get_organization(session=session, org_id=org_id)
     if org is None:
         raise NotFoundError(
@@ -197,6 +212,7 @@ def submit_workload(
         reroute_count=0,
         submitted_at=now,
         updated_at=now,
+        recommendation_id=recommendation_id,
     )
     repo.add(session=session, obj=w)
     return WorkloadView.of(w)
