@@ -89,7 +89,7 @@ def test_console_end_to_end(chromium, live_console):
     _shot(page, "Chat")
     page.locator("#chat-reason textarea").fill("not now")
     page.locator("#chat-reject").click()
-    page.get_by_text("Not done: route_workload was rejected by console: not now").wait_for()
+    page.get_by_text(f"Not done: route_workload was rejected by {user}: not now").wait_for()
     expect(page.locator("#chat-proposal")).to_be_hidden()
 
     # Demo: the seven steps from the Demo tab, each checked for what it shows.
