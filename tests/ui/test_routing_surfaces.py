@@ -93,9 +93,11 @@ def test_every_surface_routes_around_a_spike(runtime, console_svc, tmp_path):
     out = json.loads(result.stdout)
     placed["cli"] = (out["node"]["zone"], out["score"])
 
-    # Chat: the offline model routes what the operator asked for.
+    # Chat: the offline model proposes the booking; the operator approves it.
     list(runtime.chat_turn("Where should I run 1 H100 for 6 hours?", "spiked"))
     list(runtime.chat_turn("route it", "spiked"))
+    assert runtime.pending("spiked") is not None
+    runtime.decide("spiked", approve=True, by="ops")
     chat = runtime.read(
         lambda s: [
             (w.node.zone if w.node else None, w.score)
