@@ -33,7 +33,12 @@ def test_timestamps_round_trip_as_aware_utc(session):
 
 def test_naive_timestamps_are_refused(session):
     session.add(
-        GridState(zone="FR", ts=datetime(2023, 6, 1), source="sim", recorded_at=datetime.now(UTC))
+        GridState(
+            zone="FR",
+            ts=datetime(2023, 6, 1),
+            source="sim",
+            recorded_at=datetime(2023, 6, 1, tzinfo=UTC),
+        )
     )
     with pytest.raises(Exception, match="naive datetime"):
         session.commit()
