@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from evals.fleet import Fleet, default_fleet
-from evals.forecast import FORECAST_MODES
+from tools.grid.forecast import FORECAST_MODES
 from evals.gridwindow import HISTORY_DAYS, GridWindow, load_grid_window
 from evals.harness import JobOutcome, PolicyRun, account, simulate
 from evals.jobs import (

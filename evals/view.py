@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from evals.forecast import Forecaster, make_forecaster
+from tools.grid.forecast import Forecaster, make_forecaster
 from evals.gridwindow import GridWindow
 
 FloatArray = npt.NDArray[np.float64]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evals.forecast import NaiveForecaster, SeasonalPersistenceForecaster
+from tools.grid.forecast import NaiveForecaster, SeasonalPersistenceForecaster
 from evals.harness import RerouteLimitError, simulate
 from evals.policies import (
     BaselinePolicy,
