@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from evals.fleet import Fleet, default_fleet
-from tools.grid.forecast import FORECAST_MODES
 from evals.gridwindow import HISTORY_DAYS, GridWindow, load_grid_window
 from evals.harness import JobOutcome, PolicyRun, account, simulate
 from evals.jobs import (
@@ -42,6 +41,7 @@ from evals.schedule import per_job_oracle
 from evals.view import ForecastBook, GridView
 from tools.broker.scoring import ScoreWeights
 from tools.errors import InvalidInputError
+from tools.grid.forecast import FORECAST_MODES
 
 logger = logging.getLogger(__name__)
 

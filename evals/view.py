@@ -14,8 +14,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from tools.grid.forecast import Forecaster, make_forecaster
 from evals.gridwindow import GridWindow
+from tools.grid.forecast import Forecaster, make_forecaster
 
 FloatArray = npt.NDArray[np.float64]
 SeriesName = Literal["ci", "price"]

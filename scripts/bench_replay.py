@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from evals.fleet import default_fleet
-from tools.grid.forecast import NaiveForecaster, SeasonalPersistenceForecaster
 from evals.jobs import load_trace, map_trace_to_window
 from evals.oracle import solve_oracle
 from evals.replay import HEURISTIC_POLICIES, ReplayConfig, build_policy, prepare, run_policy
 from evals.view import ForecastBook
 from graphs.settings import Settings
+from tools.grid.forecast import NaiveForecaster, SeasonalPersistenceForecaster
 
 GOAL_SECONDS = 60.0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tools.grid.forecast import NaiveForecaster, SeasonalPersistenceForecaster
 from evals.harness import RerouteLimitError, simulate
 from evals.policies import (
     BaselinePolicy,
@@ -17,6 +16,7 @@ from evals.policies import (
 from evals.policy_base import Decision, HourState, impute_prices
 from evals.view import ForecastBook, FutureDataError, GridView
 from tests.evals_helpers import make_fleet, make_jobs, make_window
+from tools.grid.forecast import NaiveForecaster, SeasonalPersistenceForecaster
 
 
 def run(policy, jobs, fleet, window, decide_hours, mode="perfect"):
