@@ -52,6 +52,11 @@ class Context:
     worker_id: str = field(default_factory=new_worker_id)
     """Identifies this watcher process in incident claims; unique per process."""
     max_concurrency: int = 4
+    model_summaries: bool = False
+    """Ask the model for incident summaries (the template summary stands when off or failing).
+
+    Composition roots turn it on for a real model endpoint; graphs never inspect the model.
+    """
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 from sqlalchemy.orm import Session
 
-from agents.offline import is_offline
 from graphs.context import Context
 from graphs.state import IncidentInput, IncidentState
 from prompts import render
@@ -96,13 +95,13 @@ def _grid(ctx: Context, session: Session) -> GridSource:
     return grid_with_overrides(session=session, grid=ctx.grid, now=ctx.clock.now())
 
 
-def model_summarizer(model: BaseChatModel) -> IncidentSummarizer | None:
-    """Return a summarizer asking `model` for the summary, or None for the offline model.
+def model_summarizer(model: BaseChatModel, *, enabled: bool) -> IncidentSummarizer | None:
+    """Return a summarizer asking `model` for the summary, or None when summaries are off.
 
     Any failure of the model call (timeout, connection, 5xx, refusal, empty answer) becomes
     `SummaryUnavailableError`: the outbox keeps the template summary and tries again later.
     """
-    if is_offline(model):
+    if not enabled:
         return None
 
     def summarize(facts: SummaryFacts) -> str:
@@ -267,7 +266,7 @@ def _owe_summary_and_alert(
             now=now,
             revision=revision,
         )
-    if not is_offline(ctx.model):
+    if ctx.model_summaries:
         enqueue_summary(session=session, incident=incident, now=now)
 
 

@@ -223,7 +223,7 @@ def deliver_outbox(ctx: Context) -> OutboxReport:
         return deliver_due(
             session=session,
             sink=ctx.alerts,
-            summarizer=model_summarizer(ctx.model),
+            summarizer=model_summarizer(ctx.model, enabled=ctx.model_summaries),
             now=ctx.clock.now(),
         )
 

@@ -57,6 +57,7 @@ def _context(
     svc: Services, *, org_id: str, worker_id: str | None = None, alerts: AlertSink | None = None
 ) -> Context:
     from agents.models import ModelEndpointError, make_chat_model
+    from agents.offline import is_offline
     from graphs.context import Context
 
     try:
@@ -78,6 +79,7 @@ def _context(
         org_id=org_id,
         alerts=alerts or _alert_sink(svc),
         worker_id=_worker_id(worker_id),
+        model_summaries=not is_offline(model),
     )
 
 

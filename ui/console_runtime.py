@@ -21,6 +21,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from sqlalchemy.orm import Session
 
 from agents.models import make_chat_model
+from agents.offline import is_offline
 from graphs.billing import settle_workloads
 from graphs.chat import pending_approval, run_decision, run_turn, thread_messages
 from graphs.checkpoint import chat_thread, open_checkpointer
@@ -163,6 +164,7 @@ class ConsoleRuntime:
             weights=self.svc.weights,
             alerts=self.alert_sink,
             worker_id=self.worker_id,
+            model_summaries=not is_offline(self.model),
         )
 
     def read(self, fn: Callable[[Session], T]) -> T:

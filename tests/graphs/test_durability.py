@@ -1,5 +1,7 @@
 """Checkpoints on the store's database: conversations and incidents survive a restart."""
 
+from dataclasses import replace
+
 from langchain_core.messages import AIMessage, HumanMessage
 from sqlalchemy import func, select
 
@@ -80,7 +82,7 @@ def test_incident_summary_is_written_by_a_configured_model(sqlite_engine):
             ),
         ]
     )
-    ctx = _ctx(sqlite_engine, model=model)
+    ctx = replace(_ctx(sqlite_engine, model=model), model_summaries=True)
     with ctx.sessions.begin() as s:
         spec = JobSpec(gpu_count=4, gpu_model="H100", duration_hours=6)
         wl = submit_workload(session=s, org_id="acme-ai", name="ft", spec=spec, now=T0)

@@ -177,10 +177,10 @@ def test_a_configured_model_summarises_the_escalation(ctx, sessions, saver):
     )
     _route(sessions, ctx.grid, ["NL"])
     _set_node(sessions, "nl-ams-h100", "offline")
-    (r,) = run_once(replace(ctx, model=model), saver)
+    (r,) = run_once(replace(ctx, model=model, model_summaries=True), saver)
     model.assert_complete()
     assert r["state"] == "ESCALATED" and r["summary"] == "NL node down; nl-batch is stuck there."
-    assert run_once(replace(_at(ctx, 1), model=model), saver) == []  # no model call either
+    assert run_once(replace(_at(ctx, 1), model=model, model_summaries=True), saver) == []
 
 
 EVENTS = st.lists(
