@@ -19,7 +19,6 @@ from evals.policies import (
     price_only_policy,
 )
 from evals.schedule import per_job_oracle, schedule_co2
-from evals.view import ForecastBook, GridView
 from tests.evals_helpers import make_fleet, make_jobs, make_window
 
 
@@ -111,14 +110,13 @@ def test_oracle_is_a_lower_bound_on_every_policy(seed: int) -> None:
     ]
     checked = 0
     for mode in ("perfect", "naive"):
-        book = ForecastBook(window, mode)
         for policy in policies:
             run = simulate(
                 policy,
                 jobs=jobs,
                 fleet=fleet,
                 window=window,
-                view=GridView(window, book),
+                forecast=mode,
                 decide_hours=decide_hours,
             )
             if run.outcome.missed.any():
@@ -144,3 +142,32 @@ def test_rounded_lp_schedule_is_feasible_and_above_the_bound() -> None:
             j
         ]
     assert (usage <= fleet.capacity[:, None] + 1e-9).all()
+
+
+def test_split_jobs_go_to_a_milp_when_the_lp_is_fractional() -> None:
+    jobs, fleet, window, _ = _random_instance(5, n_jobs=60)
+    ci = window.actual_ci()
+    exact = solve_oracle(jobs, fleet, ci)
+    fixed = solve_oracle(jobs, fleet, ci, milp_max_vars=0)
+    assert fixed.method in {"lp-fix+milp", "lp-rounded"}  # this LP splits jobs
+    greedy = solve_oracle(jobs, fleet, ci, time_limit_s=0.0)
+    assert fixed.objective_kg <= greedy.objective_kg + 1e-9
+    assert fixed.lp_bound_kg == pytest.approx(exact.lp_bound_kg)
+    assert fixed.gap_vs_lp_bound == pytest.approx(fixed.objective_kg / fixed.lp_bound_kg - 1)
+    assert fixed.objective_kg >= exact.objective_kg - 1e-6 * exact.objective_kg
+
+
+def test_no_time_left_gives_a_greedy_feasible_schedule_without_a_bound() -> None:
+    jobs, fleet, window, _ = _random_instance(2)
+    ci = window.actual_ci()
+    solution = solve_oracle(jobs, fleet, ci, time_limit_s=0.0)
+    assert solution.method == "greedy"
+    assert np.isnan(solution.lp_bound_kg) and solution.gap_vs_lp_bound is None
+    assert (solution.start >= jobs.arrival).all() and (solution.start <= jobs.latest_start).all()
+    usage = np.zeros((3, ci.shape[1] + 1))
+    for j in range(len(jobs)):
+        usage[solution.zone[j], solution.start[j] : solution.start[j] + jobs.duration[j]] += (
+            jobs.gpus[j]
+        )
+    assert (usage <= fleet.capacity[:, None] + 1e-9).all()
+    assert solution.objective_kg >= solve_oracle(jobs, fleet, ci).lp_bound_kg - 1e-6
