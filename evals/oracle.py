@@ -26,11 +26,15 @@ Solve order, all inside one time budget (`time_limit_s` bounds LP + MILP + repai
    (zone, start) with room (`evals.schedule.repair_schedule`). If the first LP itself does not
    finish in time there is no bound (`lp_bound_kg` NaN) and every job is placed that way
    (`greedy`).
+5. Unless the LP was integral, a local search (`evals.oracle_search`) with the time left (at
+   least a quarter of what the first LP left in step 3) moves jobs to cheaper slots with room,
+   singly or by clearing room for a large job; CO2 never rises.
 
 `objective_kg` is the schedule's own CO2; `objective_kg / lp_bound_kg - 1` is how far the
 oracle can be above the true optimum (`gap_vs_lp_bound`).
 
-The per-job oracle and schedule arithmetic are in `evals.schedule`.
+The formulation and the HiGHS calls are in `evals.oracle_lp`, the local search in
+`evals.oracle_search`, the per-job oracle and schedule arithmetic in `evals.schedule`.
 """
 
 from __future__ import annotations
@@ -42,29 +46,34 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from evals.fleet import Fleet
 from evals.jobs import JobSet
+from evals.oracle_lp import (
+    INTEGRAL_TOL,
+    Problem,
+    build_problem,
+    fractional,
+    place,
+    solve_lp,
+    solve_milp,
+)
+from evals.oracle_search import improve_schedule
 from evals.schedule import (
-    assign_starts,
     gpu_usage,
-    ragged_arange,
     repair_schedule,
     schedule_co2,
-    window_cost,
 )
 
 logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-INTEGRAL_TOL = 1e-6
 MILP_MAX_VARS = 4_000
+SEARCH_SHARE = 0.25
+"""Share of the time left after the first LP kept for the final local search."""
 DIVE_SHARE = 0.5
-"""Share of the time left after the first LP that diving may use; the split-class MILP gets
-the rest."""
+"""Share of the rest that diving may use; the split-class MILP gets what diving leaves."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,8 @@ class OracleSolution:
     classes: int
     mip_gap: float | None = None
     """HiGHS's relative gap of the last MILP solved (of the split jobs only for `lp-fix+milp`)."""
+    moves: int = 0
+    """Single-job moves of the final local search (step 5 of the module docstring)."""
 
     @property
     def gap_vs_lp_bound(self) -> float | None:
@@ -90,121 +101,6 @@ class OracleSolution:
         if math.isnan(self.lp_bound_kg) or self.lp_bound_kg <= 0:
             return None
         return self.objective_kg / self.lp_bound_kg - 1.0
-
-
-def _classes(jobs: JobSet) -> tuple[IntArray, IntArray]:
-    """Return a class id per job and the members count per class."""
-    key = np.stack(
-        [jobs.arrival, jobs.duration, jobs.slack, np.rint(jobs.gpus * 1000).astype(np.int64)],
-        axis=1,
-    )
-    _, first, inverse, counts = np.unique(
-        key, axis=0, return_index=True, return_inverse=True, return_counts=True
-    )
-    # Renumber classes by first member so class order follows arrival order.
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return rank[inverse.ravel()], counts[order]
-
-
-@dataclass(frozen=True)
-class _Problem:
-    """The LP of a subset of jobs against a residual capacity."""
-
-    jobs: IntArray
-    """Job ids in the subset."""
-    cls: IntArray
-    """Class id (0..) per job of the subset."""
-    counts: IntArray
-    vc: IntArray
-    vz: IntArray
-    vs: IntArray
-    obj: FloatArray
-    a_eq: sparse.csr_array
-    a_cap: sparse.csr_array
-    cap: FloatArray
-
-
-def _build(jobs: JobSet, idx: IntArray, fleet: Fleet, ci: FloatArray, room: FloatArray) -> _Problem:
-    """Build the LP for jobs `idx` with (zones, hours) residual capacity `room`."""
-    sub = JobSet(
-        jobs.arrival[idx], jobs.duration[idx], jobs.gpus[idx], jobs.slack[idx], jobs.origin[idx]
-    )
-    cls, counts = _classes(sub)
-    rep = np.zeros(counts.size, dtype=np.int64)
-    rep[cls[::-1]] = np.arange(idx.size)[::-1]
-    cum, kw = window_cost(sub, fleet, ci)
-    zones = np.flatnonzero(fleet.capacity > 0)
-    n_hours = ci.shape[1]
-    n_start = sub.slack[rep] + 1
-    vc = np.repeat(np.repeat(np.arange(counts.size), n_start), zones.size)
-    vs = np.repeat(
-        sub.arrival[rep][np.repeat(np.arange(counts.size), n_start)] + ragged_arange(n_start),
-        zones.size,
-    )
-    vz = np.tile(zones, int(n_start.sum()))
-    length, gpus = sub.duration[rep[vc]], sub.gpus[rep[vc]]
-    obj = gpus * kw[vz] * (cum[vz, vs + length] - cum[vz, vs]) / 1000.0
-    n_var = obj.size
-    a_eq = sparse.csr_array((np.ones(n_var), (vc, np.arange(n_var))), shape=(counts.size, n_var))
-    rows = np.repeat(vz * n_hours + vs, length) + ragged_arange(length)
-    cols = np.repeat(np.arange(n_var), length)
-    a_cap = sparse.csr_array(
-        (np.repeat(gpus, length), (rows, cols)), shape=(len(fleet.zones) * n_hours, n_var)
-    )
-    a_cap.sum_duplicates()
-    used = np.flatnonzero(np.diff(a_cap.indptr) > 0)
-    return _Problem(
-        idx, cls, counts, vc, vz, vs, obj, a_eq, a_cap[used], np.maximum(room.ravel()[used], 0.0)
-    )
-
-
-def _solve_lp(
-    p: _Problem, time_limit_s: float, *, first: bool = False
-) -> tuple[FloatArray, float] | None:
-    """Return the LP optimum (x, kg), or None when it did not finish in time.
-
-    A rounding step's LP (not the `first`) also gives None when the jobs left no longer fit.
-    """
-    if time_limit_s <= 0:
-        return None
-    lp = linprog(  # type: ignore[call-overload]  # scipy-stubs omit sparse A_ub/A_eq (HiGHS ok)
-        p.obj,
-        A_ub=p.a_cap,
-        b_ub=p.cap,
-        A_eq=p.a_eq,
-        b_eq=p.counts.astype(float),
-        bounds=(0, None),
-        method="highs",
-        options={"time_limit": time_limit_s},
-    )
-    if lp.status == 1:
-        logger.warning("oracle LP stopped at the time limit: %s", lp.message)
-        return None
-    if lp.status == 2 and not first:
-        logger.info("oracle rounding: the jobs left do not fit the capacity left")
-        return None
-    if lp.status != 0:
-        raise RuntimeError(f"oracle LP failed: {lp.message!r} (status {lp.status!r})")
-    return lp.x, float(lp.fun)
-
-
-def _fractional(x: FloatArray) -> npt.NDArray[np.bool_]:
-    return np.abs(x - np.rint(x)) > INTEGRAL_TOL
-
-
-def _place(
-    problem: _Problem, counts: IntArray, start: IntArray, zone: IntArray
-) -> npt.NDArray[np.bool_]:
-    """Write the slots `counts` (per variable) of `problem` into `start`/`zone`; return placed."""
-    s_sub, z_sub = assign_starts(
-        problem.cls, counts, problem.vc, problem.vz, problem.vs, problem.jobs.size
-    )
-    placed = s_sub >= 0
-    start[problem.jobs[placed]] = s_sub[placed]
-    zone[problem.jobs[placed]] = z_sub[placed]
-    return placed
 
 
 def solve_oracle(
@@ -236,27 +132,31 @@ def solve_oracle(
     start = np.full(n_jobs, -1, dtype=np.int64)
     zone = np.full(n_jobs, -1, dtype=np.int64)
     room = np.repeat(fleet.capacity[:, None], ci.shape[1], axis=1)
-    first = _build(jobs, np.arange(n_jobs), fleet, ci, room)
-    solved = _solve_lp(first, _left(deadline), first=True)
+    first = build_problem(jobs, np.arange(n_jobs), fleet, ci, room)
+    solved = solve_lp(first, _left(deadline), first=True)
     bound, method, gap = math.nan, "greedy", None
     if solved is not None:
         x, bound = solved
-        frac = _fractional(x)
+        frac = fractional(x)
         logger.info("oracle LP: %d of %d variables fractional", int(frac.sum()), x.size)
         if not frac.any():
             method = "lp-integral"
-            _place(first, np.rint(x).astype(np.int64), start, zone)
+            place(first, np.rint(x).astype(np.int64), start, zone)
         elif x.size <= milp_max_vars:
-            integral, gap = _solve_milp(first, _left(deadline), mip_rel_gap)
+            integral, gap = solve_milp(first, _left(deadline), mip_rel_gap)
             method = "milp" if integral is not None else "lp-rounded"
             counts = np.rint(integral) if integral is not None else np.floor(x + INTEGRAL_TOL)
-            _place(first, counts.astype(np.int64), start, zone)
+            place(first, counts.astype(np.int64), start, zone)
         else:
+            solve_by = deadline - SEARCH_SHARE * _left(deadline)
             method, gap = _fix_and_milp(
-                jobs, fleet, ci, first, x, start, zone, deadline, mip_rel_gap, max_rounds
+                jobs, fleet, ci, first, x, start, zone, solve_by, mip_rel_gap, max_rounds
             )
     if (start < 0).any():
         start, zone = repair_schedule(jobs, fleet, ci, start, zone)
+    moves = 0
+    if method != "lp-integral":
+        start, zone, moves = improve_schedule(jobs, fleet, ci, start, zone, deadline=deadline)
     elapsed = time.perf_counter() - t0
     logger.info("oracle %s: %d vars, %.2fs", method, first.obj.size, elapsed)
     return OracleSolution(
@@ -269,6 +169,7 @@ def solve_oracle(
         variables=int(first.obj.size),
         classes=int(first.counts.size),
         mip_gap=gap,
+        moves=moves,
     )
 
 
@@ -276,7 +177,7 @@ def _fix_and_milp(
     jobs: JobSet,
     fleet: Fleet,
     ci: FloatArray,
-    first: _Problem,
+    first: Problem,
     x: FloatArray,
     start: IntArray,
     zone: IntArray,
@@ -296,18 +197,18 @@ def _fix_and_milp(
     best_kg = schedule_co2(jobs, fleet, ci, dived_s, dived_z)
 
     split = np.zeros(first.counts.size, dtype=bool)
-    split[first.vc[_fractional(x)]] = True
+    split[first.vc[fractional(x)]] = True
     keep = np.where(split[first.vc], 0, np.rint(x)).astype(np.int64)
     fixed_s, fixed_z = start.copy(), zone.copy()
-    placed = _place(first, keep, fixed_s, fixed_z)
+    placed = place(first, keep, fixed_s, fixed_z)
     left = first.jobs[~placed]
     n_zones, n_hours = len(fleet.zones), ci.shape[1]
     room = fleet.capacity[:, None] - gpu_usage(jobs, fixed_s, fixed_z, n_zones, n_hours)
-    problem = _build(jobs, left, fleet, ci, room)
+    problem = build_problem(jobs, left, fleet, ci, room)
     logger.info("oracle: %d split jobs, %d MILP variables", left.size, problem.obj.size)
-    integral, gap = _solve_milp(problem, _left(deadline), mip_rel_gap)
+    integral, gap = solve_milp(problem, _left(deadline), mip_rel_gap)
     if integral is not None:
-        _place(problem, np.rint(integral).astype(np.int64), fixed_s, fixed_z)
+        place(problem, np.rint(integral).astype(np.int64), fixed_s, fixed_z)
         fixed_s, fixed_z = repair_schedule(jobs, fleet, ci, fixed_s, fixed_z)
         kg = schedule_co2(jobs, fleet, ci, fixed_s, fixed_z)
         logger.info("oracle: diving %.2f kg, split-class MILP %.2f kg", best_kg, kg)
@@ -322,7 +223,7 @@ def _dive_rounds(
     jobs: JobSet,
     fleet: Fleet,
     ci: FloatArray,
-    problem: _Problem,
+    problem: Problem,
     x: FloatArray,
     start: IntArray,
     zone: IntArray,
@@ -332,21 +233,21 @@ def _dive_rounds(
     """Fix-and-resolve LP diving from `problem`'s LP solution `x`; fills `start`/`zone`."""
     n_zones, n_hours = len(fleet.zones), ci.shape[1]
     for _ in range(max_rounds):
-        frac = _fractional(x)
+        frac = fractional(x)
         if not frac.any():
-            _place(problem, np.rint(x).astype(np.int64), start, zone)
+            place(problem, np.rint(x).astype(np.int64), start, zone)
             return
         fixed = _dive(jobs, fleet, ci, problem, x, frac, start, zone)
         left = problem.jobs[~fixed]
         if left.size == 0:
             return
         room = fleet.capacity[:, None] - gpu_usage(jobs, start, zone, n_zones, n_hours)
-        problem = _build(jobs, left, fleet, ci, room)
-        solved = _solve_lp(problem, _left(deadline))
+        problem = build_problem(jobs, left, fleet, ci, room)
+        solved = solve_lp(problem, _left(deadline))
         if solved is None:
             return
         x = solved[0]
-    _place(problem, np.floor(x + INTEGRAL_TOL).astype(np.int64), start, zone)
+    place(problem, np.floor(x + INTEGRAL_TOL).astype(np.int64), start, zone)
 
 
 def _left(deadline: float) -> float:
@@ -354,31 +255,11 @@ def _left(deadline: float) -> float:
     return max(0.0, deadline - time.perf_counter())
 
 
-def _solve_milp(p: _Problem, time_limit_s: float, gap: float) -> tuple[FloatArray | None, float]:
-    """Return the best integer solution HiGHS finds in `time_limit_s` (None: none) and its gap."""
-    if time_limit_s <= 0:
-        return None, float("nan")
-    res = milp(
-        p.obj,
-        constraints=[
-            LinearConstraint(p.a_eq, p.counts, p.counts),
-            LinearConstraint(p.a_cap, -np.inf, p.cap),
-        ],
-        integrality=np.ones(p.obj.size, dtype=np.int64),  # all integer (milp casts to uint8)
-        bounds=Bounds(0, np.inf),
-        options={"time_limit": time_limit_s, "mip_rel_gap": gap},
-    )
-    if res.x is None:
-        logger.warning("oracle MILP gave no solution: %s", res.message)
-        return None, float("nan")
-    return res.x, float(getattr(res, "mip_gap", float("nan")))
-
-
 def _dive(
     jobs: JobSet,
     fleet: Fleet,
     ci: FloatArray,
-    problem: _Problem,
+    problem: Problem,
     x: FloatArray,
     frac: npt.NDArray[np.bool_],
     start: IntArray,

@@ -183,6 +183,7 @@ def build_report(
             "variables": sol.variables,
             "job_classes": sol.classes,
             "mip_gap": sol.mip_gap,
+            "local_moves": sol.moves,
         }
     if temporal is not None:
         report["temporal_l4_s24"] = temporal
