@@ -135,7 +135,7 @@ def replay(
         Path | None, typer.Option("--jobs", help="Job trace CSV (TGTG_JOBS_FILE).")
     ] = None,
     start: Annotated[
-        str, typer.Option("--start", help="First day, YYYY-MM-DD (UTC).")
+        str, typer.Option("--start", help="First day, YYYY-MM-DD (UTC); seeds the trace days.")
     ] = "2023-06-01",
     days: Annotated[int, typer.Option("--days", help="Days to replay.")] = 7,
     seed: Annotated[int, typer.Option("--seed", help="Seed of origins and slack classes.")] = 0,
