@@ -155,7 +155,7 @@ def replay(
     oracle_time_limit: Annotated[
         float,
         typer.Option(
-            "--oracle-time-limit", help="Budget of the whole oracle solve (LP, MILP, rounding), s."
+            "--oracle-time-limit", help="Seconds for the whole oracle solve (LP, MILP, search)."
         ),
     ] = 60.0,
     jobs_csv: Annotated[

@@ -18,7 +18,7 @@ Solve order, all inside one time budget (`time_limit_s` bounds LP + MILP + repai
    two schedules, and the one with less CO2 is kept:
    a. fix-and-resolve diving: fix the biggest split jobs (top quarter by GPU-hours) to their
       largest LP share, re-solve the LP for the rest against the capacity left, repeat up to
-      `max_rounds` times or until half the time left is used (`lp-rounded`);
+      `max_rounds` times or until 70 % of the time left is used (`lp-rounded`);
    b. fix the classes the LP already places integrally and solve the integer problem of the split
       classes against the capacity left, with `milp` and the time left (`lp-fix+milp`). HiGHS
       may stop at the time limit with a poor incumbent, which is why (a) is computed first.
@@ -27,7 +27,7 @@ Solve order, all inside one time budget (`time_limit_s` bounds LP + MILP + repai
    finish in time there is no bound (`lp_bound_kg` NaN) and every job is placed that way
    (`greedy`).
 5. Unless the LP was integral, a local search (`evals.oracle_search`) with the time left (at
-   least a quarter of what the first LP left in step 3) moves jobs to cheaper slots with room,
+   least 15 % of what the first LP left in step 3) moves jobs to cheaper slots with room,
    singly or by clearing room for a large job; CO2 never rises.
 
 `objective_kg` is the schedule's own CO2; `objective_kg / lp_bound_kg - 1` is how far the
@@ -70,9 +70,9 @@ logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 MILP_MAX_VARS = 4_000
-SEARCH_SHARE = 0.25
+SEARCH_SHARE = 0.15
 """Share of the time left after the first LP kept for the final local search."""
-DIVE_SHARE = 0.5
+DIVE_SHARE = 0.7
 """Share of the rest that diving may use; the split-class MILP gets what diving leaves."""
 
 
