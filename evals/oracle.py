@@ -83,7 +83,8 @@ class OracleSolution:
     start: IntArray
     zone: IntArray
     method: str
-    """`lp-integral`, `milp`, `lp-fix+milp`, `lp-rounded` or `greedy` (module docstring)."""
+    """`lp-integral`, `milp`, `lp-fix+milp`, `lp-rounded` or `greedy` (module docstring); the
+    replay appends ", bettered by <policy>'s schedule" when a policy run emitted less."""
     lp_bound_kg: float
     """The LP optimum, a lower bound on every feasible schedule (NaN when the LP timed out)."""
     objective_kg: float
