@@ -89,9 +89,10 @@ def run_replay_command(
     arrival_scale: float = 1.0,
     pareto: bool = True,
     oracle_time_limit_s: float = 60.0,
+    jobs_csv: Path | None = None,
 ) -> dict[str, Any]:
-    """Run a replay, write its files into `out` and return the report dict."""
-    from evals.outputs import write_outputs
+    """Run a replay, write its files into `out` (and `jobs_csv`) and return the report dict."""
+    from evals.outputs import write_jobs_csv, write_outputs
     from evals.replay import ReplayConfig, run_replay
     from evals.report import build_report
     from evals.temporal import temporal_capture
@@ -118,6 +119,8 @@ def run_replay_command(
     }
     report = build_report(result, temporal)
     paths = write_outputs(report, out)
+    if jobs_csv is not None:
+        paths.append(write_jobs_csv(result, jobs_csv))
     report["files"] = [str(p) for p in paths]
     return report
 
@@ -132,7 +135,7 @@ def replay(
         Path | None, typer.Option("--jobs", help="Job trace CSV (TGTG_JOBS_FILE).")
     ] = None,
     start: Annotated[
-        str, typer.Option("--start", help="First day, YYYY-MM-DD (UTC).")
+        str, typer.Option("--start", help="First day, YYYY-MM-DD (UTC); seeds the trace days.")
     ] = "2023-06-01",
     days: Annotated[int, typer.Option("--days", help="Days to replay.")] = 7,
     seed: Annotated[int, typer.Option("--seed", help="Seed of origins and slack classes.")] = 0,
@@ -150,8 +153,15 @@ def replay(
         bool, typer.Option("--pareto/--no-pareto", help="Sweep score weights for the front.")
     ] = True,
     oracle_time_limit: Annotated[
-        float, typer.Option("--oracle-time-limit", help="MILP time limit, seconds.")
+        float,
+        typer.Option(
+            "--oracle-time-limit", help="Seconds for the whole oracle solve (LP, MILP, search)."
+        ),
     ] = 60.0,
+    jobs_csv: Annotated[
+        Path | None,
+        typer.Option("--jobs-csv", help="Also write one CSV row per job and policy to this file."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
 ) -> None:
@@ -165,6 +175,10 @@ def replay(
         raise _fail(f"--jobs {str(trace)!r} is not a file: pass the job trace CSV")
     if days < 1:
         raise _fail(f"--days {days!r}: replay at least 1 day")
+    if oracle_time_limit <= 0:
+        raise _fail(f"--oracle-time-limit {oracle_time_limit!r}: give a budget > 0 seconds")
+    if jobs_csv is not None and jobs_csv.is_dir():
+        raise _fail(f"--jobs-csv {str(jobs_csv)!r} is a folder: give a file path")
     _setup_progress(quiet)
     try:
         report = run_replay_command(
@@ -179,6 +193,7 @@ def replay(
             arrival_scale=arrival_scale,
             pareto=pareto,
             oracle_time_limit_s=oracle_time_limit,
+            jobs_csv=jobs_csv,
         )
     except DomainError as exc:
         raise _fail(str(exc)) from None

@@ -5,8 +5,13 @@ learned forecasters) and a tail after the window so that jobs arriving late can 
 
 Rules for gaps, all counted in `GridWindow.notes`:
 
-* Missing carbon intensity: carried forward from the previous known hour (backward at the start).
-* Tail hours past the end of the recorded data repeat the last recorded day, hour for hour.
+* Missing rows (hours the file skips) matter only inside the replayed days: there they reject the
+  window, naming the zone and the hours. Elsewhere they only shorten what is used: history starts
+  after the last missing row before the window (`history_hours` of `history_hours_wanted`), and
+  the data used ends at the first missing row after the window, as if the recording ended there.
+* Missing carbon intensity (an empty cell): carried forward from the previous known hour
+  (backward at the start).
+* Tail hours past the end of the data used repeat its last recorded day, hour for hour.
 * Missing price for *accounting* (`price_cost`): the zone's mean known price over the replayed
   hours; a zone with no price at all (e.g. IT) takes the mean of the other zones' known prices in
   the same hour. Policies never see these fills: they see NaN and apply the scorer's rule.
@@ -24,7 +29,7 @@ import numpy.typing as npt
 
 from tools.errors import InvalidInputError, NoGridDataError
 from tools.grid import load_zone_series
-from tools.grid.models import ensure_utc
+from tools.grid.models import ZoneSeries, ensure_utc
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +90,37 @@ def _extend(values: FloatArray, length: int) -> FloatArray:
     return np.concatenate([values, np.tile(last_day, reps)])[:length]
 
 
+def _usable_span(s: ZoneSeries, start: datetime, days: int) -> tuple[ZoneSeries, int, int, int]:
+    """Return (series, first usable row, window's first row, end of usable rows) for a window.
+
+    Raises:
+        NoGridDataError: The window is not inside the recorded span or misses rows.
+    """
+    window = days * 24
+    offset = (start - s.start) / _HOUR
+    if offset != int(offset) or offset < 0 or offset + window > len(s):
+        raise NoGridDataError(
+            f"zone {s.zone!r} has data from {s.start.isoformat()} to {s.end.isoformat()}; "
+            f"the window {start.isoformat()} + {days!r} days is not inside it: pick a start "
+            "inside the recorded span"
+        )
+    lo, hi = int(offset), int(offset) + window
+    missing = s.missing if s.missing is not None else np.zeros(len(s), dtype=bool)
+    inside = np.flatnonzero(missing[lo:hi])
+    if inside.size:
+        first_gap = s.start + int(lo + inside[0]) * _HOUR
+        raise NoGridDataError(
+            f"zone {s.zone!r} has no rows for {inside.size!r} hours inside the window "
+            f"{start.isoformat()} + {days!r} days (first {first_gap.isoformat()}): pick a "
+            "window without missing hours or fill the file"
+        )
+    before = np.flatnonzero(missing[:lo])
+    after = np.flatnonzero(missing[hi:])
+    first = int(before[-1]) + 1 if before.size else 0
+    end = hi + int(after[0]) if after.size else len(s)
+    return s, first, lo, end
+
+
 def fill_cost_price(price: FloatArray, span: slice) -> FloatArray:
     """Apply the accounting fill rule to a (zones, hours) price array over the `span` columns."""
     out = price.copy()
@@ -114,6 +150,8 @@ def load_grid_window(
 ) -> GridWindow:
     """Load `days` days from `start` for each zone, with up to `history_days` before and a tail.
 
+    Missing rows are handled by the module's gap rules.
+
     Args:
         directory: Folder of recorded `<ZONE>.csv` files.
         zones: Zone codes to load, in fleet order.
@@ -124,40 +162,44 @@ def load_grid_window(
             later; forecasts then rest on the history available).
 
     Raises:
-        NoGridDataError: The window is not fully inside every zone's recorded data.
+        NoGridDataError: The window is not fully inside every zone's recorded data, or a zone
+            misses rows inside it.
         InvalidInputError: `days` or `tail_hours` is out of range.
     """
     if days < 1 or tail_hours < 0:
         raise InvalidInputError(f"days {days!r} / tail_hours {tail_hours!r}: need >= 1 / >= 0")
     start = ensure_utc(start, "start")
     window = days * 24
-    series, offsets = [], []
-    for zone in zones:
-        s = load_zone_series(directory, zone)
-        series.append(s)
-        offset = (start - s.start) / _HOUR
-        if offset != int(offset) or offset < 0 or offset + window > len(s):
-            raise NoGridDataError(
-                f"zone {s.zone!r} has data from {s.start.isoformat()} to {s.end.isoformat()}; "
-                f"the window {start.isoformat()} + {days!r} days is not inside it: pick a start "
-                "inside the recorded span"
-            )
-        offsets.append(int(offset))
-    history = min(history_days * 24, *offsets)
+    spans = [
+        _usable_span(load_zone_series(directory, z, allow_gaps=True), start, days) for z in zones
+    ]
+    wanted = history_days * 24
+    history = min(wanted, *(offset - first for _, first, offset, _ in spans))
     length = history + window + tail_hours
     ci_rows, price_rows = [], []
-    notes = {"ci_filled_hours": 0, "tail_hours_repeated": 0, "price_missing_hours": 0}
-    for s, offset in zip(series, offsets, strict=True):
+    notes = {
+        "ci_filled_hours": 0,
+        "tail_hours_repeated": 0,
+        "price_missing_hours": 0,
+        "history_hours": history,
+        "history_hours_wanted": wanted,
+        "missing_rows_outside_window": 0,
+    }
+    for s, _first, offset, end in spans:
         lo = offset - history
-        ci = _extend(s.carbon_intensity[lo : lo + length], length)
-        price = _extend(s.price_eur_per_mwh[lo : lo + length], length)
-        notes["tail_hours_repeated"] = max(notes["tail_hours_repeated"], length - (len(s) - lo))
+        ci = _extend(s.carbon_intensity[lo:end][:length], length)
+        price = _extend(s.price_eur_per_mwh[lo:end][:length], length)
+        notes["tail_hours_repeated"] = max(notes["tail_hours_repeated"], length - (end - lo))
+        if s.missing is not None:
+            notes["missing_rows_outside_window"] += int(s.missing.sum())
         ci, filled = _ffill(ci.astype(np.float64))
         notes["ci_filled_hours"] += filled
         ci_rows.append(ci)
         price_rows.append(price.astype(np.float64))
     ci_arr, price_arr = np.vstack(ci_rows), np.vstack(price_rows)
     notes["tail_hours_repeated"] = max(0, notes["tail_hours_repeated"])
+    if history < wanted:
+        logger.info("grid window %s: %d h of history, %d wanted", start, history, wanted)
     notes["price_missing_hours"] = int(np.isnan(price_arr[:, history:]).sum())
     logger.info("grid window %s +%dd: %d zones, %d h history", start, days, len(zones), history)
     return GridWindow(

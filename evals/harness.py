@@ -1,8 +1,9 @@
 """Simulate one policy hour by hour over a replay window and account energy, CO2 and money.
 
 Per hour: new arrivals join the waiting list; the policy decides from an `HourState` and a
-`GridView` positioned at that hour; the harness applies routes (counting reroutes, refusing more
-than 5 per job) and starts (only when the zone has the free GPUs). A started job runs its whole
+`GridView` positioned at that hour (only jobs that have arrived, only recorded hours up to now:
+see `evals.view` and `evals.policy_base`); the harness applies routes (counting reroutes, refusing
+more than 5 per job) and starts (only when the zone has the free GPUs). A started job runs its whole
 duration in that zone. Afterwards energy (`GPUs x kW/GPU x hours`), CO2 (each hour's recorded CI),
 energy cost (each hour's price, missing prices filled by the window's accounting rule) and the
 customer charge (`GPUs x hours x zone price`, integer minor units) are summed per job.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +24,7 @@ from evals.fleet import Fleet
 from evals.gridwindow import GridWindow
 from evals.jobs import JobSet
 from evals.policy_base import CAPACITY_EPS, MAX_REROUTES, HourState, Policy
-from evals.view import GridView
+from evals.view import GridFeed
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +67,40 @@ class PolicyRun:
 
     name: str
     causal: bool
+    """False when the policy declares itself non-causal or its view saw the recorded future."""
     outcome: JobOutcome
     peak_gpus: FloatArray
+    foresight: str | None = None
+    """Why the run is not causal (None when it is)."""
+
+
+def foresight_label(policy: Policy, sees_future: bool) -> str | None:
+    """Return why a run of `policy` is not causal, or None when it is."""
+    if not policy.causal:
+        return getattr(policy, "foresight", None) or "declared not causal"
+    if sees_future:
+        return "perfect forecasts (the recorded future)"
+    return None
+
+
+_Item = TypeVar("_Item", bound=np.generic)
+
+
+def _frozen_copy(values: npt.NDArray[_Item]) -> npt.NDArray[_Item]:
+    out = values.copy()
+    out.setflags(write=False)
+    return out
+
+
+def arrived_jobs(jobs: JobSet, count: int) -> JobSet:
+    """Return read-only copies of the first `count` jobs (the ones that have arrived)."""
+    return JobSet(
+        arrival=_frozen_copy(jobs.arrival[:count]),
+        duration=_frozen_copy(jobs.duration[:count]),
+        gpus=_frozen_copy(jobs.gpus[:count]),
+        slack=_frozen_copy(jobs.slack[:count]),
+        origin=_frozen_copy(jobs.origin[:count]),
+    )
 
 
 def account(
@@ -104,18 +138,21 @@ def simulate(
     jobs: JobSet,
     fleet: Fleet,
     window: GridWindow,
-    view: GridView,
+    forecast: str,
     decide_hours: int,
     progress: bool = False,
 ) -> PolicyRun:
     """Run `policy` over replay hours `0 .. decide_hours-1` and account the result.
 
+    The policy sees, each hour, only the jobs that have arrived (`HourState.jobs` is the arrived
+    prefix of `jobs`, copied) and a `GridView` fed hour by hour from `window`.
+
     Args:
         policy: The policy to run.
-        jobs: Jobs on the replay's hour grid.
+        jobs: Jobs on the replay's hour grid, sorted by arrival.
         fleet: Per-zone capacity, power and price.
         window: Grid arrays; `window.horizon` must cover `decide_hours` plus the longest job.
-        view: A fresh view at hour 0 on the same window.
+        forecast: Forecast mode of the policy's view (`naive`, `model` or `perfect`).
         decide_hours: Hours in which the policy may start jobs.
         progress: Log progress every simulated day.
 
@@ -135,11 +172,12 @@ def simulate(
     zone = np.full(n, -1, dtype=np.int64)
     routed = np.full(n, -1, dtype=np.int64)
     reroutes = np.zeros(n, dtype=np.int64)
+    if n and np.any(np.diff(jobs.arrival) < 0):
+        raise ValueError("jobs must be sorted by arrival")
     committed = np.zeros((len(fleet.zones), decide_hours + longest + 1))
-    routed_ro, reroutes_ro = routed.view(), reroutes.view()
-    routed_ro.setflags(write=False)
-    reroutes_ro.setflags(write=False)
+    feed = GridFeed(window, forecast)
     arrival_ptr = 0
+    arrived = arrived_jobs(jobs, 0)
     waiting: list[int] = []
     for t in range(decide_hours):
         while arrival_ptr < n and jobs.arrival[arrival_ptr] <= t:
@@ -147,17 +185,17 @@ def simulate(
             arrival_ptr += 1
         if not waiting:
             continue
-        view.advance_to(t)
-        window_ro = committed[:, t:].view()
-        window_ro.setflags(write=False)
+        view = feed.advance_to(t)
+        if len(arrived) != arrival_ptr:
+            arrived = arrived_jobs(jobs, arrival_ptr)
         state = HourState(
             now=t,
-            jobs=jobs,
+            jobs=arrived,
             fleet=fleet,
             pending=np.asarray(waiting, dtype=np.int64),
-            routed=routed_ro,
-            reroutes=reroutes_ro,
-            committed=window_ro,
+            routed=_frozen_copy(routed[:arrival_ptr]),
+            reroutes=_frozen_copy(reroutes[:arrival_ptr]),
+            committed=_frozen_copy(committed[:, t:]),
         )
         decision = policy.decide(state, view)
         waiting_set = set(waiting)
@@ -186,7 +224,8 @@ def simulate(
         logger.info("%-16s %d jobs, %.1f s", policy.name, n, time.perf_counter() - t0)
     missed = (start < 0) | (start + jobs.duration > jobs.deadline)
     outcome = JobOutcome(start, zone, reroutes, energy, co2, cost, customer, missed)
-    return PolicyRun(policy.name, policy.causal, outcome, committed.max(axis=1))
+    label = foresight_label(policy, feed.sees_future)
+    return PolicyRun(policy.name, label is None, outcome, committed.max(axis=1), label)
 
 
 def _route(

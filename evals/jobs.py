@@ -10,10 +10,15 @@ hours needs a rule. The rule, in order:
    `ACTIVE_DAY_SHARE` (10 %) of the median submissions of the days that have any; sparse days
    (a handful of long-lived pods months apart) are dropped. Active days are concatenated in order,
    which removes the idle gaps but keeps each day's own inter-arrival pattern.
-4. Window day `j` overlays the active days `floor(j*s) .. floor((j+1)*s) - 1` (looping over the
-   active days when the window is longer than the trace), where `s = arrival_scale` (1.0 = the
-   trace's own daily volume; 2.0 = two trace days per window day). A job's arrival hour is the
-   window day's midnight UTC plus `floor(second_of_day / 3600)`.
+4. Trace days per window: a replay draws its own sequence of active days, a random permutation
+   of them (another one appended whenever more days are needed) from
+   `numpy.random.default_rng(day_seed)`, where the replay passes the window's start day
+   (`date.toordinal()`), so windows that start on different days replay different trace days and
+   a window always replays the same ones. Window day `j` overlays positions
+   `floor(j*s) .. floor((j+1)*s) - 1` of that sequence, where `s = arrival_scale` (1.0 = the
+   trace's own daily volume; 2.0 = two trace days per window day). Without `day_seed` the
+   sequence is the active days in trace order, looped. A job's arrival hour is the window day's
+   midnight UTC plus `floor(second_of_day / 3600)`.
 5. Duration in whole hours: `ceil(duration_s / 3600)`, at least 1 h, capped at
    `max_duration_hours` (default 48 h). The cap turns months-long latency-sensitive service pods
    (and the right-censored rows) into two-day jobs instead of letting them dominate the window.
@@ -23,7 +28,8 @@ hours needs a rule. The rule, in order:
    zone is drawn among the zones that can hold the job, with probability proportional to their
    GPU capacity, so the carbon-agnostic baseline loads the fleet evenly.
 
-Draws use `numpy.random.default_rng(seed)` in job order, so a seed fixes the job set.
+Origin and slack draws use `numpy.random.default_rng(seed)` in job order, so a seed and a window
+start fix the job set.
 """
 
 from __future__ import annotations
@@ -144,6 +150,23 @@ def _validate_slack_classes(slack_classes: tuple[tuple[int, float], ...]) -> Non
         raise InvalidInputError(f"slack class shares {shares!r} sum to {sum(shares)!r}; make it 1")
 
 
+def window_trace_days(
+    active: IntArray, *, days: int, arrival_scale: float = 1.0, day_seed: int | None = None
+) -> list[IntArray]:
+    """Return the trace days each window day overlays (rule 4 of the module docstring)."""
+    needed = math.floor(days * arrival_scale)
+    if day_seed is None:
+        sequence = active[np.arange(needed) % active.size]
+    else:
+        rng = np.random.default_rng(day_seed)
+        rounds = max(1, math.ceil(needed / active.size))
+        sequence = np.concatenate([rng.permutation(active) for _ in range(rounds)])
+    return [
+        sequence[math.floor(j * arrival_scale) : math.floor((j + 1) * arrival_scale)]
+        for j in range(days)
+    ]
+
+
 def map_trace_to_window(
     trace: RawTrace,
     *,
@@ -154,6 +177,7 @@ def map_trace_to_window(
     slack_classes: tuple[tuple[int, float], ...] = DEFAULT_SLACK_CLASSES,
     max_duration_hours: int = DEFAULT_MAX_DURATION_HOURS,
     max_jobs: int | None = None,
+    day_seed: int | None = None,
 ) -> JobSet:
     """Place the trace's jobs on a window of `days` days (see the module docstring for the rule).
 
@@ -166,6 +190,7 @@ def map_trace_to_window(
         slack_classes: `(slack_hours, share)` pairs; shares sum to 1.
         max_duration_hours: Cap on a job's duration in hours (>= 1).
         max_jobs: Keep only the first `max_jobs` arrivals when given.
+        day_seed: Seed of the trace-day draw (the window's start day); None keeps trace order.
 
     Raises:
         InvalidInputError: A parameter is out of range.
@@ -186,10 +211,9 @@ def map_trace_to_window(
     active = active_days(trace)
     arrivals: list[IntArray] = []
     picks: list[IntArray] = []
-    for j in range(days):
-        first, last = math.floor(j * arrival_scale), math.floor((j + 1) * arrival_scale)
-        for k in range(first, last):
-            trace_day = active[k % active.size]
+    per_day = window_trace_days(active, days=days, arrival_scale=arrival_scale, day_seed=day_seed)
+    for j, trace_days in enumerate(per_day):
+        for trace_day in trace_days:
             idx = np.flatnonzero(day_of_job == trace_day)
             picks.append(idx)
             hours = np.floor(second_of_day[idx] / 3600).astype(np.int64)

@@ -7,48 +7,73 @@ interchangeable, so they are aggregated into classes `c` with `n_c` members. Var
 subject to `sum_{z,k} x[c,z,k] = n_c` and, for each zone and hour, the GPUs of the runs covering
 that hour <= capacity. Jobs are not preempted or migrated, and deadlines are hard.
 
-Solve order: the LP relaxation with HiGHS (`scipy.optimize.linprog`); if its solution is integral
-(within 1e-6) it is optimal for the integer problem too. If not, and the problem has at most
-`milp_max_vars` variables, `scipy.optimize.milp` (HiGHS branch and bound) with `mip_rel_gap` and
-`time_limit`. Larger fractional LPs (fractional GPU shares make week-sized LPs split a few hundred
-jobs) are rounded by fix-and-resolve diving: fix the biggest split jobs (top quarter by
-GPU-hours) to their largest LP share, re-solve the LP for the rest against the remaining
-capacity, repeat; when few variables are left the MILP finishes the job, and anything still
-unplaced is re-inserted greedily, least slack first, into its cheapest (zone, start) with room.
-The first LP optimum is a lower bound on any non-migrating, deadline-meeting schedule and is
-reported as `lp_bound_kg`; the schedule's own CO2 as `objective_kg`.
+Solve order, all inside one time budget (`time_limit_s` bounds LP + MILP + repair):
 
-The per-job oracle and schedule arithmetic are in `evals.schedule`.
+1. The LP relaxation with HiGHS (`scipy.optimize.linprog`). Its optimum is a lower bound on any
+   non-migrating, deadline-meeting schedule, reported as `lp_bound_kg`. If the solution is
+   integral (within 1e-6) it is optimal for the integer problem too (`lp-integral`).
+2. Fractional, and at most `milp_max_vars` variables: the whole integer problem with
+   `scipy.optimize.milp` (HiGHS branch and bound), `mip_rel_gap` and the time left (`milp`).
+3. Fractional and larger (fractional GPU shares make week-sized LPs split a few hundred jobs),
+   two schedules, and the one with less CO2 is kept:
+   a. fix-and-resolve diving: fix the biggest split jobs (top quarter by GPU-hours) to their
+      largest LP share, re-solve the LP for the rest against the capacity left, repeat up to
+      `max_rounds` times or until 70 % of the time left is used (`lp-rounded`);
+   b. fix the classes the LP already places integrally and solve the integer problem of the split
+      classes against the capacity left, with `milp` and the time left (`lp-fix+milp`). HiGHS
+      may stop at the time limit with a poor incumbent, which is why (a) is computed first.
+4. Anything still unplaced is re-inserted greedily, least slack first, into its cheapest
+   (zone, start) with room (`evals.schedule.repair_schedule`). If the first LP itself does not
+   finish in time there is no bound (`lp_bound_kg` NaN) and every job is placed that way
+   (`greedy`).
+5. Unless the LP was integral, a local search (`evals.oracle_search`) with the time left (at
+   least 15 % of what the first LP left in step 3) moves jobs to cheaper slots with room,
+   singly or by clearing room for a large job; CO2 never rises.
+
+`objective_kg` is the schedule's own CO2; `objective_kg / lp_bound_kg - 1` is how far the
+oracle can be above the true optimum (`gap_vs_lp_bound`).
+
+The formulation and the HiGHS calls are in `evals.oracle_lp`, the local search in
+`evals.oracle_search`, the per-job oracle and schedule arithmetic in `evals.schedule`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from evals.fleet import Fleet
 from evals.jobs import JobSet
+from evals.oracle_lp import (
+    INTEGRAL_TOL,
+    Problem,
+    build_problem,
+    fractional,
+    place,
+    solve_lp,
+    solve_milp,
+)
+from evals.oracle_search import improve_schedule
 from evals.schedule import (
-    assign_starts,
     gpu_usage,
-    ragged_arange,
     repair_schedule,
     schedule_co2,
-    window_cost,
 )
 
 logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-INTEGRAL_TOL = 1e-6
 MILP_MAX_VARS = 4_000
+SEARCH_SHARE = 0.15
+"""Share of the time left after the first LP kept for the final local search."""
+DIVE_SHARE = 0.7
+"""Share of the rest that diving may use; the split-class MILP gets what diving leaves."""
 
 
 @dataclass(frozen=True)
@@ -58,97 +83,25 @@ class OracleSolution:
     start: IntArray
     zone: IntArray
     method: str
-    """`lp-integral`, `milp`, `lp-rounded`, or `lp-bound+heuristic` (a better incumbent found by
-    the perfect-foresight heuristic, see `evals.replay`)."""
+    """`lp-integral`, `milp`, `lp-fix+milp`, `lp-rounded` or `greedy` (module docstring); the
+    replay appends ", bettered by <policy>'s schedule" when a policy run emitted less."""
     lp_bound_kg: float
+    """The LP optimum, a lower bound on every feasible schedule (NaN when the LP timed out)."""
     objective_kg: float
     solve_seconds: float
     variables: int
     classes: int
     mip_gap: float | None = None
+    """HiGHS's relative gap of the last MILP solved (of the split jobs only for `lp-fix+milp`)."""
+    moves: int = 0
+    """Single-job moves of the final local search (step 5 of the module docstring)."""
 
-
-def _classes(jobs: JobSet) -> tuple[IntArray, IntArray]:
-    """Return a class id per job and the members count per class."""
-    key = np.stack(
-        [jobs.arrival, jobs.duration, jobs.slack, np.rint(jobs.gpus * 1000).astype(np.int64)],
-        axis=1,
-    )
-    _, first, inverse, counts = np.unique(
-        key, axis=0, return_index=True, return_inverse=True, return_counts=True
-    )
-    # Renumber classes by first member so class order follows arrival order.
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return rank[inverse.ravel()], counts[order]
-
-
-@dataclass(frozen=True)
-class _Problem:
-    """The LP of a subset of jobs against a residual capacity."""
-
-    jobs: IntArray
-    """Job ids in the subset."""
-    cls: IntArray
-    """Class id (0..) per job of the subset."""
-    counts: IntArray
-    vc: IntArray
-    vz: IntArray
-    vs: IntArray
-    obj: FloatArray
-    a_eq: sparse.csr_array
-    a_cap: sparse.csr_array
-    cap: FloatArray
-
-
-def _build(jobs: JobSet, idx: IntArray, fleet: Fleet, ci: FloatArray, room: FloatArray) -> _Problem:
-    """Build the LP for jobs `idx` with (zones, hours) residual capacity `room`."""
-    sub = JobSet(
-        jobs.arrival[idx], jobs.duration[idx], jobs.gpus[idx], jobs.slack[idx], jobs.origin[idx]
-    )
-    cls, counts = _classes(sub)
-    rep = np.zeros(counts.size, dtype=np.int64)
-    rep[cls[::-1]] = np.arange(idx.size)[::-1]
-    cum, kw = window_cost(sub, fleet, ci)
-    zones = np.flatnonzero(fleet.capacity > 0)
-    n_hours = ci.shape[1]
-    n_start = sub.slack[rep] + 1
-    vc = np.repeat(np.repeat(np.arange(counts.size), n_start), zones.size)
-    vs = np.repeat(
-        sub.arrival[rep][np.repeat(np.arange(counts.size), n_start)] + ragged_arange(n_start),
-        zones.size,
-    )
-    vz = np.tile(zones, int(n_start.sum()))
-    length, gpus = sub.duration[rep[vc]], sub.gpus[rep[vc]]
-    obj = gpus * kw[vz] * (cum[vz, vs + length] - cum[vz, vs]) / 1000.0
-    n_var = obj.size
-    a_eq = sparse.csr_array((np.ones(n_var), (vc, np.arange(n_var))), shape=(counts.size, n_var))
-    rows = np.repeat(vz * n_hours + vs, length) + ragged_arange(length)
-    cols = np.repeat(np.arange(n_var), length)
-    a_cap = sparse.csr_array(
-        (np.repeat(gpus, length), (rows, cols)), shape=(len(fleet.zones) * n_hours, n_var)
-    )
-    a_cap.sum_duplicates()
-    used = np.flatnonzero(np.diff(a_cap.indptr) > 0)
-    return _Problem(
-        idx, cls, counts, vc, vz, vs, obj, a_eq, a_cap[used], np.maximum(room.ravel()[used], 0.0)
-    )
-
-
-def _solve_lp(p: _Problem) -> tuple[FloatArray, float]:
-    lp = linprog(  # type: ignore[call-overload]  # scipy-stubs omit sparse A_ub/A_eq (HiGHS ok)
-        p.obj,
-        A_ub=p.a_cap,
-        b_ub=p.cap,
-        A_eq=p.a_eq,
-        b_eq=p.counts.astype(float),
-        bounds=(0, None),
-        method="highs",
-    )
-    if lp.status != 0:
-        raise RuntimeError(f"oracle LP failed: {lp.message!r} (status {lp.status!r})")
-    return lp.x, float(lp.fun)
+    @property
+    def gap_vs_lp_bound(self) -> float | None:
+        """Return `objective_kg / lp_bound_kg - 1` (None without a positive bound)."""
+        if math.isnan(self.lp_bound_kg) or self.lp_bound_kg <= 0:
+            return None
+        return self.objective_kg / self.lp_bound_kg - 1.0
 
 
 def solve_oracle(
@@ -163,70 +116,50 @@ def solve_oracle(
 ) -> OracleSolution:
     """Solve the capacity-aware offline problem over recorded CI `ci` (zones, hours).
 
-    Large instances whose LP is fractional are rounded iteratively: the whole-job parts of the
-    LP solution are fixed, the LP is solved again for the jobs left over against the remaining
-    capacity, up to `max_rounds` times; whatever is still left is inserted greedily.
-
     Args:
         jobs: Jobs on the replay hour grid.
         fleet: Capacity and power per zone.
         ci: Recorded CI (zones, hours) covering every job's latest finish.
-        time_limit_s: Time budget of the MILP solves (the LP rounds are not limited).
+        time_limit_s: Budget of the whole solve (LP, MILP, rounding); the final greedy repair
+            of jobs left unplaced when it runs out is the only step after it.
         mip_rel_gap: Relative optimality gap at which the MILP stops.
-        milp_max_vars: Above this many variables a fractional LP is rounded instead of running
-            the MILP (HiGHS rarely closes the gap on week-sized instances within a minute).
-        max_rounds: Rounds of fix-and-resolve LP rounding.
+        milp_max_vars: Up to this many variables a fractional LP goes to the MILP whole; above
+            it only the split classes do (step 3 of the module docstring).
+        max_rounds: Rounds of fix-and-resolve LP diving.
     """
     t0 = time.perf_counter()
+    deadline = t0 + time_limit_s
     n_jobs = len(jobs)
-    room = np.repeat(fleet.capacity[:, None], ci.shape[1], axis=1)
     start = np.full(n_jobs, -1, dtype=np.int64)
     zone = np.full(n_jobs, -1, dtype=np.int64)
-    first = _build(jobs, np.arange(n_jobs), fleet, ci, room)
-    x, bound = _solve_lp(first)
-    method, gap = "lp-integral", None
-    fractional = np.abs(x - np.rint(x)) > INTEGRAL_TOL
-    logger.info("oracle LP: %d of %d variables fractional", int(fractional.sum()), x.size)
-    if fractional.any() and x.size <= milp_max_vars:
-        integral, gap = _solve_milp(first, _left(t0, time_limit_s), mip_rel_gap)
-        if integral is not None:
-            x, method = integral, "milp"
-    problem, rounds = first, 0
-    while True:
-        rounds += 1
-        frac = np.abs(x - np.rint(x)) > INTEGRAL_TOL
-        if not frac.any() or rounds >= max_rounds or problem.obj.size <= milp_max_vars:
-            if frac.any() and problem.obj.size <= milp_max_vars:
-                integral, _ = _solve_milp(problem, _left(t0, time_limit_s), mip_rel_gap)
-                x = x if integral is None else integral
-            whole = np.floor(x + INTEGRAL_TOL).astype(np.int64)
-            s_sub, z_sub = assign_starts(
-                problem.cls, whole, problem.vc, problem.vz, problem.vs, problem.jobs.size
+    room = np.repeat(fleet.capacity[:, None], ci.shape[1], axis=1)
+    first = build_problem(jobs, np.arange(n_jobs), fleet, ci, room)
+    solved = solve_lp(first, _left(deadline), first=True)
+    bound, method, gap = math.nan, "greedy", None
+    if solved is not None:
+        x, bound = solved
+        frac = fractional(x)
+        logger.info("oracle LP: %d of %d variables fractional", int(frac.sum()), x.size)
+        if not frac.any():
+            method = "lp-integral"
+            place(first, np.rint(x).astype(np.int64), start, zone)
+        elif x.size <= milp_max_vars:
+            integral, gap = solve_milp(first, _left(deadline), mip_rel_gap)
+            method = "milp" if integral is not None else "lp-rounded"
+            counts = np.rint(integral) if integral is not None else np.floor(x + INTEGRAL_TOL)
+            place(first, counts.astype(np.int64), start, zone)
+        else:
+            solve_by = deadline - SEARCH_SHARE * _left(deadline)
+            method, gap = _fix_and_milp(
+                jobs, fleet, ci, first, x, start, zone, solve_by, mip_rel_gap, max_rounds
             )
-            placed = s_sub >= 0
-            start[problem.jobs[placed]] = s_sub[placed]
-            zone[problem.jobs[placed]] = z_sub[placed]
-            break
-        method = "lp-rounded"
-        fixed = _dive(jobs, fleet, ci, problem, x, frac, start, zone)
-        left = problem.jobs[~fixed]
-        if left.size == 0:
-            break
-        room = fleet.capacity[:, None] - gpu_usage(jobs, start, zone, len(fleet.zones), ci.shape[1])
-        problem = _build(jobs, left, fleet, ci, room)
-        x, rest = _solve_lp(problem)
-        logger.debug(
-            "oracle round %d: %d jobs left, fixed %.2f kg + LP %.2f kg",
-            rounds,
-            left.size,
-            schedule_co2(jobs, fleet, ci, start, zone),
-            rest,
-        )
     if (start < 0).any():
-        method = "lp-rounded"
         start, zone = repair_schedule(jobs, fleet, ci, start, zone)
+    moves = 0
+    if method != "lp-integral":
+        start, zone, moves = improve_schedule(jobs, fleet, ci, start, zone, deadline=deadline)
     elapsed = time.perf_counter() - t0
-    logger.info("oracle %s: %d vars, %d rounds, %.2fs", method, first.obj.size, rounds, elapsed)
+    logger.info("oracle %s: %d vars, %.2fs", method, first.obj.size, elapsed)
     return OracleSolution(
         start=start,
         zone=zone,
@@ -237,36 +170,97 @@ def solve_oracle(
         variables=int(first.obj.size),
         classes=int(first.counts.size),
         mip_gap=gap,
+        moves=moves,
     )
 
 
-def _left(t0: float, budget_s: float) -> float:
-    """Return the seconds left of the oracle's time budget (at least one)."""
-    return max(1.0, budget_s - (time.perf_counter() - t0))
+def _fix_and_milp(
+    jobs: JobSet,
+    fleet: Fleet,
+    ci: FloatArray,
+    first: Problem,
+    x: FloatArray,
+    start: IntArray,
+    zone: IntArray,
+    deadline: float,
+    mip_rel_gap: float,
+    max_rounds: int,
+) -> tuple[str, float | None]:
+    """Keep the better of the diving and the split-class MILP schedules (module docstring, 3).
+
+    Fills `start`/`zone` and returns (method, MILP gap).
+    """
+    dived_s, dived_z = start.copy(), zone.copy()
+    dive_deadline = time.perf_counter() + DIVE_SHARE * _left(deadline)
+    _dive_rounds(jobs, fleet, ci, first, x, dived_s, dived_z, dive_deadline, max_rounds)
+    dived_s, dived_z = repair_schedule(jobs, fleet, ci, dived_s, dived_z)
+    best: tuple[str, IntArray, IntArray, float | None] = ("lp-rounded", dived_s, dived_z, None)
+    best_kg = schedule_co2(jobs, fleet, ci, dived_s, dived_z)
+
+    split = np.zeros(first.counts.size, dtype=bool)
+    split[first.vc[fractional(x)]] = True
+    keep = np.where(split[first.vc], 0, np.rint(x)).astype(np.int64)
+    fixed_s, fixed_z = start.copy(), zone.copy()
+    placed = place(first, keep, fixed_s, fixed_z)
+    left = first.jobs[~placed]
+    n_zones, n_hours = len(fleet.zones), ci.shape[1]
+    room = fleet.capacity[:, None] - gpu_usage(jobs, fixed_s, fixed_z, n_zones, n_hours)
+    problem = build_problem(jobs, left, fleet, ci, room)
+    logger.info("oracle: %d split jobs, %d MILP variables", left.size, problem.obj.size)
+    integral, gap = solve_milp(problem, _left(deadline), mip_rel_gap)
+    if integral is not None:
+        place(problem, np.rint(integral).astype(np.int64), fixed_s, fixed_z)
+        fixed_s, fixed_z = repair_schedule(jobs, fleet, ci, fixed_s, fixed_z)
+        kg = schedule_co2(jobs, fleet, ci, fixed_s, fixed_z)
+        logger.info("oracle: diving %.2f kg, split-class MILP %.2f kg", best_kg, kg)
+        if kg < best_kg:
+            best = ("lp-fix+milp", fixed_s, fixed_z, gap)
+    method, best_s, best_z, best_gap = best
+    start[:], zone[:] = best_s, best_z
+    return method, best_gap
 
 
-def _solve_milp(p: _Problem, time_limit_s: float, gap: float) -> tuple[FloatArray | None, float]:
-    res = milp(
-        p.obj,
-        constraints=[
-            LinearConstraint(p.a_eq, p.counts, p.counts),
-            LinearConstraint(p.a_cap, -np.inf, p.cap),
-        ],
-        integrality=np.ones(p.obj.size, dtype=np.int64),  # all integer (milp casts to uint8)
-        bounds=Bounds(0, np.inf),
-        options={"time_limit": time_limit_s, "mip_rel_gap": gap},
-    )
-    if res.x is None:
-        logger.warning("oracle MILP gave no solution: %s", res.message)
-        return None, float("nan")
-    return res.x, float(getattr(res, "mip_gap", float("nan")))
+def _dive_rounds(
+    jobs: JobSet,
+    fleet: Fleet,
+    ci: FloatArray,
+    problem: Problem,
+    x: FloatArray,
+    start: IntArray,
+    zone: IntArray,
+    deadline: float,
+    max_rounds: int,
+) -> None:
+    """Fix-and-resolve LP diving from `problem`'s LP solution `x`; fills `start`/`zone`."""
+    n_zones, n_hours = len(fleet.zones), ci.shape[1]
+    for _ in range(max_rounds):
+        frac = fractional(x)
+        if not frac.any():
+            place(problem, np.rint(x).astype(np.int64), start, zone)
+            return
+        fixed = _dive(jobs, fleet, ci, problem, x, frac, start, zone)
+        left = problem.jobs[~fixed]
+        if left.size == 0:
+            return
+        room = fleet.capacity[:, None] - gpu_usage(jobs, start, zone, n_zones, n_hours)
+        problem = build_problem(jobs, left, fleet, ci, room)
+        solved = solve_lp(problem, _left(deadline))
+        if solved is None:
+            return
+        x = solved[0]
+    place(problem, np.floor(x + INTEGRAL_TOL).astype(np.int64), start, zone)
+
+
+def _left(deadline: float) -> float:
+    """Return the seconds left of the oracle's time budget (0 when it is spent)."""
+    return max(0.0, deadline - time.perf_counter())
 
 
 def _dive(
     jobs: JobSet,
     fleet: Fleet,
     ci: FloatArray,
-    problem: _Problem,
+    problem: Problem,
     x: FloatArray,
     frac: npt.NDArray[np.bool_],
     start: IntArray,

@@ -1,25 +1,51 @@
-"""Write a replay report to a folder: JSON, CSV tables, PNG plots and a Markdown summary."""
+"""Write a replay report and the per-job outcomes of every policy.
+
+`write_outputs`: JSON, CSV tables, PNG plots and a Markdown summary into a folder;
+`write_jobs_csv`: one row per (job, policy) into a CSV file (`--jobs-csv`).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+if TYPE_CHECKING:
+    from evals.replay import ReplayResult
+
 logger = logging.getLogger(__name__)
+
+JOB_COLUMNS = (
+    "job_id",
+    "arrival",
+    "gpus",
+    "hours",
+    "slack_h",
+    "deadline",
+    "policy",
+    "causal",
+    "zone",
+    "start",
+    "end",
+    "kg_co2",
+    "missed_deadline",
+)
 
 _POLICY_COLUMNS = (
     "policy",
     "causal",
     "co2_kg",
     "co2_vs_oracle",
+    "lp_bound_kg",
+    "co2_vs_lp_bound",
     "oracle_capture_pct",
     "energy_kwh",
     "energy_eur",
@@ -28,6 +54,7 @@ _POLICY_COLUMNS = (
     "unfinished",
     "reroutes",
     "mean_delay_h",
+    "foresight",
 )
 
 
@@ -52,6 +79,23 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _data_line(report: dict[str, Any]) -> str:
+    """Return the summary line on the data behind the replay: history, tail, gaps, trace days."""
+    notes = report["window"].get("grid_notes", {})
+    have, want = notes.get("history_hours"), notes.get("history_hours_wanted")
+    parts = []
+    if have is not None and want is not None:
+        short = " (**short**: forecasts rest on less)" if have < want else ""
+        parts.append(f"history {have} of {want} h{short}")
+    parts.append(f"tail hours repeated {notes.get('tail_hours_repeated', 0)}")
+    parts.append(f"CI hours filled {notes.get('ci_filled_hours', 0)}")
+    parts.append(f"missing rows outside the window {notes.get('missing_rows_outside_window', 0)}")
+    days = report["jobs"].get("trace_days")
+    if days:
+        parts.append("trace days " + ", ".join("+".join(str(d) for d in day) for day in days))
+    return "Data: " + "; ".join(parts) + "."
+
+
 def markdown_summary(report: dict[str, Any]) -> str:
     """Return a Markdown summary of the report."""
     w, s = report["window"], report["settings"]
@@ -60,25 +104,32 @@ def markdown_summary(report: dict[str, Any]) -> str:
         "",
         f"Jobs: {report['jobs']['count']} ({report['jobs']['gpu_hours']:,.1f} GPU-hours); "
         f"forecast `{s['forecast']}`; seed {s['seed']}; fleet scale {s['fleet_scale']}.",
+        _data_line(report),
         "",
-        "| policy | causal | kg CO2 | x oracle | % oracle savings | energy EUR | customer EUR "
-        "| misses | reroutes | mean delay h |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| policy | causal | kg CO2 | x oracle | x LP bound | % oracle savings | energy EUR "
+        "| customer EUR | misses | reroutes | mean delay h |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in report["policies"].items():
         lines.append(
             f"| {name} | {r['causal']} | {_fmt(r['co2_kg'])} | {_fmt(r['co2_vs_oracle'])} | "
-            f"{_fmt(r['oracle_capture_pct'])} | {_fmt(r['energy_eur'])} | "
-            f"{_fmt(r['customer_eur'])} | {r['deadline_misses']} | {r['reroutes']} | "
-            f"{_fmt(r['mean_delay_h'])} |"
+            f"{_fmt(r.get('co2_vs_lp_bound'))} | {_fmt(r['oracle_capture_pct'])} | "
+            f"{_fmt(r['energy_eur'])} | {_fmt(r['customer_eur'])} | {r['deadline_misses']} | "
+            f"{r['reroutes']} | {_fmt(r['mean_delay_h'])} |"
         )
+    lines += [""] + [
+        f"* `{name}` is not causal: {r['foresight']}."
+        for name, r in report["policies"].items()
+        if r.get("foresight")
+    ]
     if "oracle" in report:
         o = report["oracle"]
         lines += [
             "",
-            f"Oracle: `{o['method']}`, LP lower bound {_fmt(o['lp_bound_kg'])} kg, "
-            f"schedule {_fmt(o['schedule_kg'])} kg, {o['variables']} variables, "
-            f"{_fmt(o['solve_seconds'])} s.",
+            f"Oracle: `{o['method']}`, schedule {_fmt(o['schedule_kg'])} kg, LP lower bound "
+            f"{_fmt(o['lp_bound_kg'])} kg (schedule {_fmt(o.get('gap_vs_lp_bound_pct'))} % "
+            f"above it), {o['variables']} variables, {_fmt(o['solve_seconds'])} s of a "
+            f"{_fmt(o.get('time_limit_s'))} s limit.",
         ]
     t = report["targets"]
     lines += ["", "## Targets", ""]
@@ -220,3 +271,43 @@ def write_outputs(report: dict[str, Any], out: Path) -> list[Path]:
     paths += _plots(report, out)
     logger.info("wrote %d files to %s", len(paths), out)
     return paths
+
+
+def write_jobs_csv(result: ReplayResult, path: Path) -> Path:
+    """Write one row per (job, policy): times ISO-8601 UTC; zone, start, end empty if unstarted.
+
+    `job_id` is the job's index in the replay (arrival order); `end` is exclusive.
+    """
+    jobs, origin = result.jobs, result.window.start
+    zones = result.fleet.zones
+
+    def at(hour: int) -> str:
+        return (origin + timedelta(hours=int(hour))).isoformat()
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(JOB_COLUMNS)
+        for name, run in result.runs.items():
+            o = run.outcome
+            for j in range(len(jobs)):
+                started = o.start[j] >= 0
+                writer.writerow(
+                    (
+                        j,
+                        at(jobs.arrival[j]),
+                        round(float(jobs.gpus[j]), 3),
+                        int(jobs.duration[j]),
+                        int(jobs.slack[j]),
+                        at(jobs.deadline[j]),
+                        name,
+                        run.causal,
+                        zones[o.zone[j]] if started else "",
+                        at(o.start[j]) if started else "",
+                        at(o.start[j] + jobs.duration[j]) if started else "",
+                        round(float(o.co2_kg[j]), 6),
+                        bool(o.missed[j]),
+                    )
+                )
+    logger.info("wrote %d job rows to %s", len(jobs) * len(result.runs), path)
+    return path

@@ -2,7 +2,10 @@
 
 Each replay hour the harness hands a policy an `HourState` (jobs waiting, free GPUs, GPUs already
 committed to running jobs in the coming hours) and a `GridView` (the grid up to now, forecasts
-after). The policy returns a `Decision`:
+after). Both are causal by construction: `HourState.jobs` holds only the jobs that have arrived
+(job ids are indices into it; a later job's id is out of range), its arrays are read-only copies,
+and the view raises `FutureDataError` on a recorded hour after now and holds nothing later (see
+`evals.view`). The policy returns a `Decision`:
 
 * `starts`: (job, zone) pairs in priority order. The harness starts each one if the zone has the
   free GPUs, else the job stays waiting, routed to that zone.
@@ -39,15 +42,16 @@ class HourState:
 
     now: int
     jobs: JobSet
+    """The jobs that have arrived by `now` (ids `0 .. len(jobs)-1`), read-only copies."""
     fleet: Fleet
     pending: IntArray
     """Ids of jobs that have arrived and not started, in arrival order."""
     routed: IntArray
-    """Zone each job is routed to (-1 = not routed); read-only."""
+    """Zone each arrived job is routed to (-1 = not routed); a read-only copy."""
     reroutes: IntArray
-    """Reroutes used so far per job; read-only."""
+    """Reroutes used so far per arrived job; a read-only copy."""
     committed: FloatArray
-    """(zones, hours) GPUs used by running jobs from `now` on; read-only."""
+    """(zones, hours) GPUs used by running jobs from `now` on; a read-only copy."""
 
     @property
     def free(self) -> FloatArray:
@@ -68,7 +72,8 @@ class Policy(Protocol):
 
     name: str
     causal: bool
-    """True when the policy uses only the past and (non-perfect) forecasts."""
+    """False for a policy that uses the recorded future by itself (a precomputed schedule). The
+    harness also labels a run not causal when its view's forecasts are `perfect`."""
 
     def decide(self, state: HourState, view: GridView) -> Decision:
         """Return this hour's starts and routes."""

@@ -23,9 +23,12 @@ from evals.harness import JobOutcome, PolicyRun, account, simulate
 from evals.jobs import (
     DEFAULT_MAX_DURATION_HOURS,
     DEFAULT_SLACK_CLASSES,
+    IntArray,
     JobSet,
+    active_days,
     load_trace,
     map_trace_to_window,
+    window_trace_days,
 )
 from evals.oracle import OracleSolution, solve_oracle
 from evals.policies import (
@@ -38,7 +41,6 @@ from evals.policies import (
 )
 from evals.policy_base import Policy
 from evals.schedule import per_job_oracle
-from evals.view import ForecastBook, GridView
 from tools.broker.scoring import ScoreWeights
 from tools.errors import InvalidInputError
 from tools.grid.forecast import FORECAST_MODES
@@ -49,6 +51,8 @@ GRACE_HOURS = 24
 """Hours after the window (beyond the longest slack) in which waiting jobs may still start."""
 HEURISTIC_POLICIES = ("baseline", "price_only", "carbon_only", "composite", "spatiotemporal")
 PARETO_CARBON_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
+ORACLE_FORESIGHT = "replays the oracle's schedule, solved on the recorded future"
+PER_JOB_ORACLE_FORESIGHT = "each job alone at its recorded best (zone, start), capacity ignored"
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ class ReplayResult:
     oracle: OracleSolution | None = None
     pareto: list[dict[str, float]] = field(default_factory=list)
     forecast_sees_future: bool = False
+    trace_days: list[IntArray] = field(default_factory=list)
+    """Trace days each window day overlays (`evals.jobs`, rule 4)."""
 
 
 def build_policy(name: str, *, causal_forecast: bool) -> Policy:
@@ -127,6 +133,7 @@ def prepare(config: ReplayConfig) -> tuple[Fleet, GridWindow, JobSet, int]:
         slack_classes=config.slack_classes,
         max_duration_hours=config.max_duration_hours,
         max_jobs=config.max_jobs,
+        day_seed=config.start.toordinal(),
     )
     max_slack = max(h for h, _ in config.slack_classes)
     decide_hours = config.days * 24 + max_slack + GRACE_HOURS
@@ -147,17 +154,16 @@ def run_policy(
     jobs: JobSet,
     fleet: Fleet,
     window: GridWindow,
-    book: ForecastBook,
+    forecast: str,
     decide_hours: int,
 ) -> PolicyRun:
-    """Simulate one policy on a fresh view of the window."""
-    view = GridView(window, book)
+    """Simulate one policy on a fresh view of the window with `forecast` forecasts."""
     return simulate(
         policy,
         jobs=jobs,
         fleet=fleet,
         window=window,
-        view=view,
+        forecast=forecast,
         decide_hours=decide_hours,
         progress=True,
     )
@@ -179,7 +185,7 @@ def per_job_oracle_run(jobs: JobSet, fleet: Fleet, window: GridWindow) -> Policy
             np.add.at(use, start[on], jobs.gpus[on])
             np.add.at(use, start[on] + jobs.duration[on], -jobs.gpus[on])
             peak[z] = np.cumsum(use).max()
-    return PolicyRun("oracle_per_job", False, outcome, peak)
+    return PolicyRun("oracle_per_job", False, outcome, peak, PER_JOB_ORACLE_FORESIGHT)
 
 
 def pareto_sweep(
@@ -187,7 +193,7 @@ def pareto_sweep(
     jobs: JobSet,
     fleet: Fleet,
     window: GridWindow,
-    book: ForecastBook,
+    forecast: str,
     decide_hours: int,
     causal: bool,
 ) -> list[dict[str, float]]:
@@ -197,7 +203,12 @@ def pareto_sweep(
         weights = ScoreWeights(carbon=w, price=1.0 - w, utilization=0.0)
         policy = SpatioTemporalPolicy(weights=weights, causal=causal, name=f"pareto_c{w:.2f}")
         run = run_policy(
-            policy, jobs=jobs, fleet=fleet, window=window, book=book, decide_hours=decide_hours
+            policy,
+            jobs=jobs,
+            fleet=fleet,
+            window=window,
+            forecast=forecast,
+            decide_hours=decide_hours,
         )
         points.append(
             {
@@ -219,56 +230,61 @@ def pareto_sweep(
     return points
 
 
-def _better_incumbent(
-    solution: OracleSolution, *, jobs: JobSet, fleet: Fleet, window: GridWindow, decide_hours: int
-) -> OracleSolution:
-    """Return the better of a rounded LP schedule and the perfect-foresight heuristic's schedule.
+def best_incumbent(solution: OracleSolution, runs: dict[str, PolicyRun]) -> OracleSolution:
+    """Return the oracle's schedule, or a policy's when it misses no deadline and emits less.
 
-    When the LP is fractional the rounded schedule is only an incumbent; the spatio-temporal
-    policy run with the recorded future (not causal, part of the offline solver) is another
-    feasible one. The oracle keeps whichever emits less; `lp_bound_kg` stays the lower bound.
+    Any such run is a feasible schedule of the oracle's problem (the harness kept capacity, no
+    job moved once started), so the oracle keeps the best one known; `lp_bound_kg` stays the
+    lower bound and `method` names where the schedule came from.
     """
-    book = ForecastBook(window, "perfect")
-    run = run_policy(
-        SpatioTemporalPolicy(causal=False, name="oracle_heuristic"),
-        jobs=jobs,
-        fleet=fleet,
-        window=window,
-        book=book,
-        decide_hours=decide_hours,
-    )
-    o = run.outcome
-    heuristic_kg = float(o.co2_kg.sum())
-    if o.missed.any() or heuristic_kg >= solution.objective_kg:
-        return solution
-    logger.info(
-        "oracle: heuristic incumbent %.2f kg beats rounded LP %.2f kg",
-        heuristic_kg,
-        solution.objective_kg,
-    )
-    return dataclasses.replace(
-        solution,
-        start=o.start.copy(),
-        zone=o.zone.copy(),
-        method="lp-bound+heuristic",
-        objective_kg=heuristic_kg,
-    )
+    best = solution
+    for name, run in runs.items():
+        o = run.outcome
+        kg = float(o.co2_kg.sum())
+        if not o.missed.any() and kg < best.objective_kg * (1 - 1e-9):
+            best = dataclasses.replace(
+                solution,
+                start=o.start.copy(),
+                zone=o.zone.copy(),
+                method=f"{solution.method}, bettered by {name}'s schedule",
+                objective_kg=kg,
+            )
+    if best is not solution:
+        logger.info("oracle: %s beats the solver's %.2f kg", best.method, solution.objective_kg)
+    return best
 
 
 def run_replay(config: ReplayConfig) -> ReplayResult:
     """Run every configured policy, the oracles and the Pareto sweep on one window."""
     fleet, window, jobs, decide_hours = prepare(config)
-    book = ForecastBook(window, config.forecast)
-    causal_forecast = not book.sees_future
+    forecast = config.forecast
+    causal_forecast = forecast != "perfect"
     runs: dict[str, PolicyRun] = {}
     for i, name in enumerate(config.policies, start=1):
         logger.debug("policy %d/%d: %s", i, len(config.policies), name)
         policy = build_policy(name, causal_forecast=causal_forecast)
         runs[name] = run_policy(
-            policy, jobs=jobs, fleet=fleet, window=window, book=book, decide_hours=decide_hours
+            policy,
+            jobs=jobs,
+            fleet=fleet,
+            window=window,
+            forecast=forecast,
+            decide_hours=decide_hours,
         )
     result = ReplayResult(
-        config, fleet, window, jobs, decide_hours, runs, forecast_sees_future=book.sees_future
+        config,
+        fleet,
+        window,
+        jobs,
+        decide_hours,
+        runs,
+        forecast_sees_future=not causal_forecast,
+        trace_days=window_trace_days(
+            active_days(load_trace(config.jobs_file)),
+            days=config.days,
+            arrival_scale=config.arrival_scale,
+            day_seed=config.start.toordinal(),
+        ),
     )
     if config.oracle:
         solution = solve_oracle(
@@ -278,14 +294,17 @@ def run_replay(config: ReplayConfig) -> ReplayResult:
             time_limit_s=config.oracle_time_limit_s,
             mip_rel_gap=config.oracle_gap,
         )
-        if solution.method == "lp-rounded":
-            solution = _better_incumbent(
-                solution, jobs=jobs, fleet=fleet, window=window, decide_hours=decide_hours
-            )
+        solution = best_incumbent(solution, runs)
         scheduled = ScheduledPolicy("oracle", solution.start, solution.zone)
-        runs["oracle"] = run_policy(
-            scheduled, jobs=jobs, fleet=fleet, window=window, book=book, decide_hours=decide_hours
+        run = run_policy(
+            scheduled,
+            jobs=jobs,
+            fleet=fleet,
+            window=window,
+            forecast=forecast,
+            decide_hours=decide_hours,
         )
+        runs["oracle"] = dataclasses.replace(run, foresight=ORACLE_FORESIGHT)
         runs["oracle_per_job"] = per_job_oracle_run(jobs, fleet, window)
         result.oracle = solution
     if config.pareto:
@@ -293,7 +312,7 @@ def run_replay(config: ReplayConfig) -> ReplayResult:
             jobs=jobs,
             fleet=fleet,
             window=window,
-            book=book,
+            forecast=forecast,
             decide_hours=decide_hours,
             causal=causal_forecast,
         )

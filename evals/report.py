@@ -48,6 +48,7 @@ def _policy_row(run: PolicyRun, jobs_arrival: np.ndarray) -> dict[str, Any]:
         "reroutes": int(o.reroutes.sum()),
         "mean_delay_h": round(float(delay.mean()) if delay.size else 0.0, 3),
         "causal": bool(run.causal),
+        "foresight": run.foresight,
     }
 
 
@@ -118,8 +119,10 @@ def build_report(
                 ratio = row["co2_kg"] / policies[oracle]["co2_kg"]
         row["oracle_capture_pct"] = None if cap is None else round(cap, 2)
         row["co2_vs_oracle"] = None if ratio is None else round(ratio, 4)
-        bound = result.oracle.lp_bound_kg if result.oracle is not None else 0.0
-        row["co2_vs_lp_bound"] = round(row["co2_kg"] / bound, 4) if bound > 0 else None
+        bound = result.oracle.lp_bound_kg if result.oracle is not None else math.nan
+        known = not math.isnan(bound) and bound > 0
+        row["lp_bound_kg"] = round(bound, 4) if known else None
+        row["co2_vs_lp_bound"] = round(row["co2_kg"] / bound, 4) if known else None
     report: dict[str, Any] = {
         "window": {
             "start": cfg.start.isoformat(),
@@ -128,6 +131,7 @@ def build_report(
             "zones": list(result.fleet.zones),
             "grid_notes": dict(result.window.notes),
         },
+        "lp_bound_kg": policies["oracle"]["lp_bound_kg"] if oracle else None,
         "settings": {
             "seed": cfg.seed,
             "forecast": cfg.forecast,
@@ -159,6 +163,7 @@ def build_report(
             "slack_h_counts": {
                 str(int(h)): int((jobs.slack == h).sum()) for h in np.unique(jobs.slack)
             },
+            "trace_days": [[int(d) for d in day] for day in result.trace_days],
         },
         "policies": policies,
         "per_zone": _per_zone(result),
@@ -167,14 +172,18 @@ def build_report(
     }
     if result.oracle is not None:
         sol = result.oracle
+        gap = sol.gap_vs_lp_bound
         report["oracle"] = {
             "method": sol.method,
-            "lp_bound_kg": round(sol.lp_bound_kg, 4),
+            "lp_bound_kg": None if math.isnan(sol.lp_bound_kg) else round(sol.lp_bound_kg, 4),
             "schedule_kg": round(sol.objective_kg, 4),
+            "gap_vs_lp_bound_pct": None if gap is None else round(100.0 * gap, 3),
+            "time_limit_s": cfg.oracle_time_limit_s,
             "solve_seconds": round(sol.solve_seconds, 3),
             "variables": sol.variables,
             "job_classes": sol.classes,
             "mip_gap": sol.mip_gap,
+            "local_moves": sol.moves,
         }
     if temporal is not None:
         report["temporal_l4_s24"] = temporal

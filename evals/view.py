@@ -1,10 +1,18 @@
 """Give policies the grid as it was known at the current hour, and nothing later.
 
-A policy gets a `GridView`: recorded values up to and including the current hour, and forecasts
-for later hours from the replay's forecaster. Asking for a recorded value after the current hour
-raises `FutureDataError`; arrays handed out are read-only copies, so a policy cannot reach the
-harness's data through them. Forecasts are cached per (series, hour, horizon) in a `ForecastBook`
-shared by all policies of one replay, so each forecast is computed once.
+Causality is enforced by construction, not declared. The harness keeps the `GridWindow` in a
+`GridFeed` and copies each hour's recorded values into the policy's `GridView` only when the
+replay reaches that hour; the view holds no reference to the window, the feed or any other
+replay's forecasts, so no attribute path from a view leads to a later recorded value. Asking for
+a recorded hour after `now` raises `FutureDataError`.
+
+Forecasts for later hours are computed inside the view from the history it has been shown (modes
+`naive` and `model`). Mode `perfect` hands the view the recorded future as its forecast: such a
+view `sees_future`, and the harness labels every run on it as not causal, whatever the policy
+declares.
+
+`ForecastBook` is the harness-side forecast cache (temporal capture, benchmarks); policies never
+receive it.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from tools.grid.forecast import Forecaster, make_forecaster
 
 FloatArray = npt.NDArray[np.float64]
 SeriesName = Literal["ci", "price"]
+SERIES: tuple[SeriesName, ...] = ("ci", "price")
 
 
 class FutureDataError(RuntimeError):
@@ -31,16 +40,31 @@ def _frozen(values: FloatArray) -> FloatArray:
     return out
 
 
+def _predict(
+    forecaster: Forecaster, series: SeriesName, history: FloatArray, now: int, horizon: int
+) -> FloatArray:
+    """Forecast replay hours `now+1 .. now+horizon` from `history` (ending at hour `now`)."""
+    pred = forecaster.predict(history, now, horizon)
+    if series == "ci":
+        pred = np.maximum(pred, 0.0)  # intensity is never negative (prices can be)
+    return _frozen(pred)
+
+
+def _forecasters(window: GridWindow, mode: str) -> dict[SeriesName, Forecaster]:
+    """Return one forecaster per series; only `perfect` keeps (a copy of) the recorded future."""
+    return {
+        "ci": make_forecaster(mode, _frozen(window.ci[:, window.history :])),
+        "price": make_forecaster(mode, _frozen(window.price[:, window.history :])),
+    }
+
+
 class ForecastBook:
-    """Forecasts of one replay, computed on demand from history and cached."""
+    """Harness-side forecasts of one window, computed on demand and cached (never for policies)."""
 
     def __init__(self, window: GridWindow, mode: str) -> None:
         self._window = window
         self.mode = mode
-        self._forecasters: dict[SeriesName, Forecaster] = {
-            "ci": make_forecaster(mode, window.ci[:, window.history :]),
-            "price": make_forecaster(mode, window.price[:, window.history :]),
-        }
+        self._forecasters = _forecasters(window, mode)
         self._cache: dict[tuple[SeriesName, int, int], FloatArray] = {}
 
     @property
@@ -54,20 +78,32 @@ class ForecastBook:
         if key not in self._cache:
             data = self._window.ci if series == "ci" else self._window.price
             history = data[:, : self._window.history + now + 1]
-            pred = self._forecasters[series].predict(history, now, horizon)
-            if series == "ci":
-                pred = np.maximum(pred, 0.0)  # intensity is never negative (prices can be)
-            self._cache[key] = _frozen(pred)
+            self._cache[key] = _predict(self._forecasters[series], series, history, now, horizon)
         return self._cache[key]
 
 
 class GridView:
-    """The grid as seen at replay hour `now`: the past recorded, the future forecast."""
+    """The grid as seen at replay hour `now`: the past recorded, the future forecast.
 
-    def __init__(self, window: GridWindow, book: ForecastBook) -> None:
-        self._window = window
-        self._book = book
-        self._now = 0
+    Built by `GridFeed`; the recorded arrays it holds have NaN in every column the replay has not
+    reached, and only the feed fills them in.
+    """
+
+    __slots__ = ("_cache", "_data", "_forecasters", "_history", "_now", "_zones")
+
+    def __init__(
+        self,
+        zones: tuple[str, ...],
+        history: int,
+        shape: tuple[int, ...],
+        forecasters: dict[SeriesName, Forecaster],
+    ) -> None:
+        self._zones = zones
+        self._history = history
+        self._data: dict[SeriesName, FloatArray] = {s: np.full(shape, np.nan) for s in SERIES}
+        self._forecasters = forecasters
+        self._now = -1
+        self._cache: dict[tuple[SeriesName, int], FloatArray] = {}
 
     @property
     def now(self) -> int:
@@ -77,16 +113,15 @@ class GridView:
     @property
     def zones(self) -> tuple[str, ...]:
         """Return the zone codes, in array order."""
-        return self._window.zones
+        return self._zones
 
-    def advance_to(self, hour: int) -> None:
-        """Move the view to replay hour `hour` (the harness calls this; hours never go back)."""
-        if hour < self._now:
-            raise ValueError(f"view cannot go back from hour {self._now!r} to {hour!r}")
-        self._now = hour
+    @property
+    def sees_future(self) -> bool:
+        """Return True when this view's forecasts are the recorded future (not causal)."""
+        return self._forecasters["ci"].sees_future
 
-    def _data(self, series: SeriesName) -> FloatArray:
-        return self._window.ci if series == "ci" else self._window.price
+    def _column(self, hour: int) -> int:
+        return self._history + hour
 
     def actual(self, series: SeriesName, hour: int) -> FloatArray:
         """Return the recorded per-zone values of replay hour `hour` (<= now).
@@ -97,19 +132,66 @@ class GridView:
         if hour > self._now:
             raise FutureDataError(
                 f"policy read recorded {series} of hour {hour!r} at hour {self._now!r}; "
-                "use forecast() for later hours"
+                "use forecast() or outlook() for later hours"
             )
-        return _frozen(self._data(series)[:, self._window.history + hour])
+        if self._column(hour) < 0:
+            raise ValueError(f"hour {hour!r} is before the {self._history!r} h of history")
+        return _frozen(self._data[series][:, self._column(hour)])
 
     def history(self, series: SeriesName, hours: int) -> FloatArray:
         """Return the last `hours` recorded hours up to and including now (zones, <=hours)."""
-        end = self._window.history + self._now + 1
-        return _frozen(self._data(series)[:, max(0, end - hours) : end])
+        end = self._column(self._now) + 1
+        return _frozen(self._data[series][:, max(0, end - hours) : end])
+
+    def forecast(self, series: SeriesName, horizon: int) -> FloatArray:
+        """Return the (zones, horizon) forecast of hours `now+1 .. now+horizon`."""
+        key = (series, horizon)
+        if key not in self._cache:
+            past = self._data[series][:, : self._column(self._now) + 1]
+            pred = _predict(self._forecasters[series], series, past, self._now, horizon)
+            self._cache[key] = pred
+        return self._cache[key]
 
     def outlook(self, series: SeriesName, horizon: int) -> FloatArray:
         """Return (zones, horizon + 1): the recorded current hour, then `horizon` forecast hours."""
-        now_col = self._data(series)[:, self._window.history + self._now][:, None]
+        now_col = self._data[series][:, self._column(self._now)][:, None]
         if horizon == 0:
             return _frozen(now_col)
-        ahead = self._book.forecast(series, self._now, horizon)
-        return _frozen(np.concatenate([now_col, ahead], axis=1))
+        return _frozen(np.concatenate([now_col, self.forecast(series, horizon)], axis=1))
+
+
+class GridFeed:
+    """The harness's side of a `GridView`: owns the window and reveals it one hour at a time."""
+
+    def __init__(self, window: GridWindow, mode: str) -> None:
+        self._window = window
+        self.mode = mode
+        forecasters = _forecasters(window, mode)
+        self.view = GridView(window.zones, window.history, window.ci.shape, forecasters)
+        self._revealed = 0
+        """Columns of the window copied into the view so far."""
+
+    @property
+    def sees_future(self) -> bool:
+        """Return True when the view's forecasts are the recorded future."""
+        return self.view.sees_future
+
+    def advance_to(self, hour: int) -> GridView:
+        """Reveal recorded hours up to and including `hour` and return the view (never back)."""
+        if hour < self.view.now:
+            raise ValueError(f"view cannot go back from hour {self.view.now!r} to {hour!r}")
+        end = self._window.history + hour + 1
+        if end > self._window.ci.shape[1]:
+            raise ValueError(f"hour {hour!r} is past the window's {self._window.horizon!r} hours")
+        view = self.view
+        sources: tuple[tuple[SeriesName, FloatArray], ...] = (
+            ("ci", self._window.ci),
+            ("price", self._window.price),
+        )
+        for series, source in sources:
+            view._data[series][:, self._revealed : end] = source[:, self._revealed : end]
+        self._revealed = end
+        if hour != view._now:
+            view._cache.clear()
+        view._now = hour
+        return view

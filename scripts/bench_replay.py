@@ -22,7 +22,6 @@ from evals.fleet import default_fleet
 from evals.jobs import load_trace, map_trace_to_window
 from evals.oracle import solve_oracle
 from evals.replay import HEURISTIC_POLICIES, ReplayConfig, build_policy, prepare, run_policy
-from evals.view import ForecastBook
 from graphs.settings import Settings
 from tools.grid.forecast import NaiveForecaster, SeasonalPersistenceForecaster
 
@@ -43,13 +42,17 @@ def bench_policies(config: ReplayConfig) -> None:
         f"setup: {len(jobs)} jobs, {len(fleet.zones)} zones, {config.days} days, "
         f"{time.perf_counter() - t0:.2f} s"
     )
-    book = ForecastBook(window, config.forecast)
     total = 0.0
     for name in HEURISTIC_POLICIES:
-        policy = build_policy(name, causal_forecast=not book.sees_future)
+        policy = build_policy(name, causal_forecast=config.forecast != "perfect")
         t = time.perf_counter()
         run = run_policy(
-            policy, jobs=jobs, fleet=fleet, window=window, book=book, decide_hours=decide_hours
+            policy,
+            jobs=jobs,
+            fleet=fleet,
+            window=window,
+            forecast=config.forecast,
+            decide_hours=decide_hours,
         )
         took = time.perf_counter() - t
         total += took

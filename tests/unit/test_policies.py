@@ -14,20 +14,14 @@ from evals.policies import (
     price_only_policy,
 )
 from evals.policy_base import Decision, HourState, impute_prices
-from evals.view import ForecastBook, FutureDataError, GridView
+from evals.view import ForecastBook, FutureDataError, GridFeed, GridView
 from tests.evals_helpers import make_fleet, make_jobs, make_window
 from tools.grid.forecast import NaiveForecaster, SeasonalPersistenceForecaster
 
 
 def run(policy, jobs, fleet, window, decide_hours, mode="perfect"):
-    book = ForecastBook(window, mode)
     return simulate(
-        policy,
-        jobs=jobs,
-        fleet=fleet,
-        window=window,
-        view=GridView(window, book),
-        decide_hours=decide_hours,
+        policy, jobs=jobs, fleet=fleet, window=window, forecast=mode, decide_hours=decide_hours
     )
 
 
@@ -50,15 +44,15 @@ def test_a_policy_that_reads_the_future_raises() -> None:
 def test_view_hands_out_only_the_past_read_only() -> None:
     ci = np.arange(60, dtype=float).reshape(2, 30)
     window = make_window(ci)
-    view = GridView(window, ForecastBook(window, "naive"))
-    view.advance_to(5)
+    feed = GridFeed(window, "naive")
+    view = feed.advance_to(5)
     hist = view.history("ci", 3)
     assert hist.tolist() == [[3.0, 4.0, 5.0], [33.0, 34.0, 35.0]]
     with pytest.raises(ValueError):
         hist[0, 0] = 1.0
     assert view.outlook("ci", 4)[:, 0].tolist() == [5.0, 35.0]
     with pytest.raises(ValueError, match="cannot go back"):
-        view.advance_to(4)
+        feed.advance_to(4)
 
 
 def test_naive_forecast_is_hour_of_day_mean_and_model_tracks_anomaly() -> None:

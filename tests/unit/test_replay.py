@@ -187,6 +187,8 @@ def test_cli_replay_prints_policies_json(grid_dir: Path, jobs_file: Path, tmp_pa
             "naive",
             "--out",
             str(out),
+            "--jobs-csv",
+            str(tmp_path / "jobs.csv"),
             "--json",
             "--quiet",
         ],
@@ -194,6 +196,11 @@ def test_cli_replay_prints_policies_json(grid_dir: Path, jobs_file: Path, tmp_pa
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert "oracle" in report["policies"]
+    assert report["lp_bound_kg"] == report["oracle"]["lp_bound_kg"] > 0
+    assert all(row["lp_bound_kg"] == report["lp_bound_kg"] for row in report["policies"].values())
+    assert str(tmp_path / "jobs.csv") in report["files"]
+    lines = (tmp_path / "jobs.csv").read_text().splitlines()
+    assert len(lines) == 1 + report["jobs"]["count"] * len(report["policies"])
     assert set(report["fleet"]) == set(default_fleet().zones)
     assert report["targets"]["co2_ratio_target"] == 1.02
     assert set(report["temporal_l4_s24"]) == {"naive", "model"}

@@ -88,6 +88,8 @@ class ZoneSeries:
     was in the file)."""
     estimated: np.ndarray | None = None
     """Bool per hour: Electricity Maps flagged the hour as estimated (None: file had no flag)."""
+    missing: np.ndarray | None = None
+    """Bool per hour: the file has no row for the hour (only when loaded with `allow_gaps`)."""
 
     def __len__(self) -> int:
         return int(self.carbon_intensity.shape[0])

@@ -13,6 +13,9 @@ Two layouts are read, recognised by their header:
   Exports carry no price, so the price array is all NaN.
 
 Header matching ignores case, spaces and the subscript in "CO₂". Empty cells stay NaN.
+Rows must be contiguous hours; with `allow_gaps=True` a forward jump is accepted instead, and the
+hours without a row become NaN hours flagged in `ZoneSeries.missing` (for callers that use only
+part of a file and check their own span).
 """
 
 from __future__ import annotations
@@ -106,19 +109,22 @@ def _parse_number(text: str, path: Path, line: int, column: str, low: float, hig
     return value
 
 
-def load_zone_series(directory: Path | str, zone: str) -> ZoneSeries:
+def load_zone_series(directory: Path | str, zone: str, *, allow_gaps: bool = False) -> ZoneSeries:
     """Read `<directory>/<zone>.csv` into a validated `ZoneSeries`.
 
     Args:
         directory: Folder holding one `<ZONE>.csv` per zone.
         zone: Zone code; also checked against an export's `Zone Id` column.
+        allow_gaps: Accept missing hours (forward jumps) as NaN hours flagged in `missing`;
+            repeated or backward times are still refused.
 
     Raises:
         UnknownZoneError: The zone is not supported.
         NoGridDataError: There is no file for the zone.
         InvalidInputError: The file is malformed: unknown header, unparsable value, a value out
             of range (0 <= CI <= 2000, 0 <= renewable % <= 100), or rows that are not
-            contiguous hours. The message names the file, the line and the value.
+            contiguous hours (not increasing, with `allow_gaps`). The message names the file,
+            the line and the value.
     """
     code = get_zone(zone).code
     path = Path(directory) / f"{code}.csv"
@@ -144,6 +150,7 @@ def load_zone_series(directory: Path | str, zone: str) -> ZoneSeries:
     width = len(header)
     start: datetime | None = None
     previous: datetime | None = None
+    offsets: list[int] = []
     for i, (line, row) in enumerate(rows):
         if len(row) != width:
             raise InvalidInputError(
@@ -152,7 +159,7 @@ def load_zone_series(directory: Path | str, zone: str) -> ZoneSeries:
         ts = _parse_time(row[cols["datetime"]], path, line)
         if previous is None:
             start = ts
-        elif ts - previous != HOUR:
+        elif ts - previous != HOUR and not (allow_gaps and ts > previous):
             gap = (ts - previous) / HOUR
             raise InvalidInputError(
                 f"{path} line {line}: rows must be contiguous hours; expected "
@@ -160,6 +167,7 @@ def load_zone_series(directory: Path | str, zone: str) -> ZoneSeries:
                 f"{ts.isoformat()} ({gap:g} h step)"
             )
         previous = ts
+        offsets.append(0 if start is None else int((ts - start) // HOUR))
         if "zone_id" in cols and row[cols["zone_id"]].strip() not in ("", code):
             raise InvalidInputError(
                 f"{path} line {line}: zone id {row[cols['zone_id']]!r} does not match the "
@@ -173,7 +181,15 @@ def load_zone_series(directory: Path | str, zone: str) -> ZoneSeries:
         if estimated is not None:
             estimated[i] = row[cols["estimated"]].strip().lower() in ("true", "1", "yes")
     assert start is not None  # rows is non-empty
-    for array in (ci, renewable, price, estimated):
+    missing = None
+    if allow_gaps:
+        hour = np.asarray(offsets, dtype=np.int64)
+        missing = np.ones(int(hour[-1]) + 1, dtype=bool)
+        missing[hour] = False
+        ci, renewable, price = (_spread(a, hour, missing.size) for a in (ci, renewable, price))
+        if estimated is not None:
+            estimated = np.nan_to_num(_spread(estimated, hour, missing.size)).astype(bool)
+    for array in (ci, renewable, price, estimated, missing):
         if array is not None:
             array.flags.writeable = False  # the series is cached and shared: keep it intact
     logger.debug("loaded %s: %d hours from %s (%s intensity)", path, count, start, basis)
@@ -186,4 +202,12 @@ def load_zone_series(directory: Path | str, zone: str) -> ZoneSeries:
         path=path,
         ci_basis=basis,
         estimated=estimated,
+        missing=missing,
     )
+
+
+def _spread(values: np.ndarray, hour: np.ndarray, length: int) -> np.ndarray:
+    """Place `values` at positions `hour` of a NaN array of `length`."""
+    out = np.full(length, np.nan)
+    out[hour] = values
+    return out

@@ -1,0 +1,158 @@
+"""Replay data rules on small synthetic files: gaps, history, tail, trace days, per-job CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from evals.cli import app as evals_app
+from evals.fleet import Fleet
+from evals.gridwindow import load_grid_window
+from evals.jobs import active_days, load_trace, map_trace_to_window, window_trace_days
+from evals.outputs import JOB_COLUMNS, markdown_summary, write_jobs_csv
+from evals.replay import ReplayConfig, run_replay
+from evals.report import build_report
+from tests.evals_helpers import write_trace, write_zone_csv
+from tools.errors import InvalidInputError, NoGridDataError
+from tools.grid import load_zone_series
+
+DATA_START = datetime(2023, 1, 1, tzinfo=UTC)
+WINDOW_START = datetime(2023, 1, 10, tzinfo=UTC)
+
+
+def _grid(tmp_path: Path, fr_skip: range = range(0), de_skip: range = range(0)) -> Path:
+    write_zone_csv(tmp_path, "FR", DATA_START, 20 * 24, 60.0, fr_skip)
+    write_zone_csv(tmp_path, "DE", DATA_START, 20 * 24, 350.0, de_skip)
+    return tmp_path
+
+
+def test_gaps_outside_the_window_shorten_history_and_tail_only(tmp_path: Path) -> None:
+    # FR misses 5 rows on 3 Jan (before the window); DE misses 3 rows on 15 Jan (after it).
+    grid = _grid(
+        tmp_path, fr_skip=range(2 * 24 + 5, 2 * 24 + 10), de_skip=range(14 * 24, 14 * 24 + 3)
+    )
+    with pytest.raises(InvalidInputError, match="contiguous hours"):
+        load_zone_series(grid, "FR")  # the product's reader still refuses gaps
+    window = load_grid_window(grid, ("FR", "DE"), start=WINDOW_START, days=2, tail_hours=5 * 24)
+    notes = window.notes
+    assert notes["history_hours"] == 7 * 24 - 10  # from the hour after FR's gap to the start
+    assert window.history == notes["history_hours"]
+    assert notes["history_hours_wanted"] == 28 * 24
+    assert notes["missing_rows_outside_window"] == 8
+    # DE's usable data ends where its gap begins (14 Jan 24:00, replay hour 120 of 168).
+    assert notes["tail_hours_repeated"] == 7 * 24 - 5 * 24
+    de = window.actual_ci()[1]
+    assert np.array_equal(de[120:144], de[96:120])  # the last recorded day repeats
+    assert not np.isnan(window.ci).any()
+
+
+def test_a_gap_inside_the_window_rejects_it(tmp_path: Path) -> None:
+    grid = _grid(tmp_path, fr_skip=range(10 * 24 + 3, 10 * 24 + 8))  # 11 Jan 03:00-07:59
+    with pytest.raises(NoGridDataError, match=r"'FR' has no rows for 5 hours inside the window"):
+        load_grid_window(grid, ("FR", "DE"), start=WINDOW_START, days=2, tail_hours=24)
+    later = load_grid_window(
+        grid, ("FR", "DE"), start=WINDOW_START + timedelta(days=2), days=2, tail_hours=24
+    )
+    assert later.history == 24 - 8  # history starts after the gap (11 Jan 08:00)
+
+
+def test_each_window_start_draws_its_own_trace_days(tmp_path: Path) -> None:
+    # Ten active trace days, told apart by their job counts (20 + day).
+    trace = load_trace(write_trace(tmp_path / "t.csv", {d: 20 + d for d in range(10)}))
+    active = active_days(trace)
+    a = window_trace_days(active, days=7, day_seed=WINDOW_START.toordinal())
+    again = window_trace_days(active, days=7, day_seed=WINDOW_START.toordinal())
+    b = window_trace_days(active, days=7, day_seed=(WINDOW_START + timedelta(7)).toordinal())
+    flat_a = [int(d) for day in a for d in day]
+    assert flat_a == [int(d) for day in again for d in day]
+    assert flat_a != [int(d) for day in b for d in day]
+    assert len(set(flat_a)) == 7  # no day repeats while unused ones are left
+    assert [int(d) for day in window_trace_days(active, days=3) for d in day] == [0, 1, 2]
+    jobs = map_trace_to_window(
+        trace, days=7, zone_capacity=np.array([4.0]), seed=0, day_seed=WINDOW_START.toordinal()
+    )
+    per_day = np.bincount(jobs.arrival // 24, minlength=7)
+    assert per_day.tolist() == [20 + d for d in flat_a]
+    long = window_trace_days(active, days=25, arrival_scale=1.0, day_seed=1)
+    assert sorted(int(d) for day in long[:10] for d in day) == list(range(10))
+
+
+def _replay(tmp_path: Path, **kw) -> ReplayConfig:
+    grid = _grid(tmp_path / "grid")
+    trace = write_trace(tmp_path / "trace.csv", {d: 12 for d in range(5)}, gpus=2)
+    fleet = Fleet(
+        ("FR", "DE"), np.array([4.0, 8.0]), np.array([0.7, 0.7]), np.array([290.0, 250.0])
+    )
+    return ReplayConfig(
+        grid_dir=grid,
+        jobs_file=trace,
+        start=WINDOW_START,
+        days=1,
+        forecast="naive",
+        pareto=False,
+        policies=("baseline", "carbon_only", "composite"),
+        fleet=fleet,
+        **kw,
+    )
+
+
+def test_report_and_summary_show_the_bound_the_data_and_the_labels(tmp_path: Path) -> None:
+    (tmp_path / "grid").mkdir()
+    result = run_replay(_replay(tmp_path))
+    report = build_report(result)
+    bound = report["oracle"]["lp_bound_kg"]
+    assert bound > 0 and report["lp_bound_kg"] == bound
+    for name, row in report["policies"].items():
+        assert row["lp_bound_kg"] == bound
+        assert row["co2_vs_lp_bound"] == pytest.approx(row["co2_kg"] / bound, rel=1e-3)
+        if name in ("baseline", "carbon_only", "composite"):
+            assert row["causal"] is True and row["foresight"] is None
+            assert row["co2_kg"] >= bound - 1e-6
+    assert report["policies"]["oracle"]["causal"] is False
+    assert "recorded future" in report["policies"]["oracle"]["foresight"]
+    gap = report["oracle"]["gap_vs_lp_bound_pct"]
+    assert gap == pytest.approx(100 * (report["oracle"]["schedule_kg"] / bound - 1), abs=1e-2)
+    assert len(report["jobs"]["trace_days"]) == 1
+    text = markdown_summary(report)
+    assert "| x LP bound |" in text
+    assert f"history {9 * 24} of {28 * 24} h (**short**" in text
+    assert "tail hours repeated 0" in text
+    assert "`oracle` is not causal: replays the oracle's schedule" in text
+    json.dumps(report)
+
+
+def test_jobs_csv_has_a_row_per_job_and_policy(tmp_path: Path) -> None:
+    (tmp_path / "grid").mkdir()
+    result = run_replay(_replay(tmp_path))
+    path = write_jobs_csv(result, tmp_path / "out" / "jobs.csv")
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == JOB_COLUMNS
+    assert len(rows) == len(result.jobs) * len(result.runs)
+    for name, run in result.runs.items():
+        mine = [r for r in rows if r["policy"] == name]
+        assert sum(float(r["kg_co2"]) for r in mine) == pytest.approx(
+            float(run.outcome.co2_kg.sum()), abs=1e-3
+        )
+        assert sum(r["missed_deadline"] == "True" for r in mine) == int(run.outcome.missed.sum())
+    first = next(r for r in rows if r["policy"] == "baseline" and r["job_id"] == "0")
+    start, end = datetime.fromisoformat(first["start"]), datetime.fromisoformat(first["end"])
+    assert (end - start) == timedelta(hours=int(first["hours"]))
+    assert datetime.fromisoformat(first["arrival"]) >= WINDOW_START
+    assert first["zone"] in ("FR", "DE")
+
+
+def test_cli_writes_the_jobs_csv_and_refuses_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "grid").mkdir()
+    cfg = _replay(tmp_path)
+    args = ["replay", "--grid-dir", str(cfg.grid_dir), "--jobs", str(cfg.jobs_file), "--quiet"]
+    bad = CliRunner().invoke(evals_app, [*args, "--jobs-csv", str(tmp_path)])
+    assert bad.exit_code == 2 and "--jobs-csv" in bad.stderr
+    zero = CliRunner().invoke(evals_app, [*args, "--oracle-time-limit", "0"])
+    assert zero.exit_code == 2 and "--oracle-time-limit 0.0" in zero.stderr
