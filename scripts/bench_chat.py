@@ -1,8 +1,10 @@
 """Benchmark: `tgtg chat` on the offline model, cold (a new process per turn) and warm.
 
 Cold: runs `tgtg chat "<question>"` in a fresh interpreter RUNS times against a seeded
-temporary data directory and reports min/median/max wall time (imports, settings, database,
-graph compile, one turn). Warm: one process compiles the chat graph once and runs RUNS turns;
+temporary data directory and reports min/median/max wall and CPU time (imports, settings,
+database, graph compile, one turn). Python's bytecode cache matters: with
+PYTHONDONTWRITEBYTECODE set every module is compiled from source on every start.
+Warm: one process compiles the chat graph once and runs RUNS turns;
 reports the median per turn. Run from the repository root:
 
     python scripts/bench_chat.py [--runs 5]
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,8 +33,14 @@ def _env(data_dir: str) -> dict[str, str]:
     return env
 
 
-def _tgtg(env: dict[str, str], *args: str) -> float:
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _tgtg(env: dict[str, str], *args: str) -> tuple[float, float]:
+    """Run `tgtg ARGS` in a new process; return its wall time and CPU time (user + system)."""
+    start, cpu = time.perf_counter(), _children_cpu()
     subprocess.run(
         [sys.executable, "-c", "from ui.cli import app; app()", *args],
         env=env,
@@ -39,15 +48,20 @@ def _tgtg(env: dict[str, str], *args: str) -> float:
         check=True,
         capture_output=True,
     )
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - cpu
 
 
-def cold(runs: int, data_dir: str) -> list[float]:
-    """Return the wall time of `runs` chat turns, each in a new process."""
+def cold(runs: int, data_dir: str) -> tuple[list[float], list[float]]:
+    """Return the wall and CPU times of `runs` chat turns, each in a new process.
+
+    CPU time is what the turn costs on an idle machine; wall time also counts waiting for a
+    core on a busy one.
+    """
     env = _env(data_dir)
     _tgtg(env, "seed")
     _tgtg(env, "chat", QUESTION)  # first run migrates and writes bytecode caches
-    return [_tgtg(env, "chat", QUESTION) for _ in range(runs)]
+    timed = [_tgtg(env, "chat", QUESTION) for _ in range(runs)]
+    return [w for w, _ in timed], [c for _, c in timed]
 
 
 def warm(runs: int, data_dir: str) -> list[float]:
@@ -89,7 +103,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
     with tempfile.TemporaryDirectory() as data_dir:
-        print(_line("cold tgtg chat", cold(runs, data_dir)))
+        wall, cpu = cold(runs, data_dir)
+        print(_line("cold tgtg chat, wall", wall))
+        print(_line("cold tgtg chat, CPU (user + system)", cpu))
         print(_line("warm turn (same process)", warm(runs, data_dir)))
 
 
