@@ -154,6 +154,17 @@ def _make_choose(entries: list[AgentEntry]) -> Callable[..., Any]:
     return choose_agent
 
 
+def _task_text(task: str, words: str) -> str:
+    """Return what the agent is told: the task, and the operator's words when they differ.
+
+    A restated task can lose details (a GPU model, "EU only"); this turn's own words keep them
+    without handing the agent the rest of the chat.
+    """
+    if not task.strip() or task.strip() == words.strip():
+        return words
+    return f"{task}\n\nThe operator's words: {words}"
+
+
 def _make_run(entry: AgentEntry) -> Callable[..., dict[str, Any]]:
     agent = entry.build()
 
@@ -166,7 +177,9 @@ def _make_run(entry: AgentEntry) -> Callable[..., dict[str, Any]]:
         """
         channel = list((state.get("agent_messages") or {}).get(entry.name, []))
         latest = next(m for m in reversed(state["messages"]) if isinstance(m, HumanMessage))
-        task = HumanMessage(state.get("task") or latest.text, id=f"task-{latest.id}-{entry.name}")
+        task = HumanMessage(
+            _task_text(state.get("task") or "", latest.text), id=f"task-{latest.id}-{entry.name}"
+        )
         out = agent.invoke({"messages": [*channel, task]}, config)
         known = {m.id for m in channel}
         new = [m for m in out["messages"] if m.id not in known]

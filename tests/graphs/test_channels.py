@@ -42,16 +42,13 @@ def test_a_worker_sees_its_task_not_the_operators_earlier_chat(ctx):
     broker_first = model.calls[3]
     assert asked["agent"] == "broker" and asked["answer"] == "Which zones are allowed?"
     assert _kinds(broker_first.messages) == ["SystemMessage", "HumanMessage"]
-    assert broker_first.messages[1].content == "Place 4xH100 for 6 hours."
+    task = "Place 4xH100 for 6 hours.\n\nThe operator's words: where should 4 H100 run for 6 hours?"
+    assert broker_first.messages[1].content == task
     assert "transfer_to_broker" not in broker_first.tool_names
     chat_turn(scripted, saver, "EU only", thread_id="w")
     follow_up = model.calls[5].messages
     seen = " ".join(str(m.content) for m in follow_up)
-    assert [str(m.content) for m in follow_up[1:]] == [
-        "Place 4xH100 for 6 hours.",
-        "Which zones are allowed?",
-        "EU only",
-    ]
+    assert [str(m.content) for m in follow_up[1:]] == [task, "Which zones are allowed?", "EU only"]
     assert "4242" not in seen and "12.00 EUR" not in seen
     model.assert_complete()
     operator = [str(m.content) for m in thread_messages(chat_graph(saver), "w")]
@@ -122,3 +119,10 @@ def test_prose_naming_several_agents_is_answered_not_routed(ctx):
     out = chat_turn(replace(ctx, model=model), InMemorySaver(), "hello", thread_id="q")
     model.assert_complete()
     assert out["agent"] == "supervisor" and out["tool_calls"] == []
+
+
+def test_the_default_chat_graph_is_compiled_once_and_bound_per_checkpointer():
+    first, second = InMemorySaver(), InMemorySaver()
+    a, b = chat_graph(first), chat_graph(second)
+    assert a.checkpointer is first and b.checkpointer is second
+    assert a.nodes["broker"] is b.nodes["broker"]  # one compiled graph, not one per call
