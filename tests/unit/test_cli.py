@@ -182,7 +182,7 @@ def test_an_offline_chat_turn_leaves_vendor_and_console_libraries_unloaded(tmp_p
     import sys
 
     unused = ["openai", "langchain_openai", "gradio", "stripe", "solana", "pandas", "scipy"]
-    unused += ["psycopg", "alembic"]  # SQLite store, already migrated
+    unused += ["psycopg", "alembic", "sqlalchemy.dialects.postgresql"]  # migrated SQLite store
     env = {k: v for k, v in os.environ.items() if not k.startswith("TGTG_")}
     env |= {"TGTG_DATA_DIR": str(tmp_path), "TGTG_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
     env["TGTG_CLOCK_START"] = AT  # the chat reads a replay clock, not the wall clock
