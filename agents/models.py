@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
-from langchain_core.language_models import BaseChatModel
-from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from agents.offline import OfflineChatModel
 from tools.clock import Clock
+
+if TYPE_CHECKING:
+    import openai
+    from langchain_core.language_models import BaseChatModel
+
+# The OpenAI SDK and LangChain's OpenAI client take over a second to import: they load only on
+# the code path that talks to a real endpoint, so offline chat starts quickly.
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ def check_model_served(
     Raises:
         ModelEndpointError: Unreachable URL, rejected key, or a model the server does not serve.
     """
+    import openai
+
     if endpoint.api_key is None:
         raise ModelEndpointError("TGTG_LLM_API_KEY is not set; set it or use the offline model")
     client = client or openai.OpenAI(
@@ -108,10 +113,14 @@ def make_chat_model(
         org_id: The organisation the operator acts for, given to the offline model.
     """
     if endpoint.api_key is None:
+        from agents.offline import OfflineChatModel
+
         logger.info("no TGTG_LLM_API_KEY: using the offline model")
         return OfflineChatModel(clock=clock, org_id=org_id)
     if verify:
         check_model_served(endpoint, http_client=http_client)
+    from langchain_openai import ChatOpenAI
+
     return ChatOpenAI(
         model=endpoint.model,
         base_url=endpoint.base_url,

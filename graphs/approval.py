@@ -24,7 +24,7 @@ from langgraph.types import interrupt
 from sqlalchemy.exc import IntegrityError
 
 from graphs.context import Context
-from graphs.state import ChatState, WriteDecision
+from graphs.state import AgentState, WriteDecision
 from store.approvals import record_approval
 from tools.agent_tools.approvals import propose
 from tools.agent_tools.registry import BaseTool, ToolException, write_tool_names
@@ -75,7 +75,7 @@ def make_approve_writes(tools: Sequence[BaseTool]) -> Callable[..., dict[str, An
     writes = write_tool_names(tools)
 
     def approve_writes(
-        state: ChatState, runtime: Runtime[Context], config: RunnableConfig
+        state: AgentState, runtime: Runtime[Context], config: RunnableConfig
     ) -> dict[str, Any]:
         """Refuse or pause for the first WRITE call; refuse any further WRITE in the message."""
         ctx = runtime.context
@@ -143,10 +143,10 @@ def make_approve_writes(tools: Sequence[BaseTool]) -> Callable[..., dict[str, An
 
 def make_route_after_model(
     writes: frozenset[str],
-) -> Callable[[ChatState], Literal["approve", "tools", "__end__"]]:
+) -> Callable[[AgentState], Literal["approve", "tools", "__end__"]]:
     """Return the edge after the model: approval first when it proposed a WRITE call."""
 
-    def route_after_model(state: ChatState) -> Literal["approve", "tools", "__end__"]:
+    def route_after_model(state: AgentState) -> Literal["approve", "tools", "__end__"]:
         last = state["messages"][-1]
         if not isinstance(last, AIMessage) or not last.tool_calls:
             return "__end__"

@@ -23,15 +23,15 @@ from langgraph.types import Checkpointer
 from agents.billing_clerk import clerk_system_prompt, clerk_tools
 from graphs.broker import _sanitised, route_after_model
 from graphs.context import Context
-from graphs.state import ChatInput, ChatState
+from graphs.state import AgentState, ChatInput
 from tools.agent_tools.registry import ToolException, write_tool_names
 from tools.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
 
-class ClerkState(ChatState, total=False):
-    """Chat state plus the managed step budget."""
+class ClerkState(AgentState, total=False):
+    """Agent state plus the managed step budget."""
 
     remaining_steps: RemainingSteps
 

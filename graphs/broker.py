@@ -25,7 +25,7 @@ from langgraph.types import Checkpointer
 from agents.broker import broker_system_prompt
 from graphs.approval import make_approval_guard, make_approve_writes, make_route_after_model
 from graphs.context import Context
-from graphs.state import ChatInput, ChatState
+from graphs.state import AgentState, ChatInput
 from tools.agent_tools.broker import broker_tools
 from tools.agent_tools.registry import BaseTool, ToolException, write_tool_names
 from tools.errors import DomainError
@@ -33,8 +33,8 @@ from tools.errors import DomainError
 logger = logging.getLogger(__name__)
 
 
-class BrokerState(ChatState, total=False):
-    """Chat state plus the managed step budget."""
+class BrokerState(AgentState, total=False):
+    """Agent state plus the managed step budget."""
 
     remaining_steps: RemainingSteps
 

@@ -9,6 +9,7 @@ nothing changes.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
@@ -52,11 +53,21 @@ def _chosen(name: str, result: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def _messages(snapshot: StateSnapshot) -> list[BaseMessage]:
-    """Return the conversation so far, including an agent's steps paused inside its subgraph."""
+    """Return the operator's thread so far, plus the steps of an agent paused for approval.
+
+    A paused agent's steps are still only in its own run; its task (a human message on its
+    channel) and its earlier steps (already on the thread) are not repeated.
+    """
+    thread = list(snapshot.values.get("messages", []))
+    known = {m.id for m in thread}
     for task in snapshot.tasks:
         if task.interrupts and isinstance(task.state, StateSnapshot):
-            return list(_messages(task.state))
-    return list(snapshot.values.get("messages", []))
+            thread += [
+                m
+                for m in _messages(task.state)
+                if m.id not in known and not isinstance(m, HumanMessage)
+            ]
+    return thread
 
 
 def thread_messages(graph: ChatGraph, thread_id: str) -> list[BaseMessage]:
@@ -240,6 +251,24 @@ def run_decision(
     return out
 
 
+@functools.cache
+def _default_graph() -> ChatGraph:
+    return build_supervisor_graph()
+
+
+def chat_graph(
+    checkpointer: BaseCheckpointSaver[Any] | None, *, registry: AgentRegistry | None = None
+) -> ChatGraph:
+    """Return the chat graph over `checkpointer`; the default agents' graph compiles once.
+
+    Compiling takes longer than an offline turn, so the process keeps one compiled graph and
+    binds each caller's checkpointer to a copy of it.
+    """
+    if registry is not None:
+        return build_supervisor_graph(registry=registry, checkpointer=checkpointer)
+    return _default_graph().copy(update={"checkpointer": checkpointer})
+
+
 def chat_turn(
     ctx: Context,
     checkpointer: BaseCheckpointSaver[Any],
@@ -256,7 +285,7 @@ def chat_turn(
         `written` (a WRITE tool wrote), `pending_approval` ({tool, args, summary} when the turn
         stopped for approval, else None), `thread` and `agent`.
     """
-    graph = build_supervisor_graph(registry=registry, checkpointer=checkpointer)
+    graph = chat_graph(checkpointer, registry=registry)
     return run_turn(graph, ctx, text, thread_id=thread_id)
 
 
@@ -276,5 +305,5 @@ def decide_turn(
         The turn summary of `chat_turn` plus `decision` ({tool, args, approve, by, at, reason}),
         `workload` (the workload the approved write touched) and `already_decided`.
     """
-    graph = build_supervisor_graph(registry=registry, checkpointer=checkpointer)
+    graph = chat_graph(checkpointer, registry=registry)
     return run_decision(graph, ctx, thread_id=thread_id, approve=approve, by=by, reason=reason)

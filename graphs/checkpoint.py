@@ -14,17 +14,19 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiosqlite
-import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from psycopg.rows import dict_row
 from sqlalchemy import Engine, text
+
+if TYPE_CHECKING:
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+# Each backend's driver and saver load only when that backend is used (psycopg is slow to
+# import and a SQLite chat never needs it).
 
 logger = logging.getLogger(__name__)
 _SETUP_LOCK = 7_461_001  # advisory lock key for checkpoint-table setup
@@ -54,6 +56,10 @@ def open_checkpointer(engine: Engine) -> Iterator[BaseCheckpointSaver[str]]:
         return
     if backend != "postgresql":
         raise ValueError(f"no checkpointer for database {backend!r}")
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+
     conninfo, schema = _pg_conninfo(engine)
     with psycopg.connect(
         conninfo,
@@ -115,6 +121,9 @@ async def open_async_checkpointer(engine: Engine) -> AsyncIterator[BaseCheckpoin
     """
     backend = engine.url.get_backend_name()
     if backend == "sqlite":
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
         async with aiosqlite.connect(_sqlite_path(engine), timeout=30) as conn:
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA busy_timeout=30000")
@@ -124,6 +133,10 @@ async def open_async_checkpointer(engine: Engine) -> AsyncIterator[BaseCheckpoin
         return
     if backend != "postgresql":
         raise ValueError(f"no checkpointer for database {backend!r}")
+    import psycopg
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+
     conninfo, schema = _pg_conninfo(engine)
     async with await psycopg.AsyncConnection.connect(
         conninfo,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph import add_messages
@@ -33,6 +33,17 @@ def merge_decisions(
     return {**(old or {}), **(new or {})}
 
 
+def merge_channels(
+    old: dict[str, list[AnyMessage]] | None, new: dict[str, list[AnyMessage]] | None
+) -> dict[str, list[AnyMessage]]:
+    """Reducer: append each agent's new messages to that agent's channel (`add_messages`)."""
+    merged = dict(old or {})
+    for agent, messages in (new or {}).items():
+        combined = add_messages(merged.get(agent, []), messages)  # type: ignore[arg-type]
+        merged[agent] = cast(list[AnyMessage], combined)
+    return merged
+
+
 class ChatInput(TypedDict):
     """What a caller passes for one chat turn."""
 
@@ -40,13 +51,26 @@ class ChatInput(TypedDict):
 
 
 class ChatState(TypedDict, total=False):
-    """A chat conversation (one thread per conversation)."""
+    """A chat conversation as the supervisor keeps it (one thread per conversation)."""
 
     messages: Annotated[list[AnyMessage], add_messages]
-    write_decisions: Annotated[dict[str, WriteDecision], merge_decisions]
-    """Decisions on proposed WRITE calls by tool call id; a WRITE runs only when approved."""
+    """The operator's thread: what the operator said and what each agent did and answered."""
+    agent_messages: Annotated[dict[str, list[AnyMessage]], merge_channels]
+    """Each agent's own message channel by agent name: the tasks handed to it, its tool calls
+    and answers. An agent sees only its channel, never the operator's whole thread."""
     route_to: str
     """Agent chosen by the supervisor for the current turn."""
+    task: str
+    """The task the supervisor handed to `route_to` this turn."""
+
+
+class AgentState(TypedDict, total=False):
+    """One agent's run over its own channel (the agent graphs' state)."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    """The agent's channel: its tasks, tool calls, tool results and answers."""
+    write_decisions: Annotated[dict[str, WriteDecision], merge_decisions]
+    """Decisions on proposed WRITE calls by tool call id; a WRITE runs only when approved."""
 
 
 class IncidentInput(TypedDict):

@@ -3,16 +3,22 @@
 Agents join by registration: an `AgentEntry` names the agent, describes it, lists the request
 topics it handles and builds its subgraph. The supervisor gives the model one
 `transfer_to_<agent>` tool per entry; nothing here changes when an agent is added.
+
+Each agent has its own message channel (`ChatState.agent_messages[<agent>]`): the supervisor
+hands it a task, not the operator's chat; the agent's steps and answer return to the operator's
+thread (`messages`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -38,7 +44,8 @@ class AgentEntry:
     description: str
     topics: tuple[str, ...]
     build: Callable[[], CompiledStateGraph[Any, Any, Any, Any]]
-    """Builds the agent's subgraph over `ChatState` (compiled without a checkpointer)."""
+    """Builds the agent's graph over its own channel (`AgentState`; no checkpointer): it is
+    invoked with `{"messages": [...its channel, the task]}` and returns its state."""
 
 
 class AgentRegistry:
@@ -96,18 +103,30 @@ def _open_question(state: ChatState) -> tuple[str | None, AIMessage | None]:
     return state.get("route_to"), AIMessage(content=str(previous.content))
 
 
+def _named_in_prose(text: str, names: dict[str, str]) -> str | None:
+    """Return the one agent whose hand-off tool a reply names in prose instead of calling it.
+
+    Weak models often write "call the `transfer_to_broker` tool with …" instead of calling it:
+    that names the route as clearly as a call, so the turn goes there with no second attempt.
+    """
+    named = {agent for tool, agent in names.items() if re.search(rf"\b{tool}\b", text)}
+    return named.pop() if len(named) == 1 else None
+
+
 def _make_choose(entries: list[AgentEntry]) -> Callable[..., Any]:
     tools = [transfer_tool(e.name, e.description, e.topics) for e in entries]
     names = {f"transfer_to_{e.name}": e.name for e in entries}
     catalogue = "\n".join(f"- {e.name}: {e.description}" for e in entries)
 
     def choose_agent(state: ChatState, runtime: Runtime[Context]) -> Command[Any]:
-        """Hand the operator's latest message to one agent, or answer directly.
+        """Hand the operator's latest message to one agent as a task, or answer directly.
 
-        A reply to an agent's question ("Which organisation do you mean?" → "gamer Jonas") goes
-        back to the agent that asked when the model names no other agent.
+        One model call routes a turn: a hand-off call, or a hand-off named in prose, goes to
+        that agent; a reply to an agent's question ("Which organisation do you mean?" → "gamer
+        Jonas") goes back to the agent that asked when the model names no other agent.
         """
         latest = next(m for m in reversed(state["messages"]) if isinstance(m, HumanMessage))
+        text = latest.text
         asker, question = _open_question(state)
         system = SystemMessage(
             render(
@@ -118,28 +137,71 @@ def _make_choose(entries: list[AgentEntry]) -> Callable[..., Any]:
         reply = runtime.context.model.bind_tools(tools).invoke(context)
         for call in reply.tool_calls if isinstance(reply, AIMessage) else []:
             if call["name"] in names:
-                logger.info("supervisor hands the turn to %s", names[call["name"]])
-                return Command(goto=names[call["name"]], update={"route_to": names[call["name"]]})
+                agent = names[call["name"]]
+                task = str((call.get("args") or {}).get("task") or "").strip() or text
+                logger.info("supervisor hands the turn to %s", agent)
+                return Command(goto=agent, update={"route_to": agent, "task": task})
+        prose = reply.text
+        if (named := _named_in_prose(prose, names)) is not None:
+            logger.info("supervisor named %s in prose; the turn goes there", named)
+            return Command(goto=named, update={"route_to": named, "task": text})
         if asker in names.values():
             logger.info("supervisor returns the answer to %s, which asked", asker)
-            return Command(goto=asker, update={"route_to": asker})
-        answer = AIMessage(content=reply.content or "I can help with: " + catalogue)
+            return Command(goto=asker, update={"route_to": asker, "task": text})
+        answer = AIMessage(content=prose or "I can help with: " + catalogue)
         return Command(goto=END, update={"messages": [answer], "route_to": "supervisor"})
 
     return choose_agent
 
 
+def _task_text(task: str, words: str) -> str:
+    """Return what the agent is told: the task, and the operator's words when they differ.
+
+    A restated task can lose details (a GPU model, "EU only"); this turn's own words keep them
+    without handing the agent the rest of the chat.
+    """
+    if not task.strip() or task.strip() == words.strip():
+        return words
+    return f"{task}\n\nThe operator's words: {words}"
+
+
+def _make_run(entry: AgentEntry) -> Callable[..., dict[str, Any]]:
+    agent = entry.build()
+
+    def run_agent(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
+        """Run the agent on its own channel with this turn's task; report back to the operator.
+
+        The agent sees its earlier tasks and answers (follow-ups work) but not the operator's
+        thread. Its new steps and answer go to the operator's thread; a paused approval stays
+        inside the agent's run until a person decides.
+        """
+        channel = list((state.get("agent_messages") or {}).get(entry.name, []))
+        latest = next(m for m in reversed(state["messages"]) if isinstance(m, HumanMessage))
+        task = HumanMessage(
+            _task_text(state.get("task") or "", latest.text), id=f"task-{latest.id}-{entry.name}"
+        )
+        out = agent.invoke({"messages": [*channel, task]}, config)
+        known = {m.id for m in channel}
+        new = [m for m in out["messages"] if m.id not in known]
+        return {
+            "agent_messages": {entry.name: new},
+            "messages": [m for m in new if not isinstance(m, HumanMessage)],
+        }
+
+    return run_agent
+
+
 def build_supervisor_graph(
     *, registry: AgentRegistry | None = None, checkpointer: Checkpointer = None
 ) -> CompiledStateGraph[ChatState, Context, ChatInput, ChatState]:
-    """Build the chat graph: supervisor → one registered agent per turn."""
+    """Build the chat graph: supervisor → one registered agent per turn, on its own channel."""
     entries = (registry or default_registry()).entries()
     builder = StateGraph(ChatState, context_schema=Context, input_schema=ChatInput)
     builder.add_node(
         "supervisor", _make_choose(entries), destinations=(*[e.name for e in entries], END)
     )
     for entry in entries:
-        builder.add_node(entry.name, entry.build())
+        builder.add_node(entry.name, _make_run(entry))
         builder.add_edge(entry.name, END)
     builder.add_edge(START, "supervisor")
     return builder.compile(checkpointer=checkpointer, name="supervisor")

@@ -5,12 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def head_revision() -> str:
+    """Return the newest packaged revision without importing Alembic.
+
+    Revision files are named `<NNNN>_<slug>.py` with `revision = "<NNNN>"` and a linear history
+    (a test checks this against Alembic's own idea of the head).
+    """
+    return max(p.name.split("_", 1)[0] for p in (_MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def _at_head(engine: Engine) -> bool:
+    """Return True when the database is stamped with exactly the head revision."""
+    try:
+        with engine.connect() as conn:
+            stamped = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:  # no alembic_version table yet: a new database
+        return False
+    return stamped == [head_revision()]
 
 
 class SchemaAheadError(RuntimeError):
@@ -52,6 +72,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         SchemaAheadError: The database is at a revision this code does not have (newer code
             migrated it); nothing is changed.
     """
+    if revision == "head" and _at_head(engine):
+        return  # the common case: nothing to do, and Alembic (slow to import) stays unloaded
     from alembic import command
 
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))

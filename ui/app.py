@@ -25,7 +25,17 @@ from ui.api import create_app  # noqa: E402
 from ui.console_auth import ConsoleGuard  # noqa: E402
 from ui.console_runtime import ConsoleRuntime  # noqa: E402
 from ui.services import Services  # noqa: E402
-from ui.tabs import Refresh, alerts, chat, demo, grid, nodes, profitability, workloads  # noqa: E402
+from ui.tabs import (  # noqa: E402
+    Refresh,
+    alerts,
+    chat,
+    demo,
+    grid,
+    nodes,
+    payouts,
+    profitability,
+    workloads,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +46,7 @@ TABS = (
     ("Nodes", "nodes", nodes.build),
     ("Alerts", "alerts", alerts.build),
     ("Profitability", "profitability", profitability.build),
+    ("Payouts", "payouts", payouts.build),
     ("Demo", "demo", demo.build),
 )
 

@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
 from sqlalchemy.orm import Session
 
 from agents.models import make_chat_model
 from agents.offline import is_offline
-from graphs.billing import settle_workloads
-from graphs.chat import pending_approval, run_decision, run_turn, thread_messages
+from graphs.billing import decide_payout_approval, settle_workloads
+from graphs.chat import chat_graph, pending_approval, run_decision, run_turn, thread_messages
 from graphs.checkpoint import chat_thread, open_checkpointer
 from graphs.context import (
     CHAT_RECURSION_LIMIT,
@@ -34,7 +34,6 @@ from graphs.context import (
 )
 from graphs.incident_watch import deliver_outbox, run_incidents
 from graphs.settings import Settings
-from graphs.supervisor import build_supervisor_graph
 from graphs.wiring import make_alert_sink, make_money_services
 from tools.grid import ZONES
 from tools.incidents import alerts
@@ -133,7 +132,7 @@ class ConsoleRuntime:
     def start(self) -> None:
         """Open the checkpointer, build the graphs and start the background loop."""
         saver = self._stack.enter_context(open_checkpointer(self.svc.engine))
-        self._chat = build_supervisor_graph(checkpointer=saver)
+        self._chat = chat_graph(saver)
         self._saver = saver
         if self.config.loop_interval_s > 0:
             self._thread = threading.Thread(target=self._loop, name="tgtg-loop", daemon=True)
@@ -195,6 +194,9 @@ class ConsoleRuntime:
     def chat_turn(self, text: str, thread_id: str) -> Iterator[list[BaseMessage]]:
         """Run one chat turn; yield the turn's new messages so far after every graph step.
 
+        While a streaming model writes an agent's answer, each new token is yielded too: the
+        answer so far is the last message until the step ends and the full message replaces it.
+
         The graph runs in its own thread, so the caller may consume this generator from any
         thread, as Gradio does; each tool call writes in its own transaction.
         """
@@ -222,20 +224,32 @@ class ConsoleRuntime:
             "recursion_limit": CHAT_RECURSION_LIMIT,
         }
         turn: list[BaseMessage] = []
+        partial: AIMessageChunk | None = None  # the answer so far while a model streams it
         try:
-            for namespace, update in self._chat.stream(
+            for namespace, mode, data in self._chat.stream(
                 {"messages": [HumanMessage(text)]},
                 config,
                 context=self.context(with_overrides=True),
-                stream_mode="updates",
+                stream_mode=["updates", "messages"],
                 subgraphs=True,
             ):
-                for node, value in update.items():
+                if mode == "messages":
+                    chunk = data[0]
+                    # Only an agent's answer text streams (not routing, not tool-call deltas).
+                    if not namespace or not isinstance(chunk, AIMessageChunk):
+                        continue
+                    if chunk.tool_call_chunks or not chunk.text:
+                        continue
+                    partial = chunk if partial is None else partial + chunk
+                    updates.put([*turn, partial])
+                    continue
+                for node, value in data.items():
                     # Agent subgraphs report their steps; their parent node repeats them.
                     if not namespace and node != "supervisor":
                         continue
                     messages = value.get("messages", []) if isinstance(value, dict) else []
                     turn.extend(m for m in messages if not isinstance(m, HumanMessage))
+                partial = None
                 updates.put(list(turn))
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             updates.put(exc)
@@ -328,6 +342,12 @@ class ConsoleRuntime:
 
     # -- money ------------------------------------------------------------------------------
 
+    def _billing_context(self) -> BillingContext:
+        money = make_money_services(
+            self.svc.settings, grid=self.svc.grid(), baseline_zones=tuple(ZONES)
+        )
+        return BillingContext(sessions=self.svc.sessions, money=money, clock=self.svc.clock)
+
     def complete_and_settle(self, workload_ids: list[str] | None = None) -> dict[str, Any]:
         """Complete routed/running work, then bill, pay and mint receipts in the billing graph."""
         now = self.svc.clock.now()
@@ -335,9 +355,27 @@ class ConsoleRuntime:
             done = demo.complete_workloads(session=session, now=now, workload_ids=workload_ids)
             session.commit()
             todo = unsettled_workloads(session=session)
-        money = make_money_services(
-            self.svc.settings, grid=self.svc.grid(), baseline_zones=tuple(ZONES)
-        )
-        context = BillingContext(sessions=self.svc.sessions, money=money, clock=self.svc.clock)
+        context = self._billing_context()
         settled = asyncio.run(settle_workloads(todo, context=context, engine=self.svc.engine))
         return {"completed": done, "settled": settled}
+
+    def decide_payout(self, payout_id: str, *, approve: bool, by: str) -> dict[str, Any]:
+        """Approve or reject a payout awaiting approval, as `by` (same path as the API).
+
+        Raises:
+            NotFoundError: No payout has that id.
+            ConflictError: The payout is not awaiting approval (already decided).
+        """
+        self._cache.clear()
+        try:
+            return asyncio.run(
+                decide_payout_approval(
+                    payout_id,
+                    approve=approve,
+                    by=by,
+                    context=self._billing_context(),
+                    engine=self.svc.engine,
+                )
+            )
+        finally:
+            self._cache.clear()

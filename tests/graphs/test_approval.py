@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from graphs.broker import make_tool_node
 from graphs.chat import chat_turn, decide_turn
-from graphs.state import ChatState
+from graphs.state import AgentState
 from store.models import RoutingDecision, Workload, WriteApproval
 from tests.fakes import ScriptedChatModel, tool_call
 from tools.agent_tools.broker import route_workload
@@ -189,7 +189,7 @@ def test_bad_decisions_are_refused_naming_the_value(ctx):
 
 
 def _guarded(decisions, args):
-    graph = StateGraph(ChatState)
+    graph = StateGraph(AgentState)
     graph.add_node("tools", make_tool_node([route_workload]))
     graph.add_edge(START, "tools")
     graph.add_edge("tools", END)

@@ -22,7 +22,7 @@ ARGS = [
     "--disable-sync",
 ]
 OUT = Path(__file__).resolve().parents[2] / "test-output" / "console"
-TABS = ["Chat", "Grid", "Workloads", "Nodes", "Alerts", "Profitability", "Demo"]
+TABS = ["Chat", "Grid", "Workloads", "Nodes", "Alerts", "Profitability", "Payouts", "Demo"]
 STEP_SHOWS = {
     1: r"nodes online, \d+ of \d+ GPUs free; greenest zone FR",
     2: r"Read 264 hourly readings from the sim grid",
@@ -128,5 +128,8 @@ def test_console_end_to_end(chromium, live_console):
     page.get_by_role("tab", name="Profitability").click()
     expect(page.locator("#profit-head")).to_contain_text("Total")
     _shot(page, "Profitability")
+    page.get_by_role("tab", name="Payouts").click()
+    expect(page.locator("#payouts-head")).to_contain_text("waiting for approval")
+    _shot(page, "Payouts")
     page.close()
     assert sorted(p.stem for p in OUT.glob("*.png")) == sorted(t.lower() for t in TABS)

@@ -1,15 +1,19 @@
+import json
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGenerationChunk
 from pydantic import SecretStr
 
 from graphs.settings import Settings
 from store import repo
+from tests.fakes import ScriptedChatModel, tool_call
 from tools.incidents.alerts import list_audio_alerts
 from ui import demo
-from ui.console_runtime import model_label
+from ui.console_runtime import ConsoleRuntime, model_label
 from ui.services import Services
 
 NOW = datetime(2026, 11, 26, 11, 0, tzinfo=UTC)
@@ -89,3 +93,43 @@ def test_console_auth_is_validated_and_locks_the_console(console_svc):
         assert client.post("/login", data={"username": "ops", "password": "pw"}).status_code == 200
         assert client.get("/config").status_code == 200
         assert client.get("/api/v1/health").status_code == 200
+
+
+class _StreamingScript(ScriptedChatModel):
+    """The scripted model, streaming its text answers word by word like a served model."""
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        message = self._generate(messages, stop, run_manager, **kwargs).generations[0].message
+        if message.tool_calls:
+            calls = [
+                tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+                for i, c in enumerate(message.tool_calls)
+            ]
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=calls))
+            return
+        for word in str(message.content).split(" "):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=word + " "))
+
+
+def test_the_console_streams_an_agents_answer_token_by_token(console_svc):
+    answer = "Tell me the job size and how long it runs."
+    model = _StreamingScript(
+        [
+            AIMessage("", tool_calls=[tool_call("transfer_to_broker", {"task": "help"}, "t1")]),
+            AIMessage(answer),
+        ]
+    )
+    settings = console_svc.settings.model_copy(update={"loop_interval_s": 0})
+    rt = ConsoleRuntime(console_svc, settings, model=model)
+    rt.start()
+    try:
+        seen = list(rt.chat_turn("I need GPUs", "s-1"))
+    finally:
+        rt.stop()
+    partials = [str(x[-1].content) for x in seen if x and isinstance(x[-1], AIMessageChunk)]
+    assert len(partials) == len(answer.split(" ")) and partials[0] == "Tell "
+    assert all(b.startswith(a) for a, b in zip(partials, partials[1:], strict=False))
+    final = seen[-1]
+    assert len(final) == 1 and not isinstance(final[0], AIMessageChunk)
+    assert final[0].content.strip() == answer
+    model.assert_complete()

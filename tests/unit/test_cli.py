@@ -176,6 +176,41 @@ def test_importing_the_cli_leaves_model_and_chain_libraries_unloaded():
     assert out.stdout.strip() == "[]"
 
 
+def test_an_offline_chat_turn_leaves_vendor_and_console_libraries_unloaded(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    unused = ["openai", "langchain_openai", "gradio", "stripe", "solana", "pandas", "scipy"]
+    unused += ["psycopg", "alembic", "sqlalchemy.dialects.postgresql"]  # migrated SQLite store
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TGTG_")}
+    env |= {"TGTG_DATA_DIR": str(tmp_path), "TGTG_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    env["TGTG_CLOCK_START"] = AT  # the chat reads a replay clock, not the wall clock
+    subprocess.run(
+        [sys.executable, "-c", "from ui.cli import app; app()", "seed", "--at", AT],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    code = (
+        "import sys\n"
+        "from ui.cli import app\n"
+        "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        f"print([m for m in {unused!r} if m in sys.modules])\n"
+        "print('langgraph' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, "chat", "where should I run 4 H100 for 6 hours", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    *answer, loaded, ran_graph = out.stdout.strip().splitlines()
+    assert json.loads("\n".join(answer))["tool_calls"] == ["recommend_placement"]
+    assert (loaded, ran_graph) == ("[]", "True")
+
+
 def test_an_injected_spike_reaches_every_routing_path(tgtg):
     tgtg("seed", "--at", AT)
     before = _json(tgtg("grid", "--zone", "FR", "--at", AT, "--json"))["readings"][0]

@@ -93,3 +93,19 @@ def test_gpu_allocation_migration_backfills_and_refuses_oversubscribed_data(tmp_
     add_routed(bad, "w2", 8)
     with pytest.raises(RuntimeError, match="be-bru-l40s holds 16 of 8 GPUs"):
         upgrade(bad)
+
+
+def test_the_head_revision_read_from_file_names_is_alembics_head(tmp_path):
+    from alembic.script import ScriptDirectory
+
+    from store.db import make_engine
+    from store.migrate import alembic_config, head_revision, upgrade
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert script.get_heads() == [head_revision()]
+    engine = make_engine(f"sqlite:///{tmp_path / 'h.db'}")
+    upgrade(engine, "0006")
+    upgrade(engine)  # not at head: migrates all the way
+    with engine.connect() as conn:
+        stamped = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
+    assert stamped == head_revision()
