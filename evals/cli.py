@@ -233,11 +233,32 @@ def agents(
         Path, typer.Option("--out", help="JSONL file the trial records are appended to.")
     ] = DEFAULT_OUT / "agents.jsonl",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="OpenAI-compatible endpoint (else TGTG_LLM_BASE_URL)."),
+    ] = None,
+    model_name: Annotated[
+        str | None, typer.Option("--model", help="Model id served there (else TGTG_LLM_MODEL).")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="Key for --base-url (else TGTG_LLM_API_KEY; 'local')."),
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--task", help="Run only this task id; repeatable.")
+    ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option("--record", help="Write each trial's model exchanges to DIR/<task>.json."),
+    ] = None,
 ) -> None:
-    """Run the operator chat task suite and report average reward and pass^k."""
+    """Run the operator chat task suite on a model and report average reward and pass^k."""
+    from pydantic import SecretStr
+
     from agents.models import ModelEndpointError, make_chat_model
     from agents.offline import OfflineChatModel
     from evals.metrics import summarise
+    from evals.recording import Recorder
     from evals.run import prompt_hashes, run_suite
     from evals.tasks import load_suite
 
@@ -247,12 +268,29 @@ def agents(
     if any(x < 1 or x > trials for x in ks):
         raise _fail(f"--k {ks!r}: each k must be between 1 and --trials {trials!r}")
     settings = _settings(ctx)
+    overrides: dict[str, Any] = {}
+    if base_url is not None:
+        overrides["llm_base_url"] = base_url
+        overrides["llm_api_key"] = SecretStr(api_key or "local")
+    elif api_key is not None:
+        overrides["llm_api_key"] = SecretStr(api_key)
+    if model_name is not None:
+        overrides["llm_model"] = model_name
+    settings = settings.model_copy(update=overrides)
     try:
         tasks = load_suite(suite)
+        if only:
+            unknown = sorted(set(only) - {t.id for t in tasks})
+            if unknown:
+                raise _fail(f"--task {unknown!r}: not in suite {suite!r}; see evals/datasets")
+            tasks = [t for t in tasks if t.id in set(only)]
         model = OfflineChatModel() if offline else make_chat_model(settings.model_endpoint())
     except (DomainError, ModelEndpointError) as exc:
         raise _fail(str(exc)) from None
     is_offline = isinstance(model, OfflineChatModel)
+    if record is not None and is_offline:
+        raise _fail(f"--record {record}: recording needs a real model (--base-url or a key)")
+    recorders: list[Recorder] = []
     meta = {
         "model": "offline" if is_offline else settings.llm_model,
         "base_url": None if is_offline else settings.llm_base_url,
@@ -264,22 +302,37 @@ def agents(
     }
 
     def factory(clock: Any = None, org_id: str | None = None) -> Any:
-        return (
-            OfflineChatModel(clock=clock, org_id=org_id)
-            if is_offline
-            else make_chat_model(settings.model_endpoint(), verify=False)
+        if is_offline:
+            return OfflineChatModel(clock=clock, org_id=org_id)
+        if record is None:
+            return make_chat_model(settings.model_endpoint(), verify=False)
+        recorders.append(Recorder())
+        timeout = settings.llm_timeout_s
+        return make_chat_model(
+            settings.model_endpoint(),
+            verify=False,
+            http_client=recorders[-1].client(timeout=timeout),
         )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a", encoding="utf-8") as sink:
 
-        def record(result: dict[str, Any]) -> None:
+        def keep(result: dict[str, Any]) -> None:
             sink.write(json.dumps({**meta, **result}) + "\n")
+            if record is not None and recorders:
+                recorders[-1].save(
+                    record / f"{result['task_id']}.json",
+                    task_id=result["task_id"],
+                    model=settings.llm_model,
+                    reward=result["reward"],
+                    note=f"{settings.llm_model} on task {result['task_id']}, trial "
+                    f"{result['trial']}: {', '.join(result['tool_calls']) or 'no tool call'}",
+                )
             if not as_json:
                 mark = "✅" if result["reward"] >= 1.0 else ("⚠️" if result["infra_error"] else "❌")
                 print(f"{mark} {result['task_id']} (trial {result['trial']})")
 
-        results = run_suite(tasks, factory, trials=trials, on_result=record)
+        results = run_suite(tasks, factory, trials=trials, on_result=keep)
     summary = {**summarise(results, ks), "model": meta["model"], "records": str(out)}
     if as_json:
         print(json.dumps(summary))

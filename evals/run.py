@@ -182,6 +182,7 @@ def run_trial(
         "tool_calls": record.names,
         "tool_call_args": calls,
         "approvals_asked": asked,
+        "workloads_written": len(facts.workload_ids),
         "answer": answer,
         "error": error,
         "infra_error": infra,
