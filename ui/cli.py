@@ -24,6 +24,7 @@ from ui.cli_common import (
     emit_json,
     fail,
     one_of,
+    print_tables_wide,
     services,
     table,
     transaction,
@@ -68,6 +69,12 @@ def main(
     grid_dir: Annotated[
         Path | None, typer.Option("--grid-dir", help="Recorded CSV directory (TGTG_GRID_DIR).")
     ] = None,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide", help="Print tables at full width, never wrapped to the terminal (for pipes)."
+        ),
+    ] = False,
 ) -> None:
     """Too Green To Go: route GPU work to wherever clean energy is cheapest."""
     overrides: dict[str, Any] = {  # Settings validates the values
@@ -87,6 +94,7 @@ def main(
         labels = {f: f"TGTG_{f.upper()}" for f in Settings.model_fields}
         labels |= {f: "--" + f.replace("_", "-") for f in overrides}
         raise fail(validation_message(exc, labels, overrides)) from None
+    print_tables_wide(wide)
     ctx.obj = {"settings": settings}
 
 
