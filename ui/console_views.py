@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from tools.money.amounts import format_money  # noqa: E402
 from ui.dashboard import Dashboard, SeriesPoint, ZonePoint  # noqa: E402
 
 CI_BANDS = (
@@ -36,6 +37,10 @@ _PANELS = (
 
 CSS = """
 .kpis {display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:10px}
+@media (max-width: 480px) {
+  .kpis {grid-template-columns:repeat(2,minmax(0,1fr));gap:6px}
+  .kpi {padding:6px 8px} .kpi .v {font-size:1.15em}
+}
 .kpi {border:1px solid var(--border-color-primary);border-radius:10px;padding:10px 12px;
       background:var(--background-fill-secondary)}
 .kpi .v {font-size:1.5em;font-weight:700} .kpi .l {opacity:.75;font-size:.85em}
@@ -206,5 +211,5 @@ def frame(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> pd.DataFram
 
 
 def money(minor: int | None, currency: str = "EUR") -> str:
-    """Format integer minor units for display."""
-    return "" if minor is None else f"{minor / 100:,.2f} {currency}"
+    """Format integer minor units for display in their currency ("€12.34"; "" for None)."""
+    return "" if minor is None else format_money(minor, currency)

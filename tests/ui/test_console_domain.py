@@ -3,6 +3,7 @@ import pytest
 from tools.broker.fleet import seed_demo
 from tools.errors import InvalidInputError, NotFoundError, UnknownZoneError
 from tools.grid import SimulatedGrid
+from ui import console_views as views
 from ui import dashboard as analytics
 from ui import demo
 
@@ -52,6 +53,16 @@ def test_curtailment_is_stored_once_and_listed(seeded, now):
     listed = analytics.curtailment_events(session=seeded, now=now)
     assert [(e.zone, e.source) for e in listed if e.id == first.event_id] == [("FR", "demo")]
     assert "FR" in analytics.dashboard(session=seeded, grid=GRID, now=now).curtailing_zones
+    # The router's grid, the map and the zone table agree: France is surplus, cleaner, cheaper.
+    points = analytics.zone_snapshot(session=seeded, grid=GRID, now=now)
+    fr = next(p for p in points if p.zone == "FR")
+    assert fr.surplus and fr.curtailment
+    assert fr.carbon_intensity == pytest.approx(first.carbon_after)
+    assert first.carbon_after < first.carbon_before and first.price_after < first.price_before
+    assert again.carbon_after == pytest.approx(first.carbon_after)  # one surplus, not two
+    table = views.zone_table(points).set_index("zone")
+    assert bool(table.loc["FR", "surplus"]) and bool(table.loc["FR", "curtailment"])
+    assert 'data-zone="FR"' in views.zone_map_svg(points)
     with pytest.raises(InvalidInputError, match="25"):
         demo.trigger_curtailment(session=seeded, grid=GRID, now=now, hours=25)
 

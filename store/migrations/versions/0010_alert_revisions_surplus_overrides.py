@@ -1,7 +1,9 @@
-"""audio alert revisions: a spoken alert is never rewritten; a changed episode is a new row
+"""audio alert revisions; grid overrides that inject a renewable surplus
 
 A curtailment window that grows, or an incident whose text changes, gets a new audio alert with
 the next revision of the same (kind, ref) instead of overwriting the one already spoken.
+`grid_overrides.surplus` marks an override whose zone has spare renewables: every router, the
+map and the header then read surplus and curtailment for its hours.
 
 Revision ID: 0010
 Revises: 0009
@@ -20,6 +22,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("grid_overrides", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("surplus", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     with op.batch_alter_table("audio_alerts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("revision", sa.Integer(), nullable=False, server_default="1"))
         batch_op.drop_constraint("uq_audio_alert_kind_ref", type_="unique")
@@ -38,3 +44,5 @@ def downgrade() -> None:
         batch_op.drop_constraint("uq_audio_alert_kind_ref_revision", type_="unique")
         batch_op.create_unique_constraint("uq_audio_alert_kind_ref", ["kind", "ref"])
         batch_op.drop_column("revision")
+    with op.batch_alter_table("grid_overrides", schema=None) as batch_op:
+        batch_op.drop_column("surplus")
