@@ -110,8 +110,8 @@ def score(
     """Score one node: 0.6·CI/500 + 0.3·price/100 + 0.1·utilization (lower is better)."""
     b = score_one(carbon, price, utilization, services(ctx).weights)
     emit_json(b) if as_json else print(
-        f"score {b.score:.4f} = carbon {b.carbon_term:.4f} + price {b.price_term:.4f} "
-        f"+ utilization {b.utilization_term:.4f}"
+        f"score {b.score:.3f} = carbon {b.carbon_term:.3f} + price {b.price_term:.3f} "
+        f"+ utilization {b.utilization_term:.3f}"
     )
 
 
@@ -246,15 +246,23 @@ def route(
         return
     verb = "would route" if dry_run else f"routed {workload.id if workload else ''} to"
     saved = rec.co2_saved_kg or 0.0
-    versus = f"{saved:.1f} kg less" if saved >= 0 else f"{-saved:.1f} kg more"
+    if abs(saved) < 0.05:
+        versus = "about the same CO2 as the cheapest eligible node"
+    elif saved > 0:
+        versus = f"{saved:.1f} kg less than the cheapest eligible node"
+    else:
+        versus = (
+            f"{-saved:.1f} kg more than the cheapest eligible node: the score also weighs "
+            "price and load"
+        )
     print(
-        f"{verb} {chosen.node_id} ({chosen.zone}), score {chosen.score:.4f}, "
-        f"{chosen.co2_kg:.1f} kg CO2 ({versus} than the cheapest eligible node)"
+        f"{verb} {chosen.node_id} ({chosen.zone}), score {chosen.score:.3f}, "
+        f"{chosen.co2_kg:.1f} kg CO2 ({versus})"
     )
     table(
         "candidates",
         ["node", "zone", "score", "kg CO2"],
-        [[c.node_id, c.zone, f"{c.score:.4f}", f"{c.co2_kg:.1f}"] for c in rec.candidates],
+        [[c.node_id, c.zone, f"{c.score:.3f}", f"{c.co2_kg:.1f}"] for c in rec.candidates],
     )
 
 

@@ -27,6 +27,7 @@ from ui.cli_common import (
     services,
     table,
 )
+from ui.cli_money_view import avoided_note, balance_line, kg
 from ui.services import Services
 
 if TYPE_CHECKING:
@@ -46,19 +47,6 @@ def _context(svc: Services) -> BillingContext:
 
     money = make_money_services(svc.settings, grid=svc.grid(), baseline_zones=tuple(ZONES))
     return BillingContext(sessions=svc.sessions, money=money, clock=svc.clock)
-
-
-def _balance_line(tb: int, transactions: int | None = None) -> str:
-    """Return the trial balance as a sentence (debits minus credits over all accounts)."""
-    count = "" if transactions is None else f" over {transactions} transaction(s)"
-    if tb == 0:
-        return f"trial balance: debits equal credits{count}; the books balance"
-    side = "debits exceed credits" if tb > 0 else "credits exceed debits"
-    return f"trial balance: {side} by {abs(tb)} minor units{count}; the books do NOT balance"
-
-
-def _kg(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}"
 
 
 def _settle(svc: Services, ids: list[str]) -> tuple[list[dict[str, Any]], str, str]:
@@ -136,8 +124,8 @@ def complete(
                 "" if "fee_minor" not in s else format_money(s["fee_minor"], currency),
                 paid,
                 s.get("receipt", {}).get("id"),
-                _kg(s.get("co2_kg")),
-                _kg(s.get("co2_avoided_kg")),
+                kg(s.get("co2_kg")),
+                kg(s.get("co2_avoided_kg")),
             ]
         )
     table(
@@ -145,7 +133,8 @@ def complete(
         ["workload", "gross", "fee", "gamer payout", "receipt", "kg CO2", "kg avoided"],
         rows,
     )
-    print(_balance_line(tb))
+    avoided_note([(r.get("settlement") or {}).get("co2_avoided_kg") for r in results])
+    print(balance_line(tb))
 
 
 @domain_errors
@@ -183,7 +172,7 @@ def ledger_balance(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
             for a in tb["accounts"]
         ],
     )
-    print(_balance_line(tb["trial_balance"], tb["transactions"]))
+    print(balance_line(tb["trial_balance"], tb["transactions"]))
 
 
 @ledger_app.command("owed")
@@ -294,6 +283,7 @@ def receipts(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
             for r in rows
         ],
     )
+    avoided_note([r.co2_avoided_kg for r in rows])
 
 
 @receipts_app.command("verify")
@@ -390,6 +380,7 @@ def profitability(
             for r in rows
         ],
     )
+    avoided_note([r.co2_avoided_kg for r in rows])
 
 
 def register(app: typer.Typer, workloads_app: typer.Typer) -> None:
