@@ -3,6 +3,13 @@ import pytest
 from tools.broker.fleet import seed_demo
 from tools.errors import InvalidInputError, NotFoundError, UnknownZoneError
 from tools.grid import SimulatedGrid
+from tools.incidents.detection import (
+    SURPLUS_CARBON_FACTOR,
+    SURPLUS_PRICE_FACTOR,
+    SURPLUS_RENEWABLE_PCT,
+    add_spike,
+    grid_with_overrides,
+)
 from ui import console_views as views
 from ui import dashboard as analytics
 from ui import demo
@@ -56,7 +63,7 @@ def test_curtailment_is_stored_once_and_listed(seeded, now):
     # The router's grid, the map and the zone table agree: France is surplus, cleaner, cheaper.
     points = analytics.zone_snapshot(session=seeded, grid=GRID, now=now)
     fr = next(p for p in points if p.zone == "FR")
-    assert fr.surplus and fr.curtailment
+    assert fr.surplus and fr.curtailment and fr.renewable_pct >= SURPLUS_RENEWABLE_PCT
     assert fr.carbon_intensity == pytest.approx(first.carbon_after)
     assert first.carbon_after < first.carbon_before and first.price_after < first.price_before
     assert again.carbon_after == pytest.approx(first.carbon_after)  # one surplus, not two
@@ -77,3 +84,22 @@ def test_completion_needs_known_work(seeded, now):
     assert demo.complete_workloads(session=seeded, now=now) == []
     with pytest.raises(InvalidInputError, match="169"):
         demo.grid_cycle(session=seeded, grid=GRID, now=now, hours=169)
+
+
+def test_a_spike_on_a_surplus_zone_composes_with_it(seeded, now):
+    raw = GRID.reading("FR", now)
+    demo.trigger_curtailment(session=seeded, grid=GRID, now=now, zone="FR")
+    add_spike(
+        session=seeded,
+        zone="FR",
+        carbon_factor=3.0,
+        price_factor=2.0,
+        hours=1,
+        reason="drill",
+        now=now,
+    )
+    seen = grid_with_overrides(session=seeded, grid=GRID, now=now).reading("FR", now)
+    carbon, price = raw.carbon_intensity * 3.0, raw.price_eur_per_mwh * 2.0
+    assert seen.carbon_intensity == pytest.approx(carbon * SURPLUS_CARBON_FACTOR)
+    assert seen.price_eur_per_mwh == pytest.approx(price * SURPLUS_PRICE_FACTOR)
+    assert seen.surplus and seen.curtailment and "drill" in (seen.note or "")

@@ -60,6 +60,11 @@ class Anomaly(BaseModel):
 
 
 _HOUR_END = timedelta(minutes=59)
+SURPLUS_CARBON_FACTOR = 0.4
+SURPLUS_PRICE_FACTOR = 0.1
+SURPLUS_RENEWABLE_PCT = 75.0
+"""How an injected surplus changes a zone: spare wind and sun make power cleaner and cheaper,
+and the renewable share at least 75 % (the simulator calls surplus above 70 % of demand)."""
 
 
 class OverriddenGrid:
@@ -107,7 +112,8 @@ class OverriddenGrid:
             + ")",
         }
         if surplus:
-            update |= {"surplus": True, "curtailment": True}
+            share = max(r.renewable_pct or 0.0, SURPLUS_RENEWABLE_PCT)
+            update |= {"surplus": True, "curtailment": True, "renewable_pct": share}
         return r.model_copy(update=update)
 
     def reading(self, zone: str, at: datetime) -> GridReading:
@@ -158,16 +164,12 @@ def add_spike(
     )
 
 
-SURPLUS_CARBON_FACTOR = 0.4
-SURPLUS_PRICE_FACTOR = 0.1
-"""How an injected surplus changes a zone: spare wind and sun make power cleaner and cheaper."""
-
-
 def add_surplus(*, session: Session, zone: str, hours: float, now: datetime) -> GridOverride:
     """Store a renewable surplus for `zone` from this hour for `hours`.
 
     Every router, the map and the header read the zone as surplus and curtailing, with carbon
-    x`SURPLUS_CARBON_FACTOR` and price x`SURPLUS_PRICE_FACTOR`, so it pulls flexible work.
+    x`SURPLUS_CARBON_FACTOR`, price x`SURPLUS_PRICE_FACTOR` and a renewable share of at least
+    `SURPLUS_RENEWABLE_PCT`, so it pulls flexible work.
     """
     return add_spike(
         session=session,
