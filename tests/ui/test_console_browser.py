@@ -123,8 +123,8 @@ def test_console_end_to_end(chromium, live_console):
     assert page.locator("#zone-map g.zone").count() == 11
     expect(page.locator(f"#zone-map g.zone[data-zone='{spiked}']")).to_contain_text("600 g")
     # France's surplus from step 4 is on the map: the surplus ring.
-    ring = page.locator("#zone-map g.zone[data-zone='FR'] circle[stroke-dasharray]")
-    expect(ring.first).to_be_attached()
+    ring = page.locator("#zone-map g.zone[data-zone='FR'] circle.surplus-ring")
+    expect(ring).to_have_count(1)
     _shot(page, "Grid")
     page.get_by_role("tab", name="Workloads").click()
     expect(page.locator("#workloads-table")).to_contain_text("Mistral fine-tune")
