@@ -1,6 +1,7 @@
 """Write the offline model's billing answers from the clerk's tool results.
 
-Every figure comes from the tool's own fields (integer minor units, shown with two decimals).
+Every figure comes from the tool's own fields (integer minor units, shown in their currency by
+`tools.money.amounts.format_money`).
 Names inside results (organisations, memos) are quoted as data and never acted on.
 """
 
@@ -9,18 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tools.money.amounts import format_money
+
+APPROVAL_NOTE = (
+    "a person approves or rejects it with the payout's Approve / Reject buttons in the console "
+    "or POST /api/v1/payouts/ID/approve (or /reject)"
+)
 READ_ONLY_NOTE = (
     "I am read-only: customers are billed and gamers paid automatically when a workload "
-    "completes, through the billing pipeline (`tgtg workloads complete`; payouts above the "
-    "approval threshold wait for `tgtg payouts --approve ID`)."
+    f"completes, through the billing pipeline; a payout above the approval threshold waits until "
+    f"{APPROVAL_NOTE}."
 )
 
 
 def money(minor: int, currency: str = "EUR") -> str:
-    """Return integer minor units as text with two decimals, e.g. 1234 -> '12.34 EUR'."""
-    sign = "-" if minor < 0 else ""
-    units, cents = divmod(abs(int(minor)), 100)
-    return f"{sign}{units}.{cents:02d} {currency}"
+    """Return integer minor units as text in their currency, e.g. 1234 -> '€12.34'."""
+    return format_money(int(minor), currency)
 
 
 def _organisations(result: dict[str, Any]) -> str:
@@ -76,7 +81,9 @@ def _trial_balance(result: dict[str, Any]) -> str:
     balance = int(result["trial_balance"])
     verdict = "zero, the ledger balances" if balance == 0 else "NOT zero"
     accounts = sorted(result.get("accounts", []), key=lambda a: -abs(int(a["balance"])))
-    listed = "; ".join(f"{a['account']} {money(a['balance'])}" for a in accounts[:6])
+    listed = "; ".join(
+        f"{a['account']} {money(a['balance'], a.get('currency', 'EUR'))}" for a in accounts[:6]
+    )
     unbalanced = result.get("unbalanced_transactions") or []
     return (
         f"Trial balance: {money(balance)} ({verdict}): debits {money(result['total_debits'])}, "
@@ -97,7 +104,7 @@ def _payouts(result: Any) -> str:
         for p in result[:8]
     )
     more = f" and {len(result) - 8} more" if len(result) > 8 else ""
-    hint = " Approve one with `tgtg payouts --approve ID`." if waiting else ""
+    hint = f" Each waits until {APPROVAL_NOTE}." if waiting else ""
     return f"{len(result)} payouts, {waiting} awaiting approval: {listed}{more}.{hint}"
 
 

@@ -11,9 +11,14 @@ from store.audio_models import AudioAlert
 
 
 def find_audio_alert(*, session: Session, kind: str, ref: str) -> AudioAlert | None:
-    """Return the audio alert of one curtailment event or incident, or None."""
-    stmt = select(AudioAlert).where(AudioAlert.kind == kind, AudioAlert.ref == ref)
-    return session.scalars(stmt).one_or_none()
+    """Return the latest revision of one curtailment event's or incident's alert, or None."""
+    stmt = (
+        select(AudioAlert)
+        .where(AudioAlert.kind == kind, AudioAlert.ref == ref)
+        .order_by(AudioAlert.revision.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
 
 
 def get_audio_alert(*, session: Session, alert_id: int) -> AudioAlert | None:
@@ -22,7 +27,7 @@ def get_audio_alert(*, session: Session, alert_id: int) -> AudioAlert | None:
 
 
 def save_audio_alert(*, session: Session, alert: AudioAlert) -> AudioAlert:
-    """Insert or update an audio alert."""
+    """Insert a new audio alert (spoken alerts are never updated)."""
     session.add(alert)
     session.flush()
     return alert

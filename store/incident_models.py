@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -126,7 +128,7 @@ class IncidentReroute(Base):
 
 
 class GridOverride(Base):
-    """A multiplier applied to a zone's readings for a period (demo spikes, drills)."""
+    """A multiplier applied to a zone's readings for a period (demo spikes, surplus, drills)."""
 
     __tablename__ = "grid_overrides"
     __table_args__ = (
@@ -138,6 +140,8 @@ class GridOverride(Base):
     zone: Mapped[str] = mapped_column(String(32))
     carbon_factor: Mapped[float] = mapped_column(Float, default=1.0)
     price_factor: Mapped[float] = mapped_column(Float, default=1.0)
+    surplus: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The zone has spare renewables in this period: its readings say surplus and curtailment."""
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text)

@@ -88,6 +88,7 @@ class AccountBalance(TypedDict):
     """One account in `trial_balance`: its totals and balance on its normal side (minor units)."""
 
     account: str
+    currency: str
     debits: int
     credits: int
     balance: int
@@ -323,15 +324,23 @@ def trial_balance(*, session: Session) -> TrialBalance:
         func.sum(case((LedgerEntry.side == "credit", LedgerEntry.amount_minor), else_=0)), 0
     )
     rows = session.execute(
-        select(LedgerEntry.account_id, debit, credit)
-        .group_by(LedgerEntry.account_id)
-        .order_by(LedgerEntry.account_id)
+        select(LedgerEntry.account_id, LedgerEntry.currency, debit, credit)
+        .group_by(LedgerEntry.account_id, LedgerEntry.currency)
+        .order_by(LedgerEntry.account_id, LedgerEntry.currency)
     ).all()
     accounts: list[AccountBalance] = []
-    for acc, d, c in rows:
+    for acc, currency, d, c in rows:
         code = acc.partition(":")[0]
         balance = int(d) - int(c) if ACCOUNT_NORMAL_SIDE[code] == "debit" else int(c) - int(d)
-        accounts.append({"account": acc, "debits": int(d), "credits": int(c), "balance": balance})
+        accounts.append(
+            {
+                "account": acc,
+                "currency": currency,
+                "debits": int(d),
+                "credits": int(c),
+                "balance": balance,
+            }
+        )
     unbalanced = session.scalars(
         select(LedgerEntry.transaction_id)
         .group_by(LedgerEntry.transaction_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,7 +66,17 @@ def _refuse_unknown_revision(cfg: Config, conn: Connection) -> None:
             raise SchemaAheadError(current, ", ".join(script.get_heads()))
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+@dataclass(frozen=True)
+class UpgradeResult:
+    """What `upgrade` did: the revision before (None for an empty database) and after."""
+
+    before: str | None
+    after: str | None
+    applied: tuple[str, ...]
+    """The revisions applied, oldest first; empty when the database was already there."""
+
+
+def upgrade(engine: Engine, revision: str = "head") -> UpgradeResult:
     """Bring the database behind `engine` to `revision` (default: the newest).
 
     Raises:
@@ -75,12 +86,27 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     if revision == "head" and _at_head(engine):
         return  # the common case: nothing to do, and Alembic (slow to import) stays unloaded
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         _refuse_unknown_revision(cfg, conn)
+        before = MigrationContext.configure(conn).get_current_revision()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+        after = MigrationContext.configure(conn).get_current_revision()
+    script = ScriptDirectory.from_config(cfg)
+    applied = (
+        ()
+        if after is None or after == before
+        else tuple(
+            s.revision
+            for s in reversed(list(script.iterate_revisions(after, before or "base")))
+            if s.revision != before
+        )
+    )
+    return UpgradeResult(before=before, after=after, applied=applied)
 
 
 def current_tables(engine: Engine) -> set[str]:

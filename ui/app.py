@@ -39,6 +39,16 @@ from ui.tabs import (  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
+ACTION_RESULTS = (
+    "wl-result",
+    "grid-status",
+    "chatbot",
+    "chat-proposal",
+    "demo-log",
+    "demo-status",
+)
+"""Elements only an operator's action writes: when one changes, the header is redrawn at once."""
+
 TABS = (
     ("Chat", "chat", chat.build),
     ("Grid", "grid", grid.build),
@@ -88,6 +98,17 @@ def build_console(rt: ConsoleRuntime) -> gr.Blocks:
                         api_visibility="private",
                     )
                 refreshers.extend(own)
+        # The header follows every action (each demo step too), not only the timer.
+        header_fn, _, header_out = refreshers[0]
+        for block in list(blocks.blocks.values()):
+            if getattr(block, "elem_id", None) in ACTION_RESULTS and hasattr(block, "change"):
+                block.change(
+                    header_fn,
+                    [],
+                    list(header_out),
+                    show_progress="hidden",
+                    api_visibility="private",
+                )
         timer = gr.Timer(rt.config.console_refresh_s)
         for fn, inputs, outputs in refreshers:
             blocks.load(fn, list(inputs), list(outputs), api_visibility="private")

@@ -24,6 +24,7 @@ from ui.cli_common import (
     emit_json,
     fail,
     one_of,
+    print_tables_wide,
     services,
     table,
     transaction,
@@ -68,6 +69,12 @@ def main(
     grid_dir: Annotated[
         Path | None, typer.Option("--grid-dir", help="Recorded CSV directory (TGTG_GRID_DIR).")
     ] = None,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide", help="Print tables at full width, never wrapped to the terminal (for pipes)."
+        ),
+    ] = False,
 ) -> None:
     """Too Green To Go: route GPU work to wherever clean energy is cheapest."""
     overrides: dict[str, Any] = {  # Settings validates the values
@@ -87,6 +94,7 @@ def main(
         labels = {f: f"TGTG_{f.upper()}" for f in Settings.model_fields}
         labels |= {f: "--" + f.replace("_", "-") for f in overrides}
         raise fail(validation_message(exc, labels, overrides)) from None
+    print_tables_wide(wide)
     ctx.obj = {"settings": settings}
 
 
@@ -102,8 +110,8 @@ def score(
     """Score one node: 0.6·CI/500 + 0.3·price/100 + 0.1·utilization (lower is better)."""
     b = score_one(carbon, price, utilization, services(ctx).weights)
     emit_json(b) if as_json else print(
-        f"score {b.score:.4f} = carbon {b.carbon_term:.4f} + price {b.price_term:.4f} "
-        f"+ utilization {b.utilization_term:.4f}"
+        f"score {b.score:.3f} = carbon {b.carbon_term:.3f} + price {b.price_term:.3f} "
+        f"+ utilization {b.utilization_term:.3f}"
     )
 
 
@@ -238,15 +246,23 @@ def route(
         return
     verb = "would route" if dry_run else f"routed {workload.id if workload else ''} to"
     saved = rec.co2_saved_kg or 0.0
-    versus = f"{saved:.1f} kg less" if saved >= 0 else f"{-saved:.1f} kg more"
+    if abs(saved) < 0.05:
+        versus = "about the same CO2 as the cheapest eligible node"
+    elif saved > 0:
+        versus = f"{saved:.1f} kg less than the cheapest eligible node"
+    else:
+        versus = (
+            f"{-saved:.1f} kg more than the cheapest eligible node: the score also weighs "
+            "price and load"
+        )
     print(
-        f"{verb} {chosen.node_id} ({chosen.zone}), score {chosen.score:.4f}, "
-        f"{chosen.co2_kg:.1f} kg CO2 ({versus} than the cheapest eligible node)"
+        f"{verb} {chosen.node_id} ({chosen.zone}), score {chosen.score:.3f}, "
+        f"{chosen.co2_kg:.1f} kg CO2 ({versus})"
     )
     table(
         "candidates",
         ["node", "zone", "score", "kg CO2"],
-        [[c.node_id, c.zone, f"{c.score:.4f}", f"{c.co2_kg:.1f}"] for c in rec.candidates],
+        [[c.node_id, c.zone, f"{c.score:.3f}", f"{c.co2_kg:.1f}"] for c in rec.candidates],
     )
 
 

@@ -19,7 +19,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from sqlalchemy.orm import Session
 from typer.core import TyperGroup
@@ -301,11 +303,44 @@ def emit_json(data: Any) -> None:
     print(json.dumps(ready, indent=2, default=str, allow_nan=False))
 
 
+TEXT_COLUMNS = frozenset({"name", "reason", "note", "text"})
+"""Columns of free text: the only ones that wrap onto more lines when the terminal is narrow."""
+
+
+_layout = {"wide": False}
+
+
+def print_tables_wide(wide: bool) -> None:
+    """Print this command's tables at their natural width (`tgtg --wide`) or to fit."""
+    _layout["wide"] = wide
+
+
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    """Print a rich table for people."""
-    t = Table(title=title)
-    for c in columns:
-        t.add_column(c)
-    for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
-    console.print(t)
+    """Print a table for people, never cutting a value short.
+
+    Ids, numbers and amounts keep their full width on one line, so they can be copied; only
+    free text (`TEXT_COLUMNS`) wraps when the terminal is narrow. A table that still does not
+    fit, or any table under `tgtg --wide`, is printed at its natural width.
+    """
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    t = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+        title_justify="left",
+    )
+    for i, c in enumerate(columns):
+        natural = max([len(c), *(len(r[i]) for r in cells)])
+        if c in TEXT_COLUMNS:
+            t.add_column(c, overflow="fold", min_width=min(natural, 10))
+        else:
+            t.add_column(c, no_wrap=True, min_width=natural)
+    for r in cells:
+        t.add_row(*r)
+    size = Measurement.get(console, console.options.update(max_width=100_000), t)
+    if _layout["wide"] or size.minimum > console.width:
+        Console(width=size.maximum).print(t)
+    else:
+        console.print(t)

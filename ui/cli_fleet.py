@@ -7,9 +7,11 @@ from typing import Annotated
 import typer
 
 from store import repo
+from store.db import make_engine
 from store.migrate import upgrade
 from store.seed import MoneyRowsError, drop_everything
 from tools.broker.fleet import node_views, seed_demo
+from tools.money.amounts import format_money
 from ui.cli_common import (
     AT_OPTION,
     JSON_OPTION,
@@ -28,13 +30,34 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 @db_app.command("upgrade")
 @domain_errors
 def db_upgrade(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
-    """Apply database migrations up to the newest schema."""
-    svc = services(ctx)
-    upgrade(svc.engine)
-    url = svc.engine.url.render_as_string(hide_password=True)
-    emit_json({"upgraded": True, "database": url}) if as_json else print(
-        f"database at {url} is up to date"
-    )
+    """Apply database migrations up to the newest schema (creating the tables if none)."""
+    settings = ctx.find_root().obj["settings"]
+    engine = make_engine(settings.resolved_database_url)
+    ctx.call_on_close(engine.dispose)
+    done = upgrade(engine)
+    url = engine.url.render_as_string(hide_password=True)
+    if as_json:
+        emit_json(
+            {
+                "upgraded": bool(done.applied),
+                "database": url,
+                "from_revision": done.before,
+                "to_revision": done.after,
+                "applied": list(done.applied),
+            }
+        )
+    elif not done.applied:
+        print(f"database at {url} is already at the newest schema (revision {done.after})")
+    elif done.before is None:
+        print(
+            f"database at {url} created: {len(done.applied)} migrations applied, "
+            f"now at revision {done.after}"
+        )
+    else:
+        print(
+            f"database at {url} upgraded from revision {done.before} to {done.after} "
+            f"({len(done.applied)} migrations: {', '.join(done.applied)})"
+        )
 
 
 @domain_errors
@@ -97,7 +120,7 @@ def nodes(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         return
     table(
         "nodes",
-        ["id", "zone", "GPU", "free/total", "util", "€/GPU-h", "status"],
+        ["id", "zone", "GPU", "free/total", "util", "price/GPU-h", "status"],
         [
             [
                 n.id,
@@ -105,7 +128,7 @@ def nodes(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
                 n.gpu_model,
                 f"{n.free_gpus}/{n.gpu_count}",
                 f"{n.utilization:.0%}",
-                f"{n.price_per_gpu_hour_minor / 100:.2f}",
+                format_money(n.price_per_gpu_hour_minor, n.currency),
                 n.status,
             ]
             for n in rows

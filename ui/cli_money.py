@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from store import ledger, repo
-from store.ledger_models import PAYOUT_STATUSES
+from store.ledger_models import PAYOUT_STATUSES, LedgerAccount
 from tools.errors import InvalidInputError, NotFoundError
 from tools.grid import ZONES
+from tools.money.amounts import format_money
 from tools.money.payouts import list_payouts, owed_to
 from tools.money.profitability import is_group_by, profitability_report, routing_signals
 from tools.money.receipts import list_receipts, verify_receipt
@@ -26,6 +27,7 @@ from ui.cli_common import (
     services,
     table,
 )
+from ui.cli_money_view import avoided_note, balance_line, kg
 from ui.services import Services
 
 if TYPE_CHECKING:
@@ -106,23 +108,33 @@ def complete(
     if as_json:
         emit_json(report)
         return
-    table(
-        f"settled (stripe: {stripe_mode}, chain: {chain})",
-        ["workload", "gross", "fee", "payout", "receipt", "kg CO2", "kg avoided"],
-        [
+    rows = []
+    for r in results:
+        s, payout = r.get("settlement") or {}, r.get("payout") or {}
+        currency = s.get("currency", "EUR")
+        paid = (
+            f"{format_money(payout['amount_minor'], payout['currency'])} {payout['status']}"
+            if payout
+            else "-"
+        )
+        rows.append(
             [
                 r["workload_id"],
-                r.get("settlement", {}).get("gross_minor"),
-                r.get("settlement", {}).get("fee_minor"),
-                (r.get("payout") or {}).get("status", "-"),
-                r.get("settlement", {}).get("receipt", {}).get("id"),
-                r.get("settlement", {}).get("co2_kg"),
-                r.get("settlement", {}).get("co2_avoided_kg"),
+                "" if "gross_minor" not in s else format_money(s["gross_minor"], currency),
+                "" if "fee_minor" not in s else format_money(s["fee_minor"], currency),
+                paid,
+                s.get("receipt", {}).get("id"),
+                kg(s.get("co2_kg")),
+                kg(s.get("co2_avoided_kg")),
             ]
-            for r in results
-        ],
+        )
+    table(
+        f"settled (stripe: {stripe_mode}, chain: {chain})",
+        ["workload", "gross", "fee", "gamer payout", "receipt", "kg CO2", "kg avoided"],
+        rows,
     )
-    print(f"trial balance: {tb}")
+    avoided_note([(r.get("settlement") or {}).get("co2_avoided_kg") for r in results])
+    print(balance_line(tb))
 
 
 @domain_errors
@@ -150,9 +162,17 @@ def ledger_balance(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     table(
         "accounts",
         ["account", "debits", "credits", "balance"],
-        [[a["account"], a["debits"], a["credits"], a["balance"]] for a in tb["accounts"]],
+        [
+            [
+                a["account"],
+                format_money(a["debits"], a["currency"]),
+                format_money(a["credits"], a["currency"]),
+                format_money(a["balance"], a["currency"]),
+            ]
+            for a in tb["accounts"]
+        ],
     )
-    print(f"trial balance: {tb['trial_balance']}  (transactions: {tb['transactions']})")
+    print(balance_line(tb["trial_balance"], tb["transactions"]))
 
 
 @ledger_app.command("owed")
@@ -169,8 +189,17 @@ def ledger_owed(
             raise NotFoundError(
                 f"organization {org_id!r} does not exist; list them with `tgtg orgs`"
             )
-        owed = {"org_id": org_id, **owed_to(session=session, org_id=org_id)}
-    emit_json(owed) if as_json else print(owed)
+        owed = owed_to(session=session, org_id=org_id)
+        account = session.get(LedgerAccount, ledger.account_id("provider_payable", org_id))
+    if as_json:
+        emit_json({"org_id": org_id, **owed})
+        return
+    currency = account.currency if account is not None else "EUR"
+    print(
+        f"{org_id} is owed {format_money(owed['payable_minor'], currency)}: "
+        f"{format_money(owed['reserved_minor'], currency)} reserved by open payouts, "
+        f"{format_money(owed['unreserved_minor'], currency)} not yet reserved"
+    )
 
 
 @payouts_app.callback(invoke_without_command=True)
@@ -212,7 +241,15 @@ def payouts(
         "payouts",
         ["id", "workload", "org", "amount", "lamports", "status", "reason"],
         [
-            [p.id, p.workload_id, p.org_id, p.amount_minor, p.lamports, p.status, p.reason]
+            [
+                p.id,
+                p.workload_id,
+                p.org_id,
+                format_money(p.amount_minor, p.currency),
+                f"{p.lamports:,}",
+                p.status,
+                p.reason,
+            ]
             for p in rows
         ],
     )
@@ -246,6 +283,7 @@ def receipts(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
             for r in rows
         ],
     )
+    avoided_note([r.co2_avoided_kg for r in rows])
 
 
 @receipts_app.command("verify")
@@ -332,16 +370,17 @@ def profitability(
             [
                 r.key,
                 r.workloads,
-                r.gross_minor,
-                r.fee_minor,
-                r.chain_cost_minor,
-                r.margin_minor,
-                r.co2_avoided_kg,
-                r.carbon_roi_kg_per_eur,
+                format_money(r.gross_minor, r.currency),
+                format_money(r.fee_minor, r.currency),
+                format_money(r.chain_cost_minor, r.currency),
+                format_money(r.margin_minor, r.currency),
+                f"{r.co2_avoided_kg:.3f}",
+                "" if r.carbon_roi_kg_per_eur is None else f"{r.carbon_roi_kg_per_eur:.3f}",
             ]
             for r in rows
         ],
     )
+    avoided_note([r.co2_avoided_kg for r in rows])
 
 
 def register(app: typer.Typer, workloads_app: typer.Typer) -> None:

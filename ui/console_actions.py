@@ -17,6 +17,7 @@ from tools.broker.routing import DecisionView, reroute_workload, route_workload
 from tools.broker.workloads import JobSpec, WorkloadView, load_workload, submit_workload
 from tools.errors import InvalidInputError
 from tools.incidents import alerts
+from tools.money.amounts import format_money
 from tools.money.profitability import GroupBy, ProfitLine, profitability_report
 from ui import dashboard as analytics
 from ui import demo
@@ -142,7 +143,10 @@ def trigger_curtailment(rt: ConsoleRuntime, zone: str = "FR", hours: int = 3) ->
     )
     summary = (
         f"**{event.zone}** has surplus renewables from {event.start:%H:%M} to "
-        f"{event.end:%H:%M} UTC. "
+        f"{event.end:%H:%M} UTC: every router now reads {event.zone} at "
+        f"{_fmt(event.carbon_after, ' gCO2/kWh')} (was {_fmt(event.carbon_before)}) and "
+        f"{_fmt(event.price_after, ' EUR/MWh')} (was {_fmt(event.price_before)}), marked surplus "
+        "on the map, the zone table and the header. "
         + (f"Audio alert ({audio.engine}): “{audio.text}”" if audio else "No audio alert.")
     )
     return StepResult(
@@ -193,21 +197,50 @@ def trigger_reroute(rt: ConsoleRuntime, workload_id: str | None = None) -> StepR
     )
 
 
+def money_total(items: list[dict[str, Any]], field: str) -> str:
+    """Return the sum of `field` per currency, e.g. "€9.56" (minor units in, text out)."""
+    totals: dict[str, int] = {}
+    for m in items:
+        totals[m["currency"]] = totals.get(m["currency"], 0) + int(m[field])
+    return " + ".join(format_money(v, c) for c, v in sorted(totals.items())) or format_money(0)
+
+
 def complete_workloads(rt: ConsoleRuntime, workload_ids: list[str] | None = None) -> StepResult:
     """Complete placed work (all by default), then bill, pay gamers and mint carbon receipts."""
     result = rt.complete_and_settle(workload_ids)
     settled = result["settled"]
     receipts = [r["settlement"]["receipt"] for r in settled if r.get("settlement")]
     money = [r["settlement"] for r in settled if r.get("settlement")]
-    fee = sum(int(m["fee_minor"]) for m in money)
-    share = sum(int(m["provider_share_minor"]) for m in money)
     paid = [r["payout"] for r in settled if r.get("payout")]
+    payouts = "; ".join(
+        f"{format_money(p['amount_minor'], p['currency'])} to {p['org_id']} ({p['status']})"
+        for p in paid
+    )
     summary = (
         f"Completed {len(result['completed'])} workload(s); settled {len(settled)}: "
-        f"platform fee {fee / 100:,.2f} EUR, provider share {share / 100:,.2f} EUR booked, "
-        f"{len(paid)} gamer payout(s) on Solana, {len(receipts)} carbon receipt(s) minted."
+        f"platform fee {money_total(money, 'fee_minor')}, provider share "
+        f"{money_total(money, 'provider_share_minor')} booked, {len(paid)} gamer payout(s) on "
+        f"Solana{f': {payouts}' if paid else ''}, {len(receipts)} carbon receipt(s) minted."
     )
     return StepResult(step=None, title="Complete workloads", summary=summary, details=result)
+
+
+GAMER_JOB = demo.NewWorkload(
+    name="Render batch", gpu_count=1, gpu_model="RTX 4090", duration_hours=2.0
+)
+"""The small job step 6 places on a gamer's RTX 4090, so that completing pays a gamer."""
+
+
+def complete_with_gamer_work(rt: ConsoleRuntime) -> StepResult:
+    """Step 6: place a small job on a gamer node, then complete, bill, pay and mint receipts."""
+    placed = create_workload(rt, GAMER_JOB)
+    result = complete_workloads(rt)
+    return result.model_copy(
+        update={
+            "summary": f"{placed.summary}\n\n{result.summary}",
+            "details": {"gamer_job": placed.details, **result.details},
+        }
+    )
 
 
 def profitability(rt: ConsoleRuntime, group_by: GroupBy = "workload") -> list[ProfitLine]:
@@ -219,21 +252,60 @@ def profitability(rt: ConsoleRuntime, group_by: GroupBy = "workload") -> list[Pr
 
 
 def show_profitability(rt: ConsoleRuntime) -> StepResult:
-    """Return profitability per workload with totals."""
+    """Return profitability per workload as a table, with totals and carbon ROI."""
     lines = profitability(rt, "workload")
-    fee = sum(line.fee_minor for line in lines)
-    margin = sum(line.margin_minor for line in lines)
+    money = [line.model_dump() for line in lines]
     avoided = sum(line.co2_avoided_kg for line in lines)
     summary = (
-        f"{len(lines)} settled workload(s): fees {fee / 100:,.2f} EUR, margin "
-        f"{margin / 100:,.2f} EUR after chain costs, {avoided:,.2f} kg CO2 avoided."
+        f"{len(lines)} settled workload(s): fees {money_total(money, 'fee_minor')}, margin "
+        f"{money_total(money, 'margin_minor')} after chain costs, {avoided:,.3f} kg CO2 avoided."
     )
+    if lines:
+        summary += "\n\n" + profit_table(lines)
     return StepResult(
         step=None,
         title="Profitability",
         summary=summary,
         details={"lines": [line.model_dump(mode="json") for line in lines]},
     )
+
+
+AVOIDED_NOTE = (
+    "kg CO2 avoided: what the same run would have emitted on the average grid of the 11 zones "
+    "in the same hours, minus what it emitted where it ran (from its carbon receipt)."
+)
+
+
+def profit_table(lines: list[ProfitLine]) -> str:
+    """Return profitability lines as a markdown table, money in its currency, then a total."""
+    head = (
+        "| workload | gross | fee | chain cost | margin | kg CO2 avoided | kg CO2 per € of fee |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    rows = [
+        f"| {x.key} | {format_money(x.gross_minor, x.currency)} | "
+        f"{format_money(x.fee_minor, x.currency)} | "
+        f"{format_money(x.chain_cost_minor, x.currency)} | "
+        f"{format_money(x.margin_minor, x.currency)} | {x.co2_avoided_kg:.3f} | "
+        + ("n/a" if x.carbon_roi_kg_per_eur is None else f"{x.carbon_roi_kg_per_eur:.3f}")
+        + " |"
+        for x in lines
+    ]
+    money = [x.model_dump() for x in lines]
+    fee = sum(x.fee_minor for x in lines)
+    avoided = sum(x.co2_avoided_kg for x in lines)
+    roi = f"{avoided / (fee / 100):.3f}" if fee else "n/a"
+    total = (
+        f"| **total** | {money_total(money, 'gross_minor')} | {money_total(money, 'fee_minor')} | "
+        f"{money_total(money, 'chain_cost_minor')} | {money_total(money, 'margin_minor')} | "
+        f"{avoided:.3f} | {roi} |"
+    )
+    note = AVOIDED_NOTE + (
+        " A negative figure means the run emitted more than that average."
+        if any(x.co2_avoided_kg < 0 for x in lines)
+        else ""
+    )
+    return "\n".join([head, *rows, total]) + "\n\n" + note
 
 
 def run_step(rt: ConsoleRuntime, step: int) -> StepResult:
@@ -244,7 +316,7 @@ def run_step(rt: ConsoleRuntime, step: int) -> StepResult:
         3: lambda r: create_workload(r, demo.NewWorkload()),
         4: lambda r: trigger_curtailment(r, "FR"),
         5: trigger_reroute,
-        6: complete_workloads,
+        6: complete_with_gamer_work,
         7: show_profitability,
     }
     if step not in actions:

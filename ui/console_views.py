@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from tools.money.amounts import format_money  # noqa: E402
 from ui.dashboard import Dashboard, SeriesPoint, ZonePoint  # noqa: E402
 
 CI_BANDS = (
@@ -36,6 +37,10 @@ _PANELS = (
 
 CSS = """
 .kpis {display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:10px}
+@media (max-width: 480px) {
+  .kpis {grid-template-columns:repeat(2,minmax(0,1fr));gap:6px}
+  .kpi {padding:6px 8px} .kpi .v {font-size:1.15em}
+}
 .kpi {border:1px solid var(--border-color-primary);border-radius:10px;padding:10px 12px;
       background:var(--background-fill-secondary)}
 .kpi .v {font-size:1.5em;font-weight:700} .kpi .l {opacity:.75;font-size:.85em}
@@ -116,12 +121,18 @@ def zone_map_svg(points: Sequence[ZonePoint]) -> str:
         title = html.escape(
             f"{p.name} ({p.zone}): {value}"
             + (f", {p.price_eur_per_mwh:.0f} EUR/MWh" if p.price_eur_per_mwh is not None else "")
+            + (", renewable surplus" if p.surplus else "")
             + (", curtailing" if p.curtailment else "")
         )
         parts.append(f'<g class="zone" data-zone="{html.escape(p.zone)}"><title>{title}</title>')
-        if p.curtailment or p.surplus:
+        if p.curtailment:
             parts.append(
-                f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="25" fill="none" '
+                f'<circle class="curtailment-ring" cx="{cx:.0f}" cy="{cy:.0f}" r="29" '
+                'fill="none" stroke="#6a3d9a" stroke-width="2"/>'
+            )
+        if p.surplus:
+            parts.append(
+                f'<circle class="surplus-ring" cx="{cx:.0f}" cy="{cy:.0f}" r="25" fill="none" '
                 'stroke="#1f78b4" stroke-width="3" stroke-dasharray="6 4"/>'
             )
         parts.append(
@@ -135,21 +146,28 @@ def zone_map_svg(points: Sequence[ZonePoint]) -> str:
         )
         parts.append(
             f'<text x="{cx:.0f}" y="{cy + 32:.0f}" text-anchor="middle" font-size="11" '
-            f'fill="#1b1f23">{html.escape(value)}</text>'
+            f'fill="#1b1f23">{html.escape(value)}</text></g>'
         )
-    lx = 20
+    parts.append('<text x="20" y="364" font-size="11" font-weight="600">gCO2/kWh</text>')
+    lx = 84
     for _, colour, label in CI_BANDS:
         parts.append(
             f'<rect x="{lx}" y="352" width="14" height="14" fill="{colour}"/>'
             f'<text x="{lx + 18}" y="364" font-size="11">{label}</text>'
         )
-        lx += 90
+        lx += 82
     parts.append(
-        f'<circle cx="{lx + 10}" cy="359" r="8" fill="none" stroke="#1f78b4" '
+        f'<circle cx="{lx + 10}" cy="359" r="7" fill="none" stroke="#1f78b4" '
         f'stroke-width="2" stroke-dasharray="4 3"/><text x="{lx + 22}" y="364" '
-        'font-size="11">surplus / curtailment (gCO2/kWh)</text></svg>'
+        'font-size="11">surplus</text>'
+        f'<circle cx="{lx + 85}" cy="359" r="7" fill="none" stroke="#6a3d9a" '
+        f'stroke-width="2"/><text x="{lx + 97}" y="364" font-size="11">curtailment</text></svg>'
     )
     return "".join(parts)
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def zone_table(points: Sequence[ZonePoint]) -> pd.DataFrame:
@@ -159,9 +177,9 @@ def zone_table(points: Sequence[ZonePoint]) -> pd.DataFrame:
             {
                 "zone": p.zone,
                 "name": p.name,
-                "gCO2/kWh": p.carbon_intensity,
-                "EUR/MWh": p.price_eur_per_mwh,
-                "renewable %": p.renewable_pct,
+                "gCO2/kWh": _round(p.carbon_intensity),
+                "EUR/MWh": _round(p.price_eur_per_mwh),
+                "renewable %": _round(p.renewable_pct),
                 "surplus": bool(p.surplus),
                 "curtailment": bool(p.curtailment),
                 "note": p.note or p.error or "",
@@ -206,5 +224,5 @@ def frame(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> pd.DataFram
 
 
 def money(minor: int | None, currency: str = "EUR") -> str:
-    """Format integer minor units for display."""
-    return "" if minor is None else f"{minor / 100:,.2f} {currency}"
+    """Format integer minor units for display in their currency ("€12.34"; "" for None)."""
+    return "" if minor is None else format_money(minor, currency)

@@ -14,15 +14,19 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from store import grid_repo, repo
+from store import grid_repo, incident_repo, repo
 from tools.broker.routing import DecisionView, route_workload
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.workloads import JobSpec, WorkloadView, load_workload, submit_workload
 from tools.errors import InvalidInputError, NoGridDataError, NotFoundError
-from tools.grid import ZONE_CODES, CurtailmentWindow, GridSource, get_zone
+from tools.grid import ZONE_CODES, CurtailmentWindow, GridReading, GridSource, get_zone
 from tools.grid.ingest import IngestReport, ingest
 from tools.grid.models import floor_hour
-from tools.incidents.detection import add_spike
+from tools.incidents.detection import (
+    add_spike,
+    add_surplus,
+    grid_with_overrides,
+)
 from tools.money.settlement import complete_workload
 
 logger = logging.getLogger(__name__)
@@ -73,6 +77,11 @@ class CurtailmentResult(BaseModel):
     start: datetime
     end: datetime
     renewable_pct: float | None
+    carbon_before: float | None = None
+    """gCO2/kWh the routers read before the surplus, and after it (`carbon_after`)."""
+    carbon_after: float | None = None
+    price_before: float | None = None
+    price_after: float | None = None
 
 
 def grid_cycle(
@@ -164,15 +173,23 @@ def trigger_carbon_spike(
 def trigger_curtailment(
     *, session: Session, grid: GridSource, now: datetime, zone: str = "FR", hours: int = 3
 ) -> CurtailmentResult:
-    """Store a curtailment window for `zone` starting this hour (surplus renewables)."""
+    """Make `zone` surplus from this hour for `hours`: the grid every router reads says so.
+
+    Stores a surplus override (surplus and curtailment flags, carbon and price lowered: see
+    `tools.incidents.detection.add_surplus`) and the curtailment event its alert is spoken for.
+    """
     code = get_zone(zone.strip().upper()).code
     if not 1 <= hours <= 24:
         raise InvalidInputError(f"hours {hours!r}: a demo curtailment lasts 1 to 24 hours")
     start = floor_hour(now)
-    try:
-        renewable = grid.reading(code, now).renewable_pct
-    except NoGridDataError:
-        renewable = None
+    active = incident_repo.active_grid_overrides(
+        session=session, start=start, end=start + timedelta(hours=1)
+    )
+    already = any(o.zone == code and o.surplus for o in active)
+    before = None if already else _reading(session, grid, code, now)
+    if not already:  # pressing it again keeps one surplus (factors would multiply)
+        add_surplus(session=session, zone=code, hours=hours, now=now)
+    after = _reading(session, grid, code, now)
     window = CurtailmentWindow(
         zone=code,
         source="sim",
@@ -180,7 +197,7 @@ def trigger_curtailment(
         end=start + timedelta(hours=hours),
         hours=hours,
         peak_surplus_mw=None,
-        peak_renewable_pct=renewable,
+        peak_renewable_pct=None if after is None else after.renewable_pct,
     )
     grid_repo.upsert_curtailment_events(
         session=session, windows=[window], source=DEMO_SOURCE, now=now
@@ -195,8 +212,20 @@ def trigger_curtailment(
         event_id=event.id,
         start=event.start_ts,
         end=event.end_ts,
-        renewable_pct=renewable,
+        renewable_pct=None if after is None else after.renewable_pct,
+        carbon_before=None if before is None else before.carbon_intensity,
+        carbon_after=None if after is None else after.carbon_intensity,
+        price_before=None if before is None else before.price_eur_per_mwh,
+        price_after=None if after is None else after.price_eur_per_mwh,
     )
+
+
+def _reading(session: Session, grid: GridSource, zone: str, now: datetime) -> GridReading | None:
+    """Return the reading every router sees for `zone` now (overrides applied), or None."""
+    try:
+        return grid_with_overrides(session=session, grid=grid, now=now).reading(zone, now)
+    except NoGridDataError:
+        return None
 
 
 def complete_workloads(

@@ -26,6 +26,7 @@ from tests.graphs.clerk_money import GIULIA_WL, JONAS_WL, UNBILLED_WL, bill_demo
 from tests.graphs.conftest import T0
 from tools.agent_tools.billing import _month
 from tools.agent_tools.registry import read_tool_names, write_tool_names
+from tools.money.amounts import format_money
 from tools.money.payouts import list_payouts, owed_to
 from tools.money.profitability import profitability_report
 from tools.money.unbilled import unbilled_workloads
@@ -42,7 +43,7 @@ def billed(sessions):
 
 
 def eur(minor: int) -> str:
-    return f"{minor // 100}.{minor % 100:02d} EUR"
+    return format_money(minor, "EUR")
 
 
 def _ask(ctx, text, thread="t"):
@@ -170,7 +171,7 @@ def test_each_phrasing_calls_the_right_tool_and_answers_with_the_stored_figure(
     assert {name for name, _ in calls} <= {"find_organization", call[0], "unbilled_usage"}
     answer, expected = out["messages"][-1].content, figure(billed)
     assert answer.startswith("[offline model]")
-    assert expected in answer and not expected.endswith(" 0.00 EUR")
+    assert expected in answer and not expected.endswith("€0.00")
 
 
 def test_bill_acme_reports_what_was_billed_and_what_will_be(ctx, billed):
@@ -378,5 +379,5 @@ def test_tgtg_chat_json_answers_what_we_owe_a_gamer(tmp_path, monkeypatch):
     data = json.loads(result.stdout)
     assert data["agent"] == "billing_clerk"
     assert data["tool_calls"] == ["find_organization", "amount_owed"]
-    assert figure in data["answer"] and figure != "0.00 EUR"
+    assert figure in data["answer"] and figure != "€0.00"
     assert data["written"] is False

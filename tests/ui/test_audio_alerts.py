@@ -132,3 +132,30 @@ def test_the_offline_engine_stores_a_playable_wav(session, now, tmp_path):
 def test_list_rejects_an_unknown_kind(session):
     with pytest.raises(InvalidInputError, match="'sms'"):
         list_audio_alerts(session=session, kind="sms")  # type: ignore[arg-type]  # invalid on purpose
+
+
+def test_a_grown_curtailment_window_is_a_new_revision_and_the_first_alert_is_kept(
+    session, now, tmp_path
+):
+    engine = _eleven(FakeElevenLabs())
+    event = _event(session, now)
+    (first,) = speak_new_alerts(session=session, engine=engine, data_dir=tmp_path, now=now)
+    later = now + timedelta(minutes=70)
+    grown = CurtailmentWindow(
+        zone="FR",
+        source="sim",
+        start=now + timedelta(hours=2),
+        end=now + timedelta(hours=5),
+        hours=3,
+        peak_surplus_mw=1500.0,
+        peak_renewable_pct=88.0,
+    )
+    grid_repo.upsert_curtailment_events(session=session, windows=[grown], source="sim", now=later)
+    (second,) = speak_new_alerts(session=session, engine=engine, data_dir=tmp_path, now=later)
+    assert (second.kind, second.ref, second.revision) == ("curtailment", str(event.id), 2)
+    assert second.text != first.text and second.created_at == later
+    listed = list_audio_alerts(session=session)
+    assert [(a.id, a.revision) for a in listed] == [(second.id, 2), (first.id, 1)]
+    kept = listed[1]
+    assert (kept.text, kept.created_at, kept.path) == (first.text, first.created_at, first.path)
+    assert speak_new_alerts(session=session, engine=engine, data_dir=tmp_path, now=later) == []

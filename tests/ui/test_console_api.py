@@ -52,15 +52,31 @@ def test_the_seven_step_flow_over_the_api(client):
     assert created["name"] == "Mistral fine-tune" and created["status"] == "routed"
     assert body[2]["details"]["decision"]["node_id"] == created["node_id"]
     assert body[3]["audio_alert_id"] is not None and "France" in body[3]["summary"]
+    surplus = body[3]["details"]
+    assert surplus["carbon_after"] < surplus["carbon_before"]
+    assert surplus["price_after"] < surplus["price_before"]
+    fr = next(z for z in client.get("/api/v1/analytics/zones").json() if z["zone"] == "FR")
+    assert fr["reading"]["surplus"] is True and fr["reading"]["curtailment"] is True
+    assert fr["reading"]["carbon_intensity"] == pytest.approx(surplus["carbon_after"])
+    assert "FR" in client.get("/api/v1/analytics/dashboard").json()["curtailing_zones"]
     incidents = body[4]["details"]["incidents"]
     moves = [r for i in incidents for r in i["reroutes"] if r["workload_id"] == created["id"]]
     assert moves and moves[0]["outcome"] == "rerouted"
     assert moves[0]["from_node_id"] == created["node_id"]
-    settled = body[5]["details"]["settled"]
-    assert [s["workload_id"] for s in settled] == [created["id"]]
-    assert settled[0]["settlement"]["receipt"]["workload_id"] == created["id"]
+    gamer_job = body[5]["details"]["gamer_job"]["workload"]
+    assert gamer_job["gpu_model"] == "RTX4090" and gamer_job["status"] == "routed"
+    settled = {s["workload_id"]: s for s in body[5]["details"]["settled"]}
+    assert set(settled) == {created["id"], gamer_job["id"]}
+    assert all(s["settlement"]["receipt"]["workload_id"] == w for w, s in settled.items())
+    payout = settled[gamer_job["id"]]["payout"]
+    assert payout["org_id"].startswith("gamer-") and payout["status"] == "posted"
+    assert "1 gamer payout(s) on Solana: €" in body[5]["summary"]
     lines = body[6]["details"]["lines"]
-    assert [line["key"] for line in lines] == [created["id"]] and lines[0]["fee_minor"] > 0
+    assert {line["key"] for line in lines} == set(settled)
+    assert all(line["fee_minor"] > 0 for line in lines)
+    table = body[6]["summary"].split("\n\n", 1)[1]
+    assert table.splitlines()[0].startswith("| workload | gross | fee |")
+    assert all(f"| {key} | €" in table for key in settled) and "| **total** |" in table
 
     audio = client.get(f"/api/v1/alerts/{body[3]['audio_alert_id']}/audio")
     assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"

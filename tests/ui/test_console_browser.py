@@ -1,4 +1,5 @@
-"""End to end in headless Debian Chromium: log in, chat, the 7-step demo, a screenshot per tab."""
+"""End to end in headless Debian Chromium: log in, chat, the 7-step demo, a screenshot per tab,
+offline /docs, a refused placement with its reasons, and the dashboard at 390 px wide."""
 
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ STEP_SHOWS = {
     3: r"Mistral fine-tune \(wl_[0-9a-f]+, 4 GPUs of any model for 8 h\) routed to \S+ in [A-Z]",
     4: r"FR has surplus renewables .* Audio alert \(espeak-ng\): “Curtailment alert\. France",
     5: r"Carbon in [A-Z]+ x[\d.]+: .* wl_[0-9a-f]+ moved \S+ → \S+",
-    6: r"Completed 1 workload\(s\); settled 1: platform fee [\d.]+ EUR, provider share .* 1 carbon",
-    7: r"1 settled workload\(s\): fees [\d.]+ EUR, margin",
+    6: r"Render batch \(wl_\w+, 1xRTX4090 for 2 h\) routed to \S+ .*Completed 2 workload\(s\); "
+    r"settled 2: platform fee €[\d.]+, provider share €[\d.]+ booked, 1 gamer payout\(s\) on "
+    r"Solana: €[\d.]+ to gamer-\w+ \(posted\), 2 carbon receipt",
+    7: r"2 settled workload\(s\): fees €[\d.]+, margin €[\d.]+ after chain costs",
 }
 
 pytestmark = [
@@ -98,7 +101,8 @@ def test_console_end_to_end(chromium, live_console):
         page.locator("#demo-next").click()
         page.locator("#demo-log").get_by_text(f"Step {step} ·").wait_for()
         log = page.inner_text("#demo-log")
-        line = next(x for x in log.splitlines() if x.startswith(f"✓ Step {step} ·"))
+        assert f"✓ Step {step} ·" in log, log
+        line = " ".join(log.split(f"✓ Step {step} ·", 1)[1].split("✓ Step", 1)[0].split())
         assert re.search(STEP_SHOWS[step], line), line
         if step == 5:
             spiked = re.search(r"Carbon in (\S+) x", line).group(1)
@@ -106,16 +110,30 @@ def test_console_end_to_end(chromium, live_console):
             page.locator(
                 "#demo-audio audio, #demo-audio [data-testid='waveform-x']"
             ).first.wait_for(state="attached")
+            # The header follows the action at once: France is curtailing.
+            curtailing = page.locator("#kpis .kpi", has_text="Curtailing now")
+            expect(curtailing).to_contain_text("FR", timeout=5_000)
+    # Step 7 is a readable table per workload with carbon ROI, not raw JSON.
+    expect(page.locator("#demo-log table")).to_contain_text("kg CO2 per € of fee")
+    expect(page.locator("#demo-log table")).to_contain_text("total")
     _shot(page, "Demo")
 
     page.get_by_role("tab", name="Grid").click()
     page.wait_for_selector("#zone-map")
     assert page.locator("#zone-map g.zone").count() == 11
     expect(page.locator(f"#zone-map g.zone[data-zone='{spiked}']")).to_contain_text("600 g")
+    # France's surplus from step 4 is on the map: the surplus ring.
+    ring = page.locator("#zone-map g.zone[data-zone='FR'] circle.surplus-ring")
+    expect(ring).to_have_count(1)
     _shot(page, "Grid")
     page.get_by_role("tab", name="Workloads").click()
     expect(page.locator("#workloads-table")).to_contain_text("Mistral fine-tune")
     expect(page.locator("#workloads-table")).to_contain_text("completed")
+    # A job no node can take says so, with each node's reason.
+    page.locator("#wl-gpus input").fill("64")
+    page.locator("#wl-submit").click()
+    expect(page.locator("#wl-result")).to_contain_text("could not be placed")
+    expect(page.locator("#wl-result li").first).to_contain_text("GPUs")
     _shot(page, "Workloads")
     page.get_by_role("tab", name="Nodes").click()
     expect(page.locator("#nodes-table")).to_contain_text("fr-par-h100")
@@ -131,5 +149,25 @@ def test_console_end_to_end(chromium, live_console):
     page.get_by_role("tab", name="Payouts").click()
     expect(page.locator("#payouts-head")).to_contain_text("waiting for approval")
     _shot(page, "Payouts")
+
+    # The API docs render offline (packaged Swagger UI).
+    page.goto(live_console.url + "/docs", wait_until="load")
+    expect(page.locator(".swagger-ui .info")).to_contain_text("Too Green To Go")
+    cookies = page.context.cookies()
     page.close()
-    assert sorted(p.stem for p in OUT.glob("*.png")) == sorted(t.lower() for t in TABS)
+
+    # A phone-sized screen: the dashboard and the map still fit.
+    phone = chromium.new_page(viewport={"width": 390, "height": 844})
+    phone.set_default_timeout(30_000)
+    phone.context.add_cookies(cookies)
+    phone.goto(live_console.url + "/", wait_until="load")
+    phone.wait_for_selector("#kpis")
+    phone.get_by_role("tab", name="Grid").click()
+    phone.wait_for_selector("#zone-map")
+    width = phone.evaluate("document.querySelector('#zone-map').getBoundingClientRect().width")
+    assert 0 < width <= 390, width
+    _shot(phone, "phone-390")
+    phone.close()
+    assert sorted(p.stem for p in OUT.glob("*.png")) == sorted(
+        [*(t.lower() for t in TABS), "phone-390"]
+    )

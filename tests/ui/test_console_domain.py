@@ -3,6 +3,14 @@ import pytest
 from tools.broker.fleet import seed_demo
 from tools.errors import InvalidInputError, NotFoundError, UnknownZoneError
 from tools.grid import SimulatedGrid
+from tools.incidents.detection import (
+    SURPLUS_CARBON_FACTOR,
+    SURPLUS_PRICE_FACTOR,
+    SURPLUS_RENEWABLE_PCT,
+    add_spike,
+    grid_with_overrides,
+)
+from ui import console_views as views
 from ui import dashboard as analytics
 from ui import demo
 
@@ -52,6 +60,20 @@ def test_curtailment_is_stored_once_and_listed(seeded, now):
     listed = analytics.curtailment_events(session=seeded, now=now)
     assert [(e.zone, e.source) for e in listed if e.id == first.event_id] == [("FR", "demo")]
     assert "FR" in analytics.dashboard(session=seeded, grid=GRID, now=now).curtailing_zones
+    # The router's grid, the map and the zone table agree: France is surplus, cleaner, cheaper.
+    points = analytics.zone_snapshot(session=seeded, grid=GRID, now=now)
+    fr = next(p for p in points if p.zone == "FR")
+    assert fr.surplus and fr.curtailment and fr.renewable_pct >= SURPLUS_RENEWABLE_PCT
+    assert fr.carbon_intensity == pytest.approx(first.carbon_after)
+    assert first.carbon_after < first.carbon_before and first.price_after < first.price_before
+    assert again.carbon_after == pytest.approx(first.carbon_after)  # one surplus, not two
+    table = views.zone_table(points).set_index("zone")
+    assert bool(table.loc["FR", "surplus"]) and bool(table.loc["FR", "curtailment"])
+    svg = views.zone_map_svg(points)
+    assert svg.count("<g ") == svg.count("</g>") == 11  # one closed group per zone
+    fr_mark = svg.split('data-zone="FR"', 1)[1].split("</g>", 1)[0]
+    assert 'class="surplus-ring"' in fr_mark and 'class="curtailment-ring"' in fr_mark
+    assert "renewable surplus, curtailing" in fr_mark
     with pytest.raises(InvalidInputError, match="25"):
         demo.trigger_curtailment(session=seeded, grid=GRID, now=now, hours=25)
 
@@ -66,3 +88,22 @@ def test_completion_needs_known_work(seeded, now):
     assert demo.complete_workloads(session=seeded, now=now) == []
     with pytest.raises(InvalidInputError, match="169"):
         demo.grid_cycle(session=seeded, grid=GRID, now=now, hours=169)
+
+
+def test_a_spike_on_a_surplus_zone_composes_with_it(seeded, now):
+    raw = GRID.reading("FR", now)
+    demo.trigger_curtailment(session=seeded, grid=GRID, now=now, zone="FR")
+    add_spike(
+        session=seeded,
+        zone="FR",
+        carbon_factor=3.0,
+        price_factor=2.0,
+        hours=1,
+        reason="drill",
+        now=now,
+    )
+    seen = grid_with_overrides(session=seeded, grid=GRID, now=now).reading("FR", now)
+    carbon, price = raw.carbon_intensity * 3.0, raw.price_eur_per_mwh * 2.0
+    assert seen.carbon_intensity == pytest.approx(carbon * SURPLUS_CARBON_FACTOR)
+    assert seen.price_eur_per_mwh == pytest.approx(price * SURPLUS_PRICE_FACTOR)
+    assert seen.surplus and seen.curtailment and "drill" in (seen.note or "")

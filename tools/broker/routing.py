@@ -293,9 +293,10 @@ def reroute_workload(
                 node=current,
                 improvement=float(best_gain),
                 reason=(
-                    f"best alternative {best.node_id} scores {best.score:.4f} vs current "
-                    f"{current_score:.4f}: {best_gain:.1%} better, below the "
-                    f"{REROUTE_THRESHOLD:.0%} threshold"
+                    f"best alternative {best.node_id} scores {best.score:.3f} vs current "
+                    f"{current_score:.3f}: "
+                    + (f"{best_gain:.1%} better" if best_gain >= 0 else f"{-best_gain:.1%} worse")
+                    + f", below the {REROUTE_THRESHOLD:.0%} threshold"
                 ),
             )
     chosen: Candidate | None = None

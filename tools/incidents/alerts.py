@@ -47,6 +47,8 @@ class AudioAlertView(BaseModel):
     id: int
     kind: AlertKind
     ref: str
+    revision: int
+    """1 for an event's first alert; higher when the event changed and was spoken again."""
     zone: str
     text: str
     engine: str
@@ -62,6 +64,7 @@ class AudioAlertView(BaseModel):
             id=a.id,
             kind=a.kind,
             ref=a.ref,
+            revision=a.revision,
             zone=a.zone,
             text=a.text,
             engine=a.engine,
@@ -110,6 +113,9 @@ def speak_alert(
 ) -> AudioAlertView:
     """Store the spoken `text` for one event; reuse the WAV when the same text was spoken before.
 
+    An alert once stored is never changed: when the event's text differs from its latest alert
+    (a curtailment window grew), the new text is stored as the next revision, spoken now.
+
     Raises:
         SpeechError: The engine could not produce audio (nothing is stored).
     """
@@ -123,11 +129,10 @@ def speak_alert(
         partial.write_bytes(data)
         partial.replace(target)
     duration, _ = wav_stats(target.read_bytes())
-    alert = audio_repo.find_audio_alert(session=session, kind=kind, ref=ref)
-    if alert is not None and alert.text_hash == key:
-        return AudioAlertView.of(alert)
-    if alert is None:
-        alert = AudioAlert(kind=kind, ref=ref)
+    latest = audio_repo.find_audio_alert(session=session, kind=kind, ref=ref)
+    if latest is not None and latest.text_hash == key:
+        return AudioAlertView.of(latest)
+    alert = AudioAlert(kind=kind, ref=ref, revision=1 if latest is None else latest.revision + 1)
     alert.zone, alert.text, alert.text_hash = zone, text, key
     alert.engine, alert.voice, alert.path = engine.name, engine.voice, relative
     alert.duration_s, alert.created_at = round(duration, 3), now

@@ -59,13 +59,25 @@ class Anomaly(BaseModel):
     details: dict[str, Any]
 
 
+_HOUR_END = timedelta(minutes=59)
+SURPLUS_CARBON_FACTOR = 0.4
+SURPLUS_PRICE_FACTOR = 0.1
+SURPLUS_RENEWABLE_PCT = 75.0
+"""How an injected surplus changes a zone: spare wind and sun make power cleaner and cheaper,
+and the renewable share at least 75 % (the simulator calls surplus above 70 % of demand)."""
+
+
 class OverriddenGrid:
-    """A grid source with stored overrides applied (e.g. an injected carbon spike)."""
+    """A grid source with stored overrides applied (an injected carbon spike, a surplus).
+
+    Overlapping overrides of one zone compose: their factors multiply, and any surplus
+    override marks the hour as surplus and curtailment.
+    """
 
     def __init__(self, inner: GridSource, overrides: list[GridOverride]) -> None:
         self._inner = inner
         self._overrides = [
-            (o.zone, o.starts_at, o.ends_at, o.carbon_factor, o.price_factor, o.reason)
+            (o.zone, o.starts_at, o.ends_at, o.carbon_factor, o.price_factor, o.surplus, o.reason)
             for o in overrides
         ]
 
@@ -80,20 +92,29 @@ class OverriddenGrid:
         return self._inner.name
 
     def _apply(self, r: GridReading) -> GridReading:
-        for zone, start, end, cf, pf, reason in self._overrides:
-            if zone == r.zone and start <= r.ts + timedelta(minutes=59) and r.ts < end:
-                return r.model_copy(
-                    update={
-                        "carbon_intensity": None
-                        if r.carbon_intensity is None
-                        else min(r.carbon_intensity * cf, 2000.0),
-                        "price_eur_per_mwh": None
-                        if r.price_eur_per_mwh is None
-                        else r.price_eur_per_mwh * pf,
-                        "note": f"override x{cf:g} carbon, x{pf:g} price ({reason[:80]})",
-                    }
-                )
-        return r
+        hits = [
+            o
+            for o in self._overrides
+            if o[0] == r.zone and o[1] <= r.ts + _HOUR_END and r.ts < o[2]
+        ]
+        if not hits:
+            return r
+        cf = math.prod(o[3] for o in hits)
+        pf = math.prod(o[4] for o in hits)
+        surplus = any(o[5] for o in hits)
+        update: dict[str, Any] = {
+            "carbon_intensity": None
+            if r.carbon_intensity is None
+            else min(r.carbon_intensity * cf, 2000.0),
+            "price_eur_per_mwh": None if r.price_eur_per_mwh is None else r.price_eur_per_mwh * pf,
+            "note": f"override x{cf:g} carbon, x{pf:g} price ("
+            + "; ".join(o[6][:80] for o in hits)
+            + ")",
+        }
+        if surplus:
+            share = max(r.renewable_pct or 0.0, SURPLUS_RENEWABLE_PCT)
+            update |= {"surplus": True, "curtailment": True, "renewable_pct": share}
+        return r.model_copy(update=update)
 
     def reading(self, zone: str, at: datetime) -> GridReading:
         """Return the inner reading with any override applied."""
@@ -113,8 +134,13 @@ def add_spike(
     hours: float,
     reason: str,
     now: datetime,
+    surplus: bool = False,
 ) -> GridOverride:
-    """Store an override multiplying a zone's carbon (and price) from now for `hours`."""
+    """Store an override multiplying a zone's carbon (and price) from now for `hours`.
+
+    With `surplus`, the zone also reads as having spare renewables (surplus and curtailment)
+    for those hours: `add_surplus` uses it.
+    """
     code = get_zone(zone.strip().upper()).code
     if not 0 < carbon_factor <= 20 or not 0 < price_factor <= 20:
         raise InvalidInputError(
@@ -129,11 +155,31 @@ def add_spike(
             zone=code,
             carbon_factor=carbon_factor,
             price_factor=price_factor,
+            surplus=surplus,
             starts_at=start,
             ends_at=now + timedelta(hours=hours),
             reason=reason,
             created_at=now,
         ),
+    )
+
+
+def add_surplus(*, session: Session, zone: str, hours: float, now: datetime) -> GridOverride:
+    """Store a renewable surplus for `zone` from this hour for `hours`.
+
+    Every router, the map and the header read the zone as surplus and curtailing, with carbon
+    x`SURPLUS_CARBON_FACTOR`, price x`SURPLUS_PRICE_FACTOR` and a renewable share of at least
+    `SURPLUS_RENEWABLE_PCT`, so it pulls flexible work.
+    """
+    return add_spike(
+        session=session,
+        zone=zone,
+        carbon_factor=SURPLUS_CARBON_FACTOR,
+        price_factor=SURPLUS_PRICE_FACTOR,
+        hours=hours,
+        reason="renewable surplus",
+        now=now,
+        surplus=True,
     )
 
 

@@ -3,8 +3,10 @@
 The report is always computed from the ledger; with a Paid.ai key, `tools.integrations.paid` also
 sends one signal per routing decision (without one, signals are labelled demo). Revenue is the
 platform fee; costs are the Solana network fees of the workload's payout and receipt transactions
-(5,000 lamports per signature, converted at the payout rate, rounded up); carbon ROI is kg CO2
-avoided per euro of fee.
+(5,000 lamports per signature, converted at the payout rate and rounded up once per workload, so
+a group's figures are exactly the sums of its workloads' whatever the grouping); carbon ROI is kg
+CO2 avoided per euro of fee. Amounts are integer minor units of each line's `currency`: workloads
+billed in different currencies are never added together.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class ProfitLine(BaseModel):
 
     key: str
     group_by: GroupBy
+    currency: str
     workloads: int
     gross_minor: int
     fee_minor: int
@@ -53,6 +56,7 @@ class _WorkloadMoney:
 
     txn: str
     gross: int
+    currency: str
     org: str
     node: str | None
     fee: int = 0
@@ -64,12 +68,14 @@ class _WorkloadMoney:
 def _per_workload(session: Session) -> dict[str, _WorkloadMoney]:
     rows: dict[str, _WorkloadMoney] = {}
     usages = session.execute(
-        select(Transaction.id, Transaction.amount_minor, Workload)
+        select(Transaction.id, Transaction.amount_minor, Transaction.currency, Workload)
         .join(Workload, Workload.id == Transaction.workload_id)
         .where(Transaction.kind == "usage")
     ).all()
-    for txn_id, gross, w in usages:  # the join makes the transaction's workload id w.id
-        rows[w.id] = _WorkloadMoney(txn=txn_id, gross=int(gross), org=w.org_id, node=w.node_id)
+    for txn_id, gross, currency, w in usages:  # the join makes the transaction's workload w.id
+        rows[w.id] = _WorkloadMoney(
+            txn=txn_id, gross=int(gross), currency=currency, org=w.org_id, node=w.node_id
+        )
     by_txn = {r.txn: r for r in rows.values()}
     for txn_id, account, amount in session.execute(
         select(LedgerEntry.transaction_id, LedgerEntry.account_id, LedgerEntry.amount_minor).where(
@@ -99,28 +105,35 @@ def _per_workload(session: Session) -> dict[str, _WorkloadMoney]:
     return rows
 
 
+def chain_cost_minor(signatures: int, lamports_per_minor: int) -> int:
+    """Return the network fees of `signatures` Solana transactions in minor units, rounded up."""
+    lamports = LAMPORTS_PER_SIGNATURE * signatures
+    return -(-lamports // lamports_per_minor)
+
+
 def profitability_report(
     *, session: Session, group_by: GroupBy, lamports_per_minor: int
 ) -> list[ProfitLine]:
     """Return one line per workload, organisation or node, biggest fee first."""
     if group_by not in ("workload", "org", "node"):
         raise ValueError(f"group_by {group_by!r}: use 'workload', 'org' or 'node'")
-    groups: dict[str, list[_WorkloadMoney]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[_WorkloadMoney]] = defaultdict(list)
     for wid, r in _per_workload(session).items():
         key = wid if group_by == "workload" else str(r.org if group_by == "org" else r.node)
-        groups[key].append(r)
+        groups[key, r.currency].append(r)
     lines = []
-    for key, rs in groups.items():
+    for (key, currency), rs in groups.items():
         gross = sum(r.gross for r in rs)
         fee = sum(r.fee for r in rs)
         share = sum(r.share for r in rs)
         lamports = LAMPORTS_PER_SIGNATURE * sum(r.sigs for r in rs)
-        cost = -(-lamports // lamports_per_minor)
+        cost = sum(chain_cost_minor(r.sigs, lamports_per_minor) for r in rs)
         avoided = sum(float(r.co2_avoided) for r in rs)
         lines.append(
             ProfitLine(
                 key=key,
                 group_by=group_by,
+                currency=currency,
                 workloads=len(rs),
                 gross_minor=gross,
                 fee_minor=fee,

@@ -1,4 +1,9 @@
-"""Alerts tab: spoken curtailment and incident alerts (playable) and incident timelines."""
+"""Alerts tab: spoken curtailment and incident alerts (playable) and incident timelines.
+
+Alerts are listed newest first and never change once spoken (a changed event is listed again as
+its next revision). When a new alert arrives in an open console the player selects it and plays
+it (Gradio `autoplay`; the browser may hold the sound until the page has been clicked once).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from ui import console_views as views
 from ui.console_runtime import ConsoleRuntime
 from ui.tabs import Refresh
 
-ALERT_COLUMNS = ["id", "kind", "zone", "created", "engine", "seconds", "text"]
+ALERT_COLUMNS = ["id", "kind", "zone", "revision", "spoken (UTC)", "engine", "seconds", "text"]
 INCIDENT_COLUMNS = ["id", "zone", "trigger", "state", "opened", "reroutes", "summary"]
 
 
@@ -54,7 +59,17 @@ def timeline_markdown(t: alerts.IncidentTimeline) -> str:
     return "\n".join(lines)
 
 
-def _render(rt: ConsoleRuntime, current: int | None) -> tuple[Any, ...]:
+def _label(a: alerts.AudioAlertView) -> str:
+    revision = f" (revision {a.revision})" if a.revision > 1 else ""
+    return f"#{a.id} {a.kind} {a.zone}{revision} · {a.created_at:%m-%d %H:%M}"
+
+
+def _render(rt: ConsoleRuntime, current: int | None, seen: int | None) -> tuple[Any, ...]:
+    """Return the tables, the picker, the player and the newest alert id seen so far.
+
+    The first render selects the newest alert without playing it; later renders that find a
+    newer alert than `seen` select it and load it into the (autoplaying) player.
+    """
     spoken = rt.read(lambda s: alerts.list_audio_alerts(session=s, limit=100))
     incidents = rt.read(lambda s: alerts.incident_timelines(session=s, limit=20))
     rows = [
@@ -62,7 +77,8 @@ def _render(rt: ConsoleRuntime, current: int | None) -> tuple[Any, ...]:
             "id": a.id,
             "kind": a.kind,
             "zone": a.zone,
-            "created": f"{a.created_at:%m-%d %H:%M}",
+            "revision": a.revision,
+            "spoken (UTC)": f"{a.created_at:%m-%d %H:%M:%S}",
             "engine": a.engine,
             "seconds": round(a.duration_s, 1),
             "text": a.text,
@@ -81,15 +97,23 @@ def _render(rt: ConsoleRuntime, current: int | None) -> tuple[Any, ...]:
         }
         for t in incidents
     ]
-    choices = [(f"#{a.id} {a.kind} {a.zone} {a.created_at:%H:%M}", a.id) for a in spoken]
+    choices = [(_label(a), a.id) for a in spoken]
     ids = [a.id for a in spoken]
-    picked = current if current in ids else (ids[0] if ids else None)
+    newest = max(ids, default=None)
+    fired = newest is not None and seen is not None and newest > seen
+    if fired or current not in ids:
+        picked = newest
+    else:
+        picked = current
+    player = load_audio(rt, newest) if fired else gr.update()
     timelines = "\n\n".join(timeline_markdown(t) for t in incidents[:5]) or "No incidents yet."
     return (
         views.frame(rows, ALERT_COLUMNS),
         gr.update(choices=choices, value=picked),
         views.frame(inc, INCIDENT_COLUMNS),
         timelines,
+        player,
+        newest if newest is not None else (seen or 0),
     )
 
 
@@ -101,8 +125,21 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
     )
     with gr.Row():
         pick = gr.Dropdown(choices=[], label="Play alert", elem_id="alert-pick", scale=1)
-        player = gr.Audio(label="Alert audio", interactive=False, elem_id="alert-audio", scale=2)
+        player = gr.Audio(
+            label="Alert audio",
+            interactive=False,
+            autoplay=True,
+            elem_id="alert-audio",
+            scale=2,
+        )
     incidents = gr.Dataframe(label="Incidents", interactive=False, elem_id="incidents-table")
     timelines = gr.Markdown(elem_id="incident-timelines")
-    pick.change(lambda i: load_audio(rt, i), pick, player, api_visibility="private")
-    return [(lambda current: _render(rt, current), [pick], [table, pick, incidents, timelines])]
+    seen = gr.State(None)
+    pick.input(lambda i: load_audio(rt, i), pick, player, api_visibility="private")
+    return [
+        (
+            lambda current, last: _render(rt, current, last),
+            [pick, seen],
+            [table, pick, incidents, timelines, player, seen],
+        )
+    ]

@@ -55,7 +55,9 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
         complete = gr.Button("Complete workloads", elem_id="ctl-complete")
     status = gr.Markdown(elem_id="demo-status")
     with gr.Row():
-        audio = gr.Audio(label="Latest audio alert", interactive=False, elem_id="demo-audio")
+        audio = gr.Audio(
+            label="Latest audio alert", interactive=False, autoplay=True, elem_id="demo-audio"
+        )
         details = gr.JSON(label="Details", elem_id="demo-details", open=False)
 
     def run_next(done: int, text: str) -> tuple[int, str, Any, Any]:

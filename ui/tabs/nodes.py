@@ -21,7 +21,7 @@ COLUMNS = [
     "gpus",
     "free",
     "utilisation",
-    "EUR/GPU-h",
+    "price per GPU-hour",
     "owner_id",
 ]
 
@@ -38,7 +38,7 @@ def _render(rt: ConsoleRuntime) -> tuple[Any, Any]:
             "gpus": f"{n.gpu_count}x{n.gpu_model}",
             "free": n.free_gpus,
             "utilisation": f"{n.utilization:.0%}",
-            "EUR/GPU-h": views.money(n.price_per_gpu_hour_minor, n.currency),
+            "price per GPU-hour": views.money(n.price_per_gpu_hour_minor, n.currency),
             "owner_id": n.owner_id,
         }
         for n in nodes

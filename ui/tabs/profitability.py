@@ -21,7 +21,7 @@ COLUMNS = [
     "chain cost",
     "margin",
     "kg CO2 avoided",
-    "kg CO2 / EUR fee",
+    "kg CO2 per € of fee",
     "mode",
 ]
 
@@ -32,13 +32,15 @@ def _render(rt: ConsoleRuntime, group_by: GroupBy) -> tuple[str, Any]:
         {
             "key": x.key,
             "workloads": x.workloads,
-            "gross": views.money(x.gross_minor),
-            "platform fee": views.money(x.fee_minor),
-            "provider share": views.money(x.provider_share_minor),
-            "chain cost": views.money(x.chain_cost_minor),
-            "margin": views.money(x.margin_minor),
+            "gross": views.money(x.gross_minor, x.currency),
+            "platform fee": views.money(x.fee_minor, x.currency),
+            "provider share": views.money(x.provider_share_minor, x.currency),
+            "chain cost": views.money(x.chain_cost_minor, x.currency),
+            "margin": views.money(x.margin_minor, x.currency),
             "kg CO2 avoided": round(x.co2_avoided_kg, 3),
-            "kg CO2 / EUR fee": x.carbon_roi_kg_per_eur,
+            "kg CO2 per € of fee": None
+            if x.carbon_roi_kg_per_eur is None
+            else round(x.carbon_roi_kg_per_eur, 3),
             "mode": x.mode,
         }
         for x in lines
@@ -47,12 +49,19 @@ def _render(rt: ConsoleRuntime, group_by: GroupBy) -> tuple[str, Any]:
         empty = "No settled work yet: complete workloads (Demo tab, step 6) to bill them."
         return empty, views.frame([], COLUMNS)
     fee = sum(x.fee_minor for x in lines)
-    margin = sum(x.margin_minor for x in lines)
     avoided = sum(x.co2_avoided_kg for x in lines)
-    roi = f"{avoided / (fee / 100):.3f} kg CO2 per EUR" if fee else "n/a"
+    roi = f"{avoided / (fee / 100):.3f} kg CO2 per € of fee" if fee else "n/a"
+    money = [x.model_dump() for x in lines]
     head = (
-        f"**Total** fees {views.money(fee)} · margin {views.money(margin)} · "
-        f"{avoided:,.2f} kg CO2 avoided · carbon ROI {roi}"
+        f"**Total** fees {actions.money_total(money, 'fee_minor')} · margin "
+        f"{actions.money_total(money, 'margin_minor')} · {avoided:,.3f} kg CO2 avoided · "
+        f"carbon ROI {roi} (sums of the rows; the same whatever the grouping)\n\n"
+        f"{actions.AVOIDED_NOTE}"
+        + (
+            " A negative figure means the run emitted more than that average."
+            if any(x.co2_avoided_kg < 0 for x in lines)
+            else ""
+        )
     )
     return head, views.frame(rows, COLUMNS)
 

@@ -62,7 +62,9 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
                 name = gr.Textbox("Mistral fine-tune", label="Name", elem_id="wl-name")
                 org = gr.Textbox("acme-ai", label="Organisation id")
             with gr.Row():
-                gpus = gr.Number(4, label="GPUs", precision=0, minimum=1, maximum=64)
+                gpus = gr.Number(
+                    4, label="GPUs", precision=0, minimum=1, maximum=64, elem_id="wl-gpus"
+                )
                 model = gr.Dropdown(GPU_MODELS, value="any", label="GPU model")
                 hours = gr.Number(8, label="Hours", minimum=0.25, maximum=336)
             with gr.Row():
