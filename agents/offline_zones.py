@@ -90,7 +90,10 @@ _DENY_LEAD = re.compile(
     r"(?:\b(?:not(?: in| on| using)?|avoid(?:ing)?|except(?: for)?|excluding|exclude|no|"
     r"never(?: in)?|anywhere but|anything but|all but|any zone but|anywhere except|"
     r"outside(?: of)?|but not|nor|"
-    r"without|out of|away from|other than|apart from|minus|less|ban|block)\s+(?:the\s+)?"
+    r"without|out of|away from|other than|apart from|minus|less|ban|block|"
+    r"(?:nothing|nowhere|none) (?:in|on)|(?:must|should|can|may|could)(?:n't|'t| not|not) "
+    r"(?:be|run|go|land)(?: in| on| to)?|(?:don't|do not|never) (?:use|run (?:it )?in|"
+    r"put (?:it )?in|go to|place (?:it )?in|send (?:it )?to))\s+(?:the\s+)?"
     r"|\bnon-)$"
 )
 _MINUS_LEAD = re.compile(r"(?:^|\s)-\s*$")
