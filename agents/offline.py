@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -189,12 +189,30 @@ def _explain_latest(messages: Sequence[BaseMessage], at: int) -> AIMessage:
     return say(_WHICH_WORKLOAD)
 
 
+def _answers_a_question(messages: Sequence[BaseMessage], at: int) -> bool:
+    """Return whether the previous assistant turn ended with a question to the operator."""
+    asked = next((m for m in reversed(messages[:at]) if isinstance(m, AIMessage)), None)
+    return asked is not None and not asked.tool_calls and str(asked.content).rstrip().endswith("?")
+
+
 def _plan(
     request: ParsedRequest, messages: Sequence[BaseMessage], at: int, bound: _Bound
 ) -> AIMessage:
+    if (
+        request.intent == "unknown"
+        and request.spec.tool_args()
+        and _answers_a_question(messages, at)
+    ):
+        request = replace(request, intent="recommend")  # "not in the US" answers "which way?"
     intent, tools = request.intent, bound.tools
     if request.problems:
         return say(f"I could not use {', '.join(request.problems)}; please restate those values.")
+    if request.unclear_zones and intent in ("recommend", "route"):
+        unclear = ", ".join(request.unclear_zones)
+        return say(
+            f"Nothing is placed yet: I could not tell which way you meant {unclear}. Should the "
+            "job avoid it (say 'not in …') or run only there (say '… only')?"
+        )
     billing_text = _billing_text(messages, at)
     if LOOKUP in tools and (intent == "billing" or billing_text != str(messages[at].content)):
         query = parse_billing(billing_text, now=bound.now)

@@ -187,6 +187,9 @@ class ParsedRequest:
     """'Over the next N hours' for comparisons; 0 means now only."""
     problems: list[str] = field(default_factory=list)
     """Values that were recognised but rejected (e.g. an impossible GPU count)."""
+    unclear_zones: list[str] = field(default_factory=list)
+    """Zones next to a negation the parser could not read ("US is a no-go"): neither allowed
+    nor denied; the model asks which way the constraint goes."""
     follow_up: bool = False
     """The message changes the previous job ("make it 8 GPUs", "what about Spain instead?")."""
     when: bool = False
@@ -317,7 +320,7 @@ def parse_request(text: str, *, now: datetime | None) -> ParsedRequest:
     duration, deadline = _durations(norm, now)
     if now is not None and (absolute := _absolute_deadline(norm, now)) is not None:
         deadline = deadline or absolute
-    allowed, denied, named = parse_zones(norm, text)
+    allowed, denied, unclear, named = parse_zones(norm, text)
     problems: list[str] = []
     fields = {
         "gpu_count": gpu_count,
@@ -353,6 +356,7 @@ def parse_request(text: str, *, now: datetime | None) -> ParsedRequest:
         zones=zones,
         horizon_hours=horizon,
         problems=problems,
+        unclear_zones=unclear,
         follow_up=follow_up,
         when=bool(_WHEN.search(norm)),
     )

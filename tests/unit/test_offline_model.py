@@ -219,3 +219,16 @@ def test_a_numeric_id_goes_to_the_tool_which_reports_it_unknown():
     assert msg.content == (
         "[offline model] The explain_decision tool refused: workload '12345' does not exist"
     )
+
+
+def test_an_unreadable_negation_is_asked_about_and_the_answer_completes_the_job():
+    asked = _ask(HumanMessage("4 H100 for 6 hours; Germany? No."))
+    assert asked.tool_calls == [] and asked.content.endswith("?") and "DE" in asked.content
+    msg = _ask(HumanMessage("4 H100 for 6 hours; Germany? No."), asked, HumanMessage("not in DE"))
+    (call,) = msg.tool_calls
+    assert call["args"] == {
+        "gpu_count": 4,
+        "gpu_model": "H100",
+        "duration_hours": 6.0,
+        "denied_zones": ["DE"],
+    }

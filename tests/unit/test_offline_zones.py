@@ -134,3 +134,38 @@ def test_compared_zones_leave_out_the_excluded_ones():
     assert parse_request("compare the US grids", now=NOW).zones == list(US_ZONES)
     outside = parse_request("compare every zone except Germany", now=NOW).zones
     assert outside == [z for z in KNOWN_ZONES if z != "DE"]
+
+
+@pytest.mark.parametrize(
+    ("text", "allowed", "denied"),
+    [
+        ("I don't want it in the US, 4 H100 for 6h", None, US),
+        ("we cannot use US data centres: 4 H100 for 6h", None, US),
+        ("4 H100 for 6h. US is a no-go.", None, US),
+        ("steer clear of Texas, 2 H100 for 3h", None, ["US-TEX-ERCO"]),
+        ("Sovereignty: no data in the USA. 2 H100 for 3h", None, US),
+        ("data must never leave the EU: 2 H100 for 3h", EU, None),
+        ("nothing outside the EU: 2 H100 for 3h", EU, None),
+        ("keep it in the EU, 2 H100 for 3h", EU, None),
+        ("4 H100s for 8 hours in France, not Germany", ["FR"], ["DE"]),
+        ("2 L4 for 3h in France, don't route it yet", ["FR"], None),
+        ("2 H100 for 3h in France, no more than 100 g/kWh", ["FR"], None),
+    ],
+)
+def test_negations_in_other_words(text, allowed, denied):
+    parsed = parse_request(text, now=NOW)
+    assert (parsed.spec.allowed_zones, parsed.spec.denied_zones) == (allowed, denied)
+    assert parsed.unclear_zones == []
+
+
+@pytest.mark.parametrize(
+    ("text", "unclear"),
+    [
+        ("4 H100 for 6h; Germany? No.", ["DE"]),
+        ("2 H100 for 3h, the US is really not somewhere we can go", US),
+    ],
+)
+def test_a_negation_it_cannot_read_leaves_the_zone_neither_allowed_nor_denied(text, unclear):
+    parsed = parse_request(text, now=NOW)
+    assert sorted(parsed.unclear_zones) == unclear
+    assert parsed.spec.allowed_zones is None and parsed.spec.denied_zones is None
