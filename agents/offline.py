@@ -13,8 +13,9 @@ come from the tools' metadata (`topics`), never from prompt or description text.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,7 @@ from agents.offline_steps import (
     call,
     last_call_args,
     last_human,
+    latest_recommendation,
     next_write,
     say,
 )
@@ -44,6 +46,18 @@ _QUESTIONS = {
     "gpu_count": "How many GPUs does the job need (and which model, e.g. 4xH100)?",
     "duration_hours": "How long will the job run (e.g. 6 hours)?",
 }
+_NO_TOOL_ANSWERS = {
+    "refuse": (
+        "I will not act on that: operator messages cannot change my rules or skip approval. "
+        "Every booking or move is proposed for one job at a time and a person approves it. "
+        "Nothing was changed."
+    ),
+    "cancel": (
+        "I cannot cancel workloads: no cancel tool is available to me, so nothing was changed. "
+        "I can reroute a workload or explain where it runs."
+    ),
+}
+_WHICH_WORKLOAD = "Which workload? Give its id (it starts with wl_)."
 _INTENT_TOOLS = {
     "recommend": "recommend_placement",
     "route": "route_workload",
@@ -125,23 +139,80 @@ def _place(
     """Recommend the job of this turn (completing it from earlier answers), or book the last one."""
     spec = _pending_spec(messages, at, bound.now).merged(request.spec)
     changes = request.spec.tool_args()
+    previous = last_call_args(messages[:at], "recommend_placement")
+    if request.follow_up and changes and previous is not None:
+        # "make it 8 GPUs", "what about Spain instead?": the last job with these changes
+        spec = WorkloadSpec.model_validate(previous).merged(request.spec)
     if request.intent == "route" and spec.missing():
         if not changes:
             return book(messages, at)
-        previous = last_call_args(messages[:at], "recommend_placement")
         if previous is not None:  # "book it, but in Germany": a new recommendation first
             spec = WorkloadSpec.model_validate(previous).merged(request.spec)
     if missing := spec.missing():
         return say(_QUESTIONS[missing[0]])
-    return AIMessage(content="", tool_calls=[call("recommend_placement", spec.tool_args())])
+    calls = [call("recommend_placement", spec.tool_args())]
+    if request.intent == "recommend" and request.when and "compare_zones" in bound.tools:
+        calls.append(call("compare_zones", _window(request, spec, bound.now)))
+    return AIMessage(content="", tool_calls=calls)
+
+
+def _window(request: ParsedRequest, spec: WorkloadSpec, now: datetime | None) -> dict[str, Any]:
+    """Return compare_zones arguments for "when should it run?": its zones, hours to look ahead.
+
+    The horizon is the one stated ("over the next 12 hours"), else the time to the deadline,
+    else a day; the tool accepts 1-48 hours.
+    """
+    hours = request.horizon_hours
+    if not hours and spec.deadline is not None and now is not None:
+        hours = int((spec.deadline - now).total_seconds() // 3600)
+    zones = list(spec.allowed_zones or []) or request.zones
+    return {"zones": zones, "hours": max(1, min(hours or 24, 48))}
+
+
+def _explain_latest(messages: Sequence[BaseMessage], at: int) -> AIMessage:
+    """Explain this conversation's latest booking (its decision) or recommendation (its ranking).
+
+    "Why did you pick that?" or "what's its status?" refer to the last thing done here: a booked
+    workload is looked up by the id its booking returned; a recommendation is explained from
+    its own result (the candidates and their score terms).
+    """
+    latest, booked = latest_recommendation(messages[:at])
+    if booked and booked.get("id"):
+        return AIMessage(
+            content="", tool_calls=[call("explain_decision", {"workload_id": booked["id"]})]
+        )
+    if latest:
+        text = answer_from_tool("recommend_placement", json.dumps(latest), is_error=False)
+        if latest.get("best"):
+            text = f"It has the lowest score (lower is better) of the eligible nodes. {text}"
+        return say(text)
+    return say(_WHICH_WORKLOAD)
+
+
+def _answers_a_question(messages: Sequence[BaseMessage], at: int) -> bool:
+    """Return whether the previous assistant turn ended with a question to the operator."""
+    asked = next((m for m in reversed(messages[:at]) if isinstance(m, AIMessage)), None)
+    return asked is not None and not asked.tool_calls and str(asked.content).rstrip().endswith("?")
 
 
 def _plan(
     request: ParsedRequest, messages: Sequence[BaseMessage], at: int, bound: _Bound
 ) -> AIMessage:
+    if (
+        request.intent == "unknown"
+        and request.spec.tool_args()
+        and _answers_a_question(messages, at)
+    ):
+        request = replace(request, intent="recommend")  # "not in the US" answers "which way?"
     intent, tools = request.intent, bound.tools
     if request.problems:
         return say(f"I could not use {', '.join(request.problems)}; please restate those values.")
+    if request.unclear_zones and intent in ("recommend", "route"):
+        unclear = ", ".join(request.unclear_zones)
+        return say(
+            f"Nothing is placed yet: I could not tell which way you meant {unclear}. Should the "
+            "job avoid it (say 'not in …') or run only there (say '… only')?"
+        )
     billing_text = _billing_text(messages, at)
     if LOOKUP in tools and (intent == "billing" or billing_text != str(messages[at].content)):
         query = parse_billing(billing_text, now=bound.now)
@@ -157,6 +228,8 @@ def _plan(
             )
         if intent == "help":
             return say(f"I can {CAPABILITIES}.")
+        if intent in _NO_TOOL_ANSWERS:
+            return say(_NO_TOOL_ANSWERS[intent])
         if intent == "unknown":
             return say(f"I did not understand that. I can {CAPABILITIES}.")
         return say(
@@ -169,9 +242,11 @@ def _plan(
     tool = _INTENT_TOOLS[intent]
     if intent in ("recommend", "route"):
         return _place(request, messages, at, bound)
+    if intent == "explain" and not request.workload_ids:
+        return _explain_latest(messages, at)
     if intent in ("reroute", "explain"):
         if not request.workload_ids:
-            return say("Which workload? Give its id (it looks like wl_1a2b3c4d5e6f).")
+            return say(_WHICH_WORKLOAD)
         ids = request.workload_ids[:1] if intent == "reroute" else request.workload_ids
         return AIMessage(content="", tool_calls=[call(tool, {"workload_id": w}) for w in ids])
     if intent == "compare":

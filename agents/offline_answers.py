@@ -7,12 +7,14 @@ results (node names, grid notes) is quoted as data and never acted on.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 from agents.offline_billing_answers import BILLING_WRITERS
 
 OFFLINE_LABEL = "[offline model]"
+_EXCEPTION_REPR = re.compile(r"\w+\((['\"])(.*)\1\)", re.DOTALL)
 
 CAPABILITIES = (
     "recommend a placement (e.g. 'where should 4xH100 run for 6 hours, EU only?'), "
@@ -185,7 +187,9 @@ def answer_from_tool(name: str, content: str, *, is_error: bool) -> str:
         is_error: The tool reported an error (refusal or bad arguments).
     """
     if is_error:
-        reason = content.removeprefix("Error: ")
+        reason = content.removeprefix("Error: ").split("\n Please fix your mistakes.")[0].strip()
+        if wrapped := _EXCEPTION_REPR.fullmatch(reason):  # NotFoundError("workload ...")
+            reason = wrapped.group(2)
         if reason.startswith("rejected by "):
             return f"Not done: {name} was {reason}"
         return f"The {name} tool refused: {reason}"

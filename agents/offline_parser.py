@@ -3,8 +3,10 @@
 A small grammar over normalised text (see `agents.offline_words`): GPU quantities
 ("4xH100", "four H100s", "8 GPUs"), durations ("6 hours", "half a day", "90 minutes"),
 deadlines ("done within 24 hours", "by tomorrow 9am", "by Friday"), zone lists ("EU only",
-"not in Germany", "France or Spain"), carbon caps ("max 100 g/kWh") and the request kind.
-Deterministic: the same text and clock always give the same result.
+"not in Germany", "France or Spain", "anywhere but the US"; a preference such as "France
+preferred" restricts nothing), carbon caps ("max 100 g/kWh") and the request kind.
+Negation is read conservatively: a zone governed by a negation is only ever denied, never
+allowed. Deterministic: the same text and clock always give the same result.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from agents.offline_words import normalise, zone_mentions
-from agents.workload import EU_ZONES, WorkloadSpec
+from agents.offline_words import normalise
+from agents.offline_zones import parse_zones
+from agents.workload import KNOWN_ZONES, WorkloadSpec
 
 Intent = Literal[
     "recommend",
@@ -29,10 +32,11 @@ Intent = Literal[
     "billing",
     "nodes",
     "help",
+    "cancel",
+    "refuse",
     "unknown",
 ]
 
-US_ZONES = ("US-CAL-CISO", "US-NY-NYIS", "US-TEX-ERCO")
 GPU_MODELS = {
     "h100": "H100",
     "h200": "H200",
@@ -55,16 +59,19 @@ GPU_MODELS = {
 }
 _MODEL = "|".join(sorted((re.escape(m) for m in GPU_MODELS), key=len, reverse=True))
 _GPU_COUNT_MODEL = re.compile(
-    rf"\b(\d+)\s*(?:x\s*|-\s*)?(?:nvidia\s+|amd\s+)?({_MODEL})(?:s|'s)?\b"
+    rf"\b(\d+)\s*(?:x\s*|-\s*)?(?:way\s+)?(?:nvidia\s+|amd\s+)?({_MODEL})(?:s|'s)?\b"
 )
 _GPU_MODEL_COUNT = re.compile(rf"\b({_MODEL})\s*x\s*(\d+)\b")
-_GPU_COUNT_PLAIN = re.compile(r"\b(\d+)\s*(?:x\s*)?(?:[a-z0-9]+\s+)?(?:gpus?|cards?)\b")
+_GPU_COUNT_PLAIN = re.compile(
+    r"\b(\d+)\s*(?:x\s*|-\s*)?(?:way\s+)?(?:[a-z0-9]+\s+)?(?:gpus?|cards?)\b"
+)
 _GPU_MODEL_ONLY = re.compile(rf"\b({_MODEL})(?:s|'s)?\b")
 _QUANTITY = re.compile(
     r"\b(\d+(?:\.\d+)?)\s*-?\s*(hours?|hrs?|h|minutes?|mins?|days?|d|weeks?|wks?)\b"
 )
 _DEADLINE_LEAD = re.compile(
-    r"(?:within|in the next|in under|in less than|inside|deadline(?: is| of)?|due in|"
+    r"(?:within|in the next|in under|in less than|inside|deadline(?: is| of)?(?: in| within)?|"
+    r"due(?: in| within)?|"
     r"finish(?:ed)? in|done in|complete(?:d)? in|before|ready in|at most|no later than)\s*$"
 )
 _UNIT_HOURS = {"h": 1.0, "hr": 1.0, "hour": 1.0, "min": 1 / 60, "minute": 1 / 60, "d": 24.0}
@@ -80,21 +87,48 @@ _BY_TIME = re.compile(
 )
 _CARBON_CAP = re.compile(
     r"(?:max(?:imum)?|under|below|less than|at most|no more than|<=?|cap(?:ped)?(?: at)?|"
-    r"limit(?:ed)?(?: to)?|up to|not above|lower than)\s*(?:of\s*)?(\d+(?:\.\d+)?)\s*"
+    r"limit(?:ed)?(?: to)?|up to|(?:not|nothing|never|none) (?:above|over)|lower than|"
+    r"no higher than|not exceeding|ceiling)\s*(?:of\s*)?"
+    r"(?:(?:grid\s+)?(?:carbon|co2)(?:\s+intensity)?\s*(?:of\s*)?)?(\d+(?:\.\d+)?)\s*"
     r"(g(?:rams?)?(?:\s*co2(?:e|eq)?)?(?:\s*(?:/|per)\s*kwh)?|gco2(?:e|eq)?(?:\s*(?:/|per)\s*kwh)?)?"
 )
 _CARBON_CAP_AFTER = re.compile(
     r"(\d+(?:\.\d+)?)\s*g(?:co2(?:e|eq)?)?\s*(?:/|per)\s*kwh\s*(?:max|or less|at most|cap|limit)"
 )
 _WORKLOAD_ID = re.compile(r"\b(wl_[0-9a-z]{4,32})\b")
+_OTHER_ID = re.compile(
+    r"\b(?:workload|job)\s+(?:id\s+)?#?(\d{1,12})\b(?!\s*(?:-|x\b|gpus?|cards?|hours?|hrs?|h\b|"
+    r"minutes?|mins?|days?|weeks?))"
+)
+"""A workload named by a number ("workload 12345"): passed on so the tool reports it unknown."""
 _INCIDENT_ID = re.compile(r"\b(inc_[0-9a-z]{4,32})\b")
 _HORIZON = re.compile(
     r"\b(?:next|coming|over the next|for the next)\s+(\d+(?:\.\d+)?)\s*(h|hours?|days?)"
 )
 
-_DENY_LEAD = re.compile(
-    r"(?:not in|not|avoid(?:ing)?|except(?: for)?|excluding|exclude|no|never in|"
-    r"anywhere but|anywhere except|outside(?: of)?|but not|nor|without)\s+(?:the\s+)?$"
+_FOLLOW_UP = re.compile(
+    r"^(?:and |ok,? |okay,? |hmm,? |so,? |then )?(?:make it|what about|how about|actually|"
+    r"change|switch|same|try|and if|what if|now)\b|\binstead\b|\brather\b|\bthe same\b"
+)
+_INJECTION = re.compile(
+    r"\b(?:ignore|disregard|forget)\b.{0,40}\b(?:instructions?|rules|prompts?|guidelines)\b|"
+    r"\bsystem (?:override|prompt|message)|\bnew instructions\b|\byou are now\b|"
+    r"\b(?:maintenance|admin(?:istrator)?|developer|god|debug) mode\b|\bjailbreak|"
+    r"\b(?:skip|bypass|without)\b.{0,20}\b(?:approvals?|asking|confirmation|consent)\b|"
+    r"\bpre-?approved\b|\bauthori[sz]ed by (?:the )?(?:admin|system|root)|"
+    r"\b(?:do|follow) (?:what|whatever) (?:it|they|that|the \w+) says?\b|"
+    r"\b(?:follow|obey|execute) (?:its|their|the|these|those) (?:instructions|orders|commands)\b|"
+    r"\bapprove (?:every|all|each)\b.{0,30}\bautomatically\b"
+)
+_CANCEL = re.compile(
+    r"\b(?:cancel|abort|kill|terminate|delete|remove|stop)\b.*\b(?:workloads?|jobs?|it|that|this|"
+    r"wl_\w+|booking|run)\b"
+)
+_THE_JOB = r"(?:it|(?:my|the|that) (?:job|workload)|wl_\w+)"
+_STATUS = re.compile(
+    r"\b(?:status|progress|state)\b.*\b(?:workload|job|it|that|this|mine|wl_\w+)|"
+    rf"\b(?:is|has) {_THE_JOB} (?:running|started|finished|done|placed|booked)|"
+    rf"\bwhere (?:is|did) {_THE_JOB}"
 )
 _NEGATED_ROUTE = re.compile(
     r"\b(?:don't|do not|dont|without|not yet|no need to|never)\b[^.]*"
@@ -109,6 +143,10 @@ _ROUTE = re.compile(
 )
 _REROUTE = re.compile(r"\b(?:re-?route|move|migrate|relocate|shift)\b")
 _EXPLAIN = re.compile(r"\b(?:why|explain|reason|justify|how come|what made)\b")
+_EXPLAIN_OBJECT = re.compile(
+    r"decision|placed|routed|chose|chosen|choice|pick(?:ed)?|select(?:ed)?|recommend(?:ed|ation)?|"
+    r"\b(?:that|this|it|there|the) (?:one|node|zone|placement)\b|\bthere\b"
+)
 _INCIDENT = re.compile(r"\b(?:incidents?|alerts?|outages?|anomal(?:y|ies)|spikes?|on fire)\b")
 _BILLING = re.compile(
     r"\b(?:invoices?|billing|bill(?:ed|s)?|charged?|charges|payments?|payouts?|refunds?|"
@@ -119,8 +157,13 @@ _BILLING = re.compile(
 _COMPARE = re.compile(
     r"\b(?:compare|comparison|versus|vs\.?|cleanest|greenest|dirtiest|cheapest zone|"
     r"which zone|which grid|how (?:green|clean|dirty)|carbon intensity (?:now|right now|today)|"
-    r"grid (?:now|right now|status|today|in)|forecast|rank (?:the )?zones)\b"
+    r"grid (?:now|right now|status|today|in)|forecast|rank (?:the )?zones|greener|cleaner|"
+    r"dirtier|lower[- ]carbon|(?:power|electricity|energy|spot|grid|wholesale) prices?|"
+    r"(?:power|electricity|energy) (?:costs?|tariffs?)|(?:price|costs?) of (?:power|electricity|"
+    r"energy)|(?:does|do) (?:power|electricity|energy) cost|best time|window|when is|when's|"
+    r"greenest (?:time|window|hour))\b"
 )
+_WHEN = re.compile(r"\b(?:when|best time|window|which hour)\b")
 _NODES = re.compile(r"\b(?:list|show|which|what|available|free)\b.*\bnodes?\b|\bcapacity\b")
 _RECOMMEND = re.compile(
     r"\b(?:where|recommend|suggest|best (?:place|node|zone|option)|should i run|place|"
@@ -138,11 +181,19 @@ class ParsedRequest:
     workload_ids: list[str] = field(default_factory=list)
     incident_ids: list[str] = field(default_factory=list)
     zones: list[str] = field(default_factory=list)
-    """Zones named in the text, in order (used by compare)."""
+    """Zones named in the text and not excluded, in order (used by compare and nodes); when
+    every named zone is excluded ("outside the EU"), all the other zones."""
     horizon_hours: int = 0
     """'Over the next N hours' for comparisons; 0 means now only."""
     problems: list[str] = field(default_factory=list)
     """Values that were recognised but rejected (e.g. an impossible GPU count)."""
+    unclear_zones: list[str] = field(default_factory=list)
+    """Zones next to a negation the parser could not read ("US is a no-go"): neither allowed
+    nor denied; the model asks which way the constraint goes."""
+    follow_up: bool = False
+    """The message changes the previous job ("make it 8 GPUs", "what about Spain instead?")."""
+    when: bool = False
+    """The message asks for a time ("when", "best time", "window"), not only a place."""
 
 
 def _gpu(text: str) -> tuple[int | None, str | None]:
@@ -218,37 +269,6 @@ def _absolute_deadline(text: str, now: datetime) -> datetime | None:
     return None
 
 
-def _zones(text: str, original: str) -> tuple[list[str], list[str], list[str]]:
-    allowed: list[str] = []
-    denied: list[str] = []
-    named: list[str] = []
-    deny_run = False
-    last_end = 0
-    for pos, end, zone in zone_mentions(text, original):
-        named.append(zone)
-        before = text[last_end:pos]
-        if _DENY_LEAD.search(text[:pos]):
-            deny_run = True
-        elif not (deny_run and re.fullmatch(r"[\s,]*(?:or|and|nor|,)?[\s,]*", before)):
-            deny_run = False
-        (denied if deny_run else allowed).append(zone)
-        last_end = end
-    region_eu = re.search(r"\b(?:eu|europe|european)\b", text)
-    region_us = re.search(r"\b(?:us|usa|america|united states|american)\b(?! ?-)", text)
-    if region_eu and re.search(
-        r"\b(?:not in|outside(?: of)?|avoid|no) (?:the )?(?:eu|europe)", text
-    ):
-        denied.extend(EU_ZONES)
-    elif region_eu:
-        allowed.extend(EU_ZONES)
-    if region_us and re.search(
-        r"\b(?:us|usa|america)n? only\b|\bin the (?:us|usa)\b|\bus zones\b", text
-    ):
-        allowed.extend(US_ZONES)
-    allowed = [z for z in dict.fromkeys(allowed) if z not in denied]
-    return allowed, list(dict.fromkeys(denied)), list(dict.fromkeys(named))
-
-
 def _carbon_cap(text: str) -> float | None:
     for m in _CARBON_CAP.finditer(text):
         window = text[max(0, m.start() - 30) : m.end() + 30]
@@ -259,15 +279,21 @@ def _carbon_cap(text: str) -> float | None:
     return None
 
 
-def _intent(text: str, spec: WorkloadSpec, wl_ids: list[str]) -> Intent:
+def _intent(text: str, spec: WorkloadSpec, ids: list[str], follow_up: bool) -> Intent:
     has_job = spec.gpu_count is not None or spec.duration_hours is not None
+    if _INJECTION.search(text):
+        return "refuse"
     if _BILLING.search(text) and not has_job:
         return "billing"
     if _INCIDENT.search(text) and not has_job:
         return "incident"
-    if _EXPLAIN.search(text) and (wl_ids or re.search(r"decision|placed|routed|chose", text)):
+    if _CANCEL.search(text) and not has_job and not _NEGATED_ROUTE.search(text):
+        return "cancel"
+    if _EXPLAIN.search(text) and (ids or _EXPLAIN_OBJECT.search(text)):
         return "explain"
-    if _REROUTE.search(text) and (wl_ids or re.search(r"workload|job", text)) and not has_job:
+    if _STATUS.search(text) and not has_job:
+        return "explain"
+    if _REROUTE.search(text) and (ids or re.search(r"workload|job", text)) and not has_job:
         return "reroute"
     if _ROUTE.search(text) and not _NEGATED_ROUTE.search(text):
         return "route"
@@ -275,7 +301,7 @@ def _intent(text: str, spec: WorkloadSpec, wl_ids: list[str]) -> Intent:
         return "compare"
     if _NODES.search(text) and not has_job:
         return "nodes"
-    if has_job or _RECOMMEND.search(text):
+    if has_job or _RECOMMEND.search(text) or (follow_up and spec.tool_args()):
         return "recommend"
     if _HELP.search(text):
         return "help"
@@ -294,7 +320,7 @@ def parse_request(text: str, *, now: datetime | None) -> ParsedRequest:
     duration, deadline = _durations(norm, now)
     if now is not None and (absolute := _absolute_deadline(norm, now)) is not None:
         deadline = deadline or absolute
-    allowed, denied, named = _zones(norm, text)
+    allowed, denied, unclear, named = parse_zones(norm, text)
     problems: list[str] = []
     fields = {
         "gpu_count": gpu_count,
@@ -311,16 +337,26 @@ def parse_request(text: str, *, now: datetime | None) -> ParsedRequest:
         bad = {str(e["loc"][0]) for e in exc.errors()}
         problems = [f"{name}={fields[name]!r}" for name in sorted(bad)]
         spec = WorkloadSpec.model_validate({k: v for k, v in fields.items() if k not in bad})
-    wl_ids = list(dict.fromkeys(_WORKLOAD_ID.findall(text.lower())))
+    ids = list(dict.fromkeys(_WORKLOAD_ID.findall(text.lower()) + _OTHER_ID.findall(norm)))
+    follow_up = bool(_FOLLOW_UP.search(norm))
+    intent = _intent(norm, spec, ids, follow_up)
     horizon = 0
     if m := _HORIZON.search(norm):
         horizon = int(float(m.group(1)) * (24 if m.group(2).startswith("d") else 1))
+    elif intent == "compare" and _WHEN.search(norm):
+        horizon = 24
+    zones = [z for z in named if z not in denied]
+    if not zones and denied:
+        zones = [z for z in KNOWN_ZONES if z not in denied]
     return ParsedRequest(
-        intent=_intent(norm, spec, wl_ids),
+        intent=intent,
         spec=spec,
-        workload_ids=wl_ids,
+        workload_ids=ids,
         incident_ids=list(dict.fromkeys(_INCIDENT_ID.findall(text.lower()))),
-        zones=named,
+        zones=zones,
         horizon_hours=horizon,
         problems=problems,
+        unclear_zones=unclear,
+        follow_up=follow_up,
+        when=bool(_WHEN.search(norm)),
     )

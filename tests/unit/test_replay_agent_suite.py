@@ -41,6 +41,20 @@ def test_offline_model_passes_every_task(tasks):
     assert rejected["approvals_asked"] == ["route_workload"] and rejected["reward"] == 1.0
 
 
+HELD_OUT_FLOOR = 1.0
+"""pass^1 of the offline model on `operator_heldout` when it was last measured (70 of 70; the
+parser scored 27 of 70 before the failure classes were handled)."""
+
+
+def test_offline_model_keeps_its_score_on_the_held_out_prompts():
+    held_out = load_suite("operator_heldout")
+    assert len(held_out) >= 30
+    results = run_suite(held_out, OfflineChatModel, trials=1)
+    summary = summarise(results, [1])
+    assert summary["infra_errors"] == 0
+    assert summary["pass^1"] >= HELD_OUT_FLOOR, summary["failed_tasks"]
+
+
 def test_a_wrong_expectation_scores_zero(tasks):
     task = next(t for t in tasks if t.id == "route_02_go_ahead")
     wrong = task.model_copy(
