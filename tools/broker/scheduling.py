@@ -60,11 +60,14 @@ def start_workload(
     now: datetime,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
     by_operator: bool = True,
+    why: str | None = None,
+    prefer: str | None = None,
 ) -> DecisionView:
     """Start scheduled work now: take GPUs, drop the reservation, record the decision.
 
-    `by_operator` (start now) makes it `running`; the loop at its planned hour makes it
-    `routed`. Raises IllegalTransitionError unless the workload is scheduled.
+    `by_operator` (start now) makes it `running`; the loop (at its planned hour, or when a
+    re-plan finds now best, saying `why`) makes it `routed`. Raises IllegalTransitionError
+    unless the workload is scheduled.
     """
     workload = load_workload(session=session, workload_id=workload_id, for_update=True)
     target = "running" if by_operator else "routed"
@@ -82,7 +85,8 @@ def start_workload(
         lock=True,
     )
     planned = workload.node_id
-    ordered = sorted(candidates, key=lambda c: c.node_id != planned)
+    first = prefer or planned
+    ordered = sorted(candidates, key=lambda c: c.node_id != first)
     record = partial(
         record_decision,
         session=session,
@@ -121,7 +125,7 @@ def start_workload(
     if by_operator:
         workload.started_at = now
     where = "its planned node" if best.node_id == planned else f"{best.node_id} instead"
-    when = "started now by an operator" if by_operator else "its planned start has come"
+    when = why or ("started now by an operator" if by_operator else "its planned start has come")
     plan = StartPlan(
         start_at=now,
         node_id=best.node_id,
@@ -224,22 +228,38 @@ def replan_workload(
         workload_id=workload.id,
         weights=weights,
     )
-    current_kg = keep_plan.co2_kg if keep_plan else None
-    if plan is None or not plan.deferred or current_kg is None:
+    if plan is None:
         return record(
             outcome="kept",
             node=current,
-            reason="no better later window on the newest forecast; the plan stands",
+            reason="no eligible node on the newest forecast; the plan stands",
             plan=keep_plan,
         )
+    # The planned node can no longer take it: any feasible plan is better than none.
+    current_kg = keep_plan.co2_kg if keep_plan else float("inf")
     gain = (current_kg - plan.co2_kg) / current_kg if current_kg > 0 else 0.0
     same = plan.node_id == workload.node_id and plan.start_at == workload.planned_start_at
+    if not same and gain >= DEFER_MIN_SAVING and not plan.deferred:
+        return start_workload(
+            session=session,
+            grid=grid,
+            workload_id=workload.id,
+            now=now,
+            weights=weights,
+            by_operator=False,
+            prefer=plan.node_id,
+            why=(
+                f"re-planned: starting now on {plan.node_id} is {gain:.0%} greener by the "
+                "newest forecast than the planned window"
+            ),
+        )
     if same or gain < DEFER_MIN_SAVING:
         return record(
             outcome="kept",
             node=current,
             reason=(
-                f"best window on the newest forecast saves {gain:.1%} over the planned one "
+                f"best window on the newest forecast saves {max(gain, 0.0):.1%} over the "
+                "planned one "
                 f"({plan.co2_kg:.1f} vs {current_kg:.1f} kg CO2), below "
                 f"{DEFER_MIN_SAVING:.0%}; the plan stands"
             ),
@@ -267,7 +287,11 @@ def replan_workload(
     return record(
         outcome="rescheduled",
         node=chosen,
-        reason=f"{gain:.0%} less forecast CO2 than the planned window: {plan.why}",
+        reason=(
+            f"{gain:.0%} less forecast CO2 than the planned window: {plan.why}"
+            if keep_plan
+            else f"the planned node {workload.node_id} can no longer take it: {plan.why}"
+        ),
         plan=plan,
     )
 
