@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from store import repo
 from tools.broker.routing import DecisionView, reroute_workload, route_workload
-from tools.broker.workloads import JobSpec, WorkloadView, load_workload, submit_workload
+from tools.broker.workloads import WorkloadView, load_workload, submit_workload
 from tools.errors import InvalidInputError
 from tools.incidents import alerts
 from tools.money.profitability import GroupBy, ProfitLine, profitability_report
@@ -111,6 +111,13 @@ def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) ->
         summary = f"{job} could not be placed and stays pending: {d.reason}."
         if d.rejected:
             summary += "\n\n" + rejections(d)
+    elif d.outcome == "scheduled" and d.start_at is not None:
+        summary = (
+            f"{job} scheduled on **{d.node_id}** in **{d.zone}** from "
+            f"**{d.start_at:%Y-%m-%d %H:%M} UTC**: {_fmt(d.co2_kg, ' kg')} CO2 by forecast vs "
+            f"{_fmt(d.co2_kg_if_started_now, ' kg')} starting now "
+            f"({_fmt(d.saving_pct, ' %')} less)."
+        )
     else:
         summary = (
             f"{job} routed to **{d.node_id}** in **{d.zone}**, score {d.score:.3f}; "
@@ -265,9 +272,7 @@ def submit(rt: ConsoleRuntime, spec: demo.NewWorkload, *, route: bool) -> StepRe
     if route:
         return create_workload(rt, spec)
     now = rt.svc.clock.now()
-    job = JobSpec(
-        gpu_count=spec.gpu_count, gpu_model=spec.gpu_model, duration_hours=spec.duration_hours
-    )
+    job = spec.job(now)
     view = rt.write(
         lambda s: submit_workload(session=s, org_id=spec.org_id, name=spec.name, spec=job, now=now)
     )
