@@ -1,5 +1,8 @@
 """Run the incident loop: scan for anomalies, open incidents, claim and run them durably.
 
+Each pass first runs the schedule (`run_schedule`): scheduled work whose planned hour has come
+starts, and scheduled work not yet started is re-planned once an hour on the newest forecast.
+
 One incident per anomaly episode. An anomaly is identified by its open key (`zone:trigger`, or
 `zone:node_offline:<node>`, see `tools.incidents.detection`). An episode starts on the first
 pass that detects the anomaly while no incident holds its key; `scan` then opens one incident,
