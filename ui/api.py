@@ -18,6 +18,7 @@ from store import repo
 from store.models import Organization
 from tools import errors
 from tools.broker.fleet import NodeView, node_views, seed_demo
+from tools.broker.planner import Objective
 from tools.broker.routing import DecisionView, reroute_workload, route_workload
 from tools.broker.scheduling import start_now
 from tools.broker.workloads import (
@@ -245,7 +246,14 @@ def create_app(svc: Services) -> FastAPI:
         tags=["workloads"],
         dependencies=[Depends(require_key)],
     )
-    def route(workload_id: WorkloadId, session: SessionDep) -> DecisionView:
+    def route(
+        workload_id: WorkloadId,
+        session: SessionDep,
+        objective: Annotated[
+            Objective,
+            Query(description="What a later start must lower: carbon (kg CO2) or composite."),
+        ] = "carbon",
+    ) -> DecisionView:
         """Place a pending workload where and when it is greenest (409 once it is placed).
 
         Work without slack starts now (`routed`); work whose deadline leaves room for a greener
@@ -258,6 +266,7 @@ def create_app(svc: Services) -> FastAPI:
             workload_id=workload_id,
             now=svc.clock.now(),
             weights=svc.weights,
+            objective=objective,
         )
 
     @app.put(

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from evals.cli import replay as replay_command
 from graphs.settings import Settings
+from tools.broker.planner import Objective
 from tools.broker.routing import DecisionView, JobSpec, recommend, route_workload, submit_workload
 from tools.broker.scoring import score_one
 from tools.broker.windows import StartPlan, plan_start
@@ -183,6 +184,14 @@ def route(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Plan where and when only; write nothing.")
     ] = False,
+    objective: Annotated[
+        str,
+        typer.Option(
+            "--objective",
+            help="What a later start must lower: carbon (forecast kg CO2) or composite (score).",
+            callback=one_of("carbon", "composite"),
+        ),
+    ] = "carbon",
     source: str | None = SOURCE_OPTION,
     at: str | None = AT_OPTION,
     as_json: bool = JSON_OPTION,
@@ -194,6 +203,7 @@ def route(
     """
     svc = services(ctx, at)
     spec = _spec(gpus, hours, gpu_model, deadline, zones, deny, max_carbon)
+    goal: Objective = "composite" if objective == "composite" else "carbon"
     now = svc.clock.now()
     if spec.deadline is not None and spec.deadline <= now:
         raise fail(
@@ -207,7 +217,12 @@ def route(
         if not dry_run and rec.best is not None:
             workload = submit_workload(session=session, org_id=org, name=name, spec=spec, now=now)
             decision = route_workload(
-                session=session, grid=grid, workload_id=workload.id, now=now, weights=svc.weights
+                session=session,
+                grid=grid,
+                workload_id=workload.id,
+                now=now,
+                weights=svc.weights,
+                objective=goal,
             )
         else:
             plan = plan_start(
@@ -217,6 +232,7 @@ def route(
                 candidates=rec.candidates,
                 now=now,
                 weights=svc.weights,
+                objective=goal,
             )
     if rec.best is None and not rec.rejected:
         raise fail("the store has no compute nodes; run `tgtg seed` first", code=1)

@@ -227,3 +227,13 @@ def test_operators_start_or_cancel_scheduled_work(tgtg):
     assert cancelled["status"] == "cancelled" and cancelled["planned_start_at"] is None
     result = tgtg("workloads", "start", second, "--at", AT, code=2)
     assert "'cancelled' and cannot become 'running'" in result.stderr
+
+
+def test_route_objective_is_checked_and_used(tgtg):
+    tgtg("seed", "--at", AT)
+    args = ["route", "--gpus", "4", "--hours", "6", "--deadline", "2023-06-02T12:00Z", "--at", AT]
+    bad = tgtg(*args, "--objective", "cheapest", code=2)
+    assert "--objective 'cheapest': use one of carbon, composite" in bad.stderr
+    out = _json(tgtg(*args, "--objective", "composite", "--dry-run", "--json"))
+    assert WHEN_KEYS <= set(out) and out["workload_id"] is None
+    assert out["start_at"] > "2023-06-01T12:00:00+00:00" and "best-scoring" in out["why"]

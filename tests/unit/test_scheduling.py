@@ -296,3 +296,11 @@ def test_replanning_moves_work_off_a_node_that_went_away(fleet):
     assert "can no longer take it" in moved.why
     (r,) = _reservations(fleet)
     assert r.node_id == "fr-2" and r.start_at == CLEAN_START
+
+
+def test_the_composite_objective_also_waits_for_a_clearly_better_window(fleet):
+    w = _submit(fleet, deadline=NOW + DAY)
+    d = route_workload(
+        session=fleet, grid=DailyGrid(), workload_id=w.id, now=NOW, objective="composite"
+    )
+    assert d.outcome == "scheduled" and d.start_at == CLEAN_START and "best-scoring" in d.why

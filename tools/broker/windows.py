@@ -8,14 +8,16 @@ from running work and reservations), calls `tools.broker.planner.plan_hour`, and
 when with the forecast kg CO2 of that window against starting now.
 
 A job without slack (no deadline, or one that leaves no spare hour) starts now. A later window
-is chosen only when its forecast CO2 is at least `DEFER_MIN_SAVING` below the greenest start
-now: forecasts are uncertain, and waiting for a marginal gain only adds risk.
+is chosen only when its forecast cost under the objective (kg CO2 by default; the composite
+score x kW when asked) is at least `DEFER_MIN_SAVING` below the best start now (the planner's
+cost with the job forced to start now): forecasts are uncertain, and waiting for a marginal gain
+only adds risk.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -224,7 +226,15 @@ def plan_start(
         [job], plan_grid, objective=objective, weights=weights, time_budget_s=PLAN_TIME_BUDGET_S
     )
     now_kg = _kg(plan_grid.ci[0], 0, spec, float(kw[0]))
-    greenest_now = min(_kg(plan_grid.ci[i], 0, spec, float(kw[i])) for i in range(len(candidates)))
+    at_once = plan_hour(
+        [replace(job, latest_start=0)],
+        plan_grid,
+        objective=objective,
+        weights=weights,
+        time_budget_s=PLAN_TIME_BUDGET_S,
+    )
+    best_now = at_once.slots[0].cost if at_once.slots else float("inf")
+    unit = "kg CO2" if objective == "carbon" else "composite cost"
     base = StartPlan(
         start_at=now,
         node_id=now_choice.node_id,
@@ -240,13 +250,13 @@ def plan_start(
         return base.model_copy(update={"why": "no later window has room before the deadline"})
     slot = result.slots[0]
     kg = _kg(plan_grid.ci[slot.site], slot.start, spec, float(kw[slot.site]))
-    if slot.start == 0 or kg > greenest_now * (1 - DEFER_MIN_SAVING):
+    if slot.start == 0 or slot.cost > best_now * (1 - DEFER_MIN_SAVING):
         why = (
             f"starting now is best within the {latest} h of slack"
             if slot.start == 0
             else (
-                f"the best later window saves less than {DEFER_MIN_SAVING:.0%} "
-                f"over starting now ({kg:.1f} vs {greenest_now:.1f} kg CO2)"
+                f"the best later window saves less than {DEFER_MIN_SAVING:.0%} over starting "
+                f"now ({slot.cost:.2f} vs {best_now:.2f} {unit} by forecast)"
             )
         )
         return base.model_copy(update={"why": why})
@@ -261,7 +271,8 @@ def plan_start(
             "co2_kg": kg,
             "saving_pct": saving,
             "why": (
-                f"greenest forecast window within the deadline: {chosen.node_id} "
+                f"{'greenest' if objective == 'carbon' else 'best-scoring'} forecast window "
+                f"within the deadline: {chosen.node_id} "
                 f"({chosen.zone}) from {start_at.isoformat()}, {kg:.1f} kg CO2 vs "
                 f"{now_kg:.1f} kg starting now ({saving:.0f} % less; forecast issued "
                 f"{issued.isoformat()})"
