@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 DEMO_STEPS = (
     "Dashboard",
     "Refresh grid",
-    "Create “Mistral fine-tune” on the best node (carbon, price, load)",
+    "Create “Mistral fine-tune” on the best node now, and a nightly eval in its greenest window",
     "France goes surplus (audio alert)",
     "Carbon spike: the incident agent reroutes",
     "Complete: bill, pay, mint receipts",
@@ -125,6 +125,24 @@ def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) ->
         )
     return StepResult(
         step=None, title="Create workload", summary=summary, details=made.model_dump(mode="json")
+    )
+
+
+NIGHTLY_EVAL = demo.NewWorkload(
+    name="Nightly eval", gpu_count=1, duration_hours=3, finish_within_hours=24
+)
+"""The demo's flexible job: done within a day, so the broker may wait for a greener window."""
+
+
+def create_now_and_later(rt: ConsoleRuntime) -> StepResult:
+    """Create the Mistral fine-tune (starts now) and a nightly eval (scheduled when greener)."""
+    now_step = create_workload(rt, demo.NewWorkload())
+    later = create_workload(rt, NIGHTLY_EVAL)
+    return now_step.model_copy(
+        update={
+            "summary": f"{now_step.summary}\n\n{later.summary}",
+            "details": {**now_step.details, "deferred": later.details},
+        }
     )
 
 
@@ -248,7 +266,7 @@ def run_step(rt: ConsoleRuntime, step: int) -> StepResult:
     actions = {
         1: show_dashboard,
         2: refresh_grid,
-        3: lambda r: create_workload(r, demo.NewWorkload()),
+        3: create_now_and_later,
         4: lambda r: trigger_curtailment(r, "FR"),
         5: trigger_reroute,
         6: complete_workloads,
