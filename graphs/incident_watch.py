@@ -1,5 +1,8 @@
 """Run the incident loop: scan for anomalies, open incidents, claim and run them durably.
 
+Each pass first runs the schedule (`run_schedule`): scheduled work whose planned hour has come
+starts, and scheduled work not yet started is re-planned once an hour on the newest forecast.
+
 One incident per anomaly episode. An anomaly is identified by its open key (`zone:trigger`, or
 `zone:node_offline:<node>`, see `tools.incidents.detection`). An episode starts on the first
 pass that detects the anomaly while no incident holds its key; `scan` then opens one incident,
@@ -47,6 +50,14 @@ from graphs.incident import (
     model_summarizer,
 )
 from store import incident_repo
+from tools.broker.scheduling import (
+    SchedulePass,
+    due_for_replan,
+    due_for_start,
+    replan_workload,
+    start_workload,
+)
+from tools.errors import DomainError
 from tools.incidents.detection import detect_anomalies, grid_with_overrides
 from tools.incidents.outbox import OutboxReport, deliver_due
 from tools.incidents.response import reroute_view, review_escalation
@@ -178,14 +189,57 @@ def run_incident(ctx: Context, checkpointer: BaseCheckpointSaver[Any], incident_
     return True
 
 
+def run_schedule(ctx: Context) -> SchedulePass:
+    """Start scheduled work whose planned hour has come; re-plan the rest once an hour.
+
+    Each workload is its own transaction, so one that fails (logged) never holds up the others;
+    the workload row lock makes a second watcher's attempt on the same work a refused no-op.
+    """
+    now = ctx.clock.now()
+    with ctx.sessions() as session:
+        due = due_for_start(session=session, now=now)
+        stale = due_for_replan(session=session, now=now)
+    done = SchedulePass(started=[], rescheduled=[], kept=[])
+    for action, ids in (("start", due), ("replan", stale)):
+        for workload_id in ids:
+            try:
+                with ctx.sessions.begin() as session:
+                    grid = grid_with_overrides(session=session, grid=ctx.grid, now=now)
+                    if action == "start":
+                        d = start_workload(
+                            session=session,
+                            grid=grid,
+                            workload_id=workload_id,
+                            now=now,
+                            weights=ctx.weights,
+                            by_operator=False,
+                        )
+                    else:
+                        d = replan_workload(
+                            session=session,
+                            grid=grid,
+                            workload_id=workload_id,
+                            now=now,
+                            weights=ctx.weights,
+                        )
+            except DomainError as exc:
+                logger.warning("scheduled workload %s: %s", workload_id, exc)
+                continue
+            bucket = {"started": done.started, "rescheduled": done.rescheduled}
+            bucket.get(d.outcome, done.kept).append(workload_id)
+    return done
+
+
 def run_incidents(
     ctx: Context, checkpointer: BaseCheckpointSaver[Any], *, max_incidents: int = 50
 ) -> list[str]:
-    """Scan, then claim and run unresolved incidents once each; return the ids that moved.
+    """Run the schedule (`run_schedule`), scan, then claim and run unresolved incidents once each.
 
-    ESCALATED incidents where nothing changed are claimed, re-examined and left out. An
-    incident whose claim another watcher took over meanwhile is left to that watcher.
+    Returns the incident ids that moved. ESCALATED incidents where nothing changed are claimed,
+    re-examined and left out. An incident whose claim another watcher took over meanwhile is
+    left to that watcher.
     """
+    run_schedule(ctx)
     scan(ctx)
     seen: list[str] = []
     handled: list[str] = []

@@ -30,9 +30,26 @@ from sqlalchemy.types import TypeDecorator
 ORG_KINDS = ("enterprise", "datacenter", "gamer")
 NODE_KINDS = ("datacenter", "gamer")
 NODE_STATUSES = ("online", "offline", "maintenance")
-WORKLOAD_STATUSES = ("pending", "routed", "running", "completed", "failed", "cancelled")
-DECISION_KINDS = ("route", "reroute")
-DECISION_OUTCOMES = ("routed", "rerouted", "kept", "no_eligible_node", "limit_reached")
+WORKLOAD_STATUSES = (
+    "pending",
+    "scheduled",
+    "routed",
+    "running",
+    "completed",
+    "failed",
+    "cancelled",
+)
+DECISION_KINDS = ("route", "reroute", "replan", "start")
+DECISION_OUTCOMES = (
+    "routed",
+    "rerouted",
+    "kept",
+    "no_eligible_node",
+    "limit_reached",
+    "scheduled",
+    "rescheduled",
+    "started",
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -161,6 +178,8 @@ class Workload(Base):
     co2_kg_estimate: Mapped[float | None] = mapped_column(Float)
     submitted_at: Mapped[datetime]
     routed_at: Mapped[datetime | None]
+    planned_start_at: Mapped[datetime | None]
+    """When scheduled work starts on `node_id` (GPUs reserved from then: `GpuReservation`)."""
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
@@ -172,6 +191,31 @@ class Workload(Base):
     node: Mapped[ComputeNode | None] = relationship()
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class GpuReservation(Base):
+    """GPUs a scheduled workload holds on a node for hours [start_at, end_at), before it starts.
+
+    Written only by `store.repo.reserve_gpus` under the node's lock, which refuses a reservation
+    that would put any hour's reserved plus running GPUs above the node's free capacity; deleted
+    when the work starts (its GPUs become `allocated_gpus`) or is cancelled or moved.
+    """
+
+    __tablename__ = "gpu_reservations"
+    __table_args__ = (
+        CheckConstraint("gpus > 0", name="ck_reservation_gpus"),
+        CheckConstraint("end_at > start_at", name="ck_reservation_span"),
+        UniqueConstraint("workload_id", name="uq_reservation_workload"),
+        Index("ix_reservations_node_start", "node_id", "start_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"))
+    node_id: Mapped[str] = mapped_column(ForeignKey("compute_nodes.id"))
+    gpus: Mapped[int] = mapped_column(Integer)
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    created_at: Mapped[datetime]
 
 
 class GridState(Base):
@@ -248,6 +292,10 @@ class RoutingDecision(Base):
     reason: Mapped[str] = mapped_column(Text)
     grid_source: Mapped[str] = mapped_column(String(16))
     decided_at: Mapped[datetime]
+    planned_start_at: Mapped[datetime | None]
+    """When the chosen node runs the work (the decision time for work that starts now)."""
+    plan: Mapped[dict[str, Any] | None]
+    """The forecast figures behind when: co2_kg, co2_kg_if_started_now, saving_pct, objective."""
 
 
 class CarbonReceipt(Base):

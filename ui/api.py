@@ -18,12 +18,15 @@ from store import repo
 from store.models import Organization
 from tools import errors
 from tools.broker.fleet import NodeView, node_views, seed_demo
+from tools.broker.planner import Objective
 from tools.broker.routing import DecisionView, reroute_workload, route_workload
+from tools.broker.scheduling import start_now
 from tools.broker.workloads import (
     JobSpec,
     WorkloadStatus,
     WorkloadView,
     load_workload,
+    set_workload_status,
     submit_workload,
 )
 from tools.grid import ZONE_CODES, ZONES, GridReading
@@ -243,14 +246,27 @@ def create_app(svc: Services) -> FastAPI:
         tags=["workloads"],
         dependencies=[Depends(require_key)],
     )
-    def route(workload_id: WorkloadId, session: SessionDep) -> DecisionView:
-        """Route a pending workload onto the best eligible node (409 once it is placed)."""
+    def route(
+        workload_id: WorkloadId,
+        session: SessionDep,
+        objective: Annotated[
+            Objective,
+            Query(description="What a later start must lower: carbon (kg CO2) or composite."),
+        ] = "carbon",
+    ) -> DecisionView:
+        """Place a pending workload where and when it is greenest (409 once it is placed).
+
+        Work without slack starts now (`routed`); work whose deadline leaves room for a greener
+        forecast window is `scheduled` for it. The answer says `start_at`, `node`, `co2_kg`,
+        `co2_kg_if_started_now`, `saving_pct` and `why`.
+        """
         return route_workload(
             session=session,
             grid=svc.effective_grid(session),
             workload_id=workload_id,
             now=svc.clock.now(),
             weights=svc.weights,
+            objective=objective,
         )
 
     @app.put(
@@ -267,6 +283,37 @@ def create_app(svc: Services) -> FastAPI:
             workload_id=workload_id,
             now=svc.clock.now(),
             weights=svc.weights,
+        )
+
+    @app.put(
+        "/api/v1/workloads/{workload_id}/start",
+        response_model=WorkloadView,
+        tags=["workloads"],
+        dependencies=[Depends(require_key)],
+    )
+    def start(workload_id: WorkloadId, session: SessionDep) -> WorkloadView:
+        """Start a routed workload, or a scheduled one now instead of at its planned hour."""
+        view, decision = start_now(
+            session=session,
+            grid=svc.effective_grid(session),
+            workload_id=workload_id,
+            now=svc.clock.now(),
+            weights=svc.weights,
+        )
+        if decision is not None and decision.outcome != "started":
+            raise errors.ConflictError(f"{workload_id} stays scheduled: {decision.reason}")
+        return view
+
+    @app.put(
+        "/api/v1/workloads/{workload_id}/cancel",
+        response_model=WorkloadView,
+        tags=["workloads"],
+        dependencies=[Depends(require_key)],
+    )
+    def cancel(workload_id: WorkloadId, session: SessionDep) -> WorkloadView:
+        """Cancel a workload that has not finished; its GPUs or reservation are freed."""
+        return set_workload_status(
+            session=session, workload_id=workload_id, status="cancelled", now=svc.clock.now()
         )
 
     @app.get("/api/v1/nodes", response_model=list[NodeView], tags=["fleet"])

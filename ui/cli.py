@@ -10,8 +10,10 @@ from pydantic import ValidationError
 
 from evals.cli import replay as replay_command
 from graphs.settings import Settings
-from tools.broker.routing import JobSpec, recommend, route_workload, submit_workload
+from tools.broker.planner import Objective
+from tools.broker.routing import DecisionView, JobSpec, recommend, route_workload, submit_workload
 from tools.broker.scoring import score_one
+from tools.broker.windows import StartPlan, plan_start
 from ui.cli_agents import register as register_agent_commands
 from ui.cli_common import (
     AT_OPTION,
@@ -187,14 +189,29 @@ def route(
     max_carbon: Annotated[float | None, typer.Option("--max-carbon", help="gCO2/kWh cap.")] = None,
     org: Annotated[str, typer.Option("--org", help="Customer organisation id.")] = "acme-ai",
     name: Annotated[str, typer.Option("--name", help="Workload name.")] = "cli job",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Rank only; write nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan where and when only; write nothing.")
+    ] = False,
+    objective: Annotated[
+        str,
+        typer.Option(
+            "--objective",
+            help="What a later start must lower: carbon (forecast kg CO2) or composite (score).",
+            callback=one_of("carbon", "composite"),
+        ),
+    ] = "carbon",
     source: str | None = SOURCE_OPTION,
     at: str | None = AT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Submit a workload and place it on the best eligible node (or only rank, with --dry-run)."""
+    """Submit a workload and place it where and when it is greenest (only plan, with --dry-run).
+
+    Without a deadline, or with none to spare, it starts now on the best-scoring node. With a
+    deadline it may be scheduled for the greenest forecast window that still meets it.
+    """
     svc = services(ctx, at)
     spec = _spec(gpus, hours, gpu_model, deadline, zones, deny, max_carbon)
+    goal: Objective = "composite" if objective == "composite" else "carbon"
     now = svc.clock.now()
     if spec.deadline is not None and spec.deadline <= now:
         raise fail(
@@ -204,11 +221,26 @@ def route(
     with transaction(svc) as session:
         grid = svc.effective_grid(session, source)
         rec = recommend(session=session, grid=grid, spec=spec, now=now, weights=svc.weights)
-        workload = decision = None
+        workload = decision = plan = None
         if not dry_run and rec.best is not None:
             workload = submit_workload(session=session, org_id=org, name=name, spec=spec, now=now)
             decision = route_workload(
-                session=session, grid=grid, workload_id=workload.id, now=now, weights=svc.weights
+                session=session,
+                grid=grid,
+                workload_id=workload.id,
+                now=now,
+                weights=svc.weights,
+                objective=goal,
+            )
+        else:
+            plan = plan_start(
+                session=session,
+                grid=grid,
+                spec=spec,
+                candidates=rec.candidates,
+                now=now,
+                weights=svc.weights,
+                objective=goal,
             )
     if rec.best is None and not rec.rejected:
         raise fail("the store has no compute nodes; run `tgtg seed` first", code=1)
@@ -217,20 +249,24 @@ def route(
             emit_json({"node": None, "score": None, "candidates": [], "rejected": rec.rejected})
         reasons = "; ".join(f"{r.node_id}: {r.reason}" for r in rec.rejected)
         raise fail(f"no eligible node for this job ({reasons})", code=1)
-    chosen = (
-        rec.candidates[0]
-        if decision is None
-        else next(c for c in rec.candidates if c.node_id == decision.node_id)
-    )
+    if decision is not None and decision.node is None:
+        raise fail(f"{workload.id if workload else ''} stays pending: {decision.reason}", code=1)
+    when = _when(plan, decision)
+    chosen = next(c for c in rec.candidates if c.node_id == when["node"])
     out = {
         "workload_id": workload.id if workload else None,
         "decision_id": decision.id if decision else None,
         "dry_run": dry_run,
+        "status": decision.outcome if decision else None,
         "node": {"id": chosen.node_id, "zone": chosen.zone, "gpu_model": chosen.gpu_model},
+        "start_at": when["start_at"],
+        "co2_kg": when["co2_kg"],
+        "co2_kg_if_started_now": when["co2_kg_if_started_now"],
+        "saving_pct": when["saving_pct"],
+        "why": when["why"],
         "score": chosen.score,
         "breakdown": chosen.breakdown,
         "energy_kwh": chosen.energy_kwh,
-        "co2_kg": chosen.co2_kg,
         "baseline": rec.baseline,
         "co2_saved_kg": rec.co2_saved_kg,
         "grid_source": rec.grid_source,
@@ -244,7 +280,11 @@ def route(
     if as_json:
         emit_json(out)
         return
-    verb = "would route" if dry_run else f"routed {workload.id if workload else ''} to"
+    later = when["start_at"] > now
+    if dry_run:
+        verb = "would schedule" if later else "would route"
+    else:
+        verb = f"{'scheduled' if later else 'routed'} {workload.id if workload else ''} on"
     saved = rec.co2_saved_kg or 0.0
     if abs(saved) < 0.05:
         versus = "about the same CO2 as the cheapest eligible node"
@@ -256,14 +296,37 @@ def route(
             "price and load"
         )
     print(
-        f"{verb} {chosen.node_id} ({chosen.zone}), score {chosen.score:.3f}, "
-        f"{chosen.co2_kg:.1f} kg CO2 ({versus})"
+        f"{verb} {chosen.node_id} ({chosen.zone}) from {when['start_at'].isoformat()}, "
+        f"score {chosen.score:.3f}, {when['co2_kg']:.1f} kg CO2 "
+        f"({when['saving_pct']:.0f} % less than starting now; {versus})\n{when['why']}"
     )
     table(
         "candidates",
         ["node", "zone", "score", "kg CO2"],
         [[c.node_id, c.zone, f"{c.score:.3f}", f"{c.co2_kg:.1f}"] for c in rec.candidates],
     )
+
+
+def _when(plan: StartPlan | None, decision: DecisionView | None) -> dict[str, Any]:
+    """Return where and when, from the recorded decision when there is one, else the plan."""
+    if decision is None:
+        assert plan is not None
+        return {
+            "node": plan.node_id,
+            "start_at": plan.start_at,
+            "co2_kg": plan.co2_kg,
+            "co2_kg_if_started_now": plan.co2_kg_if_started_now,
+            "saving_pct": plan.saving_pct,
+            "why": plan.why,
+        }
+    return {
+        "node": decision.node,
+        "start_at": decision.start_at,
+        "co2_kg": decision.co2_kg,
+        "co2_kg_if_started_now": decision.co2_kg_if_started_now,
+        "saving_pct": decision.saving_pct,
+        "why": decision.why,
+    }
 
 
 def serve_banner(svc: Services, url: str) -> list[str]:

@@ -183,6 +183,8 @@ def incidents_run_once(
     """Scan for anomalies once, run open incidents to RESOLVED or ESCALATED; list those that moved.
 
     ESCALATED incidents (work that cannot move) are re-examined and listed only when they change.
+    Each pass first starts scheduled work whose planned hour has come and re-plans the rest
+    (once an hour), recording every decision.
     """
     from graphs.incident_watch import run_once
 
@@ -222,7 +224,10 @@ def incidents_watch(
     worker_id: Annotated[str | None, typer.Option("--worker-id", help=WORKER_ID_HELP)] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Scan and handle incidents every --interval seconds; safe to kill and restart."""
+    """Start and re-plan scheduled work, scan and handle incidents every --interval seconds.
+
+    Safe to kill and restart.
+    """
     from graphs.incident_watch import watch
 
     svc = services(ctx)

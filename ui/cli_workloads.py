@@ -8,13 +8,19 @@ import typer
 
 from store import repo
 from tools.broker.routing import reroute_workload
-from tools.broker.workloads import WorkloadStatus, WorkloadView, set_workload_status
+from tools.broker.scheduling import start_now
+from tools.broker.workloads import (
+    WorkloadStatus,
+    WorkloadView,
+    set_workload_status,
+)
 from ui.cli_common import (
     AT_OPTION,
     JSON_OPTION,
     SOURCE_OPTION,
     domain_errors,
     emit_json,
+    fail,
     one_of,
     services,
     table,
@@ -51,7 +57,7 @@ def workloads(
         return
     table(
         "workloads",
-        ["id", "name", "status", "GPUs", "hours", "node", "zone", "reroutes"],
+        ["id", "name", "status", "GPUs", "hours", "node", "zone", "starts", "reroutes"],
         [
             [
                 w.id,
@@ -61,6 +67,7 @@ def workloads(
                 w.duration_hours,
                 w.node_id,
                 w.zone,
+                w.planned_start_at.isoformat() if w.planned_start_at else "",
                 w.reroute_count,
             ]
             for w in rows
@@ -87,7 +94,31 @@ def _status_command(name: str, target: str, doc: str) -> None:
     workloads_app.command(name)(command)
 
 
-_status_command("start", "running", "Start a routed workload on its node.")
+@workloads_app.command("start")
+@domain_errors
+def start(
+    ctx: typer.Context,
+    workload_id: Annotated[str, typer.Argument(help="Workload id.")],
+    source: str | None = SOURCE_OPTION,
+    at: str | None = AT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Start a routed workload, or a scheduled one now instead of at its planned hour."""
+    svc = services(ctx, at)
+    with transaction(svc) as session:
+        view, decision = start_now(
+            session=session,
+            grid=svc.effective_grid(session, source),
+            workload_id=workload_id,
+            now=svc.clock.now(),
+            weights=svc.weights,
+        )
+    refused = decision.reason if decision and decision.outcome != "started" else None
+    if refused is not None:
+        raise fail(f"{workload_id} stays scheduled: {refused}", code=1)
+    emit_json(view) if as_json else print(f"{view.id} is now {view.status} on {view.node_id}")
+
+
 _status_command("cancel", "cancelled", "Cancel a workload that has not finished.")
 _status_command("fail", "failed", "Mark a workload as failed.")
 

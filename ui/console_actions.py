@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from store import repo
 from tools.broker.routing import DecisionView, reroute_workload, route_workload
-from tools.broker.workloads import JobSpec, WorkloadView, load_workload, submit_workload
+from tools.broker.workloads import WorkloadView, load_workload, submit_workload
 from tools.errors import InvalidInputError
 from tools.incidents import alerts
 from tools.money.amounts import format_money
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 DEMO_STEPS = (
     "Dashboard",
     "Refresh grid",
-    "Create “Mistral fine-tune” on the best node (carbon, price, load)",
+    "Create “Mistral fine-tune” on the best node now, and a nightly eval in its greenest window",
     "France goes surplus (audio alert)",
     "Carbon spike: the incident agent reroutes",
     "Complete: bill, pay, mint receipts",
@@ -112,6 +112,13 @@ def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) ->
         summary = f"{job} could not be placed and stays pending: {d.reason}."
         if d.rejected:
             summary += "\n\n" + rejections(d)
+    elif d.outcome == "scheduled" and d.start_at is not None:
+        summary = (
+            f"{job} scheduled on **{d.node_id}** in **{d.zone}** from "
+            f"**{d.start_at:%Y-%m-%d %H:%M} UTC**: {_fmt(d.co2_kg, ' kg')} CO2 by forecast vs "
+            f"{_fmt(d.co2_kg_if_started_now, ' kg')} starting now "
+            f"({_fmt(d.saving_pct, ' %')} less)."
+        )
     else:
         summary = (
             f"{job} routed to **{d.node_id}** in **{d.zone}**, score {d.score:.3f}; "
@@ -119,6 +126,24 @@ def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) ->
         )
     return StepResult(
         step=None, title="Create workload", summary=summary, details=made.model_dump(mode="json")
+    )
+
+
+NIGHTLY_EVAL = demo.NewWorkload(
+    name="Nightly eval", gpu_count=1, duration_hours=3, finish_within_hours=24
+)
+"""The demo's flexible job: done within a day, so the broker may wait for a greener window."""
+
+
+def create_now_and_later(rt: ConsoleRuntime) -> StepResult:
+    """Create the Mistral fine-tune (starts now) and a nightly eval (scheduled when greener)."""
+    now_step = create_workload(rt, demo.NewWorkload())
+    later = create_workload(rt, NIGHTLY_EVAL)
+    return now_step.model_copy(
+        update={
+            "summary": f"{now_step.summary}\n\n{later.summary}",
+            "details": {**now_step.details, "deferred": later.details},
+        }
     )
 
 
@@ -313,7 +338,7 @@ def run_step(rt: ConsoleRuntime, step: int) -> StepResult:
     actions = {
         1: show_dashboard,
         2: refresh_grid,
-        3: lambda r: create_workload(r, demo.NewWorkload()),
+        3: create_now_and_later,
         4: lambda r: trigger_curtailment(r, "FR"),
         5: trigger_reroute,
         6: complete_with_gamer_work,
@@ -337,9 +362,7 @@ def submit(rt: ConsoleRuntime, spec: demo.NewWorkload, *, route: bool) -> StepRe
     if route:
         return create_workload(rt, spec)
     now = rt.svc.clock.now()
-    job = JobSpec(
-        gpu_count=spec.gpu_count, gpu_model=spec.gpu_model, duration_hours=spec.duration_hours
-    )
+    job = spec.job(now)
     view = rt.write(
         lambda s: submit_workload(session=s, org_id=spec.org_id, name=spec.name, spec=job, now=now)
     )

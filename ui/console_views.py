@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from tools.money.amounts import format_money  # noqa: E402
+from tools.broker.workloads import WorkloadView  # noqa: E402
 from ui.dashboard import Dashboard, SeriesPoint, ZonePoint  # noqa: E402
 
 CI_BANDS = (
@@ -212,6 +215,47 @@ def series_figure(points: Sequence[SeriesPoint], zones: Sequence[str]) -> Figure
     ax_ci.grid(alpha=0.3)
     ax_price.grid(alpha=0.3)
     ax_ci.legend(loc="upper left", fontsize=8, ncol=min(len(zones), 6))
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+TIMELINE_COLOURS = {"scheduled": "#74c476", "routed": "#6baed6", "running": "#2171b5"}
+
+
+def timeline_bars(workloads: Sequence[WorkloadView], now: datetime) -> list[dict[str, Any]]:
+    """Return the placed work as bars: label, status, start and end (planned or actual)."""
+    bars: list[dict[str, Any]] = []
+    for w in workloads:
+        start = w.planned_start_at or w.started_at or w.routed_at
+        if w.status not in TIMELINE_COLOURS or start is None:
+            continue
+        end = start + timedelta(hours=w.duration_hours)
+        if end < now:
+            continue
+        label = f"{w.name} ({w.id}) on {w.node_id or '?'}"
+        bars.append({"label": label, "status": w.status, "start": start, "end": end})
+    return sorted(bars, key=lambda b: (b["start"], b["label"]))
+
+
+def timeline_figure(workloads: Sequence[WorkloadView], now: datetime) -> Figure:
+    """Return a Gantt chart of scheduled, routed and running work, with a line at now."""
+    bars = timeline_bars(workloads, now)
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.35 * max(len(bars), 1)))
+    for i, b in enumerate(bars):
+        ax.barh(
+            i,
+            (b["end"] - b["start"]) / timedelta(days=1),
+            left=mdates.date2num(b["start"]),
+            color=TIMELINE_COLOURS[b["status"]],
+        )
+    ax.set_yticks(range(len(bars)), [b["label"] for b in bars], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(mdates.date2num(now), color="#d62728", linewidth=1.5)
+    ax.xaxis_date()
+    ax.set_title("Planned starts (green: scheduled, blue: routed / running, red line: now, UTC)")
+    ax.grid(alpha=0.3, axis="x")
     fig.autofmt_xdate()
     fig.tight_layout()
     plt.close(fig)

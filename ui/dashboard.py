@@ -228,7 +228,15 @@ def dashboard(*, session: Session, grid: GridSource, now: datetime) -> Dashboard
         grid_source=str(grid.name),
         workloads_by_status={
             s: int(statuses.get(s, 0))
-            for s in ("pending", "routed", "running", "completed", "failed", "cancelled")
+            for s in (
+                "pending",
+                "scheduled",
+                "routed",
+                "running",
+                "completed",
+                "failed",
+                "cancelled",
+            )
         },
         nodes_total=len(fleet),
         nodes_online=len(online),

@@ -49,6 +49,21 @@ class NewWorkload(BaseModel):
     gpu_model: str | None = Field(default=None, max_length=32)
     """None: any GPU model (the broker then has the most nodes to choose from)."""
     duration_hours: float = Field(default=8.0, gt=0, le=24 * 14)
+    finish_within_hours: float | None = Field(default=None, gt=0, le=24 * 31)
+    """Deadline as hours from now; None starts now. With slack the broker may schedule it later."""
+
+    def job(self, now: datetime) -> JobSpec:
+        """Return the broker's job spec (the deadline counted from `now`)."""
+        return JobSpec(
+            gpu_count=self.gpu_count,
+            gpu_model=self.gpu_model,
+            duration_hours=self.duration_hours,
+            deadline=(
+                None
+                if self.finish_within_hours is None
+                else now + timedelta(hours=self.finish_within_hours)
+            ),
+        )
 
 
 class CreatedWorkload(BaseModel):
@@ -107,9 +122,7 @@ def create_workload(
 ) -> CreatedWorkload:
     """Submit a workload (default "Mistral fine-tune", 4 GPUs for 8 h) and route it at once."""
     spec = spec or NewWorkload()
-    job = JobSpec(
-        gpu_count=spec.gpu_count, gpu_model=spec.gpu_model, duration_hours=spec.duration_hours
-    )
+    job = spec.job(now)
     view = submit_workload(session=session, org_id=spec.org_id, name=spec.name, spec=job, now=now)
     decision = route_workload(
         session=session, grid=grid, workload_id=view.id, now=now, weights=weights

@@ -51,6 +51,10 @@ def test_the_seven_step_flow_over_the_api(client):
     created = body[2]["details"]["workload"]
     assert created["name"] == "Mistral fine-tune" and created["status"] == "routed"
     assert body[2]["details"]["decision"]["node_id"] == created["node_id"]
+    deferred = body[2]["details"]["deferred"]
+    assert deferred["workload"]["name"] == "Nightly eval"
+    assert deferred["workload"]["status"] == "scheduled" and "scheduled on" in body[2]["summary"]
+    assert deferred["decision"]["start_at"] > deferred["decision"]["decided_at"]
     assert body[3]["audio_alert_id"] is not None and "France" in body[3]["summary"]
     surplus = body[3]["details"]
     assert surplus["carbon_after"] < surplus["carbon_before"]

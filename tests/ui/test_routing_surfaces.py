@@ -165,3 +165,21 @@ def test_console_and_domain_messages_carry_no_cli_hints(path):
         and "`tgtg " in node.value
     ]
     assert hints == [], f"{path}: {hints}"
+
+
+def test_a_console_job_with_slack_is_scheduled_and_on_the_timeline(runtime):
+    from datetime import timedelta
+
+    from ui import console_views as views
+
+    spec = NewWorkload(name="nightly", gpu_count=1, duration_hours=3, finish_within_hours=24)
+    step = actions.submit(runtime, spec, route=True)
+    d, w = step.details["decision"], step.details["workload"]
+    assert d["outcome"] == "scheduled" and w["status"] == "scheduled"
+    assert "scheduled on" in step.summary and "kg CO2 by forecast" in step.summary
+    assert datetime.fromisoformat(d["start_at"]) > NOW
+    bars = views.timeline_bars(actions.list_workloads(runtime), NOW)
+    (bar,) = [b for b in bars if "nightly" in b["label"]]
+    assert bar["status"] == "scheduled" and bar["start"] == datetime.fromisoformat(d["start_at"])
+    assert bar["end"] - bar["start"] == timedelta(hours=3)
+    assert views.timeline_figure(actions.list_workloads(runtime), NOW).axes

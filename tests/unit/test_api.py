@@ -120,3 +120,34 @@ def test_free_text_submit_names_what_the_description_lacks(client):
     r = client.post("/api/v1/workloads/describe", json=body, headers=AUTH)
     assert r.status_code == 422
     assert "does not say" in r.json()["detail"] and "gpu_count" in r.json()["detail"]
+
+
+WHEN_KEYS = {"start_at", "node", "co2_kg", "co2_kg_if_started_now", "saving_pct", "why"}
+
+
+def test_route_says_where_and_when_and_operators_start_or_cancel(client):
+    flexible = {**JOB, "deadline": "2023-06-02T12:00:00Z"}
+    ids = [client.post("/api/v1/workloads", json=flexible, headers=AUTH).json()["id"] for _ in "ab"]
+    routed = [client.put(f"/api/v1/workloads/{w}/route", headers=AUTH).json() for w in ids]
+    for d in routed:
+        assert WHEN_KEYS <= set(d) and d["outcome"] == "scheduled" and d["node"] == d["node_id"]
+        start = datetime.fromisoformat(d["start_at"])
+        assert NOW < start <= datetime(2023, 6, 2, 6, tzinfo=UTC)
+        assert d["co2_kg"] < d["co2_kg_if_started_now"] and d["saving_pct"] > 0 and d["why"]
+    got = client.get(f"/api/v1/workloads/{ids[0]}").json()
+    assert got["status"] == "scheduled" and got["planned_start_at"] is not None
+    started = client.put(f"/api/v1/workloads/{ids[0]}/start", headers=AUTH)
+    assert started.status_code == 200, started.text
+    assert started.json()["status"] == "running"
+    cancelled = client.put(f"/api/v1/workloads/{ids[1]}/cancel", headers=AUTH).json()
+    assert cancelled["status"] == "cancelled" and cancelled["planned_start_at"] is None
+    again = client.put(f"/api/v1/workloads/{ids[1]}/start", headers=AUTH)
+    assert again.status_code == 409 and "'cancelled'" in again.json()["detail"]
+    assert client.put(f"/api/v1/workloads/{ids[0]}/cancel").status_code == 401
+
+
+def test_route_without_slack_starts_now(client):
+    wid = client.post("/api/v1/workloads", json=JOB, headers=AUTH).json()["id"]
+    d = client.put(f"/api/v1/workloads/{wid}/route", headers=AUTH).json()
+    assert d["outcome"] == "routed" and datetime.fromisoformat(d["start_at"]) == NOW
+    assert d["saving_pct"] == 0 and d["co2_kg"] == d["co2_kg_if_started_now"]

@@ -11,7 +11,7 @@ import multiprocessing
 import threading
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -219,3 +219,59 @@ def test_parallel_processes_never_oversubscribe(engine):
     assert Counter(results) == {"routed": 3, "no_eligible_node": 9}
     allocated = _check_invariant(engine)
     assert allocated["be-bru-l40s"] == 8 and allocated["pt-lis-a100"] == 4
+
+
+def _reserve(workload_id: str, offset: int, gpus: int) -> Callable[[Any], str]:
+    def job(s: Any) -> str:
+        start = NOW + timedelta(hours=offset)
+        ok = repo.reserve_gpus(
+            session=s,
+            workload_id=workload_id,
+            node_id="be-bru-l40s",
+            gpus=gpus,
+            start=start,
+            end=start + timedelta(hours=3),
+            now=NOW,
+        )
+        return "reserved" if ok else "full"
+
+    return job
+
+
+def _hourly_peak(engine: Engine, hours: int = 12) -> list[int]:
+    """GPUs busy on be-bru-l40s per hour from NOW: running work plus reservations."""
+    with make_session_factory(engine)() as s:
+        return repo.hourly_use(
+            session=s,
+            node_id="be-bru-l40s",
+            start=NOW,
+            end=NOW + timedelta(hours=hours),
+            now=NOW,
+        )
+
+
+def test_parallel_reservations_never_overbook_any_hour(engine):
+    ids = _submit(engine, THREADS, JobSpec(gpu_count=3, duration_hours=3, allowed_zones=["BE"]))
+    outcomes = _in_threads(engine, [_reserve(w, 2 + i % 4, 3) for i, w in enumerate(ids)])
+    assert set(outcomes) == {"reserved", "full"}, outcomes
+    use = _hourly_peak(engine)
+    assert max(use) <= 8 and max(use) >= 6, use
+    with make_session_factory(engine)() as s:
+        rows = repo.list_reservations(session=s)
+        assert len(rows) == outcomes.count("reserved")
+        # Every reservation that won fits beside the others in each of its hours.
+        for hour in range(12):
+            at = NOW + timedelta(hours=hour)
+            assert sum(r.gpus for r in rows if r.start_at <= at < r.end_at) <= 8
+
+
+def test_parallel_routes_and_reservations_share_a_node_safely(engine):
+    now_ids = _submit(engine, 10, JobSpec(gpu_count=4, duration_hours=4, allowed_zones=["BE"]))
+    later_ids = _submit(engine, 10, JobSpec(gpu_count=4, duration_hours=3, allowed_zones=["BE"]))
+    jobs = [_route(w) for w in now_ids] + [_reserve(w, 1, 4) for w in later_ids]
+    outcomes = _in_threads(engine, jobs)
+    assert not [o for o in outcomes if o.startswith(("error", "refused"))], outcomes
+    use = _hourly_peak(engine)
+    assert max(use) <= 8, use
+    allocated = _check_invariant(engine)
+    assert allocated["be-bru-l40s"] == 4 * outcomes.count("routed")

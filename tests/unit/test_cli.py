@@ -1,4 +1,5 @@
 import json
+from datetime import datetime
 
 import pytest
 from typer.testing import CliRunner
@@ -222,3 +223,52 @@ def test_an_injected_spike_reaches_every_routing_path(tgtg):
     fr = next(c for c in routed["candidates"] if c["zone"] == "FR")
     assert routed["node"]["zone"] != "FR"
     assert fr["co2_kg"] == pytest.approx(0.7 * after["carbon_intensity"] / 1000)
+
+
+WHEN_KEYS = {"start_at", "node", "co2_kg", "co2_kg_if_started_now", "saving_pct", "why"}
+
+
+def test_route_with_a_deadline_shows_a_planned_start(tgtg):
+    tgtg("seed", "--at", AT)
+    args = ["route", "--gpus", "4", "--hours", "6", "--deadline", "2023-06-02T12:00Z"]
+    plan = _json(tgtg(*args, "--dry-run", "--at", AT, "--json"))
+    assert WHEN_KEYS <= set(plan) and plan["workload_id"] is None
+    assert _json(tgtg("workloads", "--json")) == []
+    out = _json(tgtg(*args, "--at", AT, "--json"))
+    assert out["status"] == "scheduled" and out["start_at"] == plan["start_at"]
+    assert out["node"] == plan["node"]
+    start = out["start_at"]
+    assert "2023-06-01T12:00:00+00:00" < start <= "2023-06-02T06:00:00+00:00"
+    assert 0 < out["co2_kg"] < out["co2_kg_if_started_now"]
+    saving = 100 * (1 - out["co2_kg"] / out["co2_kg_if_started_now"])
+    assert out["saving_pct"] == pytest.approx(saving)
+    assert "greenest forecast window" in out["why"]
+    (listed,) = _json(tgtg("workloads", "--json"))
+    assert listed["status"] == "scheduled"
+    assert datetime.fromisoformat(listed["planned_start_at"]) == datetime.fromisoformat(start)
+    now_out = _json(tgtg("route", "--gpus", "1", "--hours", "1", "--at", AT, "--json"))
+    assert now_out["status"] == "routed" and now_out["start_at"] == "2023-06-01T12:00:00+00:00"
+    assert now_out["saving_pct"] == 0 and WHEN_KEYS <= set(now_out)
+
+
+def test_operators_start_or_cancel_scheduled_work(tgtg):
+    tgtg("seed", "--at", AT)
+    args = ["route", "--gpus", "4", "--hours", "6", "--deadline", "2023-06-02T12:00Z"]
+    first = _json(tgtg(*args, "--at", AT, "--json"))["workload_id"]
+    second = _json(tgtg(*args, "--at", AT, "--json"))["workload_id"]
+    started = _json(tgtg("workloads", "start", first, "--at", AT, "--json"))
+    assert started["status"] == "running" and started["started_at"].startswith("2023-06-01T12")
+    cancelled = _json(tgtg("workloads", "cancel", second, "--at", AT, "--json"))
+    assert cancelled["status"] == "cancelled" and cancelled["planned_start_at"] is None
+    result = tgtg("workloads", "start", second, "--at", AT, code=2)
+    assert "'cancelled' and cannot become 'running'" in result.stderr
+
+
+def test_route_objective_is_checked_and_used(tgtg):
+    tgtg("seed", "--at", AT)
+    args = ["route", "--gpus", "4", "--hours", "6", "--deadline", "2023-06-02T12:00Z", "--at", AT]
+    bad = tgtg(*args, "--objective", "cheapest", code=2)
+    assert "--objective 'cheapest': use one of carbon, composite" in bad.stderr
+    out = _json(tgtg(*args, "--objective", "composite", "--dry-run", "--json"))
+    assert WHEN_KEYS <= set(out) and out["workload_id"] is None
+    assert out["start_at"] > "2023-06-01T12:00:00+00:00" and "best-scoring" in out["why"]

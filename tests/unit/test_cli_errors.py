@@ -164,7 +164,8 @@ def test_a_database_migrated_by_newer_code_is_refused_and_left_alone(local, tmp_
     [
         (
             ["workloads", "--status", "bogus"],
-            "--status 'bogus': use one of pending, routed, running, completed, failed, cancelled",
+            "--status 'bogus': use one of pending, scheduled, routed, running, completed, "
+            "failed, cancelled",
         ),
         (["workloads", "--status", "routed", "--status", "done"], "--status 'done': use one of"),
         (["payouts", "--status", "paid"], "--status 'paid': use one of awaiting_approval"),
@@ -320,5 +321,6 @@ def test_the_installed_entry_point_reports_errors_without_a_traceback(tmp_path):
     run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.strip() == (
-        "error: --status 'x': use one of pending, routed, running, completed, failed, cancelled"
+        "error: --status 'x': use one of pending, scheduled, routed, running, completed, "
+        "failed, cancelled"
     )

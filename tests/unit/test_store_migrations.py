@@ -109,3 +109,82 @@ def test_the_head_revision_read_from_file_names_is_alembics_head(tmp_path):
     with engine.connect() as conn:
         stamped = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
     assert stamped == head_revision()
+
+
+def _insert_workload(conn, wid, status):
+    from sqlalchemy import text
+
+    conn.execute(
+        text(
+            "INSERT INTO workloads (id, org_id, name, gpu_count, duration_hours, status, "
+            "reroute_count, submitted_at, updated_at) VALUES (:id, 'acme', :id, 1, 1.0, :s, 0, "
+            "'2023-06-01 00:00:00', '2023-06-01 00:00:00')"
+        ),
+        {"id": wid, "s": status},
+    )
+
+
+def test_scheduled_is_a_workload_status_and_others_are_still_refused(engine):
+    from sqlalchemy.exc import IntegrityError
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO organizations (id, name, kind, created_at) "
+            "VALUES ('acme', 'Acme', 'enterprise', '2023-06-01 00:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO compute_nodes (id, name, owner_id, kind, zone, gpu_model, gpu_count, "
+            "reserved_gpus, power_kw_per_gpu, price_per_gpu_hour_minor, currency, status, "
+            "created_at) VALUES ('n1', 'n1', 'acme', 'datacenter', 'BE', 'L40S', 8, 0, 0.35, "
+            "110, 'EUR', 'online', '2023-06-01 00:00:00')"
+        )
+        _insert_workload(conn, "w1", "scheduled")
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        _insert_workload(conn, "w2", "someday")
+    reserve = (
+        "INSERT INTO gpu_reservations (workload_id, node_id, gpus, start_at, end_at, created_at) "
+        "VALUES ('w1', 'n1', {gpus}, '2023-06-01 01:00:00', '{end}', '2023-06-01 00:00:00')"
+    )
+    for gpus, end in ((0, "2023-06-01 02:00:00"), (1, "2023-06-01 01:00:00")):
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.exec_driver_sql(reserve.format(gpus=gpus, end=end))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(reserve.format(gpus=1, end="2023-06-01 02:00:00"))
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # one reservation per workload
+        conn.exec_driver_sql(reserve.format(gpus=1, end="2023-06-01 02:00:00"))
+
+
+def test_scheduled_work_migration_keeps_rows_and_downgrades_only_without_schedules(tmp_path):
+    from sqlalchemy import text
+
+    from store.db import make_engine
+    from store.migrate import alembic_config, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    upgrade(engine, "0010")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO organizations (id, name, kind, created_at) "
+            "VALUES ('acme', 'Acme', 'enterprise', '2023-06-01 00:00:00')"
+        )
+        _insert_workload(conn, "old", "routed")
+    upgrade(engine)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT status FROM workloads")).scalar_one() == "routed"
+        _insert_workload(conn, "new", "scheduled")
+
+    from alembic import command
+
+    def downgrade():
+        cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0010")
+
+    with pytest.raises(RuntimeError, match="1 workloads are scheduled"):
+        downgrade()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE workloads SET status = 'cancelled' WHERE id = 'new'")
+    downgrade()
+    with pytest.raises(Exception, match="CHECK constraint failed"), engine.begin() as conn:
+        _insert_workload(conn, "again", "scheduled")

@@ -24,6 +24,8 @@ from tools.broker.recommendations import (
     load_recommendation,
     preview_reroute,
 )
+from tools.broker.routing import recommend
+from tools.broker.windows import plan_start
 from tools.broker.workloads import JobSpec
 from tools.money.usage import billed_seconds, gross_minor
 
@@ -52,30 +54,53 @@ def _route_summary(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         )
         spec = JobSpec.model_validate(row.spec)
         existing = committed_workload(session=session, recommendation_id=row.id)
+        plan = None
         if existing is None:
             check_fresh(row, now)
             authorise_new_workload(session=session, org_id=ctx.org_id, spec=spec, now=now)
+            if spec.deadline is not None:
+                ranked = recommend(
+                    session=session, grid=ctx.grid, spec=spec, now=now, weights=ctx.weights
+                )
+                plan = plan_start(
+                    session=session,
+                    grid=ctx.grid,
+                    spec=spec,
+                    candidates=ranked.candidates,
+                    now=now,
+                    weights=ctx.weights,
+                )
     cost = gross_minor(
         spec.gpu_count, row.price_per_gpu_hour_minor, billed_seconds(spec.duration_hours)
     )
     gpus = f"{spec.gpu_count}x{spec.gpu_model or 'GPU'}"
-    text = (
-        f"Route {gpus} for {spec.duration_hours:g} h on {row.node_id} ({row.zone}), "
-        f"starting {now:%Y-%m-%d %H:%M} UTC: about {row.co2_kg:.2f} kg CO2 and "
-        f"{_money(cost, row.currency)}."
-    )
+    node_id, zone, start, co2 = row.node_id, row.zone, now, row.co2_kg
+    if plan is not None and plan.deferred:
+        node_id, zone, start, co2 = plan.node_id, plan.zone, plan.start_at, plan.co2_kg
+        text = (
+            f"Schedule {gpus} for {spec.duration_hours:g} h on {node_id} ({zone}), "
+            f"starting {start:%Y-%m-%d %H:%M} UTC (GPUs reserved from then): about {co2:.2f} kg "
+            f"CO2 by forecast vs {plan.co2_kg_if_started_now:.2f} kg starting now, and "
+            f"{_money(cost, row.currency)}."
+        )
+    else:
+        text = (
+            f"Route {gpus} for {spec.duration_hours:g} h on {node_id} ({zone}), "
+            f"starting {start:%Y-%m-%d %H:%M} UTC: about {co2:.2f} kg CO2 and "
+            f"{_money(cost, row.currency)}."
+        )
     if existing is not None:
         text += f" Already booked as workload {existing.id}; approving writes nothing new."
     return {
         "action": "route",
         "recommendation_id": row.id,
-        "node_id": row.node_id,
-        "zone": row.zone,
-        "start": now.isoformat(),
+        "node_id": node_id,
+        "zone": zone,
+        "start": start.isoformat(),
         "gpu_count": spec.gpu_count,
         "gpu_model": spec.gpu_model,
         "duration_hours": spec.duration_hours,
-        "co2_kg": round(row.co2_kg, 3),
+        "co2_kg": round(co2, 3),
         "cost_minor": cost,
         "currency": row.currency,
         "expires_at": row.expires_at.isoformat(),

@@ -33,6 +33,7 @@ from tools.broker.recommendations import (
 from tools.broker.routing import recommend
 from tools.broker.routing import reroute_workload as reroute_op
 from tools.broker.scoring import ScoreWeights
+from tools.broker.windows import plan_start
 from tools.broker.workloads import JobSpec, load_workload, normalise_zone
 from tools.clock import Clock, parse_time
 from tools.grid import GridSource
@@ -105,17 +106,21 @@ def recommend_placement(
     denied_zones: list[str] | None = None,
     max_carbon_intensity: float | None = None,
 ) -> dict[str, Any]:
-    """Rank every node for a job right now and return the best one; routes nothing.
+    """Say where and when a job should run: best node, start time, forecast CO2; routes nothing.
 
-    The result's `recommendation_id` is what `route_workload` commits once the operator
-    wants the job booked.
+    With a deadline the broker looks for the greenest forecast window that still meets it
+    (answer "when should it start?" or "greenest window?" from `start_at`, `node`, `co2_kg`,
+    `co2_kg_if_started_now`, `saving_pct` and `why`); without one the job starts now. The
+    result's `recommendation_id` is what `route_workload` commits once the operator wants the
+    job booked (booking plans again at that time).
 
     Args:
         runtime: Injected graph context; never sent to the model.
         gpu_count: Number of GPUs the job needs (1-64 by chat).
         duration_hours: Run time in hours.
         gpu_model: Required GPU model such as H100, A100, L40S or RTX4090; omit for any.
-        deadline: ISO-8601 UTC time by which the job must finish; omit when flexible.
+        deadline: ISO-8601 UTC time by which the job must finish; gives the broker room to
+            wait for a greener window. Omit to start now.
         allowed_zones: Only these zone codes (e.g. FR, DE, ES, PT, NL, BE, IT for EU only).
         denied_zones: Never these zone codes.
         max_carbon_intensity: Refuse zones above this many gCO2/kWh.
@@ -133,8 +138,16 @@ def recommend_placement(
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
         rec = recommend(session=session, grid=ctx.grid, spec=spec, now=now, weights=ctx.weights)
+        when = plan_start(
+            session=session,
+            grid=ctx.grid,
+            spec=spec,
+            candidates=rec.candidates,
+            now=now,
+            weights=ctx.weights,
+        )
         stored = save_recommendation(session=session, org_id=ctx.org_id, rec=rec, now=now)
-        brief = RecommendationBrief.of(rec)
+        brief = RecommendationBrief.of(rec, when=when)
         if stored is not None:
             brief = brief.model_copy(
                 update={"recommendation_id": stored.id, "expires_at": stored.expires_at}

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from store import repo
 from tools.broker.routing import Candidate, Recommendation
+from tools.broker.windows import StartPlan
 from tools.broker.workloads import JobSpec, load_workload
 from tools.errors import InvalidInputError, NoGridDataError, PermissionDeniedError
 from tools.grid import ZONE_CODES, GridSource, get_zone
@@ -86,11 +87,39 @@ class RecommendationBrief(BaseModel):
     co2_saved_kg: float | None
     candidates: list[CandidateBrief]
     rejected: list[dict[str, str]]
+    node: str | None = None
+    """Where the job would run: the best node now, or the node of a greener later window."""
+    start_at: datetime | None = None
+    """When it would start (aware UTC): now, or the greenest forecast window before the deadline."""
+    co2_kg: float | None = None
+    """Forecast kg CO2 of the job from `start_at` on `node`."""
+    co2_kg_if_started_now: float | None = None
+    saving_pct: float | None = None
+    """How much less CO2 than starting now, in percent (0 when it starts now)."""
+    why: str | None = None
 
     @classmethod
-    def of(cls, r: Recommendation, *, top: int = 5) -> RecommendationBrief:
-        """Return the brief of a broker recommendation (top candidates, every rejection)."""
+    def of(
+        cls, r: Recommendation, *, top: int = 5, when: StartPlan | None = None
+    ) -> RecommendationBrief:
+        """Return the brief of a broker recommendation (top candidates, every rejection).
+
+        `when` (from `tools.broker.windows.plan_start`) adds where and when the job would start.
+        """
+        timing = (
+            {
+                "node": when.node_id,
+                "start_at": when.start_at,
+                "co2_kg": round(when.co2_kg, 3),
+                "co2_kg_if_started_now": round(when.co2_kg_if_started_now, 3),
+                "saving_pct": round(when.saving_pct, 1),
+                "why": when.why,
+            }
+            if when is not None
+            else {}
+        )
         return cls(
+            **timing,
             at=r.at,
             grid_source=r.grid_source,
             spec=r.spec,

@@ -119,6 +119,26 @@ def _held_by(session: Session, workload_id: str | None) -> dict[str, int]:
     return {w.node_id: w.gpu_count}
 
 
+def _reserved_ahead(
+    session: Session, now: datetime, hours: float, exclude_workload_id: str | None
+) -> dict[str, int]:
+    """Return, per node, the most GPUs scheduled work reserves while this job would run now."""
+    end = now + timedelta(hours=hours)
+    rows = repo.list_reservations(
+        session=session, start=now, end=end, exclude_workload_id=exclude_workload_id
+    )
+    return {
+        node_id: repo.reserved_peak(
+            session=session,
+            node_id=node_id,
+            start=now,
+            end=end,
+            exclude_workload_id=exclude_workload_id,
+        )
+        for node_id in {r.node_id for r in rows}
+    }
+
+
 def evaluate_nodes(
     *,
     session: Session,
@@ -137,16 +157,23 @@ def evaluate_nodes(
         spec: The job's requirements.
         now: Decision time.
         weights: Score weights.
-        exclude_workload_id: Do not count this workload's own GPUs as taken (reroutes).
+        exclude_workload_id: Do not count this workload's own GPUs or reservation as taken.
         lock: Lock the node rows (PostgreSQL) so concurrent placements cannot oversubscribe.
     """
     nodes = repo.list_nodes(session=session, for_update=lock)
     held = _held_by(session, exclude_workload_id)
+    ahead = _reserved_ahead(session, now, spec.duration_hours, exclude_workload_id)
     readings = _readings(grid, {n.zone for n in nodes}, now)
     eligible: list[tuple[ComputeNode, int, GridReading]] = []
     rejected: list[Rejection] = []
     for node in nodes:
-        free = node.gpu_count - node.reserved_gpus - node.allocated_gpus + held.get(node.id, 0)
+        free = (
+            node.gpu_count
+            - node.reserved_gpus
+            - node.allocated_gpus
+            + held.get(node.id, 0)
+            - ahead.get(node.id, 0)
+        )
         reading = readings[node.zone]
         reason = _rejection_reason(node, spec, free, reading, now)
         if reason is not None:

@@ -1,8 +1,10 @@
 """Place workloads on nodes and move them, with an audit trail of every decision.
 
 Rules (exact and tested):
-* Route: the best eligible node from `tools.broker.placement` wins; every decision stores each
-  candidate's score breakdown and each rejected node's reason.
+* Route: work without slack goes to the best eligible node from `tools.broker.placement` now;
+  work with slack goes where and when `tools.broker.windows.plan_start` finds the greenest
+  forecast window (scheduled, GPUs reserved from that hour). Every decision stores each
+  candidate's score breakdown, each rejected node's reason, and the planned start.
 * Reroute: moves only when the best alternative is at least 25 % better than the current
   placement's score now, i.e. `current - best >= 0.25 * |current|`; at most 5 reroutes per
   workload. If the current node went offline the move is a failover and needs no improvement.
@@ -13,29 +15,28 @@ Functions flush and never commit: the caller owns the transaction.
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from store import repo
-from store.models import RoutingDecision, Workload
+from store.models import Workload
+from tools.broker.decisions import DecisionView, place_on, record_decision
 from tools.broker.placement import Candidate, Recommendation, Rejection, evaluate_nodes, recommend
+from tools.broker.planner import Objective
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
+from tools.broker.windows import plan_start
 from tools.broker.workloads import (
     JobSpec,
     WorkloadView,
     check_transition,
-    flush_or_conflict,
     load_workload,
     set_workload_status,
     submit_workload,
 )
-from tools.errors import RerouteRefusedError
+from tools.errors import IllegalTransitionError, RerouteRefusedError
 from tools.grid import GridSource
 
 __all__ = [
@@ -57,99 +58,28 @@ MAX_REROUTES = 5
 _EPS = 1e-9
 
 
-class DecisionView(BaseModel):
-    """A recorded routing decision."""
-
-    id: str
-    workload_id: str
-    kind: Literal["route", "reroute"]
-    outcome: Literal["routed", "rerouted", "kept", "no_eligible_node", "limit_reached"]
-    node_id: str | None
-    zone: str | None
-    previous_node_id: str | None
-    score: float | None
-    previous_score: float | None
-    improvement: float | None
-    reason: str
-    candidates: list[dict[str, object]]
-    rejected: list[dict[str, object]]
-    weights: dict[str, float]
-    grid_source: str
-    decided_at: datetime
-    reroute_count: int
-
-    @classmethod
-    def of(cls, d: RoutingDecision, *, zone: str | None, reroute_count: int) -> DecisionView:
-        """Build the view of an ORM decision."""
-        return cls(
-            id=d.id,
-            workload_id=d.workload_id,
-            kind=d.kind,
-            outcome=d.outcome,
-            node_id=d.node_id,
-            zone=zone,
-            previous_node_id=d.previous_node_id,
-            score=d.score,
-            previous_score=d.previous_score,
-            improvement=d.improvement,
-            reason=d.reason,
-            candidates=d.candidates,
-            rejected=d.rejected,
-            weights=d.weights,
-            grid_source=d.grid_source,
-            decided_at=d.decided_at,
-            reroute_count=reroute_count,
-        )
-
-
-def _record(
+def take_first(
     *,
     session: Session,
-    workload: Workload,
-    kind: str,
-    outcome: str,
-    node: Candidate | None,
-    previous_node_id: str | None,
-    previous_score: float | None,
-    improvement: float | None,
-    reason: str,
     candidates: list[Candidate],
-    rejected: list[Rejection],
-    weights: ScoreWeights,
-    grid: GridSource,
+    gpus: int,
     now: datetime,
-) -> DecisionView:
-    decision = RoutingDecision(
-        id=f"rd_{uuid.uuid4().hex[:12]}",
-        workload_id=workload.id,
-        kind=kind,
-        outcome=outcome,
-        node_id=node.node_id if node else None,
-        previous_node_id=previous_node_id,
-        score=node.score if node else None,
-        previous_score=previous_score,
-        improvement=improvement,
-        weights=weights.model_dump(),
-        candidates=[c.model_dump(mode="json") for c in candidates],
-        rejected=[r.model_dump(mode="json") for r in rejected],
-        reason=reason,
-        grid_source=grid.name,
-        decided_at=now,
-    )
-    session.add(decision)
-    flush_or_conflict(session, workload)
-    return DecisionView.of(
-        decision, zone=node.zone if node else None, reroute_count=workload.reroute_count
-    )
+    hours: float,
+    workload_id: str | None = None,
+) -> Candidate | None:
+    """Allocate GPUs now on the first candidate that still has room; return it (or None).
 
-
-def _place(workload: Workload, best: Candidate, now: datetime) -> None:
-    workload.node_id = best.node_id
-    workload.score = best.score
-    workload.energy_kwh_estimate = best.energy_kwh
-    workload.co2_kg_estimate = best.co2_kg
-    workload.routed_at = now
-    workload.updated_at = now
+    Room counts the GPUs scheduled work (other than `workload_id`'s own) has reserved on the
+    node while this work would run.
+    """
+    end = now + timedelta(hours=hours)
+    for c in candidates:
+        ahead = repo.reserved_peak(
+            session=session, node_id=c.node_id, start=now, end=end, exclude_workload_id=workload_id
+        )
+        if repo.take_gpus(session=session, node_id=c.node_id, gpus=gpus, ahead=ahead):
+            return c
+    return None
 
 
 def route_workload(
@@ -159,19 +89,28 @@ def route_workload(
     workload_id: str,
     now: datetime,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
+    objective: Objective = "carbon",
 ) -> DecisionView:
-    """Place a pending workload on the lowest-scoring eligible node and record the decision.
+    """Place a pending workload where and when it is greenest by forecast; record the decision.
 
-    With no eligible node the workload stays pending and the decision says why, node by node.
+    Work without slack (no deadline, or none to spare) goes to the lowest-scoring eligible node
+    now, as `routed`. Work with slack whose greenest forecast window is later becomes
+    `scheduled` on that node, its GPUs reserved from the planned hour (see `plan_start`). With no
+    eligible node the workload stays pending and the decision says why, node by node.
     """
     workload = load_workload(session=session, workload_id=workload_id, for_update=True)
     check_transition(workload.status, "routed", workload_id)
+    if workload.status != "pending":
+        raise IllegalTransitionError(
+            f"workload {workload_id!r} is {workload.status!r}; only pending work is routed "
+            "(scheduled work starts at its hour, or when an operator starts it)"
+        )
     spec = WorkloadView.of(workload).spec()
     candidates, rejected = evaluate_nodes(
         session=session, grid=grid, spec=spec, now=now, weights=weights, lock=True
     )
     record = partial(
-        _record,
+        record_decision,
         session=session,
         workload=workload,
         kind="route",
@@ -190,13 +129,47 @@ def route_workload(
             node=None,
             reason=f"no eligible node among {len(rejected)}; see each rejection",
         )
-    best = next(
-        (
-            c
-            for c in candidates
-            if repo.take_gpus(session=session, node_id=c.node_id, gpus=workload.gpu_count)
-        ),
-        None,
+    plan = plan_start(
+        session=session,
+        grid=grid,
+        spec=spec,
+        candidates=candidates,
+        now=now,
+        workload_id=workload.id,
+        objective=objective,
+        weights=weights,
+    )
+    assert plan is not None
+    if plan.deferred:
+        chosen = next(c for c in candidates if c.node_id == plan.node_id)
+        if repo.reserve_gpus(
+            session=session,
+            workload_id=workload.id,
+            node_id=chosen.node_id,
+            gpus=workload.gpu_count,
+            start=plan.start_at,
+            end=plan.start_at + timedelta(hours=workload.duration_hours),
+            now=now,
+        ):
+            workload.status = "scheduled"
+            place_on(workload, chosen, now)
+            workload.planned_start_at = plan.start_at
+            workload.co2_kg_estimate = plan.co2_kg
+            return record(outcome="scheduled", node=chosen, reason=plan.why, plan=plan)
+        plan = plan.model_copy(
+            update={
+                "start_at": now,
+                "co2_kg": plan.co2_kg_if_started_now,
+                "saving_pct": 0.0,
+                "why": "the planned window was taken by concurrent placements; starts now",
+            }
+        )
+    best = take_first(
+        session=session,
+        candidates=candidates,
+        gpus=workload.gpu_count,
+        now=now,
+        hours=workload.duration_hours,
     )
     if best is None:
         return record(
@@ -208,11 +181,15 @@ def route_workload(
             ),
         )
     workload.status = "routed"
-    _place(workload, best, now)
+    place_on(workload, best, now)
+    workload.planned_start_at = None
+    if best.node_id != plan.node_id:
+        plan = plan.model_copy(update={"node_id": best.node_id, "zone": best.zone})
     return record(
         outcome="routed",
         node=best,
-        reason=f"lowest score {best.score:.4f} of {len(candidates)} eligible nodes",
+        reason=f"lowest score {best.score:.4f} of {len(candidates)} eligible nodes; {plan.why}",
+        plan=plan,
     )
 
 
@@ -257,7 +234,7 @@ def reroute_workload(
     best = others[0] if others else None
     current_score = current.score if current else workload.score
     record = partial(
-        _record,
+        record_decision,
         session=session,
         workload=workload,
         kind="reroute",
@@ -307,7 +284,13 @@ def reroute_workload(
             and _improvement(current_score, alternative.score) < REROUTE_THRESHOLD - _EPS
         ):
             break
-        if repo.take_gpus(session=session, node_id=alternative.node_id, gpus=workload.gpu_count):
+        if take_first(
+            session=session,
+            candidates=[alternative],
+            gpus=workload.gpu_count,
+            now=now,
+            hours=spec.duration_hours,
+        ):
             chosen = alternative
             break
     if chosen is None:
@@ -324,7 +307,7 @@ def reroute_workload(
     if current_id is not None:
         repo.release_gpus(session=session, node_id=current_id, gpus=workload.gpu_count)
     workload.reroute_count += 1
-    _place(workload, chosen, now)
+    place_on(workload, chosen, now)
     reason = (
         f"failover: current node {current_id} {current_reason}"
         if failover

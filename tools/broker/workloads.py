@@ -1,4 +1,8 @@
-"""Workload specs, submission and the life cycle pending → routed → running → terminal.
+"""Workload specs, submission and the life cycle.
+
+pending → routed (placed now, GPUs allocated) or scheduled (node and planned start chosen, GPUs
+reserved from that hour) → running → completed | failed | cancelled. Scheduled work becomes
+routed at its hour (or running when an operator starts it early) and may be re-planned meanwhile.
 
 Functions flush and never commit: the caller owns the transaction.
 """
@@ -25,10 +29,13 @@ from tools.errors import (
 )
 from tools.grid import get_zone
 
-WorkloadStatus = Literal["pending", "routed", "running", "completed", "failed", "cancelled"]
+WorkloadStatus = Literal[
+    "pending", "scheduled", "routed", "running", "completed", "failed", "cancelled"
+]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "pending": frozenset({"routed", "cancelled", "failed"}),
+    "pending": frozenset({"routed", "scheduled", "cancelled", "failed"}),
+    "scheduled": frozenset({"scheduled", "routed", "running", "pending", "cancelled", "failed"}),
     "routed": frozenset({"running", "cancelled", "failed"}),
     "running": frozenset({"completed", "failed", "cancelled"}),
     "completed": frozenset(),
@@ -124,6 +131,8 @@ class WorkloadView(BaseModel):
     co2_kg_estimate: float | None
     submitted_at: datetime
     routed_at: datetime | None
+    planned_start_at: datetime | None = None
+    """When scheduled work starts on its node (None unless scheduled)."""
     started_at: datetime | None
     finished_at: datetime | None
 
@@ -150,6 +159,7 @@ class WorkloadView(BaseModel):
             co2_kg_estimate=w.co2_kg_estimate,
             submitted_at=w.submitted_at,
             routed_at=w.routed_at,
+            planned_start_at=w.planned_start_at,
             started_at=w.started_at,
             finished_at=w.finished_at,
         )
@@ -241,13 +251,25 @@ def check_transition(current: str, target: str, workload_id: str) -> None:
 def set_workload_status(
     *, session: Session, workload_id: str, status: str, now: datetime
 ) -> WorkloadView:
-    """Move a workload along its life cycle (routing itself goes through the broker)."""
-    if status == "routed":
+    """Move a workload along its life cycle (placing and starting go through the broker).
+
+    Cancelling or failing scheduled work frees its reservation; routed or running work frees
+    its GPUs.
+    """
+    if status in ("routed", "scheduled"):
         raise IllegalTransitionError("use the broker's route to place a workload on a node")
     w = load_workload(session=session, workload_id=workload_id, for_update=True)
+    if w.status == "scheduled" and status == "running":
+        raise IllegalTransitionError(
+            f"workload {workload_id!r} is scheduled; start it through the broker so it gets "
+            "its GPUs now"
+        )
     check_transition(w.status, status, workload_id)
     if status in TERMINAL_STATUSES and w.status in ACTIVE_WORKLOAD_STATUSES and w.node_id:
         repo.release_gpus(session=session, node_id=w.node_id, gpus=w.gpu_count)
+    if w.status == "scheduled":
+        repo.release_reservation(session=session, workload_id=w.id)
+        w.planned_start_at = None
     w.status = status
     if status == "running":
         w.started_at = now

@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 from pydantic import ValidationError
 
+from tools.broker.workloads import WorkloadView
 from tools.errors import DomainError
 from ui import console_actions as actions
 from ui import console_views as views
@@ -22,12 +23,22 @@ COLUMNS = [
     "gpus",
     "node_id",
     "zone",
+    "starts (UTC)",
     "score",
     "kg CO2 (est.)",
     "reroutes",
     "submitted",
 ]
 GPU_MODELS = ["H100", "A100", "L40S", "RTX 4090", "any"]
+
+
+def _starts(w: WorkloadView) -> str:
+    at = w.planned_start_at or w.started_at or w.routed_at
+    return "" if at is None else f"{at:%Y-%m-%d %H:%M}"
+
+
+def _timeline(rt: ConsoleRuntime) -> Any:
+    return views.timeline_figure(actions.list_workloads(rt), rt.svc.clock.now())
 
 
 def _rows(rt: ConsoleRuntime) -> Any:
@@ -40,6 +51,7 @@ def _rows(rt: ConsoleRuntime) -> Any:
             "gpus": f"{w.gpu_count}x{w.gpu_model or 'any'}",
             "node_id": w.node_id or "",
             "zone": w.zone or "",
+            "starts (UTC)": _starts(w),
             "score": None if w.score is None else round(w.score, 3),
             "kg CO2 (est.)": None if w.co2_kg_estimate is None else round(w.co2_kg_estimate, 2),
             "reroutes": w.reroute_count,
@@ -67,6 +79,9 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
                 )
                 model = gr.Dropdown(GPU_MODELS, value="any", label="GPU model")
                 hours = gr.Number(8, label="Hours", minimum=0.25, maximum=336)
+                within = gr.Number(
+                    0, label="Finish within (h; 0 = start now)", minimum=0, maximum=744
+                )
             with gr.Row():
                 submit = gr.Button("Submit and route", variant="primary", elem_id="wl-submit")
                 queue = gr.Button("Submit only (pending)")
@@ -75,8 +90,11 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
             wid = gr.Textbox(label="Workload id", placeholder="wl_…", elem_id="wl-id")
             route = gr.Button("Route / reroute", elem_id="wl-route")
     result = gr.Markdown(elem_id="wl-result")
+    chart = gr.Plot(label="Timeline of planned starts", elem_id="wl-timeline")
 
-    def do_submit(n: str, o: str, g: float, m: str, h: float, *, routed: bool) -> tuple[str, Any]:
+    def do_submit(
+        n: str, o: str, g: float, m: str, h: float, f: float, *, routed: bool
+    ) -> tuple[str, Any]:
         try:
             spec = NewWorkload(
                 name=n,
@@ -84,6 +102,7 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
                 gpu_count=int(g or 0),
                 gpu_model=None if m == "any" else m,
                 duration_hours=h,
+                finish_within_hours=f or None,
             )
             step = actions.submit(rt, spec, route=routed)
             message = step.summary
@@ -102,7 +121,7 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
             message = f"✗ {exc}"
         return message, _rows(rt)
 
-    form = [name, org, gpus, model, hours]
+    form = [name, org, gpus, model, hours, within]
     submit.click(
         lambda *a: do_submit(*a, routed=True), form, [result, table], api_visibility="private"
     )
@@ -115,4 +134,4 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
         return str(evt.row_value[0]) if evt.row_value else ""
 
     table.select(pick, None, wid, api_visibility="private")
-    return [(lambda: _rows(rt), [], [table])]
+    return [(lambda: _rows(rt), [], [table]), (lambda: _timeline(rt), [], [chart])]

@@ -1,0 +1,281 @@
+"""Decide *when* a job starts: forecast the grid per node and hour, then ask the planner.
+
+`forecast_grid` is the one place the broker turns a grid source into (zone x hour) carbon and
+price forecasts: hour 0 is the current hour's reading, later hours come from the source's own
+history through `SeasonalPersistenceForecaster` (nothing reads the future). `plan_start` builds
+the planner's inputs for one job over the nodes eligible now (capacity already committed per hour
+from running work and reservations), calls `tools.broker.planner.plan_hour`, and says where and
+when with the forecast kg CO2 of that window against starting now.
+
+A job without slack (no deadline, or one that leaves no spare hour) starts now. A later window
+is chosen only when its forecast cost under the objective (kg CO2 by default; the composite
+score x kW when asked) is at least `DEFER_MIN_SAVING` below the best start now (the planner's
+cost with the job forced to start now): forecasts are uncertain, and waiting for a marginal gain
+only adds risk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from store import repo
+from tools.broker.placement import Candidate
+from tools.broker.planner import Objective, PlanGrid, PlanJob, plan_hour
+from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
+from tools.broker.workloads import JobSpec
+from tools.errors import NoGridDataError
+from tools.grid import GridSource
+from tools.grid.forecast import SeasonalPersistenceForecaster
+from tools.grid.models import HOUR, MAX_CARBON_INTENSITY, floor_hour
+
+FloatArray = npt.NDArray[np.float64]
+HORIZON_HOURS = 48
+HISTORY_HOURS = 7 * 24
+DEFER_MIN_SAVING = 0.05
+"""A later window must save at least 5 % of the forecast CO2 of the greenest start now."""
+PLAN_TIME_BUDGET_S = 1.0
+
+
+@dataclass(frozen=True)
+class ZoneForecast:
+    """Carbon and price per zone and hour from `issued_at` (hour 0 = the current hour)."""
+
+    issued_at: datetime
+    zones: tuple[str, ...]
+    ci: FloatArray
+    """(zones, horizon) gCO2/kWh; an unknown zone is `MAX_CARBON_INTENSITY` (never preferred)."""
+    price: FloatArray
+    """(zones, horizon) EUR/MWh; NaN = unknown."""
+
+    def row(self, zone: str) -> int:
+        """Return the row of `zone`."""
+        return self.zones.index(zone)
+
+
+def _history(grid: GridSource, zone: str, issued: datetime) -> tuple[FloatArray, FloatArray]:
+    """Return (ci, price) of the `HISTORY_HOURS` up to and including `issued`'s hour."""
+    try:
+        rows = grid.series(zone, issued - (HISTORY_HOURS - 1) * HOUR, HISTORY_HOURS)
+    except NoGridDataError:
+        try:
+            rows = [grid.reading(zone, issued)]
+        except NoGridDataError:
+            return np.full(1, np.nan), np.full(1, np.nan)
+    ci = np.array([np.nan if r.carbon_intensity is None else r.carbon_intensity for r in rows])
+    price = np.array([np.nan if r.price_eur_per_mwh is None else r.price_eur_per_mwh for r in rows])
+    return ci.astype(np.float64), price.astype(np.float64)
+
+
+def forecast_grid(
+    *, grid: GridSource, zones: list[str], now: datetime, horizon: int = HORIZON_HOURS
+) -> ZoneForecast:
+    """Forecast carbon intensity and price per zone for `horizon` hours from `now`'s hour.
+
+    Reads only the source's readings up to `now`'s hour (its history); a zone with less history
+    is forecast from what there is, a zone with none is unknown.
+    """
+    issued = floor_hour(now)
+    series = [_history(grid, z, issued) for z in zones]
+    width = max(len(ci) for ci, _ in series) if series else 1
+    ci_hist = np.full((len(zones), width), np.nan)
+    price_hist = np.full((len(zones), width), np.nan)
+    for i, (ci, price) in enumerate(series):
+        ci_hist[i, width - len(ci) :] = ci
+        price_hist[i, width - len(price) :] = price
+    hour_index = int(issued.timestamp() // 3600)
+    forecaster = SeasonalPersistenceForecaster()
+    out = []
+    for hist in (ci_hist, price_hist):
+        ahead = (
+            forecaster.predict(hist, hour_index, horizon - 1)
+            if horizon > 1
+            else np.empty((len(zones), 0))
+        )
+        out.append(np.concatenate([hist[:, -1:], ahead], axis=1))
+    ci_out = np.where(np.isfinite(out[0]), np.clip(out[0], 0.0, MAX_CARBON_INTENSITY), np.nan)
+    ci_out = np.where(np.isnan(ci_out), MAX_CARBON_INTENSITY, ci_out)
+    return ZoneForecast(issued_at=issued, zones=tuple(zones), ci=ci_out, price=out[1])
+
+
+class StartPlan(BaseModel):
+    """Where and when a job runs, and what waiting saves by forecast."""
+
+    start_at: datetime
+    """When the job starts (aware UTC); the decision time when it starts now."""
+    node_id: str
+    zone: str
+    co2_kg: float
+    """Forecast kg CO2 of the job in the chosen window."""
+    co2_kg_if_started_now: float
+    """Forecast kg CO2 of the job started now where the broker would put it now."""
+    saving_pct: float
+    """100 x (co2_kg_if_started_now - co2_kg) / co2_kg_if_started_now."""
+    why: str
+    objective: Objective
+    forecast_issued_at: datetime
+
+    @property
+    def deferred(self) -> bool:
+        """Return True when the job waits for a later hour."""
+        return self.start_at >= self.forecast_issued_at + HOUR
+
+
+def latest_start(spec: JobSpec, issued: datetime, horizon: int = HORIZON_HOURS) -> int:
+    """Return the last start hour offset from `issued` that meets the deadline (0 = none)."""
+    if spec.deadline is None:
+        return 0
+    hours = math.ceil(spec.duration_hours)
+    spare = (spec.deadline - issued) / HOUR - spec.duration_hours
+    return max(0, min(math.floor(spare + 1e-9), horizon - hours))
+
+
+def _kg(ci_row: FloatArray, start: int, spec: JobSpec, kw: float) -> float:
+    whole = math.floor(spec.duration_hours)
+    frac = spec.duration_hours - whole
+    total = float(ci_row[start : start + whole].sum())
+    if frac > 0:
+        total += frac * float(ci_row[start + whole])
+    return spec.gpu_count * kw * total / 1000.0
+
+
+def window_kg(
+    fc: ZoneForecast, zone: str, spec: JobSpec, kw_per_gpu: float, start_at: datetime
+) -> float | None:
+    """Return the forecast kg CO2 of the job from `start_at` in `zone` (None: beyond horizon)."""
+    offset = max(0, int((floor_hour(start_at) - fc.issued_at) / HOUR))
+    if offset + math.ceil(spec.duration_hours) > fc.ci.shape[1]:
+        return None
+    return _kg(fc.ci[fc.row(zone)], offset, spec, kw_per_gpu)
+
+
+def plan_start(
+    *,
+    session: Session,
+    grid: GridSource,
+    spec: JobSpec,
+    candidates: list[Candidate],
+    now: datetime,
+    workload_id: str | None = None,
+    objective: Objective = "carbon",
+    weights: ScoreWeights = DEFAULT_WEIGHTS,
+) -> StartPlan | None:
+    """Return where and when the job should start among `candidates` (eligible now, best first).
+
+    None when there is no candidate. The route-now choice is `candidates[0]` (today's score);
+    a later window replaces it only with slack and a forecast saving of `DEFER_MIN_SAVING`.
+    """
+    if not candidates:
+        return None
+    issued = floor_hour(now)
+    latest = latest_start(spec, issued)
+    hours = math.ceil(spec.duration_hours)
+    now_choice = candidates[0]
+    if latest == 0 or hours > HORIZON_HOURS:
+        why = (
+            "no deadline: starts now"
+            if spec.deadline is None
+            else "no slack before the deadline: starts now"
+        )
+        return StartPlan(
+            start_at=now,
+            node_id=now_choice.node_id,
+            zone=now_choice.zone,
+            co2_kg=now_choice.co2_kg,
+            co2_kg_if_started_now=now_choice.co2_kg,
+            saving_pct=0.0,
+            why=why,
+            objective=objective,
+            forecast_issued_at=issued,
+        )
+    nodes = {n.id: n for n in repo.list_nodes(session=session)}
+    zones = sorted({c.zone for c in candidates})
+    fc = forecast_grid(grid=grid, zones=zones, now=now)
+    rows = [fc.row(c.zone) for c in candidates]
+    kw = np.array([nodes[c.node_id].power_kw_per_gpu for c in candidates])
+    end = issued + HORIZON_HOURS * HOUR
+    committed = np.array(
+        [
+            repo.hourly_use(
+                session=session,
+                node_id=c.node_id,
+                start=issued,
+                end=end,
+                now=now,
+                exclude_workload_id=workload_id,
+            )
+            for c in candidates
+        ],
+        dtype=np.float64,
+    )
+    plan_grid = PlanGrid(
+        ci=fc.ci[rows],
+        price=fc.price[rows],
+        capacity=np.array([nodes[c.node_id].gpu_count for c in candidates], dtype=np.float64),
+        committed=committed,
+        kw_per_gpu=kw,
+    )
+    job = PlanJob(key=workload_id or "job", gpus=spec.gpu_count, hours=hours, latest_start=latest)
+    result = plan_hour(
+        [job], plan_grid, objective=objective, weights=weights, time_budget_s=PLAN_TIME_BUDGET_S
+    )
+    now_kg = _kg(plan_grid.ci[0], 0, spec, float(kw[0]))
+    at_once = plan_hour(
+        [replace(job, latest_start=0)],
+        plan_grid,
+        objective=objective,
+        weights=weights,
+        time_budget_s=PLAN_TIME_BUDGET_S,
+    )
+    best_now = at_once.slots[0].cost if at_once.slots else float("inf")
+    unit = "kg CO2" if objective == "carbon" else "composite cost"
+    base = StartPlan(
+        start_at=now,
+        node_id=now_choice.node_id,
+        zone=now_choice.zone,
+        co2_kg=now_kg,
+        co2_kg_if_started_now=now_kg,
+        saving_pct=0.0,
+        why="",
+        objective=objective,
+        forecast_issued_at=issued,
+    )
+    if not result.slots:
+        return base.model_copy(update={"why": "no later window has room before the deadline"})
+    slot = result.slots[0]
+    kg = _kg(plan_grid.ci[slot.site], slot.start, spec, float(kw[slot.site]))
+    if slot.start == 0 or slot.cost > best_now * (1 - DEFER_MIN_SAVING):
+        why = (
+            f"starting now is best within the {latest} h of slack"
+            if slot.start == 0
+            else (
+                f"the best later window saves less than {DEFER_MIN_SAVING:.0%} over starting "
+                f"now ({slot.cost:.2f} vs {best_now:.2f} {unit} by forecast)"
+            )
+        )
+        return base.model_copy(update={"why": why})
+    chosen = candidates[slot.site]
+    start_at = issued + slot.start * HOUR
+    saving = 100.0 * (now_kg - kg) / now_kg if now_kg > 0 else 0.0
+    return base.model_copy(
+        update={
+            "start_at": start_at,
+            "node_id": chosen.node_id,
+            "zone": chosen.zone,
+            "co2_kg": kg,
+            "saving_pct": saving,
+            "why": (
+                f"{'greenest' if objective == 'carbon' else 'best-scoring'} forecast window "
+                f"within the deadline: {chosen.node_id} "
+                f"({chosen.zone}) from {start_at.isoformat()}, {kg:.1f} kg CO2 vs "
+                f"{now_kg:.1f} kg starting now ({saving:.0f} % less; forecast issued "
+                f"{issued.isoformat()})"
+            ),
+        }
+    )
