@@ -145,5 +145,5 @@ def evaluate_forecasts(
     return result
 
 
-def _r(value: float) -> float:
-    return round(float(value), 2) if math.isfinite(value) else float("nan")
+def _r(value: float) -> float | None:
+    return round(float(value), 2) if math.isfinite(value) else None

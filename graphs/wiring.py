@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from graphs.settings import Settings
 from tools.errors import InvalidInputError
 from tools.grid import GridSource
-from tools.grid.outlook import ForecastProvider, HistoryForecaster
+from tools.grid.outlook import DEFAULT_HISTORY_DAYS, ForecastProvider, HistoryForecaster
 from tools.grid.recorded import RecordedGrid
 from tools.grid.simulated import SimulatedGrid
 from tools.integrations.electricitymaps import DEFAULT_BASE_URL, LiveGrid
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 # commands which never touch money or alerts start quickly.
 
 GRID_SOURCE_NAMES = ("sim", "recorded", "live")
+SHORT_HISTORY_DAYS = 100
+"""History the forecast model reads from a simulated source (enough for its first fit)."""
 
 
 def make_grid_source(
@@ -101,7 +103,10 @@ def make_forecast_provider(
     key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
     if key:
         return ElectricityMapsForecaster(key, base_url, client)
-    return HistoryForecaster(grid, mode)
+    # Recorded files are sliced as arrays; other sources build every hour's reading, so they
+    # read the shortest history the fitted model accepts.
+    days = DEFAULT_HISTORY_DAYS if grid.name == "recorded" else SHORT_HISTORY_DAYS
+    return HistoryForecaster(grid, mode, history_days=days)
 
 
 def make_biller(settings: Settings) -> Biller:

@@ -134,3 +134,19 @@ def test_evaluate_on_recorded_data_beats_the_naive_forecast() -> None:
     for zone in ("FR", "DE"):
         assert report["per_zone"][zone]["mae"] < report["per_zone"][zone]["naive_mae"]
     assert 0 <= report["mean_capture_pct"] <= 100
+
+
+def test_forecast_show_prints_the_next_hours_from_recorded_history(grid: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "--grid-source", "recorded", "--grid-dir", str(grid), "forecast", "show", "--zone",
+            "fr", "--hours", "5", "--at", "2023-02-05T10:30Z", "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    (f,) = out["forecasts"]
+    assert out["source"] == "history:model" and f["zone"] == "FR"
+    assert f["times"][0] == "2023-02-05T11:00:00Z" and len(f["carbon_intensity"]) == 5
+    assert all(p is not None for p in f["price_eur_per_mwh"])
