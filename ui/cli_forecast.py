@@ -88,7 +88,8 @@ def forecast_evaluate(
         Path | None, typer.Option("--grid-dir", help="Recorded <ZONE>.csv folder (TGTG_GRID_DIR).")
     ] = None,
     zones: Annotated[
-        list[str] | None, typer.Option("--zones", help="Zone code; repeatable (default: all).")
+        list[str] | None,
+        typer.Option("--zones", help="Zone codes, repeatable or comma-separated (default: all)."),
     ] = None,
     forecast: Annotated[
         str, typer.Option("--forecast", help="Forecast measured: model | naive | perfect.")
@@ -103,7 +104,8 @@ def forecast_evaluate(
     folder = grid_dir or settings.grid_dir
     if folder is None or not Path(folder).is_dir():
         raise fail(f"--grid-dir {str(folder)!r} is not a folder: pass the recorded CSV directory")
-    codes = tuple(normalise_zone(z) for z in zones) if zones else ZONE_CODES
+    names = [part for z in zones or [] for part in z.split(",") if part.strip()]
+    codes = tuple(normalise_zone(z) for z in names) if names else ZONE_CODES
     modes = (forecast,) if forecast == "naive" else (forecast, "naive")
     report = evaluate_forecasts(
         Path(folder), start=_start(start), days=days, zones=codes, modes=modes

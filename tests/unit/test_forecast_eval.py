@@ -64,8 +64,8 @@ def invoke(*args: str):
 
 def test_evaluate_json_reports_capture_and_mae_beside_naive(grid: Path) -> None:
     result = invoke(
-        "--start", "2023-02-01", "--days", "3", "--grid-dir", str(grid), "--zones", "fr",
-        "--zones", "DE", "--json",
+        "--start", "2023-02-01", "--days", "3", "--grid-dir", str(grid), "--zones", "fr,DE",
+        "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
