@@ -6,8 +6,8 @@ For an issue hour `t` and lead `k` (forecasting hour `t+k`), the features are, p
   days known at `t` (the latest day's shape, the weekly and the monthly level);
 * `W1`: the value one week before the target hour (day-of-week effect) or, when that is after
   `t`, two weeks before;
-* `x0, x1, x3, x23`: the recorded values 0, 1, 3 and 23 hours before `t` (the current weather
-  regime and how it is moving);
+* `x0 .. x23`: the recorded values 0, 1, 2, 3, 6, 12 and 23 hours before `t` (the current
+  weather regime and how it is moving);
 * a constant.
 
 The forecast is a linear blend of these with coefficients fitted by ridge-regularised least
@@ -33,7 +33,7 @@ MAX_FIT_LEAD = 48
 """Leads fitted; a longer lead reuses the fitted lead in (24, 48] with the same target hour."""
 RIDGE = 0.01
 """Ridge penalty as a share of each feature's own sum of squares."""
-LAGS = (0, 1, 3, 23)
+LAGS = (0, 1, 2, 3, 6, 12, 23)
 PROFILE_DAYS = (1, 7, 28)
 FEATURE_DAYS = 28 + 2
 """History a feature needs before its issue hour (the 28-day profile plus leads up to 48 h)."""
