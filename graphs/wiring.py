@@ -1,4 +1,4 @@
-"""Wire integrations into the domain's ports from settings: grid source, biller, payment rail.
+"""Wire integrations into the domain's ports from settings: grid source, forecasts, biller, rail.
 
 The composition roots (ui/, evals/) call these; domain packages only see the protocols.
 """
@@ -14,9 +14,11 @@ from pydantic import SecretStr
 from graphs.settings import Settings
 from tools.errors import InvalidInputError
 from tools.grid import GridSource
+from tools.grid.outlook import DEFAULT_HISTORY_DAYS, ForecastProvider, HistoryForecaster
 from tools.grid.recorded import RecordedGrid
 from tools.grid.simulated import SimulatedGrid
 from tools.integrations.electricitymaps import DEFAULT_BASE_URL, LiveGrid
+from tools.integrations.electricitymaps_forecast import ElectricityMapsForecaster
 from tools.money.payouts import PayoutPolicy
 from tools.money.ports import Biller
 from tools.money.settlement import MoneyServices
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 # commands which never touch money or alerts start quickly.
 
 GRID_SOURCE_NAMES = ("sim", "recorded", "live")
+SHORT_HISTORY_DAYS = 100
+"""History the forecast model reads from a simulated source (enough for its first fit)."""
 
 
 def make_grid_source(
@@ -74,6 +78,35 @@ def make_grid_source(
     raise InvalidInputError(
         f"unknown grid source {name!r}: use one of {', '.join(GRID_SOURCE_NAMES)}"
     )
+
+
+def make_forecast_provider(
+    grid: GridSource,
+    *,
+    api_key: str | SecretStr | None = None,
+    base_url: str = DEFAULT_BASE_URL,
+    client: httpx.Client | None = None,
+    mode: str = "model",
+) -> ForecastProvider:
+    """Return Electricity Maps' forecasts when a key is set, else the history model over `grid`.
+
+    Args:
+        grid: Grid source whose history the history model reads (only up to each issue hour).
+        api_key: Electricity Maps token; with one, forecasts come from its forecast endpoint.
+        base_url: Electricity Maps API root.
+        client: HTTP client for Electricity Maps (default: a new one).
+        mode: History model, "model" (fitted blend) or "naive".
+
+    Raises:
+        InvalidInputError: Unknown or non-causal mode.
+    """
+    key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+    if key:
+        return ElectricityMapsForecaster(key, base_url, client)
+    # Recorded files are sliced as arrays; other sources build every hour's reading, so they
+    # read the shortest history the fitted model accepts.
+    days = DEFAULT_HISTORY_DAYS if grid.name == "recorded" else SHORT_HISTORY_DAYS
+    return HistoryForecaster(grid, mode, history_days=days)
 
 
 def make_biller(settings: Settings) -> Biller:

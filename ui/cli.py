@@ -33,6 +33,7 @@ from ui.cli_common import (
     validation_message,
 )
 from ui.cli_fleet import register as register_fleet_commands
+from ui.cli_forecast import forecast_app
 from ui.cli_grid import grid_app
 from ui.cli_money import register as register_money
 from ui.cli_workloads import workloads_app
@@ -46,6 +47,7 @@ app = typer.Typer(
     cls=CliGroup,
 )
 app.add_typer(grid_app, name="grid")
+app.add_typer(forecast_app, name="forecast")
 app.add_typer(workloads_app, name="workloads")
 register_fleet_commands(app)
 register_agent_commands(app, grid_app)

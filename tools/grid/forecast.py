@@ -4,13 +4,18 @@ Three modes:
 
 * `perfect`: the recorded future itself (an upper bound on forecast quality; not causal).
 * `naive`: hour-of-day mean of the last 28 days (the floor named in carbon-anchors.md).
-* `model`: a seasonal-plus-persistence model fitted on the recent past. The baseline is the
-  hour-of-day mean of the last 7 days (tracks seasonal drift faster than 28 days; a weekly
-  window averages out weekday effects). The current anomaly `r = x_now - profile(now)` persists
-  and decays as `phi**k` at lead `k`, where `phi` is the least-squares AR(1) coefficient of the
-  anomalies over the last 7 days, clipped to [0, 0.99]. Why: grid CI is a strong daily cycle
-  plus weather regimes (wind fronts, cloud) that last hours to days; the daily profile captures
-  the first and the fitted decay the second. Fits use only history, per zone and per call.
+* `model`: `BlendForecaster` (`tools.grid.blend`), a least-squares blend of daily and weekly
+  profiles and recent anomalies fitted per zone, issue hour and lead on up to a year of the
+  past. With less than `tools.grid.blend.MIN_FIT_DAYS` of fit history (e.g. a replay window
+  loaded with 28 days of history) it is the seasonal-persistence model below.
+
+`SeasonalPersistenceForecaster`: the hour-of-day mean of the last 7 days (tracks seasonal drift
+faster than 28 days; a weekly window averages out weekday effects). The current anomaly
+`r = x_now - profile(now)` persists and decays as `phi**k` at lead `k`, where `phi` is the
+least-squares AR(1) coefficient of the anomalies over the last 7 days, clipped to [0, 0.99].
+Why: grid CI is a strong daily cycle plus weather regimes (wind fronts, cloud) that last hours
+to days; the daily profile captures the first and the fitted decay the second. Fits use only
+history, per zone and per call.
 
 With less than a day of history (a window at the very start of the recorded data) both use the
 mean of the hours there are, until a full day has been seen.
@@ -137,5 +142,7 @@ def make_forecaster(mode: str, actual: FloatArray) -> Forecaster:
     if mode == "naive":
         return NaiveForecaster()
     if mode == "model":
-        return SeasonalPersistenceForecaster()
+        from tools.grid.blend import BlendForecaster  # blend builds on this module
+
+        return BlendForecaster()
     raise InvalidInputError(f"forecast mode {mode!r}: choose one of {list(FORECAST_MODES)}")

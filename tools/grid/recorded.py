@@ -12,6 +12,8 @@ import math
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from tools.errors import InvalidInputError, NoGridDataError
 from tools.grid.models import (
     HOUR,
@@ -136,3 +138,28 @@ class RecordedGrid:
         first = self._index(series, start)
         self._index(series, floor_hour(start) + (count - 1) * HOUR)
         return [self._reading(series, first + i) for i in range(count)]
+
+    def history_arrays(
+        self, zone: str, start: datetime, hours: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (carbon intensity, price) arrays for `hours` hours from `start` (NaN = missing).
+
+        Hours before the first recorded hour are left out (fewer values come back); the last
+        hour must be recorded.
+
+        Args:
+            zone: Zone code.
+            start: Aware time of the first hour wanted.
+            hours: Number of hours (at least 1).
+
+        Raises:
+            NoGridDataError: The last hour is outside the file's coverage.
+        """
+        series = self.zone_series(zone)
+        count = check_hours(hours)
+        last = self._index(series, floor_hour(start) + (count - 1) * HOUR)
+        first = max(0, last - count + 1)
+        return (
+            series.carbon_intensity[first : last + 1].copy(),
+            series.price_eur_per_mwh[first : last + 1].copy(),
+        )

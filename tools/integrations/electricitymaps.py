@@ -33,6 +33,64 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.electricitymap.org/v3"
 
 
+def get_json(
+    client: httpx.Client,
+    base_url: str,
+    api_key: str,
+    path: str,
+    params: dict[str, str],
+    zone: str,
+    timeout: float,
+) -> dict[str, Any]:
+    """GET `{base_url}/{path}` with the `auth-token` header and return the JSON object.
+
+    Raises:
+        NoGridDataError: Timeout, unreachable, refused key (401/403), rate limit (429), any
+            other HTTP error, a body that is not a JSON object, or an answer for another zone.
+    """
+    url = f"{base_url}/{path}"
+    try:
+        response = client.get(url, params=params, headers={"auth-token": api_key}, timeout=timeout)
+    except httpx.TimeoutException:
+        raise NoGridDataError(
+            f"Electricity Maps did not answer within {timeout:g} s for zone {zone!r}"
+        ) from None
+    except httpx.TransportError as exc:
+        raise NoGridDataError(
+            f"cannot reach Electricity Maps at {base_url!r} for zone {zone!r}: {exc}"
+        ) from None
+    status = response.status_code
+    if status in (401, 403):
+        raise NoGridDataError(
+            f"Electricity Maps refused the API key (HTTP {status}) for zone {zone!r} on {path}: "
+            "check TGTG_ELECTRICITYMAPS_API_KEY (the free tier serves one zone only)"
+        )
+    if status == 429:
+        retry = response.headers.get("retry-after")
+        wait = f"; retry after {retry} s" if retry else ""
+        raise NoGridDataError(f"Electricity Maps rate limit hit (HTTP 429) for zone {zone!r}{wait}")
+    if status >= 400:
+        raise NoGridDataError(
+            f"Electricity Maps returned HTTP {status} for zone {zone!r} on {path}: "
+            f"{response.text[:200]!r}"
+        )
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise NoGridDataError(
+            f"malformed Electricity Maps payload for zone {zone!r} from {path}: "
+            f"expected a JSON object, got {response.text[:200]!r}"
+        )
+    if payload.get("zone", zone) != zone:
+        raise NoGridDataError(
+            f"malformed Electricity Maps payload: asked for zone {zone!r}, got "
+            f"{payload.get('zone')!r}"
+        )
+    return payload
+
+
 class LiveGrid:
     """Electricity Maps client returning `GridReading`s for the current hour."""
 
@@ -75,54 +133,9 @@ class LiveGrid:
             self._client.close()
 
     def _get(self, path: str, zone: str) -> dict[str, Any]:
-        url = f"{self.base_url}/{path}"
-        try:
-            response = self._client.get(
-                url,
-                params={"zone": zone},
-                headers={"auth-token": self._api_key},
-                timeout=self.timeout,
-            )
-        except httpx.TimeoutException:
-            raise NoGridDataError(
-                f"Electricity Maps did not answer within {self.timeout:g} s for zone {zone!r}"
-            ) from None
-        except httpx.TransportError as exc:
-            raise NoGridDataError(
-                f"cannot reach Electricity Maps at {self.base_url!r} for zone {zone!r}: {exc}"
-            ) from None
-        status = response.status_code
-        if status in (401, 403):
-            raise NoGridDataError(
-                f"Electricity Maps refused the API key (HTTP {status}) for zone {zone!r}: "
-                "check TGTG_ELECTRICITYMAPS_API_KEY (the free tier serves one zone only)"
-            )
-        if status == 429:
-            retry = response.headers.get("retry-after")
-            wait = f"; retry after {retry} s" if retry else ""
-            raise NoGridDataError(
-                f"Electricity Maps rate limit hit (HTTP 429) for zone {zone!r}{wait}"
-            )
-        if status >= 400:
-            raise NoGridDataError(
-                f"Electricity Maps returned HTTP {status} for zone {zone!r}: "
-                f"{response.text[:200]!r}"
-            )
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            raise NoGridDataError(
-                f"malformed Electricity Maps payload for zone {zone!r} from {path}: "
-                f"expected a JSON object, got {response.text[:200]!r}"
-            )
-        if payload.get("zone", zone) != zone:
-            raise NoGridDataError(
-                f"malformed Electricity Maps payload: asked for zone {zone!r}, got "
-                f"{payload.get('zone')!r}"
-            )
-        return payload
+        return get_json(
+            self._client, self.base_url, self._api_key, path, {"zone": zone}, zone, self.timeout
+        )
 
     @staticmethod
     def _number(payload: dict[str, Any], key: str, zone: str, low: float, high: float) -> float:

@@ -1,0 +1,232 @@
+"""Forecast a zone's next hours as a typed `GridForecast` issued at a known time.
+
+Two kinds of provider implement `ForecastProvider`:
+
+* `HistoryForecaster` (here): runs a `tools.grid.forecast` model over the zone's recorded or
+  simulated history up to the issue hour. It reads the grid only through a `PastGrid`, a view
+  that holds the issue time and refuses every hour after it, so a history forecast cannot see
+  the future even by mistake.
+* the Electricity Maps forecast endpoint (`tools.integrations.electricitymaps_forecast`), which
+  `graphs.wiring.make_forecast_provider` picks when an API key is set.
+
+Forecasts for many hours of one zone are cheap after the first: the history model's fit is
+cached for a week of issue hours.
+
+A forecast starts at the hour after the issue hour and covers `hours` consecutive hours.
+Carbon intensity is gCO2eq/kWh (life-cycle), prices EUR/MWh (None where unknown).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tools.errors import InvalidInputError, NoGridDataError
+from tools.grid.blend import REFIT_HOURS
+from tools.grid.forecast import FloatArray, Forecaster, make_forecaster
+from tools.grid.models import HOUR, GridSource, check_hours, ensure_utc, floor_hour
+from tools.grid.zones import get_zone
+
+DEFAULT_HORIZON_HOURS = 48
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEFAULT_HISTORY_DAYS = 365
+"""Days of history the history model reads (it needs about a year to fit its daily shapes)."""
+
+
+class FutureReadError(NoGridDataError):
+    """Something asked a `PastGrid` for an hour after its issue time."""
+
+
+class GridForecast(BaseModel):
+    """One zone's forecast: hourly carbon intensity and price after `issued_at`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    zone: str
+    issued_at: datetime
+    """When the forecast was made (aware UTC); it uses nothing recorded after this hour."""
+    source: str
+    """Who made it: "history:<model>" or "electricitymaps"."""
+    times: tuple[datetime, ...]
+    """Start of each forecast hour, UTC, consecutive, the first after the issue hour."""
+    carbon_intensity: tuple[float, ...]
+    """gCO2eq/kWh per hour."""
+    price_eur_per_mwh: tuple[float | None, ...]
+    """EUR/MWh per hour; None where the source has no price."""
+    note: str | None = Field(default=None)
+
+    @field_validator("issued_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return ensure_utc(value, "issued_at")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GridForecast:
+        n = len(self.times)
+        if n == 0 or len(self.carbon_intensity) != n or len(self.price_eur_per_mwh) != n:
+            raise InvalidInputError(
+                f"forecast for {self.zone!r} needs equally many times, intensities and prices, "
+                f"got {n}, {len(self.carbon_intensity)}, {len(self.price_eur_per_mwh)}"
+            )
+        first = floor_hour(self.issued_at) + HOUR
+        for i, ts in enumerate(self.times):
+            if ensure_utc(ts, "times") != first + i * HOUR:
+                raise InvalidInputError(
+                    f"forecast for {self.zone!r}: hour {i} is {ts.isoformat()}, expected "
+                    f"{(first + i * HOUR).isoformat()} (consecutive hours after the issue hour)"
+                )
+        for ci in self.carbon_intensity:
+            if not math.isfinite(ci) or ci < 0:
+                raise InvalidInputError(
+                    f"forecast for {self.zone!r}: carbon intensity {ci!r} must be a number >= 0"
+                )
+        return self
+
+    @property
+    def hours(self) -> int:
+        """Return the number of forecast hours."""
+        return len(self.times)
+
+
+class ForecastProvider(Protocol):
+    """Anything that forecasts a zone's grid for the hours after an issue time."""
+
+    @property
+    def name(self) -> str:
+        """Return the provider name stored in each forecast's `source`."""
+        ...
+
+    def forecast(
+        self, zone: str, issued_at: datetime, hours: int = DEFAULT_HORIZON_HOURS
+    ) -> GridForecast:
+        """Return the forecast for the `hours` hours after the hour containing `issued_at`."""
+        ...
+
+
+class PastGrid:
+    """A grid source seen from `issued_at`: hours up to and including the issue hour only."""
+
+    def __init__(self, source: GridSource, issued_at: datetime) -> None:
+        """Wrap `source`; every read is checked against the issue hour.
+
+        Args:
+            source: The grid source to read history from.
+            issued_at: Aware time; the hour containing it is the last readable hour.
+        """
+        self._source = source
+        self.issue_hour = floor_hour(ensure_utc(issued_at, "issued_at"))
+
+    def history(self, zone: str, hours: int) -> tuple[FloatArray, FloatArray]:
+        """Return (carbon intensity, price) for the `hours` hours ending at the issue hour.
+
+        Hours the source does not have (before its first record) are left out, so fewer than
+        `hours` values may come back. Missing values are NaN.
+
+        Raises:
+            NoGridDataError: The source has no data for the issue hour.
+        """
+        count = check_hours(hours)
+        start = self.issue_hour - (count - 1) * HOUR
+        return self._read(zone, start, count)
+
+    def _read(self, zone: str, start: datetime, count: int) -> tuple[FloatArray, FloatArray]:
+        last = start + (count - 1) * HOUR
+        if last > self.issue_hour:
+            raise FutureReadError(
+                f"forecast issued at {self.issue_hour.isoformat()} asked for zone {zone!r} "
+                f"up to {last.isoformat()}: only hours up to the issue hour may be read"
+            )
+        window = getattr(self._source, "history_arrays", None)
+        if callable(window):
+            ci, price = window(zone, start, count)
+            return np.asarray(ci, dtype=np.float64), np.asarray(price, dtype=np.float64)
+        readings = self._source.series(zone, start, count)
+        ci = np.array(
+            [np.nan if r.carbon_intensity is None else r.carbon_intensity for r in readings]
+        )
+        price = np.array(
+            [np.nan if r.price_eur_per_mwh is None else r.price_eur_per_mwh for r in readings]
+        )
+        return ci.astype(np.float64), price.astype(np.float64)
+
+
+class HistoryForecaster:
+    """Forecast from the source's own history with a `tools.grid.forecast` model."""
+
+    def __init__(
+        self,
+        source: GridSource,
+        mode: str = "model",
+        *,
+        history_days: int = DEFAULT_HISTORY_DAYS,
+    ) -> None:
+        """Build a provider over `source`.
+
+        Args:
+            source: Grid source whose history is read (through a `PastGrid`).
+            mode: "model" (fitted) or "naive" (28-day hour-of-day mean); "perfect" is refused.
+            history_days: Days of history to read before each issue hour.
+
+        Raises:
+            InvalidInputError: Unknown or non-causal mode, or `history_days` < 1.
+        """
+        if mode == "perfect":
+            raise InvalidInputError(
+                "forecast mode 'perfect' reads the future: use 'model' or 'naive'"
+            )
+        if history_days < 1:
+            raise InvalidInputError(f"history_days must be >= 1, got {history_days!r}")
+        self._source = source
+        self.mode = mode
+        self.history_days = history_days
+        self._models: dict[tuple[str, str], Forecaster] = {}
+
+    def _model(self, zone: str, series: str) -> Forecaster:
+        key = (zone, series)
+        if key not in self._models:
+            self._models[key] = make_forecaster(self.mode, np.empty((1, 0)))
+        return self._models[key]
+
+    @property
+    def name(self) -> str:
+        """Return "history:<mode>"."""
+        return f"history:{self.mode}"
+
+    def forecast(
+        self, zone: str, issued_at: datetime, hours: int = DEFAULT_HORIZON_HOURS
+    ) -> GridForecast:
+        """Return the forecast for the `hours` hours after the hour containing `issued_at`.
+
+        Raises:
+            UnknownZoneError: Unknown zone.
+            NoGridDataError: The source has no history up to the issue hour.
+        """
+        code = get_zone(zone).code
+        count = check_hours(hours)
+        past = PastGrid(self._source, issued_at)
+        # Hours since the epoch keep the hour of day and let a fitted model be reused for a
+        # week of issue hours: the history read starts at the same hour all week.
+        now = int((past.issue_hour - EPOCH) / HOUR)
+        ci, price = past.history(code, self.history_days * 24 + now % REFIT_HOURS)
+        if ci.size == 0 or np.isnan(ci).all():
+            raise NoGridDataError(
+                f"no carbon-intensity history for zone {code!r} up to "
+                f"{past.issue_hour.isoformat()}: cannot forecast"
+            )
+        ci_hat = self._model(code, "ci").predict(ci[None, :], now, count)[0]
+        ci_hat = np.maximum(np.nan_to_num(ci_hat, nan=float(np.nanmean(ci))), 0.0)
+        price_hat = self._model(code, "price").predict(price[None, :], now, count)[0]
+        times = tuple(past.issue_hour + (i + 1) * HOUR for i in range(count))
+        return GridForecast(
+            zone=code,
+            issued_at=ensure_utc(issued_at, "issued_at"),
+            source=self.name,
+            times=times,
+            carbon_intensity=tuple(float(v) for v in ci_hat),
+            price_eur_per_mwh=tuple(None if math.isnan(v) else float(v) for v in price_hat),
+            note=f"from {ci.size} h of {self._source.name} history up to the issue hour",
+        )
