@@ -84,7 +84,8 @@ def upgrade(engine: Engine, revision: str = "head") -> UpgradeResult:
             migrated it); nothing is changed.
     """
     if revision == "head" and _at_head(engine):
-        return  # the common case: nothing to do, and Alembic (slow to import) stays unloaded
+        head = head_revision()
+        return UpgradeResult(before=head, after=head, applied=())  # the common case: nothing to do, and Alembic (slow to import) stays unloaded
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory

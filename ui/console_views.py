@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from tools.money.amounts import format_money  # noqa: E402
 from tools.broker.workloads import WorkloadView  # noqa: E402
+from tools.money.amounts import format_money  # noqa: E402
 from ui.dashboard import Dashboard, SeriesPoint, ZonePoint  # noqa: E402
 
 CI_BANDS = (
