@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 
 from agents.workload import EU_ZONES
+from tools.grid.zones import REGIONS as DOMAIN_REGIONS
 
-US_ZONES: tuple[str, ...] = ("US-CAL-CISO", "US-NY-NYIS", "US-TEX-ERCO")
+US_ZONES: tuple[str, ...] = DOMAIN_REGIONS["US"]
 
 # Zone names and synonyms; two-letter codes are matched case-sensitively on the original text
 # because "it", "be", "es" and "de" are ordinary words too.

@@ -18,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from prompts import render
 from tools.broker.workloads import MAX_GPUS_PER_JOB, MAX_JOB_HOURS, JobSpec, normalise_gpu_model
 from tools.grid import ZONE_CODES
+from tools.grid.zones import REGIONS
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_FIELDS = ("gpu_count", "duration_hours")
 KNOWN_ZONES: tuple[str, ...] = ZONE_CODES
-EU_ZONES: tuple[str, ...] = ("FR", "DE", "ES", "PT", "NL", "BE", "IT")
+EU_ZONES: tuple[str, ...] = REGIONS["EU"]
 """The supported zones inside the European Union (GB is not one)."""
 
 

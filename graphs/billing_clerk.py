@@ -21,6 +21,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 
 from agents.billing_clerk import clerk_system_prompt, clerk_tools
+from agents.replies import recover_tool_calls
 from graphs.broker import _sanitised, route_after_model
 from graphs.context import Context
 from graphs.state import AgentState, ChatInput
@@ -48,7 +49,10 @@ def call_model(state: ClerkState, runtime: Runtime[Context]) -> dict[str, Any]:
             ]
         }
     system = SystemMessage(clerk_system_prompt(now=ctx.clock.now(), org_id=ctx.org_id))
-    reply = ctx.model.bind_tools(clerk_tools()).invoke([system, *_sanitised(state["messages"])])
+    tools = clerk_tools()
+    reply = ctx.model.bind_tools(tools).invoke([system, *_sanitised(state["messages"])])
+    if isinstance(reply, AIMessage):
+        reply = recover_tool_calls(reply, [t.name for t in tools])
     return {"messages": [reply]}
 
 

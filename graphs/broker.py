@@ -23,6 +23,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 
 from agents.broker import broker_system_prompt
+from agents.replies import recover_tool_calls
 from graphs.approval import make_approval_guard, make_approve_writes, make_route_after_model
 from graphs.context import Context
 from graphs.state import AgentState, ChatInput
@@ -66,8 +67,10 @@ def call_model(state: BrokerState, runtime: Runtime[Context]) -> dict[str, Any]:
                 )
             ]
         }
-    model = ctx.model.bind_tools(broker_tools())
-    reply = model.invoke([system, *_sanitised(state["messages"])])
+    tools = broker_tools()
+    reply = ctx.model.bind_tools(tools).invoke([system, *_sanitised(state["messages"])])
+    if isinstance(reply, AIMessage):
+        reply = recover_tool_calls(reply, [t.name for t in tools])
     return {"messages": [reply]}
 
 

@@ -26,6 +26,7 @@ from langgraph.types import Checkpointer, Command
 
 from agents import billing_clerk as billing_clerk_agent
 from agents import broker as broker_agent
+from agents.replies import recover_tool_calls
 from graphs.billing_clerk import build_billing_clerk_graph
 from graphs.broker import build_broker_graph
 from graphs.context import Context
@@ -135,6 +136,8 @@ def _make_choose(entries: list[AgentEntry]) -> Callable[..., Any]:
         )
         context = [system, question, latest] if question is not None else [system, latest]
         reply = runtime.context.model.bind_tools(tools).invoke(context)
+        if isinstance(reply, AIMessage):
+            reply = recover_tool_calls(reply, names)
         for call in reply.tool_calls if isinstance(reply, AIMessage) else []:
             if call["name"] in names:
                 agent = names[call["name"]]

@@ -34,9 +34,10 @@ from tools.broker.routing import recommend
 from tools.broker.routing import reroute_workload as reroute_op
 from tools.broker.scoring import ScoreWeights
 from tools.broker.windows import plan_start
-from tools.broker.workloads import JobSpec, load_workload, normalise_zone
+from tools.broker.workloads import JobSpec, load_workload
 from tools.clock import Clock, parse_time
 from tools.grid import GridSource
+from tools.grid.zones import expand_zones
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +122,9 @@ def recommend_placement(
         gpu_model: Required GPU model such as H100, A100, L40S or RTX4090; omit for any.
         deadline: ISO-8601 UTC time by which the job must finish; gives the broker room to
             wait for a greener window. Omit to start now.
-        allowed_zones: Only these zone codes (e.g. FR, DE, ES, PT, NL, BE, IT for EU only).
-        denied_zones: Never these zone codes.
+        allowed_zones: Only these zone codes or regions, e.g. ["EU"], ["US"] or ["FR", "ES"]
+            (regions: EU, US, Iberia, Benelux).
+        denied_zones: Never these zone codes or regions, e.g. ["US"] for "not in the US".
         max_carbon_intensity: Refuse zones above this many gCO2/kWh.
     """
     ctx = _ctx(runtime)
@@ -223,7 +225,7 @@ def reroute_workload(workload_id: str, runtime: ToolRuntime[Any, Any]) -> dict[s
 
     Args:
         runtime: Injected graph context; never sent to the model.
-        workload_id: Id of the workload to move, like wl_1a2b3c4d5e6f.
+        workload_id: Id of the workload to move, exactly as a tool returned it.
     """
     ctx = _ctx(runtime)
     with ctx.sessions.begin() as session:
@@ -250,7 +252,7 @@ def compare_zones(
 
     Args:
         runtime: Injected graph context; never sent to the model.
-        zones: Zone codes to compare; omit for all eleven.
+        zones: Zone codes or regions (EU, US, Iberia, Benelux) to compare; omit for all.
         hours: 0 for right now, or 1-48 to average over the coming hours.
     """
     ctx = _ctx(runtime)
@@ -269,10 +271,10 @@ def list_nodes(
 
     Args:
         runtime: Injected graph context; never sent to the model.
-        zones: Only nodes in these zone codes (e.g. ["US-CAL-CISO", "US-NY-NYIS"]); all if empty.
+        zones: Only nodes in these zone codes or regions (e.g. ["US"] or ["FR", "DE"]).
         gpu_model: Only nodes with this GPU model, e.g. H100.
     """
-    wanted = {normalise_zone(z) for z in zones} if zones else None
+    wanted = set(expand_zones(zones)) if zones else None
     model = gpu_model.strip().upper() if gpu_model else None
     with _ctx(runtime).sessions() as session:
         rows = [
@@ -290,7 +292,7 @@ def explain_decision(workload_id: str, runtime: ToolRuntime[Any, Any]) -> dict[s
 
     Args:
         runtime: Injected graph context; never sent to the model.
-        workload_id: Id of the workload, like wl_1a2b3c4d5e6f.
+        workload_id: Id of the workload, exactly as a tool returned it (wl_ and 12 hex digits).
     """
     ctx = _ctx(runtime)
     with ctx.sessions() as session:

@@ -19,6 +19,7 @@ from tools.broker.windows import StartPlan
 from tools.broker.workloads import JobSpec, load_workload
 from tools.errors import InvalidInputError, NoGridDataError, PermissionDeniedError
 from tools.grid import ZONE_CODES, GridSource, get_zone
+from tools.grid.zones import expand_zones
 
 # Limits on what a chat turn may write for one organisation (the API has its own).
 MAX_CHAT_GPUS = 64
@@ -165,7 +166,7 @@ def compare_zones(
     """Rank `zones` (all when empty) by carbon intensity now or averaged over `hours`."""
     if not 0 <= hours <= MAX_COMPARE_HOURS:
         raise InvalidInputError(f"hours {hours!r}: compare at most {MAX_COMPARE_HOURS} hours ahead")
-    codes = [get_zone(z.strip().upper()).code for z in zones] if zones else list(ZONE_CODES)
+    codes = expand_zones(zones) if zones else list(ZONE_CODES)
     rows: list[ZoneRow] = []
     for code in dict.fromkeys(codes):
         try:

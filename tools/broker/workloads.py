@@ -28,6 +28,7 @@ from tools.errors import (
     UnknownZoneError,
 )
 from tools.grid import get_zone
+from tools.grid.zones import expand_zones
 
 WorkloadStatus = Literal[
     "pending", "scheduled", "routed", "running", "completed", "failed", "cancelled"
@@ -89,7 +90,7 @@ class JobSpec(BaseModel):
         if v is None:
             return None
         try:
-            return sorted({normalise_zone(z) for z in v})
+            return expand_zones(v)
         except UnknownZoneError as exc:
             raise ValueError(str(exc)) from None
 

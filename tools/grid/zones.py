@@ -321,6 +321,38 @@ ZONE_CODES: tuple[str, ...] = tuple(ZONES)
 """Zone codes in a stable order (Europe first, then the US)."""
 
 
+REGIONS: dict[str, tuple[str, ...]] = {
+    "EU": ("FR", "DE", "ES", "PT", "NL", "BE", "IT"),
+    "US": ("US-CAL-CISO", "US-NY-NYIS", "US-TEX-ERCO"),
+    "IBERIA": ("ES", "PT"),
+    "BENELUX": ("BE", "NL"),
+}
+"""Region names an operator (or a model) may give where zone codes are asked for."""
+
+
+def expand_zones(codes: list[str]) -> list[str]:
+    """Return the zone codes `codes` names, regions (EU, US, Iberia, Benelux) expanded, sorted.
+
+    Codes are matched without regard to case or surrounding space ("eu", " fr").
+
+    Raises:
+        UnknownZoneError: A code is neither a zone nor a region; the message lists both.
+    """
+    out: set[str] = set()
+    for raw in codes:
+        key = str(raw).strip().upper()
+        if key in REGIONS:
+            out.update(REGIONS[key])
+        elif key in ZONES:
+            out.add(key)
+        else:
+            raise UnknownZoneError(
+                f"unknown zone {raw!r}: use zone codes ({', '.join(ZONE_CODES)}) or a region "
+                f"({', '.join(REGIONS)})"
+            )
+    return sorted(out)
+
+
 def get_zone(code: str) -> Zone:
     """Return the zone with this Electricity Maps code.
 
