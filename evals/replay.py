@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from evals.fleet import Fleet, default_fleet
-from tools.grid.forecast import FORECAST_MODES
 from evals.gridwindow import HISTORY_DAYS, GridWindow, load_grid_window
 from evals.harness import JobOutcome, PolicyRun, account, simulate
 from evals.jobs import (
@@ -31,8 +30,8 @@ from evals.jobs import (
 from evals.oracle import OracleSolution, solve_oracle
 from evals.policies import (
     BaselinePolicy,
+    BrokerPolicy,
     ScheduledPolicy,
-    SpatioTemporalPolicy,
     carbon_only_policy,
     composite_policy,
     price_only_policy,
@@ -42,13 +41,16 @@ from evals.schedule import per_job_oracle
 from evals.view import ForecastBook, GridView
 from tools.broker.scoring import ScoreWeights
 from tools.errors import InvalidInputError
+from tools.grid.forecast import FORECAST_MODES
 
 logger = logging.getLogger(__name__)
 
 GRACE_HOURS = 24
 """Hours after the window (beyond the longest slack) in which waiting jobs may still start."""
-HEURISTIC_POLICIES = ("baseline", "price_only", "carbon_only", "composite", "spatiotemporal")
+HEURISTIC_POLICIES = ("baseline", "price_only", "carbon_only", "composite", "broker")
 PARETO_CARBON_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
+PARETO_PLAN_BUDGET_S = 0.0
+"""The sweep's six runs use the planner's greedy plan (no joint solve) to keep a replay short."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,8 @@ def build_policy(name: str, *, causal_forecast: bool) -> Policy:
         return carbon_only_policy()
     if name == "composite":
         return composite_policy()
-    if name == "spatiotemporal":
-        return SpatioTemporalPolicy(causal=causal_forecast)
+    if name == "broker":
+        return BrokerPolicy(causal=causal_forecast)
     raise InvalidInputError(f"policy {name!r}: choose from {list(HEURISTIC_POLICIES)}")
 
 
@@ -191,11 +193,17 @@ def pareto_sweep(
     decide_hours: int,
     causal: bool,
 ) -> list[dict[str, float]]:
-    """Run the spatio-temporal policy over carbon/price weight mixes; mark non-dominated points."""
+    """Run the broker's (greedy) plan over carbon/price weight mixes; mark non-dominated points."""
     points: list[dict[str, float]] = []
     for w in PARETO_CARBON_WEIGHTS:
         weights = ScoreWeights(carbon=w, price=1.0 - w, utilization=0.0)
-        policy = SpatioTemporalPolicy(weights=weights, causal=causal, name=f"pareto_c{w:.2f}")
+        policy = BrokerPolicy(
+            objective="composite",
+            weights=weights,
+            causal=causal,
+            name=f"pareto_c{w:.2f}",
+            time_budget_s=PARETO_PLAN_BUDGET_S,
+        )
         run = run_policy(
             policy, jobs=jobs, fleet=fleet, window=window, book=book, decide_hours=decide_hours
         )
@@ -224,13 +232,13 @@ def _better_incumbent(
 ) -> OracleSolution:
     """Return the better of a rounded LP schedule and the perfect-foresight heuristic's schedule.
 
-    When the LP is fractional the rounded schedule is only an incumbent; the spatio-temporal
-    policy run with the recorded future (not causal, part of the offline solver) is another
-    feasible one. The oracle keeps whichever emits less; `lp_bound_kg` stays the lower bound.
+    When the LP is fractional the rounded schedule is only an incumbent; the broker's greedy plan
+    run with the recorded future (not causal, part of the offline solver) is another feasible
+    one. The oracle keeps whichever emits less; `lp_bound_kg` stays the lower bound.
     """
     book = ForecastBook(window, "perfect")
     run = run_policy(
-        SpatioTemporalPolicy(causal=False, name="oracle_heuristic"),
+        BrokerPolicy(causal=False, name="oracle_heuristic", time_budget_s=0.0),
         jobs=jobs,
         fleet=fleet,
         window=window,

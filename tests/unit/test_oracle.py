@@ -13,7 +13,7 @@ from evals.jobs import JobSet
 from evals.oracle import solve_oracle
 from evals.policies import (
     BaselinePolicy,
-    SpatioTemporalPolicy,
+    BrokerPolicy,
     carbon_only_policy,
     composite_policy,
     price_only_policy,
@@ -107,7 +107,7 @@ def test_oracle_is_a_lower_bound_on_every_policy(seed: int) -> None:
         price_only_policy(),
         carbon_only_policy(),
         composite_policy(),
-        SpatioTemporalPolicy(),
+        BrokerPolicy(),
     ]
     checked = 0
     for mode in ("perfect", "naive"):
