@@ -1,4 +1,4 @@
-"""Replay policies: carbon-agnostic baseline, greedy (price, carbon, composite) and forecast-aware.
+"""Replay policies: carbon-agnostic baseline, greedy (price, carbon, composite) and the broker.
 
 * `baseline`: carbon-agnostic; start at arrival in the origin zone, FIFO when it is full.
 * `price_only` / `carbon_only`: start at arrival in the zone with free GPUs and the lowest current
@@ -6,13 +6,11 @@
 * `composite`: the broker's rule: start at arrival in the free zone with the lowest score
   `0.6*CI/500 + 0.3*price/100 + 0.1*util`; a job that had to wait (no free GPUs anywhere) is
   routed to its best zone and moves only when a free zone scores >= 25 % lower, at most 5 times.
-* `spatiotemporal`: every hour re-plans each waiting job over zones and start hours within its
-  slack, minimising forecast `kW/GPU x score` summed over the job's hours, with GPUs booked by
-  running jobs and by the plans of jobs placed before it; starts jobs whose best slot is now.
-  Order (regret first, as in Vogel's method for assignment problems): jobs that must start now,
-  then the rest; within each group by regret, the GPUs x (second-best minus best zone's window
-  cost), so the job that loses most when pushed out of the best zone picks first. With
-  carbon-only weights (the default) the objective is forecast kg CO2.
+* `broker`: the product's planner (`tools.broker.planner.plan_hour`, the function route and the
+  background loop call): every hour all waiting jobs are re-planned jointly over (zone, start
+  hour) within their deadlines on the view's forecasts, against the GPUs running jobs hold (the
+  joint LP/MILP with HiGHS, greedy as fallback); jobs planned for this hour start. Objective:
+  forecast kg CO2 (default) or the composite score x kW.
 * `ScheduledPolicy`: replays a precomputed schedule (the oracle's) through the same harness.
 """
 
@@ -20,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from evals.policy_base import (
     CAPACITY_EPS,
@@ -32,12 +29,24 @@ from evals.policy_base import (
     urgency_order,
 )
 from evals.view import GridView
+from tools.broker.planner import (
+    Objective,
+    PlanGrid,
+    PlanJob,
+    large_job_headroom,
+    plan_hour,
+)
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 CARBON_ONLY = ScoreWeights(carbon=1.0, price=0.0, utilization=0.0)
 PRICE_ONLY = ScoreWeights(carbon=0.0, price=1.0, utilization=0.0)
+REPLAY_BUDGET_S = 20.0
+"""Wall-time budget of each hourly plan in the replays: a safety net, far above what a replay's
+plans take, so that HiGHS's deterministic limits (not the machine's load) end each solve and a
+replay is reproducible."""
+PLAN_MIN_HORIZON = 48
 
 
 class BaselinePolicy:
@@ -128,65 +137,68 @@ def composite_policy(weights: ScoreWeights = DEFAULT_WEIGHTS) -> GreedyPolicy:
     return GreedyPolicy("composite", weights, per_gpu_energy=False, reroute=True)
 
 
-class SpatioTemporalPolicy:
-    """Defer within slack to the best forecast (zone, start) window, capacity-aware."""
+class BrokerPolicy:
+    """The product's planner hour by hour: `tools.broker.planner.plan_hour` on the forecasts.
+
+    Every hour all waiting jobs are re-planned jointly over (zone, start) within their deadlines,
+    against the GPUs running jobs hold; the jobs planned for offset 0 start. With
+    `headroom_premium` > 0, sites that can hold a whole 8-GPU job keep that much headroom at that
+    premium (see `plan_hour`); off by default, as it raised CO2 on 2021 weeks.
+    """
 
     def __init__(
         self,
         *,
+        objective: Objective = "carbon",
         weights: ScoreWeights = CARBON_ONLY,
         causal: bool = True,
-        name: str = "spatiotemporal",
+        name: str = "broker",
+        time_budget_s: float = REPLAY_BUDGET_S,
+        headroom_premium: float = 0.0,
     ) -> None:
         self.name = name
+        self.objective: Objective = objective
         self.weights = weights
         self.causal = causal
-
-    def _objective(self, state: HourState, view: GridView, horizon: int) -> FloatArray:
-        ci = view.outlook("ci", horizon)
-        price = view.outlook("price", horizon) if self.weights.price > 0 else np.zeros_like(ci)
-        util = np.zeros_like(ci)
-        return score_matrix(ci, price, util, self.weights) * state.fleet.kw_per_gpu[:, None]
+        self.time_budget_s = time_budget_s
+        self.headroom_premium = headroom_premium
+        self.methods: dict[str, int] = {}
+        """How often each plan method was used (lp, lp-rounded, greedy)."""
 
     def decide(self, state: HourState, view: GridView) -> Decision:
-        """Plan all waiting jobs; start the ones whose best slot is this hour."""
+        """Plan all waiting jobs; start the ones planned for this hour, most urgent first."""
         order = urgency_order(state)
         if order.size == 0:
             return Decision()
-        jobs, fleet = state.jobs, state.fleet
-        slack_left = np.maximum(jobs.latest_start[order] - state.now, 0)
-        horizon = int((slack_left + jobs.duration[order]).max())
-        obj = self._objective(state, view, horizon)
-        cum = np.concatenate([np.zeros((obj.shape[0], 1)), np.cumsum(obj, axis=1)], axis=1)
-        booked = np.array(state.committed[:, : horizon + 1], dtype=np.float64, copy=True)
-        if booked.shape[1] < horizon + 1:
-            pad = np.zeros((booked.shape[0], horizon + 1 - booked.shape[1]))
-            booked = np.concatenate([booked, pad], axis=1)
-        room = np.where(fleet.capacity > 0, fleet.capacity, -1.0)[:, None] + CAPACITY_EPS
-        usable = fleet.capacity > 0
-        regret = np.zeros(order.size)
-        for i, (j, left) in enumerate(zip(order, slack_left, strict=True)):
-            n_start, length = int(left) + 1, int(jobs.duration[j])
-            per_zone = (cum[:, length : length + n_start] - cum[:, :n_start]).min(axis=1)
-            best_two = np.sort(per_zone[usable])[:2]
-            regret[i] = (best_two[-1] - best_two[0]) * jobs.gpus[j]
-        pick = np.lexsort((-regret, slack_left > 0))
-        order, slack_left = order[pick], slack_left[pick]
-        decision = Decision()
-        for j, left in zip(order, slack_left, strict=True):
-            n_start, length, g = int(left) + 1, int(jobs.duration[j]), jobs.gpus[j]
-            sums = cum[:, length : length + n_start] - cum[:, :n_start]
-            span = booked[:, : n_start + length - 1]
-            peak = span if length == 1 else sliding_window_view(span, length, axis=1).max(axis=2)
-            feasible = peak + g <= room
-            if not feasible.any():
-                continue
-            masked = np.where(feasible, sums, np.inf)
-            k, z = divmod(int(np.argmin(masked.T.ravel())), masked.shape[0])
-            booked[z, k : k + length] += g
-            if k == 0:
-                decision.starts.append((int(j), z))
-        return decision
+        jobs, fleet, now = state.jobs, state.fleet, state.now
+        slack_left = np.maximum(jobs.latest_start[order] - now, 0)
+        horizon = max(int((slack_left + jobs.duration[order]).max()), PLAN_MIN_HORIZON)
+        ci = view.outlook("ci", horizon - 1)
+        price = (
+            view.outlook("price", horizon - 1)
+            if self.objective == "composite" and self.weights.price > 0
+            else np.zeros_like(ci)
+        )
+        committed = np.zeros((len(fleet.zones), horizon))
+        have = state.committed[:, :horizon]
+        committed[:, : have.shape[1]] = have
+        grid = PlanGrid(ci, price, fleet.capacity, committed, fleet.kw_per_gpu)
+        plan_jobs = [
+            PlanJob(str(int(j)), float(jobs.gpus[j]), int(jobs.duration[j]), int(left))
+            for j, left in zip(order, slack_left, strict=True)
+        ]
+        result = plan_hour(
+            plan_jobs,
+            grid,
+            objective=self.objective,
+            weights=self.weights,
+            time_budget_s=self.time_budget_s,
+            headroom=large_job_headroom(fleet.capacity),
+            headroom_premium=self.headroom_premium,
+        )
+        self.methods[result.method] = self.methods.get(result.method, 0) + 1
+        now_slots = {int(s.key): s.site for s in result.slots if s.start == 0}
+        return Decision(starts=[(int(j), now_slots[int(j)]) for j in order if j in now_slots])
 
 
 class ScheduledPolicy:

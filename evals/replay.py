@@ -33,8 +33,8 @@ from evals.jobs import (
 from evals.oracle import OracleSolution, solve_oracle
 from evals.policies import (
     BaselinePolicy,
+    BrokerPolicy,
     ScheduledPolicy,
-    SpatioTemporalPolicy,
     carbon_only_policy,
     composite_policy,
     price_only_policy,
@@ -49,10 +49,12 @@ logger = logging.getLogger(__name__)
 
 GRACE_HOURS = 24
 """Hours after the window (beyond the longest slack) in which waiting jobs may still start."""
-HEURISTIC_POLICIES = ("baseline", "price_only", "carbon_only", "composite", "spatiotemporal")
+HEURISTIC_POLICIES = ("baseline", "price_only", "carbon_only", "composite", "broker")
 PARETO_CARBON_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 ORACLE_FORESIGHT = "replays the oracle's schedule, solved on the recorded future"
 PER_JOB_ORACLE_FORESIGHT = "each job alone at its recorded best (zone, start), capacity ignored"
+PARETO_PLAN_BUDGET_S = 0.0
+"""The sweep's six runs use the planner's greedy plan (no joint solve) to keep a replay short."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,8 @@ def build_policy(name: str, *, causal_forecast: bool) -> Policy:
         return carbon_only_policy()
     if name == "composite":
         return composite_policy()
-    if name == "spatiotemporal":
-        return SpatioTemporalPolicy(causal=causal_forecast)
+    if name == "broker":
+        return BrokerPolicy(causal=causal_forecast)
     raise InvalidInputError(f"policy {name!r}: choose from {list(HEURISTIC_POLICIES)}")
 
 
@@ -197,11 +199,17 @@ def pareto_sweep(
     decide_hours: int,
     causal: bool,
 ) -> list[dict[str, float]]:
-    """Run the spatio-temporal policy over carbon/price weight mixes; mark non-dominated points."""
+    """Run the broker's (greedy) plan over carbon/price weight mixes; mark non-dominated points."""
     points: list[dict[str, float]] = []
     for w in PARETO_CARBON_WEIGHTS:
         weights = ScoreWeights(carbon=w, price=1.0 - w, utilization=0.0)
-        policy = SpatioTemporalPolicy(weights=weights, causal=causal, name=f"pareto_c{w:.2f}")
+        policy = BrokerPolicy(
+            objective="composite",
+            weights=weights,
+            causal=causal,
+            name=f"pareto_c{w:.2f}",
+            time_budget_s=PARETO_PLAN_BUDGET_S,
+        )
         run = run_policy(
             policy,
             jobs=jobs,

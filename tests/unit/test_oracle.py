@@ -13,7 +13,7 @@ from evals.jobs import JobSet
 from evals.oracle import solve_oracle
 from evals.policies import (
     BaselinePolicy,
-    SpatioTemporalPolicy,
+    BrokerPolicy,
     carbon_only_policy,
     composite_policy,
     price_only_policy,
@@ -106,7 +106,7 @@ def test_oracle_is_a_lower_bound_on_every_policy(seed: int) -> None:
         price_only_policy(),
         carbon_only_policy(),
         composite_policy(),
-        SpatioTemporalPolicy(),
+        BrokerPolicy(),
     ]
     checked = 0
     for mode in ("perfect", "naive"):
@@ -194,7 +194,7 @@ def test_the_oracle_keeps_a_policy_schedule_that_emits_less_and_misses_nothing()
             price_only_policy(),
             composite_policy(),
             carbon_only_policy(),
-            SpatioTemporalPolicy(),
+            BrokerPolicy(),
         )
     }
     ok = [r.outcome for r in runs.values() if not r.outcome.missed.any()]

@@ -8,7 +8,7 @@ import pytest
 from evals.harness import RerouteLimitError, simulate
 from evals.policies import (
     BaselinePolicy,
-    SpatioTemporalPolicy,
+    BrokerPolicy,
     carbon_only_policy,
     composite_policy,
     price_only_policy,
@@ -109,7 +109,7 @@ def test_all_policies_respect_capacity_on_a_random_instance(seed: int) -> None:
         price_only_policy(),
         carbon_only_policy(),
         composite_policy(),
-        SpatioTemporalPolicy(),
+        BrokerPolicy(),
     ):
         result = run(policy, jobs, fleet, window, decide_hours=90, mode="naive")
         o = result.outcome
@@ -121,12 +121,12 @@ def test_all_policies_respect_capacity_on_a_random_instance(seed: int) -> None:
         assert (o.reroutes <= 5).all()
 
 
-def test_spatiotemporal_defers_to_the_greenest_window_with_perfect_forecasts() -> None:
+def test_broker_defers_to_the_greenest_window_with_perfect_forecasts() -> None:
     ci = np.full((2, 40), 300.0)
     ci[0, 10:14] = 50.0
     window = make_window(ci)
     jobs = make_jobs([0], [4], [1], [24], [1])
-    result = run(SpatioTemporalPolicy(), jobs, make_fleet([1, 1]), window, decide_hours=30)
+    result = run(BrokerPolicy(), jobs, make_fleet([1, 1]), window, decide_hours=30)
     assert (result.outcome.start[0], result.outcome.zone[0]) == (10, 0)
     assert result.outcome.co2_kg[0] == pytest.approx(4 * 50.0 / 1000)
     now_run = run(carbon_only_policy(), jobs, make_fleet([1, 1]), window, decide_hours=30)
@@ -195,5 +195,5 @@ def test_forecast_policies_are_not_causal_with_perfect_forecasts() -> None:
     window = make_window(np.full((2, 30), 100.0))
     for mode, causal in (("perfect", False), ("naive", True), ("model", True)):
         book = ForecastBook(window, mode)
-        assert build_policy("spatiotemporal", causal_forecast=not book.sees_future).causal is causal
+        assert build_policy("broker", causal_forecast=not book.sees_future).causal is causal
         assert build_policy("carbon_only", causal_forecast=not book.sees_future).causal is True

@@ -113,7 +113,7 @@ def _config(grid_dir: Path, jobs_file: Path, **kw) -> ReplayConfig:
 
 
 def test_replay_is_deterministic_for_a_seed(grid_dir: Path, jobs_file: Path) -> None:
-    policies = ("baseline", "composite", "spatiotemporal")
+    policies = ("baseline", "composite", "broker")
     fleet = Fleet(
         ("FR", "DE", "US-CAL-CISO"),
         np.array([4.0, 6.0, 8.0]),
@@ -146,7 +146,7 @@ def test_report_shape_and_oracle_bound(grid_dir: Path, jobs_file: Path) -> None:
         "price_only",
         "carbon_only",
         "composite",
-        "spatiotemporal",
+        "broker",
         "oracle",
         "oracle_per_job",
     }
@@ -158,7 +158,7 @@ def test_report_shape_and_oracle_bound(grid_dir: Path, jobs_file: Path) -> None:
     assert policies["oracle"]["oracle_capture_pct"] == pytest.approx(100.0)
     assert policies["baseline"]["oracle_capture_pct"] == pytest.approx(0.0)
     assert report["oracle"]["lp_bound_kg"] <= policies["oracle"]["co2_kg"] + 1e-6
-    for name in ("carbon_only", "spatiotemporal", "composite"):
+    for name in ("carbon_only", "broker", "composite"):
         assert policies[name]["co2_kg"] >= report["oracle"]["lp_bound_kg"] - 1e-6
     assert policies["oracle_per_job"]["co2_kg"] <= report["oracle"]["lp_bound_kg"] + 1e-6
     assert {r["zone"] for r in report["per_zone"]} == set(fleet.zones)

@@ -1,0 +1,141 @@
+"""The broker's planner: joint plan optimality, capacity, deadlines, headroom, budget fallback."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from tools.broker.planner import (
+    PlanGrid,
+    PlanJob,
+    PlanResult,
+    large_job_headroom,
+    plan_greedy,
+    plan_hour,
+)
+from tools.errors import InvalidInputError
+
+
+def _grid(ci: np.ndarray, capacity: list[float], committed: np.ndarray | None = None) -> PlanGrid:
+    sites, hours = ci.shape
+    return PlanGrid(
+        ci=ci,
+        price=np.zeros((sites, hours)),
+        capacity=np.asarray(capacity, dtype=float),
+        committed=np.zeros((sites, hours)) if committed is None else committed,
+        kw_per_gpu=np.ones(sites),
+    )
+
+
+def _tiny(seed: int) -> tuple[list[PlanJob], PlanGrid]:
+    rng = np.random.default_rng(seed)
+    jobs = [
+        PlanJob(str(i), float(rng.choice([1, 2])), int(rng.integers(1, 4)), int(rng.integers(0, 3)))
+        for i in range(4)
+    ]
+    return jobs, _grid(rng.uniform(50, 500, (3, 8)), [2.0, 1.0, 2.0])
+
+
+def _optimum(jobs: list[PlanJob], grid: PlanGrid) -> float:
+    """Brute force over every (site, start) of every job."""
+    rate = grid.ci / 1000.0
+    best = np.inf
+    options = [
+        [(z, k) for z in range(rate.shape[0]) for k in range(job.latest_start + 1)] for job in jobs
+    ]
+    for combo in itertools.product(*options):
+        use = np.zeros(rate.shape)
+        cost = 0.0
+        for job, (z, k) in zip(jobs, combo, strict=True):
+            use[z, k : k + job.hours] += job.gpus
+            cost += job.gpus * rate[z, k : k + job.hours].sum()
+        if (use <= grid.capacity[:, None] + 1e-9).all():
+            best = min(best, cost)
+    return best
+
+
+def _cost(result: PlanResult) -> float:
+    return np.inf if result.unplaced else sum(s.cost for s in result.slots)
+
+
+def test_joint_plan_is_optimal_where_greedy_is_not() -> None:
+    greedy_worse = 0
+    for seed in range(24):
+        jobs, grid = _tiny(seed)
+        best = _optimum(jobs, grid)
+        if not np.isfinite(best):
+            continue
+        plan = plan_hour(jobs, grid, time_budget_s=30.0, max_starts=10, rich_sites=10)
+        assert _cost(plan) == pytest.approx(best), seed
+        greedy_worse += _cost(plan_greedy(jobs, grid)) > best + 1e-9
+    assert greedy_worse >= 3
+
+
+def test_plan_respects_committed_capacity_and_deadlines() -> None:
+    rng = np.random.default_rng(7)
+    hours = 48
+    committed = np.zeros((5, hours))
+    committed[:, :10] = 1.0
+    grid = _grid(rng.uniform(50, 500, (5, hours)), [2, 3, 4, 8, 1], committed)
+    jobs = [
+        PlanJob(
+            f"j{i}",
+            float(rng.choice([0.5, 1, 2, 4])),
+            int(rng.integers(1, 12)),
+            int(rng.choice([0, 6, 24])),
+        )
+        for i in range(60)
+    ]
+    plain = plan_hour(jobs, grid, time_budget_s=5.0)
+    # With headroom the joint plan is returned as is (greedy knows no headroom).
+    joint = plan_hour(jobs, grid, time_budget_s=5.0, headroom=large_job_headroom(grid.capacity))
+    assert joint.method in {"lp", "lp-rounded", "milp", "milp-incumbent"}
+    by_key = {job.key: job for job in jobs}
+    for plan in (plain, joint):
+        use = grid.committed.copy()
+        for slot in plan.slots:
+            job = by_key[slot.key]
+            assert 0 <= slot.start <= job.latest_start
+            use[slot.site, slot.start : slot.start + job.hours] += job.gpus
+        assert (use <= grid.capacity[:, None] + 1e-9).all()
+        assert len(plan.slots) + len(plan.unplaced) == len(jobs)
+        assert len(plan.slots) >= 20
+
+
+def test_headroom_keeps_a_large_clean_site_for_large_jobs() -> None:
+    ci = np.full((3, 24), 100.0)
+    ci[1] = 110.0  # a small site, a little dirtier
+    ci[2] = 400.0
+    grid = _grid(ci, [8, 2, 8])
+    small = [PlanJob("small", 1.0, 4, 0)]
+    assert plan_hour(small, grid).slots[0].site == 0
+    headroom = large_job_headroom(grid.capacity)
+    assert headroom.tolist() == [8.0, 0.0, 8.0]
+    kept = plan_hour(small, grid, headroom=headroom, headroom_premium=0.2)
+    assert kept.slots[0].site == 1
+    large = [PlanJob("large", 8.0, 20, 0)]
+    assert plan_hour(large, grid, headroom=headroom, headroom_premium=0.2).slots[0].site == 0
+
+
+def test_no_budget_or_too_little_falls_back_to_greedy() -> None:
+    jobs, grid = _tiny(3)
+    assert plan_hour(jobs, grid, time_budget_s=0.0).method == "greedy"
+    assert plan_hour(jobs, grid, time_budget_s=1e-4).method == "greedy"
+
+
+def test_a_job_without_slack_starts_now_or_stays_unplaced() -> None:
+    ci = np.full((2, 12), 300.0)
+    ci[0, 3:] = 10.0
+    grid = _grid(ci, [1, 1], committed=np.vstack([np.zeros(12), np.ones(12)]))
+    jobs = [PlanJob("now", 1.0, 2, 0), PlanJob("later", 1.0, 2, 0)]
+    plan = plan_hour(jobs, grid, time_budget_s=10.0)
+    assert [(s.key, s.site, s.start) for s in plan.slots] == [("now", 0, 0)]
+    assert plan.unplaced == ["later"]
+
+
+def test_a_deadline_beyond_the_horizon_is_refused() -> None:
+    grid = _grid(np.full((1, 6), 100.0), [1])
+    with pytest.raises(InvalidInputError, match="beyond the 6 h forecast horizon"):
+        plan_hour([PlanJob("long", 1.0, 4, 3)], grid)
