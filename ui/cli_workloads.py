@@ -55,9 +55,12 @@ def workloads(
     if as_json:
         emit_json(rows)
         return
+    # The planned start shows only when some workload waits for one (keeps 80 columns otherwise).
+    planned = any(w.planned_start_at for w in rows)
+    columns = ["id", "name", "status", "GPUs", "hours", "node", "zone"]
     table(
         "workloads",
-        ["id", "name", "status", "GPUs", "hours", "node", "zone", "starts", "reroutes"],
+        [*columns, *(["starts (UTC)"] if planned else []), "reroutes"],
         [
             [
                 w.id,
@@ -67,7 +70,11 @@ def workloads(
                 w.duration_hours,
                 w.node_id,
                 w.zone,
-                w.planned_start_at.isoformat() if w.planned_start_at else "",
+                *(
+                    [w.planned_start_at.strftime("%Y-%m-%d %H:%M") if w.planned_start_at else ""]
+                    if planned
+                    else []
+                ),
                 w.reroute_count,
             ]
             for w in rows

@@ -10,13 +10,14 @@ from store.models import Organization
 from tests.fakes import ScriptedChatModel, tool_call
 from tests.graphs.clerk_money import bill_demo
 from tests.graphs.conftest import T0
+from tools.money.amounts import format_money
 from tools.money.payouts import owed_to
 
 
 def _owed(sessions, org):
     with sessions() as session:
         minor = owed_to(session=session, org_id=org)["payable_minor"]
-    return f"{minor // 100}.{minor % 100:02d} EUR"
+    return format_money(minor, "EUR")
 
 
 def test_the_clerks_question_is_answered_on_the_same_thread(ctx, sessions):

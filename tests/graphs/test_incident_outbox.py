@@ -61,7 +61,7 @@ def test_a_timing_out_model_never_fails_the_pass_and_is_retried_later(ctx, sessi
     model = ScriptedChatModel(
         [_timeout, lambda msgs: AIMessage("NL node down; nl-batch waits for it.")]
     )
-    ctx = replace(ctx, model=model)
+    ctx = replace(ctx, model=model, model_summaries=True)
     _stuck_nl_job(sessions, ctx.grid)
     (r,) = run_once(ctx, saver)  # the model times out while summarising the escalation
     assert r["state"] == "ESCALATED"
@@ -85,7 +85,7 @@ def test_a_timing_out_model_never_fails_the_pass_and_is_retried_later(ctx, sessi
 
 def test_a_model_that_stays_down_leaves_the_template_after_bounded_tries(ctx, sessions, saver):
     model = ScriptedChatModel([_timeout] * MAX_SUMMARY_ATTEMPTS)
-    ctx = replace(ctx, model=model)
+    ctx = replace(ctx, model=model, model_summaries=True)
     _stuck_nl_job(sessions, ctx.grid)
     (r,) = run_once(ctx, saver)
     for hour in range(1, 12):
@@ -146,6 +146,7 @@ def test_no_lock_is_held_while_the_model_or_the_alert_service_works(engine):
         grid=SimulatedGrid(seed=7),
         clock=FixedClock(T0),
         alerts=ProbingAlerts(probe),
+        model_summaries=True,
     )
     _stuck_nl_job(sessions, ctx.grid)  # escalates (alert update and summary)
     with sessions.begin() as s:  # and a spike that resolves (resolved alert and summary)
