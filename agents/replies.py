@@ -2,7 +2,7 @@
 
 Small instruct models served without a tool-call parser (or with one that misses their format)
 often answer `{"name": "recommend_placement", "arguments": {...}}` as plain text, sometimes in a
-```json fence or `<tool_call>` tags, sometimes several on separate lines. Left as text, the
+```json fence or `<tool_call>` / `<tools>` tags, sometimes several on separate lines. Left as text, the
 operator sees JSON and nothing runs. `recover_tool_calls` turns such an answer into the tool
 calls it spells out, so they take the normal path: argument validation, and for a WRITE tool the
 operator's approval. Nothing is recovered from an answer that mixes prose with JSON: prose is an
@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.messages.tool import ToolCall
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
-_TAGS = re.compile(r"</?tool_call>")
+_TAGS = re.compile(r"</?(?:tool_call|tools|function_call)>")
 
 
 def _objects(text: str) -> list[Any] | None:

@@ -18,6 +18,8 @@ TOOLS = ["recommend_placement", "route_workload"]
         '"duration_hours": 6}}\n```',
         '<tool_call>\n{"name": "recommend_placement", "arguments": "{\\"gpu_count\\": 4, '
         '\\"duration_hours\\": 6}"}\n</tool_call>',
+        '<tools> {"name": "recommend_placement", "arguments": {"gpu_count": 4, '
+        '"duration_hours": 6}} </tools>',
     ],
 )
 def test_a_tool_call_written_as_text_becomes_a_call(text):
