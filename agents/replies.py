@@ -2,11 +2,11 @@
 
 Small instruct models served without a tool-call parser (or with one that misses their format)
 often answer `{"name": "recommend_placement", "arguments": {...}}` as plain text, sometimes in a
-```json fence or `<tool_call>` / `<tools>` tags, sometimes several on separate lines. Left as text, the
-operator sees JSON and nothing runs. `recover_tool_calls` turns such an answer into the tool
-calls it spells out, so they take the normal path: argument validation, and for a WRITE tool the
-operator's approval. Nothing is recovered from an answer that mixes prose with JSON: prose is an
-answer.
+```json fence or `<tool_call>` / `<tools>` tags, sometimes several on separate lines. Left as
+text, the operator sees JSON and nothing runs. `recover_tool_calls` turns such an answer into
+the tool calls it spells out, so they take the normal path: argument validation, and for a WRITE
+tool the operator's approval. Nothing is recovered from an answer that mixes prose with JSON:
+prose is an answer.
 """
 
 from __future__ import annotations

@@ -85,7 +85,9 @@ def upgrade(engine: Engine, revision: str = "head") -> UpgradeResult:
     """
     if revision == "head" and _at_head(engine):
         head = head_revision()
-        return UpgradeResult(before=head, after=head, applied=())  # the common case: nothing to do, and Alembic (slow to import) stays unloaded
+        return UpgradeResult(
+            before=head, after=head, applied=()
+        )  # the common case: nothing to do, and Alembic (slow to import) stays unloaded
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
