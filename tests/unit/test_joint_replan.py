@@ -115,6 +115,9 @@ def test_the_joint_plan_beats_placing_jobs_one_at_a_time(session):
     assert repo.get_workload(session=session, workload_id=large).node_id == "de-1"
     session.rollback()
 
+    plan_slots_before_apply = {
+        x.workload_id: x for x in plan_jointly(session=session, grid=grid, now=NOW)
+    }
     decisions = run_joint(session, grid, NOW)
     session.commit()
     big = repo.get_workload(session=session, workload_id=large)
@@ -134,6 +137,9 @@ def test_the_joint_plan_beats_placing_jobs_one_at_a_time(session):
         "fr-1",
         little.planned_start_at,
     )
+    # A slot applied by another watcher meanwhile is a no-op here.
+    stale = plan_slots_before_apply[small]
+    assert apply_slot(session=session, grid=grid, slot=stale, now=NOW) is None
     # Planned once an hour: a second pass in the same hour changes nothing.
     assert run_joint(session, grid, NOW + 20 * timedelta(minutes=1)) == {}
 
