@@ -85,7 +85,11 @@ def apply_slot(
             f"{DEFER_MIN_SAVING:.0%} of forecast CO2 over the planned window in the joint "
             "re-plan of all free work; the plan stands"
             if slot.pinned
-            else "fits nowhere within its deadline in the joint re-plan of all free work"
+            else (
+                f"the planned node {slot.node_id} is no longer eligible; planned again next hour"
+                if slot.node_id is not None and chosen is None
+                else "fits nowhere within its deadline in the joint re-plan of all free work"
+            )
         )
         if pending:
             return record(outcome="no_eligible_node", node=None, reason=why)
