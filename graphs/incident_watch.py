@@ -1,7 +1,8 @@
 """Run the incident loop: scan for anomalies, open incidents, claim and run them durably.
 
 Each pass first runs the schedule (`run_schedule`): scheduled work whose planned hour has come
-starts, and scheduled work not yet started is re-planned once an hour on the newest forecast.
+starts, and all pending and scheduled-not-started work is re-planned jointly once an hour on
+the newest forecast (`tools.broker.replan`).
 
 One incident per anomaly episode. An anomaly is identified by its open key (`zone:trigger`, or
 `zone:node_offline:<node>`, see `tools.incidents.detection`). An episode starts on the first
@@ -50,11 +51,11 @@ from graphs.incident import (
     model_summarizer,
 )
 from store import incident_repo
+from tools.broker.replan import plan_jointly
+from tools.broker.replan_apply import apply_order, apply_slot
 from tools.broker.scheduling import (
     SchedulePass,
-    due_for_replan,
     due_for_start,
-    replan_workload,
     start_workload,
 )
 from tools.errors import DomainError
@@ -190,44 +191,61 @@ def run_incident(ctx: Context, checkpointer: BaseCheckpointSaver[Any], incident_
 
 
 def run_schedule(ctx: Context) -> SchedulePass:
-    """Start scheduled work whose planned hour has come; re-plan the rest once an hour.
+    """Start scheduled work whose planned hour has come; re-plan all free work jointly hourly.
 
-    Each workload is its own transaction, so one that fails (logged) never holds up the others;
-    the workload row lock makes a second watcher's attempt on the same work a refused no-op.
+    The re-plan (`tools.broker.replan`) plans every pending and scheduled-not-started workload
+    not yet decided on this hour in one call of the planner, against running work, then applies
+    it workload by workload. Each workload is its own transaction, so one that fails (logged)
+    never holds up the others; the workload row lock makes a second watcher's attempt on the
+    same work a refused no-op.
     """
     now = ctx.clock.now()
     with ctx.sessions() as session:
         due = due_for_start(session=session, now=now)
-        stale = due_for_replan(session=session, now=now)
     done = SchedulePass(started=[], rescheduled=[], kept=[])
-    for action, ids in (("start", due), ("replan", stale)):
-        for workload_id in ids:
-            try:
-                with ctx.sessions.begin() as session:
-                    grid = grid_with_overrides(session=session, grid=ctx.grid, now=now)
-                    if action == "start":
-                        d = start_workload(
-                            session=session,
-                            grid=grid,
-                            workload_id=workload_id,
-                            now=now,
-                            weights=ctx.weights,
-                            by_operator=False,
-                        )
-                    else:
-                        d = replan_workload(
-                            session=session,
-                            grid=grid,
-                            workload_id=workload_id,
-                            now=now,
-                            weights=ctx.weights,
-                        )
-            except DomainError as exc:
-                logger.warning("scheduled workload %s: %s", workload_id, exc)
-                continue
-            bucket = {"started": done.started, "rescheduled": done.rescheduled}
-            bucket.get(d.outcome, done.kept).append(workload_id)
+    for workload_id in due:
+        try:
+            with ctx.sessions.begin() as session:
+                grid = grid_with_overrides(session=session, grid=ctx.grid, now=now)
+                d = start_workload(
+                    session=session,
+                    grid=grid,
+                    workload_id=workload_id,
+                    now=now,
+                    weights=ctx.weights,
+                    by_operator=False,
+                )
+        except DomainError as exc:
+            logger.warning("scheduled workload %s: %s", workload_id, exc)
+            continue
+        _tally(done, d.outcome, workload_id)
+    with ctx.sessions() as session:
+        grid = grid_with_overrides(session=session, grid=ctx.grid, now=now)
+        slots = plan_jointly(session=session, grid=grid, now=now, weights=ctx.weights)
+    for slot in apply_order(slots, now):
+        try:
+            with ctx.sessions.begin() as session:
+                grid = grid_with_overrides(session=session, grid=ctx.grid, now=now)
+                applied = apply_slot(
+                    session=session, grid=grid, slot=slot, now=now, weights=ctx.weights
+                )
+        except DomainError as exc:
+            logger.warning("re-planning workload %s: %s", slot.workload_id, exc)
+            continue
+        if applied is not None:
+            _tally(done, applied.outcome, slot.workload_id)
     return done
+
+
+def _tally(done: SchedulePass, outcome: str, workload_id: str) -> None:
+    buckets = {
+        "started": done.started,
+        "rescheduled": done.rescheduled,
+        "routed": done.routed,
+        "scheduled": done.scheduled,
+        "no_eligible_node": done.unplaced,
+    }
+    buckets.get(outcome, done.kept).append(workload_id)
 
 
 def run_incidents(

@@ -51,7 +51,8 @@ def test_greenest_window_is_recommended_approved_and_scheduled(ctx, sessions):
     out = graph.invoke({"messages": [HumanMessage("greenest window today?")]}, CFG, context=chat)
     rec = json.loads([m for m in out["messages"] if isinstance(m, ToolMessage)][-1].content)
     start = datetime.fromisoformat(rec["start_at"])
-    assert start > T0 and start.hour == 0 and rec["node"].startswith("fr-")
+    # within FR's clean hours (00:00-06:00), all equally clean
+    assert start > T0 and start.hour < 6 and rec["node"].startswith("fr-")
     assert rec["co2_kg"] < rec["co2_kg_if_started_now"] and rec["saving_pct"] > 50
     assert "greenest forecast window" in rec["why"]
 

@@ -288,14 +288,17 @@ def test_replanning_moves_work_off_a_node_that_went_away(fleet):
     grid = DailyGrid()
     w = _submit(fleet, deadline=NOW + DAY)
     first = route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
-    assert first.node_id == "fr-1"
-    fleet.get(ComputeNode, "fr-1").status = "offline"
+    assert first.node_id in {"fr-1", "fr-2"}  # two identical nodes: either
+    other = "fr-2" if first.node_id == "fr-1" else "fr-1"
+    fleet.get(ComputeNode, first.node_id).status = "offline"
     fleet.flush()
     moved = replan_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW + HOUR)
-    assert (moved.outcome, moved.node_id, moved.start_at) == ("rescheduled", "fr-2", CLEAN_START)
+    assert (moved.outcome, moved.node_id) == ("rescheduled", other)
+    # within FR's clean hours (00:00-06:00), all equally clean
+    assert CLEAN_START <= moved.start_at <= CLEAN_START + 2 * HOUR
     assert "can no longer take it" in moved.why
     (r,) = _reservations(fleet)
-    assert r.node_id == "fr-2" and r.start_at == CLEAN_START
+    assert r.node_id == other and r.start_at == moved.start_at
 
 
 def test_the_composite_objective_also_waits_for_a_clearly_better_window(fleet):

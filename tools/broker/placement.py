@@ -148,6 +148,7 @@ def evaluate_nodes(
     weights: ScoreWeights,
     exclude_workload_id: str | None = None,
     lock: bool = False,
+    room_now: bool = True,
 ) -> tuple[list[Candidate], list[Rejection]]:
     """Return eligible nodes best first, and every other node with its reason.
 
@@ -159,6 +160,8 @@ def evaluate_nodes(
         weights: Score weights.
         exclude_workload_id: Do not count this workload's own GPUs or reservation as taken.
         lock: Lock the node rows (PostgreSQL) so concurrent placements cannot oversubscribe.
+        room_now: Reject nodes without the GPUs free now. False (the joint re-plan, which
+            books capacity per hour itself) counts every GPU not held by other tenants as free.
     """
     nodes = repo.list_nodes(session=session, for_update=lock)
     held = _held_by(session, exclude_workload_id)
@@ -174,6 +177,8 @@ def evaluate_nodes(
             + held.get(node.id, 0)
             - ahead.get(node.id, 0)
         )
+        if not room_now:
+            free = node.gpu_count - node.reserved_gpus
         reading = readings[node.zone]
         reason = _rejection_reason(node, spec, free, reading, now)
         if reason is not None:

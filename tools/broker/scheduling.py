@@ -50,6 +50,12 @@ class SchedulePass(BaseModel):
     started: list[str]
     rescheduled: list[str]
     kept: list[str]
+    routed: list[str] = []
+    """Pending work the joint re-plan started now."""
+    scheduled: list[str] = []
+    """Pending work the joint re-plan scheduled for a later hour."""
+    unplaced: list[str] = []
+    """Pending work that fits nowhere yet (it stays pending)."""
 
 
 def start_workload(
