@@ -319,7 +319,8 @@ def agents(
 
         def keep(result: dict[str, Any]) -> None:
             sink.write(json.dumps({**meta, **result}) + "\n")
-            if record is not None and recorders:
+            # A trial cut short by the endpoint (timeout, 5xx) is not a model's answer to keep.
+            if record is not None and recorders and not result["infra_error"]:
                 recorders[-1].save(
                     record / f"{result['task_id']}.json",
                     task_id=result["task_id"],
