@@ -6,6 +6,11 @@ cassette (`<task id>.json`). Replaying serves those responses in order to the sa
 client through `httpx2.MockTransport`, so the graphs meet exactly what the real model said (tool
 calls, prose instead of tool calls, malformed arguments) with no model and no socket.
 
+Ids the store draws at random (`rec_…`, `wl_…`: a prefix and 12 hex digits) differ between the
+recording and the replay. A recorded answer's id that the replayed conversation does not contain
+is read as the newest id of the same kind that it does contain (the one the tools just returned);
+an answer naming no such id is served unchanged.
+
 A replay checks each request against its recording (path, model, tool names, the last message's
 role) and fails loudly when the graphs ask something else: a changed prompt or tool list means the
 cassette must be recorded again (`python -m evals agents --record DIR …`).
@@ -14,6 +19,7 @@ cassette must be recorded again (`python -m evals agents --record DIR …`).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,21 @@ from typing import Any
 import httpx2
 
 CASSETTE_KEYS = {"description", "task_id", "model", "reward", "exchanges"}
+_ID = re.compile(r"\b([a-z]{2,4})_[0-9a-f]{12}\b")
+
+
+def translate_ids(recorded: str, conversation: str) -> str:
+    """Replace ids in `recorded` that `conversation` lacks by its newest id of the same prefix."""
+    newest: dict[str, str] = {}
+    for m in _ID.finditer(conversation):
+        newest[m.group(1)] = m.group(0)
+
+    def swap(m: re.Match[str]) -> str:
+        if m.group(0) in conversation or m.group(1) not in newest:
+            return m.group(0)
+        return newest[m.group(1)]
+
+    return _ID.sub(swap, recorded)
 
 
 class CassetteMismatch(AssertionError):
@@ -106,7 +127,8 @@ class Replayer:
                     f"recording has {want[key]!r}; record the cassette again"
                 )
         self.served += 1
-        return httpx2.Response(rec["status"], json=rec["response"])
+        body = translate_ids(json.dumps(rec["response"]), request.content.decode())
+        return httpx2.Response(rec["status"], json=json.loads(body))
 
     def client(self) -> httpx2.Client:
         """Return an `httpx2.Client` answered by this cassette."""

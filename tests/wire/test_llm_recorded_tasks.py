@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from agents.models import ModelEndpoint, make_chat_model
-from evals.recording import Replayer, load_cassette
+from evals.recording import Replayer, load_cassette, translate_ids
 from evals.run import run_trial
 from evals.tasks import load_suite
 
@@ -55,3 +55,15 @@ def test_recorded_model_replays_through_the_graphs(path):
     assert result["workloads_written"] <= approved, result
     # The graphs' handling of these exact responses is unchanged since recording.
     assert result["reward"] == pytest.approx(cassette["reward"]), result["components"]
+
+
+def test_store_ids_drawn_at_replay_stand_in_for_the_recorded_ones():
+    conversation = '{"recommendation_id": "rec_0123456789ab"} ... {"id": "rec_ffffffffffff"}'
+    recorded = '{"recommendation_id": "rec_3a96854172cb", "name": "wl_eaed8c24fcc7"}'
+    # The newest recommendation of the conversation; no workload exists yet, so none is invented.
+    assert translate_ids(recorded, conversation) == (
+        '{"recommendation_id": "rec_ffffffffffff", "name": "wl_eaed8c24fcc7"}'
+    )
+    # An id the conversation holds is kept, and text with no id is unchanged.
+    assert translate_ids('"rec_0123456789ab"', conversation) == '"rec_0123456789ab"'
+    assert translate_ids("rec_1234567890", conversation) == "rec_1234567890"

@@ -30,15 +30,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tools.broker.planner_lp import JointJob, solve_joint
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights, score_arrays
 from tools.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from tools.broker.planner_lp import JointJob
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -227,6 +229,9 @@ def plan_hour(
     greedy = plan_greedy(jobs, grid, objective=objective, weights=weights)
     if time_budget_s <= 0 or not jobs:
         return greedy
+    # SciPy (HiGHS) loads only when a joint solve runs, not with every command that routes.
+    from tools.broker.planner_lp import solve_joint
+
     rate = _rates(grid, objective, weights)
     usable = grid.capacity > 0
     room = np.maximum(grid.capacity[:, None] - grid.committed, 0.0) * usable[:, None]
@@ -260,6 +265,8 @@ def plan_hour(
 
 
 def _joint(job: PlanJob, usable: BoolArray) -> JointJob:
+    from tools.broker.planner_lp import JointJob
+
     ok = usable if job.eligible is None else usable & job.eligible
     return JointJob(
         gpus=float(job.gpus),
