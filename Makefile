@@ -31,8 +31,11 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 # Real model endpoint only (Crusoe, vLLM, Ollama): LIVE_LLM_BASE_URL, LIVE_LLM_API_KEY, LIVE_LLM_MODEL.
+# Then the operator task suite on that endpoint, two trials per task: average reward, pass^1, pass^2.
 test-live: $(STAMP)
 	$(PY) -m pytest tests/live -m live_llm --force-enable-socket
+	$(PY) -m evals agents --base-url "$$LIVE_LLM_BASE_URL" --model "$$LIVE_LLM_MODEL" \
+	  --api-key "$${LIVE_LLM_API_KEY:-none}" --trials 2 --k 1 --k 2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
