@@ -64,9 +64,16 @@ def invoke(*args: str):
 
 def test_evaluate_json_reports_capture_and_mae_beside_naive(grid: Path) -> None:
     result = invoke(
-        "--start", "2023-02-01", "--days", "3", "--grid-dir", str(grid), "--zones", "fr,DE",
+        "--start",
+        "2023-02-01",
+        "--days",
+        "3",
+        "--grid-dir",
+        str(grid),
+        "--zones",
+        "fr,DE",
         "--json",
-    )  # fmt: skip
+    )
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["zones"] == ["FR", "DE"] and report["modes"] == ["model", "naive"]
@@ -84,9 +91,18 @@ def test_evaluate_json_reports_capture_and_mae_beside_naive(grid: Path) -> None:
 
 def test_evaluate_perfect_forecast_captures_everything(grid: Path) -> None:
     result = invoke(
-        "--start", "2023-01-20", "--days", "2", "--grid-dir", str(grid), "--zones", "FR",
-        "--forecast", "perfect", "--json",
-    )  # fmt: skip
+        "--start",
+        "2023-01-20",
+        "--days",
+        "2",
+        "--grid-dir",
+        str(grid),
+        "--zones",
+        "FR",
+        "--forecast",
+        "perfect",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["mean_capture_pct"] == pytest.approx(100.0)
@@ -125,9 +141,18 @@ def test_evaluate_on_recorded_data_beats_the_naive_forecast() -> None:
     if not (GRID_DIR / "FR.csv").is_file():
         pytest.skip(f"recorded grid not found at {GRID_DIR}")
     result = invoke(
-        "--start", "2023-03-01", "--days", "3", "--grid-dir", str(GRID_DIR), "--zones", "FR",
-        "--zones", "DE", "--json",
-    )  # fmt: skip
+        "--start",
+        "2023-03-01",
+        "--days",
+        "3",
+        "--grid-dir",
+        str(GRID_DIR),
+        "--zones",
+        "FR",
+        "--zones",
+        "DE",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["history_hours"] >= 24 * 365
@@ -140,10 +165,21 @@ def test_forecast_show_prints_the_next_hours_from_recorded_history(grid: Path) -
     result = CliRunner().invoke(
         app,
         [
-            "--grid-source", "recorded", "--grid-dir", str(grid), "forecast", "show", "--zone",
-            "fr", "--hours", "5", "--at", "2023-02-05T10:30Z", "--json",
+            "--grid-source",
+            "recorded",
+            "--grid-dir",
+            str(grid),
+            "forecast",
+            "show",
+            "--zone",
+            "fr",
+            "--hours",
+            "5",
+            "--at",
+            "2023-02-05T10:30Z",
+            "--json",
         ],
-    )  # fmt: skip
+    )
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
     (f,) = out["forecasts"]
