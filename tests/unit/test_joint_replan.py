@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from store import repo
 from store.models import ComputeNode, GpuReservation, Organization
-from tests.unit.test_scheduling import DailyGrid
+from tests.unit.test_scheduling import CLEAN_START, DailyGrid
 from tools.broker.replan import plan_jointly
 from tools.broker.replan_apply import apply_order, apply_slot
 from tools.broker.routing import route_workload, submit_workload
@@ -251,3 +251,62 @@ def test_a_refused_reservation_keeps_the_old_plan(session):
     )
     held = session.scalars(select(GpuReservation).where(GpuReservation.workload_id == w.id)).one()
     assert (held.node_id, held.start_at) == ("fr-1", d.start_at)
+
+
+def _schedule_nightly(session, grid) -> tuple[str, object]:
+    w = submit_workload(
+        session=session,
+        org_id="acme",
+        name="nightly",
+        spec=JobSpec(gpu_count=4, duration_hours=4, deadline=NOW + 24 * HOUR),
+        now=NOW,
+    )
+    d = route_workload(session=session, grid=grid, workload_id=w.id, now=NOW)
+    assert d.outcome == "scheduled" and d.start_at is not None
+    session.commit()
+    return w.id, d
+
+
+def test_a_scheduled_job_keeps_its_window_unless_a_new_forecast_is_clearly_better(session):
+    grid = DailyGrid()
+    seed(session)
+    wid, d = _schedule_nightly(session, grid)
+    assert (d.node_id, d.start_at) == ("fr-1", CLEAN_START)
+    # Decided this hour: the hourly re-plan leaves it alone until the next hour.
+    assert plan_jointly(session=session, grid=grid, now=NOW + 30 * timedelta(minutes=1)) == []
+    later = NOW + 2 * HOUR
+    kept = run_joint(session, grid, later)[wid]
+    session.commit()
+    assert (kept.kind, kept.outcome, kept.start_at) == ("replan", "kept", CLEAN_START)
+    assert "the plan stands" in kept.reason
+    assert run_joint(session, grid, later + 30 * timedelta(minutes=1)) == {}  # once an hour
+    # The source revises DE: clean all along, so the newest forecast has it clean from now on.
+    revised = DailyGrid()
+    revised.spikes["DE"] = (NOW - 7 * 24 * HOUR, 5.0)
+    moved = run_joint(session, revised, NOW + 3 * HOUR)[wid]
+    session.commit()
+    assert (moved.kind, moved.outcome, moved.node_id) == ("start", "started", "de-1")
+    assert "75% less forecast CO2" in moved.reason
+    got = repo.get_workload(session=session, workload_id=wid)
+    assert (got.status, got.node_id, got.planned_start_at) == ("routed", "de-1", None)
+    assert session.scalars(select(GpuReservation)).all() == []
+
+
+def test_the_joint_replan_moves_scheduled_work_off_a_node_that_went_away(session):
+    grid = DailyGrid()
+    seed(session)
+    session.add(_node("fr-2", "FR"))
+    session.commit()
+    wid, d = _schedule_nightly(session, grid)
+    assert d.node_id in {"fr-1", "fr-2"}  # two identical nodes: either
+    other = "fr-2" if d.node_id == "fr-1" else "fr-1"
+    session.get(ComputeNode, d.node_id).status = "offline"
+    session.commit()
+    moved = run_joint(session, grid, NOW + HOUR)[wid]
+    session.commit()
+    assert (moved.kind, moved.outcome, moved.node_id) == ("replan", "rescheduled", other)
+    # within FR's clean hours (00:00-06:00), all equally clean
+    assert CLEAN_START <= moved.start_at <= CLEAN_START + 2 * HOUR
+    (r,) = session.scalars(select(GpuReservation)).all()
+    assert (r.workload_id, r.node_id, r.start_at) == (wid, other, moved.start_at)
+

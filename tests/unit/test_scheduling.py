@@ -1,6 +1,7 @@
 """Where and when: work with slack is scheduled for its greenest forecast window, with GPUs
-reserved per hour; scheduled work starts at its hour, can be started early or cancelled, and is
-re-planned as forecasts change. Runs on SQLite and PostgreSQL."""
+reserved per hour; scheduled work starts at its hour and can be started early or cancelled
+(re-planning it as forecasts change: tests/unit/test_joint_replan.py). Runs on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ from store import repo
 from store.models import ComputeNode, GpuReservation, Organization
 from tools.broker.routing import route_workload, submit_workload
 from tools.broker.scheduling import (
-    due_for_replan,
     due_for_start,
-    replan_workload,
     start_now,
     start_workload,
 )
@@ -260,45 +259,6 @@ def test_scheduled_work_is_not_routed_twice(fleet):
     route_workload(session=fleet, grid=DailyGrid(), workload_id=w.id, now=NOW)
     with pytest.raises(IllegalTransitionError, match="only pending work is routed"):
         route_workload(session=fleet, grid=DailyGrid(), workload_id=w.id, now=NOW)
-
-
-def test_replanning_keeps_the_plan_unless_the_new_forecast_is_better(fleet):
-    grid = DailyGrid()
-    w = _submit(fleet, deadline=NOW + DAY)
-    route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
-    later = NOW + 2 * HOUR
-    assert due_for_replan(session=fleet, now=NOW + timedelta(minutes=30)) == []
-    assert due_for_replan(session=fleet, now=later) == [w.id]
-    kept = replan_workload(session=fleet, grid=grid, workload_id=w.id, now=later)
-    assert kept.kind == "replan" and kept.outcome == "kept" and kept.start_at == CLEAN_START
-    assert due_for_replan(session=fleet, now=later) == []  # once an hour
-    # The source revises DE: clean all along, so the newest forecast has it clean from now on.
-    revised = DailyGrid()
-    revised.spikes["DE"] = (NOW - 7 * DAY, 5.0)
-    moved = replan_workload(session=fleet, grid=revised, workload_id=w.id, now=NOW + 3 * HOUR)
-    assert (moved.kind, moved.outcome, moved.node_id) == ("start", "started", "de-1")
-    assert "re-planned" in moved.why and _reservations(fleet) == []
-    got = repo.get_workload(session=fleet, workload_id=w.id)
-    assert got.status == "routed" and fleet.get(ComputeNode, "de-1").allocated_gpus == 4
-
-
-def test_replanning_moves_work_off_a_node_that_went_away(fleet):
-    fleet.add(_node("fr-2", "FR"))
-    fleet.flush()
-    grid = DailyGrid()
-    w = _submit(fleet, deadline=NOW + DAY)
-    first = route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
-    assert first.node_id in {"fr-1", "fr-2"}  # two identical nodes: either
-    other = "fr-2" if first.node_id == "fr-1" else "fr-1"
-    fleet.get(ComputeNode, first.node_id).status = "offline"
-    fleet.flush()
-    moved = replan_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW + HOUR)
-    assert (moved.outcome, moved.node_id) == ("rescheduled", other)
-    # within FR's clean hours (00:00-06:00), all equally clean
-    assert CLEAN_START <= moved.start_at <= CLEAN_START + 2 * HOUR
-    assert "can no longer take it" in moved.why
-    (r,) = _reservations(fleet)
-    assert r.node_id == other and r.start_at == moved.start_at
 
 
 def test_the_composite_objective_also_waits_for_a_clearly_better_window(fleet):
