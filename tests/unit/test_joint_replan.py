@@ -310,3 +310,21 @@ def test_the_joint_replan_moves_scheduled_work_off_a_node_that_went_away(session
     (r,) = session.scalars(select(GpuReservation)).all()
     assert (r.workload_id, r.node_id, r.start_at) == (wid, other, moved.start_at)
 
+
+def test_forced_work_is_replanned_although_decided_this_hour(session):
+    """An incident names the work it affects: planned and applied again within the hour."""
+    grid = DailyGrid()
+    seed(session)
+    wid, d = _schedule_nightly(session, grid)
+    session.get(ComputeNode, "fr-1").status = "offline"  # its node went away this hour
+    session.commit()
+    soon = NOW + 10 * timedelta(minutes=1)
+    assert plan_jointly(session=session, grid=grid, now=soon) == []
+    (slot,) = plan_jointly(session=session, grid=grid, now=soon, force={wid})
+    assert (slot.workload_id, slot.node_id, slot.pinned) == (wid, "de-1", False)
+    assert apply_slot(session=session, grid=grid, slot=slot, now=soon) is None
+    moved = apply_slot(session=session, grid=grid, slot=slot, now=soon, force=True)
+    session.commit()
+    assert moved is not None and moved.outcome in {"started", "rescheduled"}
+    assert (moved.node_id, moved.previous_node_id) == ("de-1", d.node_id)
+    assert repo.get_workload(session=session, workload_id=wid).node_id == "de-1"

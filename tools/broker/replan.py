@@ -1,4 +1,4 @@
-"""Re-plan all free work jointly every hour: the background loop's use of the one planner.
+"""Re-plan all free work jointly: the background loop's (hourly) and incidents' use of the planner.
 
 Free work is every pending workload and every scheduled workload whose planned start is still
 ahead. `plan_jointly` plans it in one call of `tools.broker.planner.plan_hour` over (node, start
@@ -14,11 +14,18 @@ the plan that is applied fits around them.
 
 `tools.broker.replan_apply` applies the plan workload by workload. Work already running is not
 touched here: it keeps the 25 % / 5 moves rule of `tools.broker.routing.reroute_workload`.
+
+Two callers. The background loop (`graphs.incident_watch.run_schedule`) re-plans once an hour:
+work decided on this hour is left out. An incident (`tools.incidents.response`) re-plans the
+free work it affects at once, on the grid with its overrides, naming it in `force`: that work
+is planned even when it was decided on this hour, together with the rest of the free work, so
+the plan fits.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -157,14 +164,16 @@ def plan_jointly(
     weights: ScoreWeights = DEFAULT_WEIGHTS,
     objective: Objective = "carbon",
     time_budget_s: float = PLAN_TIME_BUDGET_S,
+    force: Collection[str] = frozenset(),
 ) -> list[JointSlot]:
     """Plan every free workload not yet decided on this hour jointly; write nothing.
 
     Scheduled work decided on this hour keeps its window (it counts as committed); pending work
-    decided on this hour waits for the next hour. Returns one slot per planned workload.
+    decided on this hour waits for the next hour. Work named in `force` (an incident's) is
+    planned even when decided on this hour. Returns one slot per planned workload.
     """
     issued = floor_hour(now)
-    decided = _decided_this_hour(session, now)
+    decided = _decided_this_hour(session, now) - set(force)
     work = [w for w in free_work(session=session, now=now) if w.id not in decided]
     nodes = list(repo.list_nodes(session=session))
     if not work or not nodes:

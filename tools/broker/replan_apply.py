@@ -1,4 +1,4 @@
-"""Apply the hourly joint re-plan (`tools.broker.replan.plan_jointly`), one workload at a time.
+"""Apply a joint re-plan (`tools.broker.replan.plan_jointly`), one workload at a time.
 
 `apply_slot` applies one job's slot in the caller's transaction: now -> route it (pending) or
 start it (scheduled) now, GPUs taken under the node lock; later -> reserve from that hour with
@@ -37,18 +37,20 @@ def apply_slot(
     slot: JointSlot,
     now: datetime,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
+    force: bool = False,
 ) -> DecisionView | None:
     """Apply one workload's joint slot in the caller's transaction; record the decision.
 
     None when the workload is no longer free (started, cancelled, or re-planned by another
-    watcher since the plan was made): nothing is written.
+    watcher since the plan was made): nothing is written. With `force` (an incident's re-plan,
+    planned with `plan_jointly(force=...)`) a decision made earlier this hour does not stop it.
     """
     w = load_workload(session=session, workload_id=slot.workload_id, for_update=True)
     still_free = w.status == slot.status and (
         w.status == "pending"
         or (w.status == "scheduled" and w.planned_start_at is not None and w.planned_start_at > now)
     )
-    if not still_free or floor_hour(now) in _decided_hours(session, w.id, now):
+    if not still_free or (not force and floor_hour(now) in _decided_hours(session, w.id, now)):
         return None
     spec = WorkloadView.of(w).spec()
     candidates, rejected = evaluate_nodes(
