@@ -10,8 +10,14 @@ One node per state. Each node's transaction first renews this watcher's claim on
 (a conditional UPDATE that also takes the row's write lock: the lease heartbeat, and the fence
 that stops a watcher whose claim was taken over after its lease ran out), re-reads the incident,
 does its work and records the transition with time and reason; a node whose transition is already
-stored skips its writes, so a resumed run (after a crash) repeats nothing. Reroutes go through the
-broker and are stored per (incident, workload).
+stored skips its writes, so a resumed run (after a crash) repeats nothing.
+
+ADAPTING moves the affected work (`tools.incidents.response`): routed or running work is
+rerouted through the broker (25 % / 5 moves), one transaction per workload; free work (pending,
+scheduled not started) is re-planned at once through the one planner: the joint plan of all
+free work is made in one transaction (read-only) and each affected workload's slot is applied
+in its own. Each move and its record (per incident, attempt and workload) commit together; a
+workload already recorded is skipped, so a resumed ADAPTING repeats no move.
 
 No node calls a model or the network. The alert events (firing, escalated update, resolved) and,
 when a real model is configured, the request for a model-written summary are outbox rows written
@@ -36,7 +42,7 @@ from sqlalchemy.orm import Session
 from graphs.context import Context
 from graphs.state import IncidentInput, IncidentState
 from prompts import render
-from store import incident_repo
+from store import incident_repo, repo
 from store.incident_models import Incident
 from tools.grid import GridSource
 from tools.incidents.detection import grid_with_overrides, still_present
@@ -47,6 +53,10 @@ from tools.incidents.response import (
     affected_workloads,
     describe_clearance,
     evaluate_reroutes,
+    is_free,
+    plan_free_work,
+    replan_free_work,
+    reroute_view,
     stuck_workloads,
 )
 
@@ -131,7 +141,7 @@ def monitoring(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any
             )
             if anomaly is None and incident.attempt > 0:
                 # An earlier attempt fired the alert: the resolved node resolves it.
-                cleared = describe_clearance(session=session, incident=incident)
+                cleared = describe_clearance(session=session, incident=incident, now=now)
                 return {"states": [incident.state], "resolution": f"anomaly cleared: {cleared}"}
             if anomaly is None:
                 incident_repo.record_transition(
@@ -168,7 +178,7 @@ def anomaly_detected(state: IncidentState, runtime: Runtime[Context]) -> dict[st
     ctx, now = runtime.context, runtime.context.clock.now()
     with ctx.sessions.begin() as session:
         incident = load_claimed(ctx, session, state["incident_id"])
-        affected = affected_workloads(session=session, incident=incident)
+        affected = affected_workloads(session=session, incident=incident, now=now)
         if not _past(incident, "EVALUATING"):
             if ctx.alerts is not None:
                 enqueue_alert(
@@ -214,15 +224,19 @@ def evaluating(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any
 
 
 def adapting(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Reroute each affected workload through the broker; list the work that could not move."""
+    """Reroute placed work, re-plan free work jointly; list the work that could not move."""
     ctx, now = runtime.context, runtime.context.clock.now()
+    affected = state.get("affected", [])
     reroutes = []
-    for workload_id in state.get("affected", []):
+    for workload_id in affected:
         # One transaction per workload: the move and its incident record commit together.
         with ctx.sessions.begin() as session:
             incident = load_claimed(ctx, session, state["incident_id"])
             if incident.state != "ADAPTING":
                 break
+            workload = repo.get_workload(session=session, workload_id=workload_id)
+            if workload is not None and is_free(workload, now):
+                continue  # re-planned jointly below
             reroutes.append(
                 adapt_workload(
                     session=session,
@@ -236,6 +250,42 @@ def adapting(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
             )
     with ctx.sessions.begin() as session:
         incident = load_claimed(ctx, session, state["incident_id"])
+        slots = []
+        if incident.state == "ADAPTING":
+            slots = plan_free_work(
+                session=session,
+                grid=_grid(ctx, session),
+                incident=incident,
+                workload_ids=affected,
+                now=now,
+                weights=ctx.weights,
+            )
+    for slot in slots:
+        with ctx.sessions.begin() as session:
+            incident = load_claimed(ctx, session, state["incident_id"])
+            if incident.state != "ADAPTING":
+                break
+            reroutes.append(
+                replan_free_work(
+                    session=session,
+                    grid=_grid(ctx, session),
+                    incident_id=incident.id,
+                    slot=slot,
+                    now=now,
+                    weights=ctx.weights,
+                    attempt=incident.attempt,
+                )
+            )
+    with ctx.sessions.begin() as session:
+        incident = load_claimed(ctx, session, state["incident_id"])
+        recorded = {r["workload_id"] for r in reroutes}
+        reroutes += [
+            reroute_view(r)
+            for r in incident_repo.list_reroutes(
+                session=session, incident_id=incident.id, attempt=incident.attempt
+            )
+            if r.workload_id not in recorded  # re-planned before a resume
+        ]
         stuck = stuck_workloads(
             session=session, grid=_grid(ctx, session), incident=incident, now=now
         )

@@ -2,7 +2,9 @@
 
 Each pass first runs the schedule (`run_schedule`): scheduled work whose planned hour has come
 starts, and all pending and scheduled-not-started work is re-planned jointly once an hour on
-the newest forecast (`tools.broker.replan`).
+the newest forecast (`tools.broker.replan`). Free work an incident affects does not wait for
+the next hour: the incident's ADAPTING re-plans it at once through the same planner
+(`tools.incidents.response`).
 
 One incident per anomaly episode. An anomaly is identified by its open key (`zone:trigger`, or
 `zone:node_offline:<node>`, see `tools.incidents.detection`). An episode starts on the first

@@ -1,22 +1,26 @@
 """Detect grid and fleet anomalies, and the grid overrides (injected spikes) every router reads.
 
+Work *at stake* is work placed on a node: routed or running, and scheduled work that has not
+started yet (its planned start is still ahead), which sits on the node it is planned for.
+
 Triggers and thresholds (documented, tested):
 
-* carbon_spike: a zone with routed or running work whose carbon intensity now is at least
+* carbon_spike: a zone with work at stake whose carbon intensity now is at least
   `CARBON_SPIKE_RATIO` (1.5) times its mean over the previous 24 hours and at least
   `CARBON_SPIKE_MIN` (100 gCO2/kWh).
 * price_spike: same rule on the day-ahead price: `PRICE_SPIKE_RATIO` (2.0) times the 24-hour mean
   and at least `PRICE_SPIKE_MIN` (150 EUR/MWh). When both spike together the zone gets one
   carbon_spike incident whose details carry the price figures too.
-* node_offline: a node that is offline or in maintenance while it still holds routed or running
-  work (failover: the broker moves it without the 25 % rule).
-* surplus: a zone reporting curtailment now while routed (not yet started) work sits elsewhere
-  and may run there (its allowed and denied zones permit the zone); an opportunity to pull
-  flexible work in. Curtailment with no such work is no incident.
+* node_offline: a node that is offline or in maintenance while work is at stake on it
+  (failover: the broker moves it without the 25 % rule).
+* surplus: a zone reporting curtailment now while flexible work may move in: routed or
+  scheduled-not-started work elsewhere, or pending work, whose allowed and denied zones permit
+  the zone; an opportunity to pull flexible work in. Curtailment with no such work is no
+  incident.
 
 Each anomaly has an open key (`zone:trigger[:node]`); the watcher opens one incident per
 anomaly episode, which lasts until a pass sees the anomaly absent (`graphs.incident_watch`).
-What happens next (reroutes, escalation) is in `tools.incidents.response`.
+What happens next (reroutes, re-plans, escalation) is in `tools.incidents.response`.
 """
 
 from __future__ import annotations
@@ -247,15 +251,28 @@ def _spikes(zone: str, grid: GridSource, now: datetime) -> list[Anomaly]:
     return found
 
 
-def active_placements(session: Session) -> list[tuple[Workload, ComputeNode]]:
-    """Return every routed or running workload with the node it sits on."""
+def placements_at_stake(session: Session, now: datetime) -> list[tuple[Workload, ComputeNode]]:
+    """Return the work at stake with its node: routed, running, and scheduled-not-started work."""
     stmt = (
         select(Workload, ComputeNode)
         .join(ComputeNode, Workload.node_id == ComputeNode.id)
-        .where(Workload.status.in_(ACTIVE))
+        .where(
+            Workload.status.in_(ACTIVE)
+            | ((Workload.status == "scheduled") & (Workload.planned_start_at > now))
+        )
         .order_by(Workload.id)
     )
     return [(w, n) for w, n in session.execute(stmt).all()]
+
+
+def pending_work(session: Session) -> list[Workload]:
+    """Return the pending workloads (not placed yet), oldest first."""
+    stmt = (
+        select(Workload)
+        .where(Workload.status == "pending")
+        .order_by(Workload.submitted_at, Workload.id)
+    )
+    return list(session.scalars(stmt))
 
 
 def may_run_in(workload: Workload, zone: str) -> bool:
@@ -266,7 +283,7 @@ def may_run_in(workload: Workload, zone: str) -> bool:
 
 def detect_anomalies(*, session: Session, grid: GridSource, now: datetime) -> list[Anomaly]:
     """Return the anomalies present now (read-only), one per zone/trigger or offline node."""
-    active = active_placements(session)
+    active = placements_at_stake(session, now)
     found: list[Anomaly] = []
     for node_id in sorted({n.id for _, n in active if n.status != "online"}):
         node = next(n for _, n in active if n.id == node_id)
@@ -275,15 +292,19 @@ def detect_anomalies(*, session: Session, grid: GridSource, now: datetime) -> li
                 zone=node.zone,
                 trigger="node_offline",
                 open_key=f"{node.zone}:node_offline:{node.id}",
-                reason=f"node {node.id} is {node.status} while it holds routed or running work",
+                reason=f"node {node.id} is {node.status} while it holds routed, running or "
+                "scheduled work",
                 details={"node_id": node.id, "status": node.status},
             )
         )
     for zone in sorted({n.zone for _, n in active}):
         found.extend(_spikes(zone, grid, now))
-    waiting = [(w, n) for w, n in active if w.status == "routed"]
+    waiting = [(w, n) for w, n in active if w.status != "running"]
+    pending = pending_work(session)
     for zone in sorted({n.zone for n in repo.list_nodes(session=session, status="online")}):
-        if not any(n.zone != zone and may_run_in(w, zone) for w, n in waiting):
+        if not any(n.zone != zone and may_run_in(w, zone) for w, n in waiting) and not any(
+            may_run_in(w, zone) for w in pending
+        ):
             continue
         try:
             reading = grid.reading(zone, now)
@@ -297,7 +318,7 @@ def detect_anomalies(*, session: Session, grid: GridSource, now: datetime) -> li
                     open_key=f"{zone}:surplus",
                     reason=(
                         f"{zone} is curtailing renewables now ({reading.renewable_pct}% "
-                        "renewable); routed work elsewhere may move in"
+                        "renewable); flexible work elsewhere may move in"
                     ),
                     details={"renewable_pct": reading.renewable_pct},
                 )

@@ -121,15 +121,22 @@ def enqueue_summary(*, session: Session, incident: Incident, now: datetime) -> N
     )
 
 
+REPLANNED = ("rescheduled", "started", "routed", "scheduled")
+"""Outcomes of a re-plan of free work that placed or moved it (`kept` and unplaced did not)."""
+
+
 def template_summary(*, session: Session, incident: Incident, escalation: str = "") -> str:
     """Return the summary written without a model: counts from the store, and why it escalated."""
     moves = incident_repo.list_reroutes(session=session, incident_id=incident.id)
     moved = len({r.workload_id for r in moves if r.outcome == "rerouted"})
+    replanned = len({r.workload_id for r in moves if r.outcome in REPLANNED})
     kind = incident.trigger.replace("_", " ")
     text = (
         f"{kind} in {incident.zone}: {len({r.workload_id for r in moves})} workload(s) "
         f"evaluated, {moved} rerouted."
     )
+    if replanned:
+        text += f" {replanned} free workload(s) re-planned."
     return f"{text} Escalated: {escalation}" if escalation else text
 
 
