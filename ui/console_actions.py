@@ -196,16 +196,19 @@ def trigger_reroute(rt: ConsoleRuntime, workload_id: str | None = None) -> StepR
     timelines = rt.read(lambda s: alerts.incident_timelines(session=s, limit=20))
     mine = [t for t in timelines if t.id in handled]
     moves = [r for t in mine for r in t.reroutes]
-    moved = [r for r in moves if r["outcome"] == "rerouted"]
+    # A reroute of running work, a re-planned scheduled job and a placed pending job all move.
+    moved = [r for r in moves if r["to_node_id"] and r["to_node_id"] != r["from_node_id"]]
     summary = (
         f"Carbon in **{spike.zone}** x{spike.carbon_factor:g}: {_fmt(spike.carbon_before)} → "
         f"{_fmt(spike.carbon_after)} gCO2/kWh. {len(mine)} incident(s) handled; "
         + (
             ", ".join(
                 f"{r['workload_id']} moved {r['from_node_id']} → **{r['to_node_id']}**"
+                if r["from_node_id"]
+                else f"{r['workload_id']} placed on **{r['to_node_id']}**"
                 for r in moved
             )
-            or f"{len(moves)} reroute attempt(s), none moved"
+            or f"{len(moves)} move attempt(s), none moved"
         )
         + "."
     )

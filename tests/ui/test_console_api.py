@@ -67,6 +67,8 @@ def test_the_seven_step_flow_over_the_api(client):
     moves = [r for i in incidents for r in i["reroutes"] if r["workload_id"] == created["id"]]
     assert moves and moves[0]["outcome"] == "rerouted"
     assert moves[0]["from_node_id"] == created["node_id"]
+    to = moves[0]["to_node_id"]
+    assert f"{created['id']} moved {created['node_id']} → **{to}**" in body[4]["summary"]
     gamer_job = body[5]["details"]["gamer_job"]["workload"]
     assert gamer_job["gpu_model"] == "RTX4090" and gamer_job["status"] == "routed"
     settled = {s["workload_id"]: s for s in body[5]["details"]["settled"]}
