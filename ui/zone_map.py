@@ -37,10 +37,14 @@ SEA, LAND = "#d6e6f2", "#f6f3ec"
 SURPLUS_COLOUR, CURTAILMENT_COLOUR = "#1f78b4", "#6a3d9a"
 FONT = "DejaVu Sans,Verdana,sans-serif"
 """Labels are sized with DejaVu Sans Bold metrics; Verdana is as wide."""
-LABEL_SIZE = 14.0
+LABEL_SIZE = 16.0
+"""Label text in viewBox units: about 12.5 px on a phone, where a panel is about 300 px wide."""
+TITLE_SIZE = 14.0
 LABEL_PAD = 4.0
 DISC_R, SURPLUS_R, CURTAILMENT_R = 9.0, 13.5, 19.0
-PANEL_WIDTH = 420.0
+PANEL_WIDTH = 380.0
+PANEL_MAX_PX = 540
+"""Panels stop growing here on wide screens, so labels stay in proportion to the map."""
 RESOLUTION = "l"
 """GSHHS 'low' (about 1 km): finer than one pixel of these panels."""
 
@@ -76,9 +80,9 @@ class Panel:
         return (lon < -30) == (self.lon_0 < -30)
 
 
-PANELS = (
-    Panel("North America", -97.0, 38.0, 33.0, 45.0, 4.9e6, 3.1e6, True),
-    Panel("Europe", 3.5, 47.5, 40.0, 55.0, 3.3e6, 2.7e6, False),
+PANELS = (  # one aspect ratio for both, so they scale alike side by side and stacked
+    Panel("North America", -97.0, 38.5, 33.0, 45.0, 4.9e6, 3.675e6, True),
+    Panel("Europe", 5.0, 47.5, 40.0, 55.0, 3.6e6, 2.7e6, False),
 )
 
 
@@ -300,8 +304,8 @@ def _panel_svg(panel: Panel, points: Sequence[ZonePoint]) -> str:
     with _lock:
         proj = _projected(panel)
     w, h = panel.size
-    title_w = text_width(panel.name, 13) + 2 * LABEL_PAD
-    title = Box(6, 6, title_w, 13 + 2 * LABEL_PAD)
+    title_w = text_width(panel.name, TITLE_SIZE) + 2 * LABEL_PAD
+    title = Box(6, 6, title_w, TITLE_SIZE + 2 * LABEL_PAD)
     xy = []
     for p in points:
         x, y = proj.basemap(p.lon, p.lat)
@@ -310,16 +314,16 @@ def _panel_svg(panel: Panel, points: Sequence[ZonePoint]) -> str:
     texts = [f"{_short(p.zone)} {_value(p)}" for p in points]
     sizes = [(text_width(t) + 2 * LABEL_PAD, LABEL_SIZE + 2 * LABEL_PAD) for t in texts]
     labels = place_labels(marks, sizes, (w, h), [title])
-    ratio = w / h
     parts = [
         f'<svg class="zone-panel" data-panel="{html.escape(panel.name)}" viewBox="0 0 {w:g} {h:g}" '
         f'role="img" aria-label="{html.escape(panel.name)}: zones by carbon intensity" '
-        f'style="flex:{ratio:.3f} 1 {300 * ratio:.0f}px;max-width:100%;height:auto;'
+        f'style="flex:1 1 300px;max-width:min(100%,{PANEL_MAX_PX}px);height:auto;'
         f'border:1px solid #c9d6e0;border-radius:10px;font-family:{FONT}">',
         proj.svg,
         f'<rect x="{title.x:g}" y="{title.y:g}" width="{title.w:.1f}" height="{title.h:g}" '
         'rx="4" fill="#ffffff" fill-opacity="0.85"/>'
-        f'<text x="{title.x + LABEL_PAD:g}" y="{title.y + LABEL_PAD + 10.5:g}" font-size="13" '
+        f'<text x="{title.x + LABEL_PAD:g}" y="{title.y + LABEL_PAD + TITLE_SIZE * 0.8:g}" '
+        f'font-size="{TITLE_SIZE:g}" '
         f'font-weight="700" fill="#33414e">{html.escape(panel.name)}</text>',
     ]
     for p, (cx, cy), text, (box, leader) in zip(points, xy, texts, labels, strict=True):
