@@ -1,4 +1,4 @@
-"""Render console data for people: KPI cards, the offline zone map, charts and tables.
+"""Render console data for people: KPI cards, charts and tables (the zone map: `ui.zone_map`).
 
 Presentation only: every number comes from `ui.dashboard` and friends.
 """
@@ -23,21 +23,6 @@ from tools.broker.workloads import WorkloadView  # noqa: E402
 from tools.money.amounts import format_money  # noqa: E402
 from ui.dashboard import Dashboard, SeriesPoint, ZonePoint  # noqa: E402
 
-CI_BANDS = (
-    (100, "#1a9850", "< 100"),
-    (200, "#91cf60", "100–200"),
-    (300, "#fee08b", "200–300"),
-    (400, "#fc8d59", "300–400"),
-    (float("inf"), "#d73027", "≥ 400"),
-)
-NO_DATA = "#9aa5b1"
-_NUDGE = {"NL": (10.0, -12.0), "BE": (-12.0, 12.0)}
-"""Pixel offsets that keep neighbouring zones apart on the map."""
-_PANELS = (
-    ("North America", (-125.0, -68.0), (24.0, 50.0), (20, 40, 400, 300)),
-    ("Europe", (-11.0, 19.0), (35.0, 58.0), (450, 40, 430, 300)),
-)
-
 CSS = """
 .kpis {display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:10px}
 @media (max-width: 480px) {
@@ -49,13 +34,6 @@ CSS = """
 .kpi .v {font-size:1.5em;font-weight:700} .kpi .l {opacity:.75;font-size:.85em}
 .step-ok {color:#1a9850;font-weight:600}
 """
-
-
-def ci_colour(value: float | None) -> str:
-    """Return the map colour of a carbon intensity (gCO2/kWh)."""
-    if value is None:
-        return NO_DATA
-    return next(colour for limit, colour, _ in CI_BANDS if value < limit)
 
 
 def kpi_cards(d: Dashboard, model_label: str) -> str:
@@ -85,88 +63,6 @@ def kpi_cards(d: Dashboard, model_label: str) -> str:
         for label, value in cards
     )
     return f'<div class="kpis" id="kpis">{body}</div>'
-
-
-def _project(lon: float, lat: float, panel: tuple[Any, ...]) -> tuple[float, float]:
-    _, (lon0, lon1), (lat0, lat1), (x, y, w, h) = panel
-    return x + (lon - lon0) / (lon1 - lon0) * w, y + (lat1 - lat) / (lat1 - lat0) * h
-
-
-def zone_map_svg(points: Sequence[ZonePoint]) -> str:
-    """Return an inline SVG map of the zones coloured by carbon intensity (no internet needed)."""
-    parts = [
-        '<svg id="zone-map" viewBox="0 0 900 380" width="100%" role="img" '
-        'aria-label="Zones by carbon intensity" style="font-family:sans-serif">'
-    ]
-    for panel in _PANELS:
-        name, _, _, (x, y, w, h) = panel
-        parts.append(
-            f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="14" fill="#eef4f8" '
-            'stroke="#c9d6e0"/>'
-        )
-        parts.append(
-            f'<text x="{x + 12}" y="{y + 22}" font-size="14" fill="#44525f" '
-            f'font-weight="600">{name}</text>'
-        )
-        for i in range(1, 6):
-            gx = x + w * i / 6
-            parts.append(
-                f'<line x1="{gx:.0f}" y1="{y}" x2="{gx:.0f}" y2="{y + h}" '
-                'stroke="#dde7ee" stroke-dasharray="3 5"/>'
-            )
-    for p in points:
-        panel = _PANELS[0] if p.lon < -30 else _PANELS[1]
-        cx, cy = _project(p.lon, p.lat, panel)
-        dx, dy = _NUDGE.get(p.zone, (0.0, 0.0))
-        cx, cy = cx + dx, cy + dy
-        colour = ci_colour(p.carbon_intensity)
-        value = "no data" if p.carbon_intensity is None else f"{p.carbon_intensity:.0f} g"
-        title = html.escape(
-            f"{p.name} ({p.zone}): {value}"
-            + (f", {p.price_eur_per_mwh:.0f} EUR/MWh" if p.price_eur_per_mwh is not None else "")
-            + (", renewable surplus" if p.surplus else "")
-            + (", curtailing" if p.curtailment else "")
-        )
-        parts.append(f'<g class="zone" data-zone="{html.escape(p.zone)}"><title>{title}</title>')
-        if p.curtailment:
-            parts.append(
-                f'<circle class="curtailment-ring" cx="{cx:.0f}" cy="{cy:.0f}" r="29" '
-                'fill="none" stroke="#6a3d9a" stroke-width="2"/>'
-            )
-        if p.surplus:
-            parts.append(
-                f'<circle class="surplus-ring" cx="{cx:.0f}" cy="{cy:.0f}" r="25" fill="none" '
-                'stroke="#1f78b4" stroke-width="3" stroke-dasharray="6 4"/>'
-            )
-        parts.append(
-            f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="18" fill="{colour}" '
-            'stroke="#ffffff" stroke-width="2"/>'
-        )
-        short = html.escape(p.zone.split("-")[1] if "-" in p.zone else p.zone)
-        parts.append(
-            f'<text x="{cx:.0f}" y="{cy + 4:.0f}" text-anchor="middle" font-size="12" '
-            f'font-weight="700" fill="#1b1f23">{short}</text>'
-        )
-        parts.append(
-            f'<text x="{cx:.0f}" y="{cy + 32:.0f}" text-anchor="middle" font-size="11" '
-            f'fill="#1b1f23">{html.escape(value)}</text></g>'
-        )
-    parts.append('<text x="20" y="364" font-size="11" font-weight="600">gCO2/kWh</text>')
-    lx = 84
-    for _, colour, label in CI_BANDS:
-        parts.append(
-            f'<rect x="{lx}" y="352" width="14" height="14" fill="{colour}"/>'
-            f'<text x="{lx + 18}" y="364" font-size="11">{label}</text>'
-        )
-        lx += 82
-    parts.append(
-        f'<circle cx="{lx + 10}" cy="359" r="7" fill="none" stroke="#1f78b4" '
-        f'stroke-width="2" stroke-dasharray="4 3"/><text x="{lx + 22}" y="364" '
-        'font-size="11">surplus</text>'
-        f'<circle cx="{lx + 85}" cy="359" r="7" fill="none" stroke="#6a3d9a" '
-        f'stroke-width="2"/><text x="{lx + 97}" y="364" font-size="11">curtailment</text></svg>'
-    )
-    return "".join(parts)
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:

@@ -125,6 +125,9 @@ def test_console_end_to_end(chromium, live_console):
     # France's surplus from step 4 is on the map: the surplus ring.
     ring = page.locator("#zone-map g.zone[data-zone='FR'] circle.surplus-ring")
     expect(ring).to_have_count(1)
+    mark = page.locator("#zone-map g.zone[data-zone='FR'] path.curtailment-mark")
+    expect(mark).to_have_count(1)
+    expect(page.locator("#zone-map svg.zone-panel path.coastline")).to_have_count(2)
     _shot(page, "Grid")
     page.get_by_role("tab", name="Workloads").click()
     expect(page.locator("#workloads-table")).to_contain_text("Mistral fine-tune")
@@ -166,6 +169,13 @@ def test_console_end_to_end(chromium, live_console):
     phone.wait_for_selector("#zone-map")
     width = phone.evaluate("document.querySelector('#zone-map').getBoundingClientRect().width")
     assert 0 < width <= 390, width
+    # The two map panels stack, each as wide as the screen allows.
+    panels = phone.evaluate(
+        "[...document.querySelectorAll('#zone-map svg.zone-panel')]"
+        ".map(s => { const r = s.getBoundingClientRect(); return [r.top, r.bottom, r.width]; })"
+    )
+    assert len(panels) == 2 and panels[0][1] <= panels[1][0], panels
+    assert all(300 < w <= 390 for _, _, w in panels), panels
     _shot(phone, "phone-390")
     phone.close()
     assert sorted(p.stem for p in OUT.glob("*.png")) == sorted(

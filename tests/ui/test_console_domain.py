@@ -12,7 +12,7 @@ from tools.incidents.detection import (
 )
 from ui import console_views as views
 from ui import dashboard as analytics
-from ui import demo
+from ui import demo, zone_map
 
 GRID = SimulatedGrid(7)
 
@@ -69,10 +69,10 @@ def test_curtailment_is_stored_once_and_listed(seeded, now):
     assert again.carbon_after == pytest.approx(first.carbon_after)  # one surplus, not two
     table = views.zone_table(points).set_index("zone")
     assert bool(table.loc["FR", "surplus"]) and bool(table.loc["FR", "curtailment"])
-    svg = views.zone_map_svg(points)
-    assert svg.count("<g ") == svg.count("</g>") == 11  # one closed group per zone
+    svg = zone_map.zone_map_svg(points)
+    assert svg.count('<g class="zone"') == svg.count("</g>") == 11  # one closed group per zone
     fr_mark = svg.split('data-zone="FR"', 1)[1].split("</g>", 1)[0]
-    assert 'class="surplus-ring"' in fr_mark and 'class="curtailment-ring"' in fr_mark
+    assert 'class="surplus-ring"' in fr_mark and 'class="curtailment-mark"' in fr_mark
     assert "renewable surplus, curtailing" in fr_mark
     with pytest.raises(InvalidInputError, match="25"):
         demo.trigger_curtailment(session=seeded, grid=GRID, now=now, hours=25)

@@ -172,6 +172,7 @@ def test_importing_the_cli_leaves_model_and_chain_libraries_unloaded():
     import sys
 
     heavy = ["openai", "langchain_core", "langgraph", "solana", "alembic", "scipy", "gradio"]
+    heavy += ["mpl_toolkits.basemap"]
     code = f"import sys, ui.cli; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -183,6 +184,7 @@ def test_an_offline_chat_turn_leaves_vendor_and_console_libraries_unloaded(tmp_p
     import sys
 
     unused = ["openai", "langchain_openai", "gradio", "stripe", "solana", "pandas", "scipy"]
+    unused += ["mpl_toolkits.basemap"]
     unused += ["psycopg", "alembic", "sqlalchemy.dialects.postgresql"]  # migrated SQLite store
     env = {k: v for k, v in os.environ.items() if not k.startswith("TGTG_")}
     env |= {"TGTG_DATA_DIR": str(tmp_path), "TGTG_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}

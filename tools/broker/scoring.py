@@ -167,4 +167,5 @@ def rank(scores: FloatArray, top_k: int | None = None) -> npt.NDArray[np.intp]:
         raise InvalidInputError(f"top_k {top_k!r}: ask for at least 1 candidate")
     part = np.argpartition(scores, top_k - 1)[:top_k]
     # Stable order among the kept ones: sort by (score, index).
-    return part[np.lexsort((part, scores[part]))]
+    best: npt.NDArray[np.intp] = part[np.lexsort((part, scores[part]))]
+    return best

@@ -111,7 +111,8 @@ class SeasonalPersistenceForecaster:
         phi = np.where(denom > 0, (prev * nxt).sum(axis=1) / np.where(denom > 0, denom, 1), 0)
         phi = np.clip(phi, 0.0, MAX_PHI)
         decay = phi[:, None] ** np.arange(1, horizon + 1)[None, :]
-        return _tile_profile(profile, now, horizon) + decay * resid[:, -1:]
+        forecast: FloatArray = _tile_profile(profile, now, horizon) + decay * resid[:, -1:]
+        return forecast
 
 
 class PerfectForecaster:

@@ -10,6 +10,7 @@ from tools.grid import ZONE_CODES
 from ui import console_actions as actions
 from ui import console_views as views
 from ui import dashboard as analytics
+from ui import zone_map
 from ui.console_runtime import ConsoleRuntime
 from ui.tabs import Refresh
 
@@ -35,10 +36,11 @@ def _events(rt: ConsoleRuntime) -> list[dict[str, Any]]:
 
 def build(rt: ConsoleRuntime) -> list[Refresh]:
     """Build the grid tab."""
+    zone_map.warm_in_background()
     with gr.Row():
         refresh = gr.Button("Refresh grid", variant="primary", elem_id="grid-refresh", scale=1)
         status = gr.Markdown("", elem_id="grid-status")
-    zone_map = gr.HTML(elem_id="grid-map")
+    map_html = gr.HTML(elem_id="grid-map")
     with gr.Row():
         zones = gr.Dropdown(
             list(ZONE_CODES), value=DEFAULT_ZONES, multiselect=True, label="Zones", scale=3
@@ -67,13 +69,13 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
             )
         )
         return (
-            views.zone_map_svg(points),
+            zone_map.zone_map_svg(points),
             views.series_figure(series, chosen),
             views.zone_table(points),
             views.frame(_events(rt), EVENT_COLUMNS),
         )
 
-    outputs = [zone_map, chart, table, events]
+    outputs = [map_html, chart, table, events]
 
     def do_refresh(selected: list[str], back: float) -> tuple[Any, ...]:
         step = actions.refresh_grid(rt)
