@@ -21,7 +21,7 @@ from agents.offline_answers import answer_from_tool
 from store.db import make_session_factory
 from store.models import CarbonReceipt, ComputeNode, Organization
 from tools.agent_tools.broker import broker_tools
-from tools.broker.baseline import NEGATIVE_NOTE, explain_avoided, first_baseline
+from tools.broker.baseline import BASELINE_NOTE, NEGATIVE_NOTE, explain_avoided, first_baseline
 from tools.broker.routing import route_workload
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.workloads import JobSpec, submit_workload
@@ -30,9 +30,11 @@ from tools.grid import GridReading
 from tools.integrations.solana.chain import LocalChain
 from tools.integrations.solana.rail import SolanaRail
 from tools.integrations.stripe import DemoBilling
-from tools.money.profitability import profitability_report
+from tools.money.profitability import ProfitLine, profitability_report
 from tools.money.receipts import co2_avoided
 from tools.money.settlement import MoneyServices, complete_workload, settle_workload
+from ui.cli_money_view import avoided_note
+from ui.console_actions import profit_table
 from ui.dashboard import carbon_report, dashboard
 
 T0 = datetime(2023, 6, 1, 12, tzinfo=UTC)
@@ -238,3 +240,32 @@ def test_negative_avoided_co2_is_explained_in_words():
         "forecast CO2 avoided vs the cheapest eligible node cheap: 0.500 kg"
     )
     assert "more than the cheapest eligible node" in NEGATIVE_NOTE
+
+
+def _line(key: str, kg: float) -> ProfitLine:
+    return ProfitLine(
+        key=key,
+        group_by="workload",
+        currency="EUR",
+        workloads=1,
+        gross_minor=1000,
+        fee_minor=150,
+        provider_share_minor=850,
+        chain_cost_minor=1,
+        chain_fee_lamports=10_000,
+        margin_minor=149,
+        co2_avoided_kg=kg,
+        carbon_roi_kg_per_eur=round(kg / 1.5, 6),
+    )
+
+
+def test_profitability_table_names_the_baseline_and_explains_negative_rows(capsys):
+    plain = profit_table([_line("wl_a", 1.2344)])
+    assert BASELINE_NOTE in plain and NEGATIVE_NOTE not in plain
+    assert "| 1.234 |" in plain
+    mixed = profit_table([_line("wl_a", 1.5), _line("wl_b", -0.25)])
+    assert mixed.endswith(BASELINE_NOTE + NEGATIVE_NOTE)
+    assert "| **total** |" in mixed and "| 1.250 |" in mixed
+    avoided_note([0.5, -0.1])
+    printed = capsys.readouterr().out
+    assert "cheapest eligible node" in printed and "emitted more" in printed
