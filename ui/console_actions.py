@@ -125,6 +125,8 @@ def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) ->
             f"{job} routed to **{d.node_id}** in **{d.zone}**, score {d.score:.3f}; "
             f"estimated {_fmt(w.co2_kg_estimate, ' kg')} CO2."
         )
+    if d.node_id is not None and d.co2_avoided_note:
+        summary += f" {d.co2_avoided_note[:1].upper()}{d.co2_avoided_note[1:]}."
     return StepResult(
         step=None, title="Create workload", summary=summary, details=made.model_dump(mode="json")
     )

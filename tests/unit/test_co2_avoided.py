@@ -112,6 +112,10 @@ def _route(session, grid, org: str, gpus: int, hours: float) -> str:
     decision = route_workload(session=session, grid=grid, workload_id=wl.id, now=T0)
     session.commit()
     assert decision.outcome == "routed"
+    assert decision.baseline_node == "cheap"  # the route answer names its baseline
+    forecast = co2_avoided(session=session, workload_id=wl.id)
+    assert decision.co2_avoided_kg == pytest.approx(forecast.kg, abs=5e-4)
+    assert decision.co2_avoided_note == forecast.explanation
     return wl.id
 
 
