@@ -50,13 +50,11 @@ def _co2(result: dict[str, Any]) -> str:
     if not best:
         return ""
     text = f" Estimated {_num(best.get('energy_kwh'))} kWh and {_num(best.get('co2_kg'), 2)} kg CO2"
-    if base:
-        text += (
-            f" versus {_num(base.get('co2_kg'), 2)} kg on the carbon-agnostic choice "
-            f"({base['node_id']} in {base['zone']}): "
-            f"{_num(result.get('co2_saved_kg'), 2)} kg saved"
-        )
-    return text + "."
+    text += "."
+    if base and result.get("co2_avoided_note"):
+        text += f" The carbon-agnostic choice is {base['node_id']} in {base['zone']}"
+        text += f" (cheapest per GPU-hour); {result['co2_avoided_note']}."
+    return text
 
 
 def _recommend(result: dict[str, Any]) -> str:
@@ -94,11 +92,9 @@ def _route(result: dict[str, Any]) -> str:
         f"Estimated {_num(wl.get('energy_kwh_estimate'))} kWh and "
         f"{_num(wl.get('co2_kg_estimate'), 2)} kg CO2"
     )
-    if result.get("baseline_co2_kg") is not None:
-        text += (
-            f" versus {_num(result.get('baseline_co2_kg'), 2)} kg on the carbon-agnostic choice: "
-            f"{_num(result.get('co2_saved_kg'), 2)} kg saved"
-        )
+    avoided = result.get("co2_avoided") or {}
+    if avoided.get("explanation"):
+        text += f"; {avoided['explanation']}"
     return text + f". Decision {decision.get('id')} is recorded."
 
 
@@ -150,8 +146,16 @@ def _explain(result: dict[str, Any]) -> str:
         f"Workload {d['workload_id']}: {d['kind']} decision {d['id']} at {d['decided_at']} chose "
         f"{d.get('node_id')} in {d.get('zone')} ({d['outcome']}): {d['reason']}. "
         f"{len(d.get('candidates', []))} eligible candidates, "
-        f"{len(d.get('rejected', []))} rejected."
+        f"{len(d.get('rejected', []))} rejected." + _avoided(result.get("co2_avoided"))
     )
+
+
+def _avoided(avoided: dict[str, Any] | None) -> str:
+    if not avoided or not avoided.get("explanation"):
+        return ""
+    how = "forecast from the routing decision" if avoided.get("forecast") else "its carbon receipt"
+    text = str(avoided["explanation"])
+    return f" {text[:1].upper()}{text[1:]} ({how})."
 
 
 def _incidents(result: dict[str, Any]) -> str:

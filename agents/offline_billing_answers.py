@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tools.broker.baseline import NEGATIVE_NOTE
 from tools.money.amounts import format_money
 
 APPROVAL_NOTE = (
@@ -118,14 +119,15 @@ def _profitability(result: Any) -> str:
         parts.append(
             f"{line['key']}: gross {money(line['gross_minor'])}, fee {money(line['fee_minor'])}, "
             f"chain cost {money(line['chain_cost_minor'])}, margin {money(line['margin_minor'])}, "
-            f"{float(line['co2_avoided_kg']):.2f} kg CO2 avoided"
-            + (f" ({float(roi):.2f} kg per euro of fee)" if roi is not None else "")
+            f"{float(line['co2_avoided_kg']):.3f} kg CO2 avoided"
+            + (f" ({float(roi):.3f} kg per euro of fee)" if roi is not None else "")
         )
     total = sum(int(x["margin_minor"]) for x in result)
     return (
         f"Profitability by {group} ({result[0].get('mode', '')}): "
         + "; ".join(parts)
         + f". Total margin {money(total)}."
+        + (NEGATIVE_NOTE if any(float(x["co2_avoided_kg"]) < 0 for x in result) else "")
     )
 
 

@@ -142,9 +142,7 @@ def make_rail(settings: Settings) -> SolanaRail:
     return SolanaRail(RpcChain(AsyncClient(settings.solana_rpc_url), label="solana rpc"), payer)
 
 
-def make_money_services(
-    settings: Settings, *, grid: GridSource, baseline_zones: tuple[str, ...]
-) -> MoneyServices:
+def make_money_services(settings: Settings, *, grid: GridSource) -> MoneyServices:
     """Build the money services from settings (a composition root helper)."""
     return MoneyServices(
         biller=make_biller(settings),
@@ -156,7 +154,6 @@ def make_money_services(
             max_payout_minor=settings.payout_max_minor,
             daily_cap_minor=settings.payout_daily_cap_minor,
         ),
-        baseline_zones=baseline_zones,
     )
 
 

@@ -144,7 +144,6 @@ def run_one(
         policy=PayoutPolicy(
             approval_threshold_minor=rng.choice([100, 5_000]), max_payout_minor=20_000
         ),
-        baseline_zones=("DE", "FR"),
     )
     seen: Counter[str] = Counter()
     armed = [True]

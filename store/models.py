@@ -355,7 +355,8 @@ class Recommendation(Base):
     energy_kwh: Mapped[float] = mapped_column(Float)
     co2_kg: Mapped[float] = mapped_column(Float)
     baseline_co2_kg: Mapped[float | None] = mapped_column(Float)
-    """CO2 of the carbon-agnostic choice (cheapest per GPU-hour), for comparison."""
+    """Forecast CO2 of the best node's energy on the carbon-agnostic choice (cheapest per
+    GPU-hour), as `tools.broker.baseline` defines it."""
     price_per_gpu_hour_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     grid_source: Mapped[str] = mapped_column(String(16))

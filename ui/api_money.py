@@ -14,7 +14,6 @@ from graphs.billing import decide_payout_approval
 from graphs.context import BillingContext
 from graphs.wiring import make_money_services, make_rail
 from store import ledger
-from tools.grid import ZONES
 from tools.integrations.stripe import WebhookRejectedError, WebhookResult, apply_webhook
 from tools.money.payouts import PayoutView, list_payouts
 from tools.money.receipts import ReceiptVerification, verify_receipt
@@ -101,7 +100,7 @@ def register(app: FastAPI, svc: Services, require_key: Callable[..., Any]) -> No
             return await verify_receipt(session=session, rail=rail, receipt_id=receipt_id)
 
     async def decide(payout_id: str, *, approve: bool, by: str) -> PayoutView:
-        money = make_money_services(svc.settings, grid=svc.grid(), baseline_zones=tuple(ZONES))
+        money = make_money_services(svc.settings, grid=svc.grid())
         context = BillingContext(sessions=svc.sessions, money=money, clock=svc.clock)
         view = await decide_payout_approval(
             payout_id, approve=approve, by=by, context=context, engine=svc.engine

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from evals.cli import replay as replay_command
 from graphs.settings import Settings
+from tools.broker.baseline import explain_avoided, forecast_avoided_kg
 from tools.broker.planner import Objective
 from tools.broker.routing import DecisionView, JobSpec, recommend, route_workload, submit_workload
 from tools.broker.scoring import score_one
@@ -255,6 +256,11 @@ def route(
         raise fail(f"{workload.id if workload else ''} stays pending: {decision.reason}", code=1)
     when = _when(plan, decision)
     chosen = next(c for c in rec.candidates if c.node_id == when["node"])
+    avoided = (
+        forecast_avoided_kg(chosen=chosen, baseline=rec.baseline, chosen_co2_kg=when["co2_kg"])
+        if rec.baseline is not None
+        else None
+    )
     out = {
         "workload_id": workload.id if workload else None,
         "decision_id": decision.id if decision else None,
@@ -270,7 +276,7 @@ def route(
         "breakdown": chosen.breakdown,
         "energy_kwh": chosen.energy_kwh,
         "baseline": rec.baseline,
-        "co2_saved_kg": rec.co2_saved_kg,
+        "co2_saved_kg": avoided,
         "grid_source": rec.grid_source,
         "at": rec.at,
         "candidates": [
@@ -287,16 +293,7 @@ def route(
         verb = "would schedule" if later else "would route"
     else:
         verb = f"{'scheduled' if later else 'routed'} {workload.id if workload else ''} on"
-    saved = rec.co2_saved_kg or 0.0
-    if abs(saved) < 0.05:
-        versus = "about the same CO2 as the cheapest eligible node"
-    elif saved > 0:
-        versus = f"{saved:.1f} kg less than the cheapest eligible node"
-    else:
-        versus = (
-            f"{-saved:.1f} kg more than the cheapest eligible node: the score also weighs "
-            "price and load"
-        )
+    versus = explain_avoided(avoided, rec.baseline.node_id if rec.baseline else None, forecast=True)
     print(
         f"{verb} {chosen.node_id} ({chosen.zone}) from {when['start_at'].isoformat()}, "
         f"score {chosen.score:.3f}, {when['co2_kg']:.1f} kg CO2 "

@@ -11,7 +11,6 @@ import typer
 from store import ledger, repo
 from store.ledger_models import PAYOUT_STATUSES, LedgerAccount
 from tools.errors import InvalidInputError, NotFoundError
-from tools.grid import ZONES
 from tools.money.amounts import format_money
 from tools.money.payouts import list_payouts, owed_to
 from tools.money.profitability import is_group_by, profitability_report, routing_signals
@@ -45,7 +44,7 @@ def _context(svc: Services) -> BillingContext:
     from graphs.context import BillingContext
     from graphs.wiring import make_money_services
 
-    money = make_money_services(svc.settings, grid=svc.grid(), baseline_zones=tuple(ZONES))
+    money = make_money_services(svc.settings, grid=svc.grid())
     return BillingContext(sessions=svc.sessions, money=money, clock=svc.clock)
 
 

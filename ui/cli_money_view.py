@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tools.broker.baseline import BASELINE_NOTE, NEGATIVE_NOTE
+
 
 def balance_line(tb: int, transactions: int | None = None) -> str:
     """Return the trial balance as a sentence (debits minus credits over all accounts)."""
@@ -21,7 +23,4 @@ def avoided_note(values: list[float | None]) -> None:
     """Say what kg CO2 avoided is measured against, and what a negative figure means."""
     if any(v is not None for v in values):
         negative = any(v is not None and v < 0 for v in values)
-        print(
-            "kg avoided: against the average grid of the 11 zones in the run's hours"
-            + ("; negative: the run emitted more than that average" if negative else "")
-        )
+        print(BASELINE_NOTE + (NEGATIVE_NOTE if negative else ""))

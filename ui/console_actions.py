@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from store import repo
+from tools.broker.baseline import BASELINE_NOTE, NEGATIVE_NOTE
 from tools.broker.routing import DecisionView, reroute_workload, route_workload
 from tools.broker.workloads import WorkloadView, load_workload, submit_workload
 from tools.errors import InvalidInputError
@@ -124,6 +125,8 @@ def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) ->
             f"{job} routed to **{d.node_id}** in **{d.zone}**, score {d.score:.3f}; "
             f"estimated {_fmt(w.co2_kg_estimate, ' kg')} CO2."
         )
+    if d.node_id is not None and d.co2_avoided_note:
+        summary += f" {d.co2_avoided_note[:1].upper()}{d.co2_avoided_note[1:]}."
     return StepResult(
         step=None, title="Create workload", summary=summary, details=made.model_dump(mode="json")
     )
@@ -298,10 +301,7 @@ def show_profitability(rt: ConsoleRuntime) -> StepResult:
     )
 
 
-AVOIDED_NOTE = (
-    "kg CO2 avoided: what the same run would have emitted on the average grid of the 11 zones "
-    "in the same hours, minus what it emitted where it ran (from its carbon receipt)."
-)
+AVOIDED_NOTE = BASELINE_NOTE
 
 
 def profit_table(lines: list[ProfitLine]) -> str:
@@ -328,11 +328,7 @@ def profit_table(lines: list[ProfitLine]) -> str:
         f"{money_total(money, 'chain_cost_minor')} | {money_total(money, 'margin_minor')} | "
         f"{avoided:.3f} | {roi} |"
     )
-    note = AVOIDED_NOTE + (
-        " A negative figure means the run emitted more than that average."
-        if any(x.co2_avoided_kg < 0 for x in lines)
-        else ""
-    )
+    note = AVOIDED_NOTE + (NEGATIVE_NOTE if any(x.co2_avoided_kg < 0 for x in lines) else "")
     return "\n".join([head, *rows, total]) + "\n\n" + note
 
 

@@ -35,7 +35,6 @@ from graphs.context import (
 from graphs.incident_watch import deliver_outbox, run_incidents
 from graphs.settings import Settings
 from graphs.wiring import make_alert_sink, make_money_services
-from tools.grid import ZONES
 from tools.incidents import alerts
 from tools.incidents.detection import grid_with_overrides
 from tools.incidents.ports import AlertSink, SpeechEngine
@@ -343,9 +342,7 @@ class ConsoleRuntime:
     # -- money ------------------------------------------------------------------------------
 
     def _billing_context(self) -> BillingContext:
-        money = make_money_services(
-            self.svc.settings, grid=self.svc.grid(), baseline_zones=tuple(ZONES)
-        )
+        money = make_money_services(self.svc.settings, grid=self.svc.grid())
         return BillingContext(sessions=self.svc.sessions, money=money, clock=self.svc.clock)
 
     def complete_and_settle(self, workload_ids: list[str] | None = None) -> dict[str, Any]:

@@ -5,9 +5,11 @@ import pytest
 
 from store import ledger
 from store.models import ComputeNode, Organization, Workload
+from tools.broker.baseline import BaselineChoice
 from tools.errors import IllegalTransitionError, InvalidInputError
 from tools.grid.simulated import SimulatedGrid
 from tools.money.usage import (
+    HOUR,
     billed_seconds,
     book_usage,
     gross_minor,
@@ -64,7 +66,7 @@ def test_energy_is_computed_hour_by_hour_from_readings():
         end=end,
         gpu_count=2,
         power_kw_per_gpu=0.5,
-        baseline_zones=["DE", "IT"],
+        baseline=BaselineChoice(node_id="cheap", zone="DE", start_at=start - HOUR, decision_id="d"),
     )
     assert [h.seconds for h in rep.hours] == [1800, 3600, 1800]
     assert rep.energy_kwh == pytest.approx(2.0)
@@ -73,7 +75,22 @@ def test_energy_is_computed_hour_by_hour_from_readings():
         kwh * r.carbon_intensity / 1000 for kwh, r in zip([0.5, 1.0, 0.5], readings, strict=True)
     )
     assert rep.co2_kg == pytest.approx(expected)
-    assert rep.co2_avoided_kg == pytest.approx(rep.baseline_co2_kg - rep.co2_kg)
+    # The baseline: the same 2 kWh in DE from the decision an hour earlier, hour by hour.
+    de = grid.series("DE", datetime(2023, 6, 1, 9, tzinfo=UTC), 3)
+    base = sum(kwh * r.carbon_intensity / 1000 for kwh, r in zip([0.5, 1.0, 0.5], de, strict=True))
+    assert rep.baseline is not None and rep.baseline.node_id == "cheap"
+    assert rep.baseline_co2_kg == pytest.approx(base)
+    assert rep.co2_avoided_kg == pytest.approx(base - expected)
+
+
+def test_energy_without_a_baseline_has_no_avoided_co2():
+    grid = SimulatedGrid(seed=3)
+    start = datetime(2023, 6, 1, 10, tzinfo=UTC)
+    rep = measure_energy(
+        grid=grid, zone="FR", start=start, end=start + HOUR, gpu_count=1, power_kw_per_gpu=0.5
+    )
+    assert rep.energy_kwh == pytest.approx(0.5)
+    assert (rep.baseline, rep.baseline_co2_kg, rep.co2_avoided_kg) == (None, None, None)
 
 
 def _fleet(session, status="completed"):

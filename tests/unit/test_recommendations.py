@@ -60,7 +60,10 @@ def test_a_recommendation_is_stored_with_its_figures_and_an_expiry(seeded):
     rec, row = _quote(seeded)
     assert row.id.startswith("rec_") and row.expires_at == NOW + RECOMMENDATION_TTL
     assert (row.node_id, row.zone) == (rec.best.node_id, rec.best.zone)
-    assert row.co2_kg == rec.best.co2_kg and row.baseline_co2_kg == rec.baseline.co2_kg
+    assert row.co2_kg == rec.best.co2_kg
+    # The best node's energy at the baseline's intensity (the same energy on both).
+    base_ci = rec.baseline.co2_kg / rec.baseline.energy_kwh
+    assert row.baseline_co2_kg == pytest.approx(rec.best.energy_kwh * base_ci)
     assert JobSpec.model_validate(row.spec) == SPEC
     assert row.price_per_gpu_hour_minor == rec.best.price_per_gpu_hour_minor
 

@@ -39,7 +39,6 @@ def services(chain=None, payer=None, policy=None):
         rail=SolanaRail(chain or LocalChain(payer=payer), payer),
         grid=SimulatedGrid(seed=1),
         policy=policy or PayoutPolicy(),
-        baseline_zones=("DE", "FR", "IT"),
     )
 
 

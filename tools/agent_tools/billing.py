@@ -116,6 +116,9 @@ def list_gamer_payouts(
 def profitability(runtime: ToolRuntime[Any, Any], group_by: str = "org") -> list[dict[str, Any]]:
     """Report fee revenue, chain costs, margin and carbon ROI (kg CO2 avoided per euro of fee).
 
+    kg CO2 avoided is each workload's carbon-receipt figure: against the cheapest eligible node
+    of its first routing decision, at the actual grid intensity (negative: it emitted more).
+
     Args:
         runtime: Injected graph context; never sent to the model.
         group_by: One of "workload", "org" or "node".

@@ -38,6 +38,7 @@ from tools.broker.workloads import JobSpec, load_workload
 from tools.clock import Clock, parse_time
 from tools.grid import GridSource
 from tools.grid.zones import expand_zones
+from tools.money.receipts import co2_avoided
 
 logger = logging.getLogger(__name__)
 
@@ -194,14 +195,11 @@ def route_workload(
             now=now,
             weights=ctx.weights,
         )
-        baseline = row.baseline_co2_kg
+        avoided = co2_avoided(session=session, workload_id=done.workload.id)
     wl = done.workload
     logger.info("chat routed %s to %s for %s", wl.id, wl.node_id, ctx.org_id)
-    saved = (
-        round(baseline - wl.co2_kg_estimate, 3)
-        if baseline is not None and wl.co2_kg_estimate is not None
-        else None
-    )
+    saved = None if avoided.kg is None else round(avoided.kg, 3)
+    baseline = None if saved is None or wl.co2_kg_estimate is None else wl.co2_kg_estimate + saved
     return {
         "written": done.created,
         "already_routed": not done.created,
@@ -210,8 +208,9 @@ def route_workload(
         "decision": done.decision.model_dump(mode="json", exclude={"candidates", "rejected"})
         if done.decision
         else None,
-        "baseline_co2_kg": baseline,
+        "baseline_co2_kg": None if baseline is None else round(baseline, 3),
         "co2_saved_kg": saved,
+        "co2_avoided": avoided.model_dump(mode="json"),
     }
 
 
@@ -288,7 +287,11 @@ def list_nodes(
 @is_tool(ToolKind.READ)
 @tool(parse_docstring=True, error_on_invalid_docstring=True)
 def explain_decision(workload_id: str, runtime: ToolRuntime[Any, Any]) -> dict[str, Any]:
-    """Return the latest routing decision of a workload with every candidate and rejection.
+    """Return a workload's latest routing decision (every candidate, rejection) and CO2 avoided.
+
+    `co2_avoided` is the workload's kg CO2 avoided against the cheapest eligible node of its
+    first decision: the settled figure from its carbon receipt once completed and billed (the
+    same as receipts and profitability show), a forecast (`forecast: true`) before that.
 
     Args:
         runtime: Injected graph context; never sent to the model.
@@ -299,7 +302,8 @@ def explain_decision(workload_id: str, runtime: ToolRuntime[Any, Any]) -> dict[s
         workload = load_workload(session=session, workload_id=workload_id)
         decisions = repo.list_decisions(session=session, workload_id=workload.id)
         if not decisions:
-            return {"workload_id": workload_id, "decision": None}
+            return {"workload_id": workload_id, "decision": None, "co2_avoided": None}
+        avoided = co2_avoided(session=session, workload_id=workload.id)
         latest = decisions[-1]
         node = repo.get_node(session=session, node_id=latest.node_id) if latest.node_id else None
         return {
@@ -316,6 +320,11 @@ def explain_decision(workload_id: str, runtime: ToolRuntime[Any, Any]) -> dict[s
                 "decided_at": latest.decided_at.isoformat(),
                 "candidates": latest.candidates[:5],
                 "rejected": latest.rejected,
+            },
+            "status": workload.status,
+            "co2_avoided": {
+                **avoided.model_dump(mode="json"),
+                "kg": None if avoided.kg is None else round(avoided.kg, 3),
             },
         }
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from store import repo
+from tools.broker.baseline import explain_avoided, planned_avoided_kg
 from tools.broker.routing import Candidate, Recommendation
 from tools.broker.windows import StartPlan
 from tools.broker.workloads import JobSpec, load_workload
@@ -85,7 +86,12 @@ class RecommendationBrief(BaseModel):
     spec: JobSpec
     best: CandidateBrief | None
     baseline: CandidateBrief | None
+    """The carbon-agnostic choice: the cheapest eligible node now (`tools.broker.baseline`)."""
     co2_saved_kg: float | None
+    """Forecast kg CO2 avoided against `baseline`: the same energy there, started now, minus
+    the forecast CO2 at `node` from `start_at` (the best node now when there is no plan)."""
+    co2_avoided_note: str | None = None
+    """The forecast in words, naming the baseline node (and what a negative figure means)."""
     candidates: list[CandidateBrief]
     rejected: list[dict[str, str]]
     node: str | None = None
@@ -119,14 +125,20 @@ class RecommendationBrief(BaseModel):
             if when is not None
             else {}
         )
+        avoided = planned_avoided_kg(r, when)
         return cls(
             **timing,
+            co2_avoided_note=explain_avoided(
+                avoided, r.baseline.node_id if r.baseline else None, forecast=True
+            )
+            if r.best
+            else None,
             at=r.at,
             grid_source=r.grid_source,
             spec=r.spec,
             best=CandidateBrief.of(r.best) if r.best else None,
             baseline=CandidateBrief.of(r.baseline) if r.baseline else None,
-            co2_saved_kg=None if r.co2_saved_kg is None else round(r.co2_saved_kg, 3),
+            co2_saved_kg=None if avoided is None else round(avoided, 3),
             candidates=[CandidateBrief.of(c) for c in r.candidates[:top]],
             rejected=[
                 {"node_id": x.node_id, "zone": x.zone, "reason": x.reason} for x in r.rejected

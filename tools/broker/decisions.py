@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from store.models import RoutingDecision, Workload
+from tools.broker.baseline import explain_avoided, workload_forecast
 from tools.broker.placement import Candidate, Rejection
 from tools.broker.scoring import ScoreWeights
 from tools.broker.windows import StartPlan
@@ -59,6 +60,14 @@ class DecisionView(BaseModel):
     saving_pct: float | None = None
     why: str = ""
     """Why this node and this hour (the decision's reason)."""
+    baseline_node: str | None = None
+    """The workload's carbon-agnostic baseline (`tools.broker.baseline`); set on the decision a
+    call just made."""
+    co2_avoided_kg: float | None = None
+    """Forecast kg CO2 avoided versus `baseline_node` at this decision (same energy); set on the
+    decision a call just made. Settled figures live on the carbon receipt."""
+    co2_avoided_note: str | None = None
+    """The forecast in words (what a negative figure means)."""
 
     @classmethod
     def of(cls, d: RoutingDecision, *, zone: str | None, reroute_count: int) -> DecisionView:
@@ -137,8 +146,25 @@ def record_decision(
     )
     session.add(decision)
     flush_or_conflict(session, workload)
-    return DecisionView.of(
+    view = DecisionView.of(
         decision, zone=node.zone if node else None, reroute_count=workload.reroute_count
+    )
+    if node is None:
+        return view
+    base, avoided = workload_forecast(
+        session=session,
+        workload_id=workload.id,
+        energy_kwh=workload.energy_kwh_estimate,
+        co2_kg=workload.co2_kg_estimate,
+    )
+    return view.model_copy(
+        update={
+            "baseline_node": base.node_id if base else None,
+            "co2_avoided_kg": None if avoided is None else round(avoided, 3),
+            "co2_avoided_note": explain_avoided(
+                avoided, base.node_id if base else None, forecast=True
+            ),
+        }
     )
 
 

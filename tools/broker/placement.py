@@ -3,7 +3,7 @@
 Eligible: node online, GPU model matches (if asked), zone allowed and not denied, enough free
 GPUs, can finish by the deadline, a carbon reading exists and is within the job's limit. The
 lowest score wins (ties: lowest node id). The carbon-agnostic baseline is the cheapest eligible
-node per GPU-hour.
+node per GPU-hour; `tools.broker.baseline` defines CO2 avoided against it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from store import repo
 from store.models import ComputeNode
+from tools.broker.baseline import cheapest, forecast_avoided_kg
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreBreakdown, ScoreWeights, rank, score_arrays
 from tools.broker.workloads import JobSpec, normalise_gpu_model
 from tools.errors import NoGridDataError
@@ -57,7 +58,8 @@ class Recommendation(BaseModel):
     baseline: Candidate | None
     """The carbon-agnostic choice: the cheapest eligible node per GPU-hour."""
     co2_saved_kg: float | None
-    """CO2 of the baseline minus CO2 of the best choice."""
+    """Forecast kg CO2 avoided (`tools.broker.baseline`): the best choice's energy at the
+    baseline's intensity minus the best choice's CO2, both at the current readings."""
 
 
 def _readings(grid: GridSource, zones: set[str], at: datetime) -> dict[str, GridReading | str]:
@@ -218,12 +220,6 @@ def evaluate_nodes(
     return candidates, rejected
 
 
-def _baseline(candidates: list[Candidate]) -> Candidate | None:
-    if not candidates:
-        return None
-    return min(candidates, key=lambda c: (c.price_per_gpu_hour_minor, c.node_id))
-
-
 def recommend(
     *,
     session: Session,
@@ -237,7 +233,7 @@ def recommend(
         session=session, grid=grid, spec=spec, now=now, weights=weights
     )
     best = candidates[0] if candidates else None
-    base = _baseline(candidates)
+    base = cheapest(candidates)
     return Recommendation(
         at=now,
         grid_source=grid.name,
@@ -246,5 +242,9 @@ def recommend(
         rejected=rejected,
         best=best,
         baseline=base,
-        co2_saved_kg=(base.co2_kg - best.co2_kg) if best and base else None,
+        co2_saved_kg=(
+            forecast_avoided_kg(chosen=best, baseline=base, chosen_co2_kg=best.co2_kg)
+            if best and base
+            else None
+        ),
     )

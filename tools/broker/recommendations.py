@@ -63,7 +63,7 @@ def save_recommendation(
         score=best.score,
         energy_kwh=best.energy_kwh,
         co2_kg=best.co2_kg,
-        baseline_co2_kg=rec.baseline.co2_kg if rec.baseline else None,
+        baseline_co2_kg=(best.co2_kg + rec.co2_saved_kg if rec.co2_saved_kg is not None else None),
         price_per_gpu_hour_minor=best.price_per_gpu_hour_minor,
         currency=best.currency,
         grid_source=rec.grid_source,

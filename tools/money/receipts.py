@@ -1,6 +1,8 @@
 """Mint and verify carbon receipts: a canonical JSON document whose hash is anchored on chain.
 
 The memo is `cr1:{receipt_id}:{sha256(canonical_json)}`; the full receipt stays in the store.
+The receipt holds the workload's CO2 avoided and its baseline (`tools.broker.baseline`), the
+figure every surface shows; `co2_avoided` reads it (or, before settlement, the forecast).
 Verification recomputes the hash from the stored document, checks that the signed transaction
 carries exactly that memo and is validly signed, and asks the chain that its signature is
 finalized without error.
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from store.ledger import ChainSubmission
 from store.models import CarbonReceipt, Workload
+from tools.broker.baseline import explain_avoided, workload_forecast
 from tools.errors import NotFoundError
 from tools.money.ports import FaultHook, PaymentRail, no_fault
 from tools.money.usage import EnergyReport, UsageCharge
@@ -94,8 +97,9 @@ def build_receipt(
     w = session.get(Workload, workload_id)
     if w is None:
         raise NotFoundError(f"workload {workload_id!r} does not exist")
+    base = energy.baseline
     payload: dict[str, Any] = {
-        "v": 1,
+        "v": 2,
         "receipt_id": rid,
         "workload_id": workload_id,
         "org_id": charge.org_id,
@@ -107,6 +111,16 @@ def build_receipt(
         "grid_source": grid_source,
         "energy_kwh": round(energy.energy_kwh, 6),
         "co2_kg": round(energy.co2_kg, 6),
+        "baseline": None
+        if base is None
+        else {
+            "definition": "cheapest eligible node at the first routing decision, started then",
+            "node_id": base.node_id,
+            "zone": base.zone,
+            "start": base.start.isoformat(),
+            "end": base.end.isoformat(),
+            "hourly_carbon_intensity": [round(h.carbon_intensity, 3) for h in base.hours],
+        },
         "baseline_co2_kg": None
         if energy.baseline_co2_kg is None
         else round(energy.baseline_co2_kg, 6),
@@ -131,6 +145,51 @@ def build_receipt(
     session.add(receipt)
     session.flush()
     return ReceiptView.of(receipt)
+
+
+class AvoidedCO2(BaseModel):
+    """A workload's kg CO2 avoided as every surface shows it (`tools.broker.baseline`)."""
+
+    workload_id: str
+    kg: float | None
+    """Settled: from the carbon receipt. Forecast: from the routing decision's readings."""
+    forecast: bool
+    """True until the workload is settled (the figure is then a forecast of the same quantity)."""
+    baseline_node_id: str | None
+    baseline_zone: str | None
+    explanation: str
+
+
+def co2_avoided(*, session: Session, workload_id: str) -> AvoidedCO2:
+    """Return the workload's CO2 avoided: its receipt's figure, else the decision's forecast."""
+    receipt = session.scalars(
+        select(CarbonReceipt).where(CarbonReceipt.workload_id == workload_id)
+    ).one_or_none()
+    if receipt is not None:
+        base = receipt.payload.get("baseline") or {}
+        node, zone = base.get("node_id"), base.get("zone")
+        kg, forecast = receipt.co2_avoided_kg, False
+    else:
+        w = session.get(Workload, workload_id)
+        if w is None:
+            raise NotFoundError(f"workload {workload_id!r} does not exist")
+        choice, kg = workload_forecast(
+            session=session,
+            workload_id=workload_id,
+            energy_kwh=w.energy_kwh_estimate if w.node_id else None,
+            co2_kg=w.co2_kg_estimate if w.node_id else None,
+        )
+        node = choice.node_id if choice else None
+        zone = choice.zone if choice else None
+        forecast = True
+    return AvoidedCO2(
+        workload_id=workload_id,
+        kg=kg,
+        forecast=forecast,
+        baseline_node_id=node,
+        baseline_zone=zone,
+        explanation=explain_avoided(kg, node, forecast=forecast),
+    )
 
 
 def _load(session: Session, receipt_id: str) -> CarbonReceipt:

@@ -1,5 +1,8 @@
 """Settle completed workloads: book, meter, pay the gamer, mint the carbon receipt; resumable.
 
+The receipt carries the workload's CO2 avoided, measured once here against its baseline
+(`tools.broker.baseline`); profitability, the dashboard, metrics and chat read that figure.
+
 Each step commits before the next one's external call, and every step is idempotent (ledger
 idempotency keys, meter identifiers, persisted signatures), so running `settle_workload` again
 after a crash anywhere finishes the work without doing any of it twice. `fault` is called at
@@ -9,7 +12,6 @@ every boundary; the crash harness raises from it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from store.ledger import PayoutIntent
 from store.models import CarbonReceipt, ComputeNode, Workload
+from tools.broker.baseline import first_baseline
 from tools.broker.workloads import set_workload_status
 from tools.grid import GridSource
 from tools.money import metering, payouts, receipts
@@ -53,7 +56,6 @@ class MoneyServices:
     rail: PaymentRail
     grid: GridSource
     policy: PayoutPolicy = field(default_factory=PayoutPolicy)
-    baseline_zones: Sequence[str] = ()
 
 
 class Settlement(BaseModel):
@@ -128,7 +130,7 @@ async def settle_workload(
         end=end,
         gpu_count=w.gpu_count,
         power_kw_per_gpu=node.power_kw_per_gpu,
-        baseline_zones=services.baseline_zones,
+        baseline=first_baseline(session=session, workload_id=workload_id),
     )
     receipt = receipts.build_receipt(
         session=session,

@@ -1,5 +1,8 @@
 """Price a completed workload and book it in the ledger; measure its energy and CO2 by the hour.
 
+CO2 avoided is measured here, once per workload at settlement, against the baseline that
+`tools.broker.baseline` defines (the cheapest eligible node at the first routing decision).
+
 Money rules (integers only, never floats):
 
 - billed seconds = the workload's booked duration (`duration_hours`) rounded to the nearest second;
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
@@ -28,6 +30,7 @@ from store.models import ComputeNode, Transaction, Workload
 from tools.errors import IllegalTransitionError, InvalidInputError, NoGridDataError, NotFoundError
 
 if TYPE_CHECKING:
+    from tools.broker.baseline import BaselineChoice
     from tools.grid.models import GridSource
 
 logger = logging.getLogger(__name__)
@@ -60,19 +63,34 @@ class HourUsage(BaseModel):
     ts: datetime
     seconds: int
     carbon_intensity: float
-    baseline_intensity: float | None
     energy_kwh: float
     co2_kg: float
 
 
+class BaselineRun(BaseModel):
+    """The same energy on the carbon-agnostic baseline, hour by hour (`tools.broker.baseline`)."""
+
+    node_id: str
+    zone: str
+    start: datetime
+    end: datetime
+    co2_kg: float
+    hours: list[HourUsage]
+
+
 class EnergyReport(BaseModel):
-    """Actual energy and CO2 of a run, hour by hour, and CO2 avoided against a baseline."""
+    """Actual energy and CO2 of a run, hour by hour, and CO2 avoided against the baseline.
+
+    `co2_avoided_kg` = baseline CO2 - actual CO2, as `tools.broker.baseline` defines it; None
+    when the workload has no baseline or its zone has no grid data for the baseline window.
+    """
 
     zone: str
     start: datetime
     end: datetime
     energy_kwh: float
     co2_kg: float
+    baseline: BaselineRun | None = None
     baseline_co2_kg: float | None
     co2_avoided_kg: float | None
     hours: list[HourUsage]
@@ -112,6 +130,40 @@ def run_window(workload: Workload) -> tuple[datetime, datetime]:
     return start, start + timedelta(seconds=billed_seconds(workload.duration_hours))
 
 
+def _hourly(
+    grid: GridSource, zone: str, start: datetime, end: datetime, kw: float
+) -> list[HourUsage]:
+    """Return `kw` drawn over [start, end) hour by hour at `zone`'s carbon intensity.
+
+    An hour without intensity takes the mean of the known hours of the window.
+    """
+    first = start.replace(minute=0, second=0, microsecond=0)
+    n_hours = math.ceil((end - first) / HOUR)
+    readings = grid.series(zone, first, n_hours)
+    known = [r.carbon_intensity for r in readings if r.carbon_intensity is not None]
+    if not known:
+        raise NoGridDataError(f"no carbon intensity for zone {zone!r} from {first.isoformat()}")
+    fallback = sum(known) / len(known)
+    hours: list[HourUsage] = []
+    for i, reading in enumerate(readings):
+        h_start = first + i * HOUR
+        seconds = int((min(end, h_start + HOUR) - max(start, h_start)).total_seconds())
+        if seconds <= 0:
+            continue
+        ci = reading.carbon_intensity if reading.carbon_intensity is not None else fallback
+        kwh = kw * seconds / 3600
+        hours.append(
+            HourUsage(
+                ts=h_start,
+                seconds=seconds,
+                carbon_intensity=ci,
+                energy_kwh=kwh,
+                co2_kg=kwh * ci / 1000,
+            )
+        )
+    return hours
+
+
 def measure_energy(
     *,
     grid: GridSource,
@@ -120,58 +172,46 @@ def measure_energy(
     end: datetime,
     gpu_count: int,
     power_kw_per_gpu: float,
-    baseline_zones: Sequence[str] = (),
+    baseline: BaselineChoice | None = None,
 ) -> EnergyReport:
-    """Compute energy and CO2 hour by hour from the grid readings over [start, end).
+    """Compute energy and CO2 hour by hour over [start, end), and CO2 avoided against `baseline`.
 
+    The baseline and CO2 avoided are defined once, in `tools.broker.baseline`.
     Each hour's energy is gpu_count x kW per GPU x the seconds of the run inside that hour; its
     CO2 uses that hour's carbon intensity. An hour without intensity takes the mean of the known
-    hours (noted by the caller's reading notes). The baseline is the mean intensity of
-    `baseline_zones` in the same hour: what the same run would have emitted on an average grid.
+    hours. The baseline draws the same power for the same duration from `baseline.start_at` in
+    `baseline.zone`, at that zone's actual intensity hour by hour.
     """
     if end <= start:
         raise InvalidInputError(f"run end {end.isoformat()!r} is not after start {start!r}")
-    first = start.replace(minute=0, second=0, microsecond=0)
-    n_hours = math.ceil((end - first) / HOUR)
-    readings = grid.series(zone, first, n_hours)
-    known = [r.carbon_intensity for r in readings if r.carbon_intensity is not None]
-    if not known:
-        raise NoGridDataError(f"no carbon intensity for zone {zone!r} from {first.isoformat()}")
-    fallback = sum(known) / len(known)
-    baselines = [grid.series(z, first, n_hours) for z in baseline_zones]
-    hours: list[HourUsage] = []
-    for i, reading in enumerate(readings):
-        h_start = first + i * HOUR
-        seconds = int((min(end, h_start + HOUR) - max(start, h_start)).total_seconds())
-        if seconds <= 0:
-            continue
-        ci = reading.carbon_intensity if reading.carbon_intensity is not None else fallback
-        base_values = [base_ci for s in baselines if (base_ci := s[i].carbon_intensity) is not None]
-        base = sum(base_values) / len(base_values) if base_values else None
-        kwh = gpu_count * power_kw_per_gpu * seconds / 3600
-        hours.append(
-            HourUsage(
-                ts=h_start,
-                seconds=seconds,
-                carbon_intensity=ci,
-                baseline_intensity=base,
-                energy_kwh=kwh,
-                co2_kg=kwh * ci / 1000,
-            )
-        )
-    energy = sum(h.energy_kwh for h in hours)
+    kw = gpu_count * power_kw_per_gpu
+    hours = _hourly(grid, zone, start, end, kw)
     co2 = sum(h.co2_kg for h in hours)
-    baseline = None
-    if baseline_zones and all(h.baseline_intensity is not None for h in hours):
-        baseline = sum(h.energy_kwh * (h.baseline_intensity or 0.0) / 1000 for h in hours)
+    run: BaselineRun | None = None
+    if baseline is not None:
+        b_end = baseline.start_at + (end - start)
+        try:
+            b_hours = _hourly(grid, baseline.zone, baseline.start_at, b_end, kw)
+        except NoGridDataError:
+            logger.warning("no grid data for baseline zone %s; CO2 avoided unknown", baseline.zone)
+        else:
+            run = BaselineRun(
+                node_id=baseline.node_id,
+                zone=baseline.zone,
+                start=baseline.start_at,
+                end=b_end,
+                co2_kg=sum(h.co2_kg for h in b_hours),
+                hours=b_hours,
+            )
     return EnergyReport(
         zone=zone,
         start=start,
         end=end,
-        energy_kwh=energy,
+        energy_kwh=sum(h.energy_kwh for h in hours),
         co2_kg=co2,
-        baseline_co2_kg=baseline,
-        co2_avoided_kg=None if baseline is None else baseline - co2,
+        baseline=run,
+        baseline_co2_kg=None if run is None else run.co2_kg,
+        co2_avoided_kg=None if run is None else run.co2_kg - co2,
         hours=hours,
     )
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import gradio as gr
 
+from tools.broker.baseline import NEGATIVE_NOTE
 from tools.money.profitability import GroupBy
 from ui import console_actions as actions
 from ui import console_views as views
@@ -57,11 +58,7 @@ def _render(rt: ConsoleRuntime, group_by: GroupBy) -> tuple[str, Any]:
         f"{actions.money_total(money, 'margin_minor')} · {avoided:,.3f} kg CO2 avoided · "
         f"carbon ROI {roi} (sums of the rows; the same whatever the grouping)\n\n"
         f"{actions.AVOIDED_NOTE}"
-        + (
-            " A negative figure means the run emitted more than that average."
-            if any(x.co2_avoided_kg < 0 for x in lines)
-            else ""
-        )
+        + (NEGATIVE_NOTE if any(x.co2_avoided_kg < 0 for x in lines) else "")
     )
     return head, views.frame(rows, COLUMNS)
 
