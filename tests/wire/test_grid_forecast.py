@@ -11,9 +11,12 @@ import httpx
 import pytest
 
 from graphs.wiring import make_forecast_provider
+from tests.unit.test_joint_replan import FlatGrid, seed
 from tests.wire.test_grid_live import FakeElectricityMaps
+from tools.broker.routing import route_workload, submit_workload
+from tools.broker.workloads import JobSpec
 from tools.errors import NoGridDataError
-from tools.grid.outlook import HistoryForecaster
+from tools.grid.outlook import FallbackForecaster, HistoryForecaster, history_provider
 from tools.grid.simulated import SimulatedGrid
 from tools.integrations.electricitymaps_forecast import ElectricityMapsForecaster
 
@@ -188,8 +191,81 @@ def test_wiring_uses_electricity_maps_with_a_key_and_history_without(fake, clien
     api.answer(PRICE_PATH, body=price_body())
     grid = SimulatedGrid(3)
     provider = make_forecast_provider(grid, api_key=KEY, base_url=base, client=client)
-    assert provider.name == "electricitymaps"
+    assert provider.name == "electricitymaps (else history:model)"
     assert provider.forecast("DE", NOW, 2).carbon_intensity == (300.0, 301.0)
     fallback = make_forecast_provider(grid, api_key=None)
     assert isinstance(fallback, HistoryForecaster) and fallback.name == "history:model"
     assert make_forecast_provider(grid, api_key="").name == "history:model"
+
+
+def _route(session, provider) -> object:
+    view = submit_workload(
+        session=session,
+        org_id="acme",
+        name="job",
+        spec=JobSpec(gpu_count=4, duration_hours=2, deadline=NOW + timedelta(hours=24)),
+        now=NOW,
+    )
+    return route_workload(
+        session=session, grid=FlatGrid(), workload_id=view.id, now=NOW, forecasts=provider
+    )
+
+
+def test_a_route_plans_on_electricity_maps_forecasts_when_a_key_is_set(fake, client, session):
+    """FR reads a flat 50 g/kWh and DE 400; Electricity Maps forecasts DE at 5 for 13-15:00.
+
+    Its answer is for DE only, so FR (asked, answered for another zone) falls back to the
+    history model: the plan mixes both, and says so.
+    """
+    api, base = fake
+    body = ci_body()
+    body["forecast"] = [
+        dict(p, carbonIntensity=5 if i < 2 else 400) for i, p in enumerate(body["forecast"])
+    ]
+    api.answer(CI_PATH, body=body)
+    api.answer(PRICE_PATH, body=price_body())
+    seed(session)
+    history = _route(session, make_forecast_provider(FlatGrid(), api_key=None))
+    assert (history.outcome, history.node_id) == ("routed", "fr-1")
+    provider = make_forecast_provider(FlatGrid(), api_key=KEY, base_url=base, client=client)
+    d = _route(session, provider)
+    assert (d.outcome, d.node_id, d.start_at) == ("scheduled", "de-1", HOUR_AFTER)
+    assert d.co2_kg == pytest.approx(4 * 0.7 * 2 * 5 / 1000)
+    assert d.forecast_source is not None
+    assert "electricitymaps" in d.forecast_source.split(", ")
+    assert "history:model (electricitymaps unavailable)" in d.forecast_source
+    zones = {r["query"]["zone"][0] for r in api.requests if r["path"] == CI_PATH}
+    assert zones == {"DE", "FR"} and all(r["auth"] == KEY for r in api.requests)
+
+
+@pytest.mark.parametrize(
+    ("status", "raw"), [(503, None), (200, b"<html>maintenance</html>")], ids=["http", "payload"]
+)
+def test_a_route_still_plans_from_history_when_electricity_maps_fails(
+    fake, client, session, status, raw, caplog
+) -> None:
+    api, base = fake
+    api.answer(CI_PATH, status=status, body={"error": "down"}, raw=raw)
+    seed(session)
+    provider = make_forecast_provider(FlatGrid(), api_key=KEY, base_url=base, client=client)
+    d = _route(session, provider)
+    assert (d.outcome, d.node_id) == ("routed", "fr-1")  # as the history model plans it
+    assert d.forecast_source == "history:model (electricitymaps unavailable)"
+    asked = len(api.requests)
+    _route(session, provider)  # the same hour: Electricity Maps is not asked again
+    assert len(api.requests) == asked == 2
+    warned = [r for r in caplog.records if "electricitymaps forecast unavailable" in r.message]
+    assert sorted(r.getMessage().split()[4].rstrip(",") for r in warned) == ["DE", "FR"]
+
+
+def test_a_route_survives_an_electricity_maps_timeout(fake, session) -> None:
+    api, base = fake
+    api.answer(CI_PATH, body=ci_body())
+    api.hold.clear()  # the server stalls past the client's timeout
+    seed(session)
+    with httpx.Client() as slow:
+        em = ElectricityMapsForecaster(KEY, base, slow, timeout=0.2)
+        d = _route(session, FallbackForecaster(em, history_provider(FlatGrid())))
+    api.hold.set()
+    assert (d.outcome, d.node_id) == ("routed", "fr-1")
+    assert d.forecast_source == "history:model (electricitymaps unavailable)"
