@@ -233,6 +233,7 @@ def route(
                 now=now,
                 weights=svc.weights,
                 objective=goal,
+                forecasts=svc.forecasts(source),
             )
         else:
             plan = plan_start(
@@ -243,6 +244,7 @@ def route(
                 now=now,
                 weights=svc.weights,
                 objective=goal,
+                forecasts=svc.forecasts(source),
             )
     if rec.best is None and not rec.rejected:
         raise fail("the store has no compute nodes; run `tgtg seed` first", code=1)

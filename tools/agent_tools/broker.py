@@ -37,6 +37,7 @@ from tools.broker.windows import plan_start
 from tools.broker.workloads import JobSpec, load_workload
 from tools.clock import Clock, parse_time
 from tools.grid import GridSource
+from tools.grid.outlook import ForecastProvider
 from tools.grid.zones import expand_zones
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,11 @@ class ToolContext(Protocol):
     @property
     def org_id(self) -> str:
         """Organisation the operator acts for."""
+        ...
+
+    @property
+    def forecasts(self) -> ForecastProvider | None:
+        """The process's forecast provider (None: the history model over `grid`)."""
         ...
 
 
@@ -147,6 +153,7 @@ def recommend_placement(
             candidates=rec.candidates,
             now=now,
             weights=ctx.weights,
+            forecasts=ctx.forecasts,
         )
         stored = save_recommendation(session=session, org_id=ctx.org_id, rec=rec, now=now)
         brief = RecommendationBrief.of(rec, when=when)
@@ -193,6 +200,7 @@ def route_workload(
             name=label[:200],
             now=now,
             weights=ctx.weights,
+            forecasts=ctx.forecasts,
         )
         baseline = row.baseline_co2_kg
     wl = done.workload
