@@ -268,6 +268,7 @@ def route(
         "co2_kg_if_started_now": when["co2_kg_if_started_now"],
         "saving_pct": when["saving_pct"],
         "why": when["why"],
+        "forecast_source": when["forecast_source"],
         "score": chosen.score,
         "breakdown": chosen.breakdown,
         "energy_kwh": chosen.energy_kwh,
@@ -322,6 +323,7 @@ def _when(plan: StartPlan | None, decision: DecisionView | None) -> dict[str, An
             "co2_kg_if_started_now": plan.co2_kg_if_started_now,
             "saving_pct": plan.saving_pct,
             "why": plan.why,
+            "forecast_source": plan.forecast_source,
         }
     return {
         "node": decision.node,
@@ -330,6 +332,7 @@ def _when(plan: StartPlan | None, decision: DecisionView | None) -> dict[str, An
         "co2_kg_if_started_now": decision.co2_kg_if_started_now,
         "saving_pct": decision.saving_pct,
         "why": decision.why,
+        "forecast_source": decision.forecast_source,
     }
 
 
