@@ -210,13 +210,42 @@ class HistoryForecaster:
         return self._models[key]
 
     def _history(self, past: PastGrid, zone: str, hours: int) -> tuple[FloatArray, FloatArray]:
-        """Return `past.history(zone, hours)`, read once per zone and issue hour."""
+        """Return `past.history(zone, hours)`, reading only the hours not read before.
+
+        The last read per zone is kept: a later issue hour reads the hours since the last one
+        (and that one again, in case the source revised it) and reuses the rest. Sources
+        that build every hour's reading (the simulator) would otherwise pay for a year of
+        readings every hour.
+        """
         last = self._read.get(zone)
         if last is not None and last[0] == past.issue_hour and last[1] == hours:
             return last[2], last[3]
-        ci, price = past.history(zone, hours)
+        ci, price = self._extend(past, zone, hours, last) if last else past.history(zone, hours)
         self._read[zone] = (past.issue_hour, hours, ci, price)
         return ci, price
+
+    @staticmethod
+    def _extend(
+        past: PastGrid,
+        zone: str,
+        hours: int,
+        last: tuple[datetime, int, FloatArray, FloatArray],
+    ) -> tuple[FloatArray, FloatArray]:
+        """Return the `hours` up to `past`'s issue hour from `last`'s read and the new hours."""
+        end, _, old_ci, old_price = last
+        new = int((past.issue_hour - end) / HOUR)
+        first = end - (old_ci.size - 1) * HOUR
+        start = past.issue_hour - (hours - 1) * HOUR
+        if new < 0 or new >= hours or start < first:
+            return past.history(zone, hours)
+        tail_ci, tail_price = past.history(zone, new + 1)
+        if tail_ci.size != new + 1:
+            return past.history(zone, hours)
+        skip = int((start - first) / HOUR)
+        return (
+            np.concatenate([old_ci[skip:-1], tail_ci]),
+            np.concatenate([old_price[skip:-1], tail_price]),
+        )
 
     @property
     def name(self) -> str:
