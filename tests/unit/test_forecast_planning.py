@@ -202,8 +202,9 @@ def test_fallback_answers_where_the_primary_fails_labelled_and_logged_once(caplo
     assert len([r for r in caplog.records if "DE" in r.getMessage()]) == 1
     primary.fail.clear()
     primary.values["DE"] = 9.0
-    assert provider.forecast("DE", NOW + HOUR, 2).carbon_intensity == (90.0,) * 2  # same hour
-    assert provider.forecast("DE", NOW + 2 * HOUR, 2).carbon_intensity == (9.0,) * 2
+    assert provider.forecast("DE", NOW + HOUR, 3).carbon_intensity == (90.0,) * 3  # same hour
+    assert provider.forecast("DE", NOW + HOUR, 2).carbon_intensity == (9.0,) * 2  # fewer hours
+    assert provider.forecast("DE", NOW + 2 * HOUR, 3).carbon_intensity == (9.0,) * 3
 
 
 def test_fallback_also_covers_an_invalid_forecast():

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -202,6 +203,8 @@ class HistoryForecaster:
         self._models: dict[tuple[str, str], Forecaster] = {}
         self._read: dict[str, tuple[datetime, int, FloatArray, FloatArray]] = {}
         """Per zone, the last history read (issue hour, hours, carbon, price)."""
+        self._lock = threading.Lock()
+        """One forecast at a time: the process shares one provider between threads."""
 
     def _model(self, zone: str, series: str) -> Forecaster:
         key = (zone, series)
@@ -263,6 +266,10 @@ class HistoryForecaster:
         """
         code = get_zone(zone).code
         count = check_hours(hours)
+        with self._lock:
+            return self._forecast(code, issued_at, count)
+
+    def _forecast(self, code: str, issued_at: datetime, count: int) -> GridForecast:
         past = PastGrid(self._source, issued_at)
         # Hours since the epoch keep the hour of day and let a fitted model be reused for a
         # week of issue hours: the history read starts at the same hour all week.
@@ -330,7 +337,8 @@ class FallbackForecaster:
 
     A failure (HTTP error, timeout, malformed or stale payload, a zone or hours not covered:
     any `DomainError` or invalid forecast) is logged once per zone until the primary answers
-    again, and the primary is not asked again for that zone within the same issue hour. The
+    again, and the primary is not asked again for that zone within the same issue hour unless
+    for fewer hours (a long plan may ask for more hours than it forecasts). The
     fallback forecast's `source` is "<fallback> (<primary> unavailable)" and its note starts
     with the reason.
     """
@@ -339,8 +347,8 @@ class FallbackForecaster:
         """Wrap `primary`, answering from `fallback` where it fails."""
         self.primary = primary
         self.fallback = fallback
-        self._failed: dict[str, tuple[datetime, str]] = {}
-        """Per zone, the issue hour the primary last failed in and why."""
+        self._failed: dict[str, tuple[datetime, int, str]] = {}
+        """Per zone, the issue hour the primary last failed in, for how many hours, and why."""
 
     def close(self) -> None:
         """Close the providers that hold a client (Electricity Maps' HTTP client)."""
@@ -366,7 +374,8 @@ class FallbackForecaster:
         code = get_zone(zone).code
         issue_hour = floor_hour(ensure_utc(issued_at, "issued_at"))
         failed = self._failed.get(code)
-        if failed is None or failed[0] != issue_hour:
+        # Within the hour of a failure the primary is asked again only for fewer hours.
+        if failed is None or failed[0] != issue_hour or hours < failed[1]:
             try:
                 forecast = self.primary.forecast(code, issued_at, hours)
             except (DomainError, ValueError) as exc:
@@ -379,14 +388,14 @@ class FallbackForecaster:
                         self.fallback.name,
                         reason,
                     )
-                failed = (issue_hour, reason)
+                failed = (issue_hour, hours, reason)
                 self._failed[code] = failed
             else:
                 if self._failed.pop(code, None) is not None:
                     logger.info("%s forecast for %s is back", self.primary.name, code)
                 return forecast
         backup = self.fallback.forecast(code, issued_at, hours)
-        why = f"{self.primary.name} unavailable: {failed[1]}"
+        why = f"{self.primary.name} unavailable: {failed[2]}"
         return backup.model_copy(
             update={
                 "source": f"{backup.source} ({self.primary.name} unavailable)",
