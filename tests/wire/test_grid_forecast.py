@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -269,3 +270,38 @@ def test_a_route_survives_an_electricity_maps_timeout(fake, session) -> None:
     api.hold.set()
     assert (d.outcome, d.node_id) == ("routed", "fr-1")
     assert d.forecast_source == "history:model (electricitymaps unavailable)"
+
+
+def test_tgtg_route_dry_run_plans_on_electricity_maps_with_a_key(fake, tmp_path) -> None:
+    """The CLI builds its planner's forecasts from settings: with a key, Electricity Maps'."""
+    from typer.testing import CliRunner
+
+    from ui.cli import app
+
+    api, base = fake
+    body = ci_body()
+    body["forecast"] = [
+        dict(p, carbonIntensity=1 if i < 2 else 1500) for i, p in enumerate(body["forecast"])
+    ]
+    api.answer(CI_PATH, body=body)
+    runner = CliRunner()
+    db = ["--database-url", f"sqlite:///{tmp_path / 'cli.db'}", "--data-dir", str(tmp_path)]
+    at = NOW.isoformat()
+    job = ["route", "--gpus", "4", "--hours", "2", "--deadline", "2026-03-11T12:00Z", "--at", at]
+    assert runner.invoke(app, [*db, "seed", "--at", at]).exit_code == 0
+
+    def route(env: dict[str, str]) -> dict:
+        result = runner.invoke(app, [*db, *job, "--dry-run", "--json"], env=env)
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)
+
+    history = route({"TGTG_ELECTRICITYMAPS_API_KEY": ""})
+    assert "electricitymaps" not in history["forecast_source"]
+    em = route({"TGTG_ELECTRICITYMAPS_API_KEY": KEY, "TGTG_ELECTRICITYMAPS_BASE_URL": base})
+    # DE at 1 g/kWh for 13:00-15:00 by Electricity Maps: the job waits for it on the DE node.
+    assert (em["node"]["zone"], em["start_at"]) == ("DE", HOUR_AFTER.isoformat())
+    assert em["co2_kg"] == pytest.approx(4 * 0.7 * 2 * 1 / 1000)
+    assert "electricitymaps" in em["forecast_source"].split(", ")
+    assert "history:model (electricitymaps unavailable)" in em["forecast_source"]
+    assert (em["node"], em["start_at"]) != (history["node"], history["start_at"])
+    assert {r["auth"] for r in api.requests} == {KEY}
