@@ -27,6 +27,7 @@ from agents.offline import OfflineChatModel
 from graphs.checkpoint import open_checkpointer
 from graphs.context import Context
 from graphs.incident_watch import run_once
+from graphs.wiring import make_forecast_provider
 from store import repo
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
@@ -227,7 +228,11 @@ def check_day(
 
 def replay_day(day: IncidentDay, grid_dir: Path) -> dict[str, Any]:
     """Replay one day on a fresh store; return reports, final workload facts and problems."""
-    grid = CurtailedGrid(RecordedGrid(grid_dir))
+    recorded = RecordedGrid(grid_dir)
+    grid = CurtailedGrid(recorded)
+    # The product's forecasts over the recorded history; injected curtailment is a surprise
+    # that shows in readings only.
+    forecasts = make_forecast_provider(recorded)
     with tempfile.TemporaryDirectory(prefix="tgtg-incident-day-") as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'store.db'}")
         try:
@@ -248,7 +253,13 @@ def replay_day(day: IncidentDay, grid_dir: Path) -> dict[str, Any]:
                     view = submit_workload(
                         session=session, org_id="acme-ai", name=w.name, spec=spec, now=start
                     )
-                    route_workload(session=session, grid=grid, workload_id=view.id, now=start)
+                    route_workload(
+                        session=session,
+                        grid=grid,
+                        workload_id=view.id,
+                        now=start,
+                        forecasts=forecasts,
+                    )
                     if w.running:
                         set_workload_status(
                             session=session, workload_id=view.id, status="running", now=start
@@ -266,6 +277,7 @@ def replay_day(day: IncidentDay, grid_dir: Path) -> dict[str, Any]:
                         grid=grid,
                         clock=FixedClock(now),
                         alerts=DemoAlerts(),
+                        forecasts=forecasts,
                     )
                     reports += run_once(ctx, saver)
             facts: dict[str, dict[str, Any]] = {}

@@ -103,7 +103,8 @@ def markdown_summary(report: dict[str, Any]) -> str:
         f"# Replay {w['start'][:10]} + {w['days']} days",
         "",
         f"Jobs: {report['jobs']['count']} ({report['jobs']['gpu_hours']:,.1f} GPU-hours); "
-        f"forecast `{s['forecast']}`; seed {s['seed']}; fleet scale {s['fleet_scale']}.",
+        f"forecast `{s['forecast']}`; seed {s['seed']}; fleet scale {s['fleet_scale']}."
+        + (f" Forecast model: {s['forecast_model']}." if s.get("forecast_model") else ""),
         _data_line(report),
         "",
         "| policy | causal | kg CO2 | x oracle | x LP bound | % oracle savings | energy EUR "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -43,7 +44,9 @@ from evals.policy_base import Policy
 from evals.schedule import per_job_oracle
 from tools.broker.scoring import ScoreWeights
 from tools.errors import InvalidInputError
-from tools.grid.forecast import FORECAST_MODES
+from tools.grid.blend import MIN_HISTORY_HOURS, REFIT_HOURS
+from tools.grid.forecast import FORECAST_MODES, NAIVE_DAYS
+from tools.grid.outlook import DEFAULT_HISTORY_DAYS
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +80,8 @@ class ReplayConfig:
     oracle_time_limit_s: float = 60.0
     oracle_gap: float = 1e-3
     pareto: bool = True
-    history_days: int = HISTORY_DAYS
+    history_days: int | None = None
+    """Days of history before the window; default `forecast_history_days(forecast)`."""
     fleet: Fleet | None = None
     """Explicit fleet; default the seeded fleet scaled by `fleet_scale`."""
 
@@ -97,6 +101,36 @@ class ReplayResult:
     forecast_sees_future: bool = False
     trace_days: list[IntArray] = field(default_factory=list)
     """Trace days each window day overlays (`evals.jobs`, rule 4)."""
+
+
+def forecast_history_days(forecast: str) -> int:
+    """Return the days of history a replay with `forecast` loads before its window.
+
+    `model`: what the product's history provider reads from recorded data
+    (`tools.grid.outlook.history_days_for`, a year), so the replay runs the fitted blend the
+    product runs; with the 28 days the other modes need, the blend would fall back to seasonal
+    persistence for the first two months of any replay.
+    """
+    return DEFAULT_HISTORY_DAYS if forecast == "model" else HISTORY_DAYS
+
+
+def forecast_model(forecast: str, history_hours: int, days: int) -> str:
+    """Return which forecast model a replay ran, in words (for the report and summary)."""
+    if forecast == "perfect":
+        return "perfect: the recorded future (not causal)"
+    if forecast == "naive":
+        return f"naive: hour-of-day mean of the last {NAIVE_DAYS} days"
+    fitted = "blend fitted on up to a year of history, as the product forecasts recorded data"
+    # Replay hour 0 is a refit boundary (midnight); later fits come every `REFIT_HOURS`.
+    short = MIN_HISTORY_HOURS - (history_hours + 1)
+    if short <= 0:
+        return f"model: {fitted} ({history_hours // 24} d of history before the window)"
+    from_day = math.ceil(short / REFIT_HOURS) * REFIT_HOURS // 24
+    persistence = (
+        f"model: seasonal persistence (the blend needs {MIN_HISTORY_HOURS / 24:.0f} d of "
+        f"history, the window had {history_hours // 24} d)"
+    )
+    return persistence if from_day >= days else f"{persistence}, from day {from_day} the {fitted}"
 
 
 def build_policy(name: str, *, causal_forecast: bool) -> Policy:
@@ -145,7 +179,11 @@ def prepare(config: ReplayConfig) -> tuple[Fleet, GridWindow, JobSet, int]:
         start=config.start,
         days=config.days,
         tail_hours=decide_hours - config.days * 24 + config.max_duration_hours + 1,
-        history_days=config.history_days,
+        history_days=(
+            forecast_history_days(config.forecast)
+            if config.history_days is None
+            else config.history_days
+        ),
     )
     return fleet, window, jobs, decide_hours
 

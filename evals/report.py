@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from evals.harness import PolicyRun
-from evals.replay import ReplayResult
+from evals.replay import ReplayResult, forecast_model
 
 LENGTH_BINS: tuple[tuple[str, int, int], ...] = (
     ("1h", 1, 1),
@@ -136,6 +136,7 @@ def build_report(
             "seed": cfg.seed,
             "forecast": cfg.forecast,
             "forecast_sees_future": result.forecast_sees_future,
+            "forecast_model": forecast_model(cfg.forecast, result.window.history, cfg.days),
             "fleet_scale": cfg.fleet_scale,
             "arrival_scale": cfg.arrival_scale,
             "slack_classes": [{"slack_h": h, "share": s} for h, s in cfg.slack_classes],

@@ -11,6 +11,7 @@ errors, apart from task failures; a run the graph ends early (recursion limit) s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
@@ -37,13 +38,15 @@ from evals.scorers import (
 from evals.tasks import RewardComponent, Task
 from graphs.chat import chat_turn, decide_turn
 from graphs.context import Context
+from graphs.wiring import make_forecast_provider
 from store import repo
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from store.models import Recommendation
 from store.seed import seed_fleet
 from tools.clock import FixedClock
-from tools.grid import SimulatedGrid
+from tools.grid import GridSource, SimulatedGrid
+from tools.grid.outlook import ForecastProvider
 from tools.integrations.incidentio import DemoAlerts
 
 logger = logging.getLogger(__name__)
@@ -91,6 +94,17 @@ def _facts(sessions: Any) -> StoreFacts:
         )
 
 
+@functools.cache
+def _grid(seed: int) -> tuple[GridSource, ForecastProvider]:
+    """Return the simulated grid of `seed` and its forecasts, shared by the tasks that use it.
+
+    The product builds its provider once per process; so does the suite, so a task's plan
+    does not pay for the history model's fit again.
+    """
+    grid = SimulatedGrid(seed=seed)
+    return grid, make_forecast_provider(grid)
+
+
 def migrated_template(directory: Path) -> Path:
     """Create an empty, migrated SQLite store in `directory` to copy for each trial."""
     path = directory / "template.db"
@@ -126,13 +140,15 @@ def run_trial(
             with sessions.begin() as session:
                 seed_fleet(session=session, now=task.clock)
             clock = FixedClock(task.clock)
+            grid, forecasts = _grid(task.grid_seed)
             ctx = Context(
                 model=model_factory(clock=clock, org_id=task.org_id),
                 sessions=sessions,
-                grid=SimulatedGrid(seed=task.grid_seed),
+                grid=grid,
                 clock=clock,
                 org_id=task.org_id,
                 alerts=DemoAlerts(),
+                forecasts=forecasts,
             )
             saver = InMemorySaver()
             calls: list[dict[str, Any]] = []

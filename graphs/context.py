@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.clock import Clock
 from tools.grid import GridSource
+from tools.grid.outlook import ForecastProvider
 from tools.incidents.ports import AlertSink
 from tools.money.settlement import MoneyServices
 
@@ -57,6 +58,10 @@ class Context:
 
     Composition roots turn it on for a real model endpoint; graphs never inspect the model.
     """
+    forecasts: ForecastProvider | None = None
+    """The forecasts every plan uses, built once with the grid source
+    (`graphs.wiring.make_forecast_provider`): its fitted model is reused across calls. None
+    builds the history model over `grid` on every plan (tests)."""
 
 
 @dataclass(frozen=True)

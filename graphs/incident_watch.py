@@ -2,9 +2,9 @@
 
 Each pass first runs the schedule (`run_schedule`): scheduled work whose planned hour has come
 starts, and all pending and scheduled-not-started work is re-planned jointly once an hour on
-the newest forecast (`tools.broker.replan`). Free work an incident affects does not wait for
-the next hour: the incident's ADAPTING re-plans it at once through the same planner
-(`tools.incidents.response`).
+the newest forecast of the context's provider (`Context.forecasts`, the same one routes use;
+`tools.broker.replan`). Free work an incident affects does not wait for the next hour: the
+incident's ADAPTING re-plans it at once through the same planner (`tools.incidents.response`).
 
 One incident per anomaly episode. An anomaly is identified by its open key (`zone:trigger`, or
 `zone:node_offline:<node>`, see `tools.incidents.detection`). An episode starts on the first
@@ -223,7 +223,9 @@ def run_schedule(ctx: Context) -> SchedulePass:
         _tally(done, d.outcome, workload_id)
     with ctx.sessions() as session:
         grid = grid_with_overrides(session=session, grid=ctx.grid, now=now)
-        slots = plan_jointly(session=session, grid=grid, now=now, weights=ctx.weights)
+        slots = plan_jointly(
+            session=session, grid=grid, now=now, weights=ctx.weights, forecasts=ctx.forecasts
+        )
     for slot in apply_order(slots, now):
         try:
             with ctx.sessions.begin() as session:

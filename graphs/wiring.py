@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from graphs.settings import Settings
 from tools.errors import InvalidInputError
 from tools.grid import GridSource
-from tools.grid.outlook import DEFAULT_HISTORY_DAYS, ForecastProvider, HistoryForecaster
+from tools.grid.outlook import FallbackForecaster, ForecastProvider, history_provider
 from tools.grid.recorded import RecordedGrid
 from tools.grid.simulated import SimulatedGrid
 from tools.integrations.electricitymaps import DEFAULT_BASE_URL, LiveGrid
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 # commands which never touch money or alerts start quickly.
 
 GRID_SOURCE_NAMES = ("sim", "recorded", "live")
-SHORT_HISTORY_DAYS = 100
-"""History the forecast model reads from a simulated source (enough for its first fit)."""
 
 
 def make_grid_source(
@@ -90,6 +88,12 @@ def make_forecast_provider(
 ) -> ForecastProvider:
     """Return Electricity Maps' forecasts when a key is set, else the history model over `grid`.
 
+    Build it once per process, next to the grid source, and hand it to every plan: the history
+    model's fit is costly and cached inside it. With a key, a zone whose Electricity Maps
+    forecast fails (HTTP error, timeout, bad payload, zone or hours not covered) gets the
+    history model's forecast, labelled "history:<mode> (electricitymaps unavailable)"
+    (`tools.grid.outlook.FallbackForecaster`).
+
     Args:
         grid: Grid source whose history the history model reads (only up to each issue hour).
         api_key: Electricity Maps token; with one, forecasts come from its forecast endpoint.
@@ -101,12 +105,10 @@ def make_forecast_provider(
         InvalidInputError: Unknown or non-causal mode.
     """
     key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+    history = history_provider(grid, mode)
     if key:
-        return ElectricityMapsForecaster(key, base_url, client)
-    # Recorded files are sliced as arrays; other sources build every hour's reading, so they
-    # read the shortest history the fitted model accepts.
-    days = DEFAULT_HISTORY_DAYS if grid.name == "recorded" else SHORT_HISTORY_DAYS
-    return HistoryForecaster(grid, mode, history_days=days)
+        return FallbackForecaster(ElectricityMapsForecaster(key, base_url, client), history)
+    return history
 
 
 def make_biller(settings: Settings) -> Biller:

@@ -267,6 +267,7 @@ def create_app(svc: Services) -> FastAPI:
             now=svc.clock.now(),
             weights=svc.weights,
             objective=objective,
+            forecasts=svc.forecasts(),
         )
 
     @app.put(

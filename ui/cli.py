@@ -234,6 +234,7 @@ def route(
                 now=now,
                 weights=svc.weights,
                 objective=goal,
+                forecasts=svc.forecasts(source),
             )
         else:
             plan = plan_start(
@@ -244,6 +245,7 @@ def route(
                 now=now,
                 weights=svc.weights,
                 objective=goal,
+                forecasts=svc.forecasts(source),
             )
     if rec.best is None and not rec.rejected:
         raise fail("the store has no compute nodes; run `tgtg seed` first", code=1)
@@ -272,6 +274,7 @@ def route(
         "co2_kg_if_started_now": when["co2_kg_if_started_now"],
         "saving_pct": when["saving_pct"],
         "why": when["why"],
+        "forecast_source": when["forecast_source"],
         "score": chosen.score,
         "breakdown": chosen.breakdown,
         "energy_kwh": chosen.energy_kwh,
@@ -317,6 +320,7 @@ def _when(plan: StartPlan | None, decision: DecisionView | None) -> dict[str, An
             "co2_kg_if_started_now": plan.co2_kg_if_started_now,
             "saving_pct": plan.saving_pct,
             "why": plan.why,
+            "forecast_source": plan.forecast_source,
         }
     return {
         "node": decision.node,
@@ -325,6 +329,7 @@ def _when(plan: StartPlan | None, decision: DecisionView | None) -> dict[str, An
         "co2_kg_if_started_now": decision.co2_kg_if_started_now,
         "saving_pct": decision.saving_pct,
         "why": decision.why,
+        "forecast_source": decision.forecast_source,
     }
 
 

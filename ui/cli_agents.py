@@ -77,6 +77,7 @@ def _context(
         clock=svc.clock,
         weights=svc.weights,
         org_id=org_id,
+        forecasts=svc.forecasts(),
         alerts=alerts or _alert_sink(svc),
         worker_id=_worker_id(worker_id),
         model_summaries=not is_offline(model),

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 
 from graphs.settings import Settings
-from graphs.wiring import make_forecast_provider
 from tools.broker.workloads import normalise_zone
 from tools.grid import ZONE_CODES
 from tools.grid.outlook import DEFAULT_HORIZON_HOURS
@@ -44,12 +43,7 @@ def forecast_show(
 ) -> None:
     """Forecast each zone's next hours (Electricity Maps with a key, else the history model)."""
     svc = services(ctx, at)
-    s = svc.settings
-    provider = make_forecast_provider(
-        svc.grid(source),
-        api_key=s.electricitymaps_api_key,
-        base_url=s.electricitymaps_base_url,
-    )
+    provider = svc.forecasts(source)
     zones = [normalise_zone(z) for z in zone] if zone else list(ZONE_CODES)
     now = svc.clock.now()
     forecasts = [provider.forecast(z, now, hours) for z in zones]

@@ -104,7 +104,12 @@ def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) ->
     now = rt.svc.clock.now()
     made = rt.write(
         lambda s: demo.create_workload(
-            session=s, grid=rt.svc.effective_grid(s), now=now, spec=spec, weights=rt.svc.weights
+            session=s,
+            grid=rt.svc.effective_grid(s),
+            now=now,
+            spec=spec,
+            weights=rt.svc.weights,
+            forecasts=rt.svc.forecasts(),
         )
     )
     w, d = made.workload, made.decision
@@ -379,8 +384,16 @@ def route_or_reroute(rt: ConsoleRuntime, workload_id: str) -> StepResult:
 
     def run(s: Any) -> DecisionView:
         w = load_workload(session=s, workload_id=workload_id)
-        move = route_workload if w.status == "pending" else reroute_workload
-        return move(
+        if w.status == "pending":
+            return route_workload(
+                session=s,
+                grid=rt.svc.effective_grid(s),
+                workload_id=workload_id,
+                now=now,
+                weights=rt.svc.weights,
+                forecasts=rt.svc.forecasts(),
+            )
+        return reroute_workload(
             session=s,
             grid=rt.svc.effective_grid(s),
             workload_id=workload_id,

@@ -160,6 +160,7 @@ class ConsoleRuntime:
             grid=grid,
             clock=self.svc.clock,
             weights=self.svc.weights,
+            forecasts=self.svc.forecasts(),
             alerts=self.alert_sink,
             worker_id=self.worker_id,
             model_summaries=not is_offline(self.model),

@@ -22,6 +22,7 @@ from tools.errors import InvalidInputError, NoGridDataError, NotFoundError
 from tools.grid import ZONE_CODES, CurtailmentWindow, GridReading, GridSource, get_zone
 from tools.grid.ingest import IngestReport, ingest
 from tools.grid.models import floor_hour
+from tools.grid.outlook import ForecastProvider
 from tools.incidents.detection import (
     add_spike,
     add_surplus,
@@ -119,13 +120,19 @@ def create_workload(
     now: datetime,
     spec: NewWorkload | None = None,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
+    forecasts: ForecastProvider | None = None,
 ) -> CreatedWorkload:
     """Submit a workload (default "Mistral fine-tune", 4 GPUs for 8 h) and route it at once."""
     spec = spec or NewWorkload()
     job = spec.job(now)
     view = submit_workload(session=session, org_id=spec.org_id, name=spec.name, spec=job, now=now)
     decision = route_workload(
-        session=session, grid=grid, workload_id=view.id, now=now, weights=weights
+        session=session,
+        grid=grid,
+        workload_id=view.id,
+        now=now,
+        weights=weights,
+        forecasts=forecasts,
     )
     w = load_workload(session=session, workload_id=view.id)
     return CreatedWorkload(workload=WorkloadView.of(w), decision=decision)

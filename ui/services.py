@@ -21,12 +21,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from graphs.settings import Settings, parse_login
-from graphs.wiring import make_grid_source
+from graphs.wiring import make_forecast_provider, make_grid_source
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from tools.broker.scoring import ScoreWeights
 from tools.clock import Clock, FixedClock, ReplayClock, SystemClock
 from tools.grid import GridSource
+from tools.grid.outlook import ForecastProvider
 from tools.incidents.detection import grid_with_overrides
 
 CONSOLE_USER = "operator"
@@ -83,6 +84,7 @@ class Services:
     clock: Clock
     _grids: dict[str, GridSource] = field(default_factory=dict, init=False, repr=False)
     _grid_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _forecasts: dict[str, ForecastProvider] = field(default_factory=dict, init=False, repr=False)
     _credentials: dict[str, Credential] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -130,11 +132,32 @@ class Services:
                 )
             return self._grids[name]
 
+    def forecasts(self, source: str | None = None) -> ForecastProvider:
+        """Return the forecast provider over the grid source `source` names; each built once.
+
+        Electricity Maps' forecasts when TGTG_ELECTRICITYMAPS_API_KEY is set (the history model
+        where they fail), else the history model over the source
+        (`graphs.wiring.make_forecast_provider`). Every plan of this process uses it, so the
+        fitted model is reused.
+        """
+        s = self.settings
+        name = source or s.grid_source
+        grid = self.grid(name)
+        with self._grid_lock:
+            if name not in self._forecasts:
+                self._forecasts[name] = make_forecast_provider(
+                    grid,
+                    api_key=s.electricitymaps_api_key,
+                    base_url=s.electricitymaps_base_url,
+                )
+            return self._forecasts[name]
+
     def close(self) -> None:
         """Close long-lived clients (a live grid source's HTTP client) and the engine's pool."""
         with self._grid_lock:
-            grids, self._grids = list(self._grids.values()), {}
-        for grid in grids:
+            held: list[object] = [*self._grids.values(), *self._forecasts.values()]
+            self._grids, self._forecasts = {}, {}
+        for grid in held:
             close = getattr(grid, "close", None)
             if callable(close):
                 close()

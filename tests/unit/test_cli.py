@@ -268,7 +268,7 @@ def test_operators_start_or_cancel_scheduled_work(tgtg):
 
 def test_route_objective_is_checked_and_used(tgtg):
     tgtg("seed", "--at", AT)
-    args = ["route", "--gpus", "4", "--hours", "6", "--deadline", "2023-06-02T12:00Z", "--at", AT]
+    args = ["route", "--gpus", "4", "--hours", "6", "--deadline", "2023-06-02T18:00Z", "--at", AT]
     bad = tgtg(*args, "--objective", "cheapest", code=2)
     assert "--objective 'cheapest': use one of carbon, composite" in bad.stderr
     out = _json(tgtg(*args, "--objective", "composite", "--dry-run", "--json"))

@@ -127,6 +127,25 @@ def test_history_forecast_reads_nothing_after_the_issue_hour() -> None:
     assert all(ci >= 0 for ci in f.carbon_intensity)
 
 
+def test_a_warm_history_forecaster_reads_only_new_hours_and_forecasts_as_a_fresh_one() -> None:
+    spy = SpyGrid()
+    warm = HistoryForecaster(spy, "naive", history_days=3)
+    issued = datetime(2024, 5, 1, 10, 45, tzinfo=UTC)
+    # (hours after the first issue, hours read): the same hour reads nothing, a later hour the
+    # hours since the last read and that one again, and a jump past the kept hours all again.
+    for later, reads in ((0, None), (0, 0), (1, 2), (5, 5), (200, None)):
+        at = issued + later * HOUR
+        before = len(spy.asked)
+        got = warm.forecast("DE", at, 24)
+        read = spy.asked[before:]
+        fresh = HistoryForecaster(SimulatedGrid(5), "naive", history_days=3).forecast("DE", at, 24)
+        assert got.carbon_intensity == fresh.carbon_intensity
+        assert got.price_eur_per_mwh == fresh.price_eur_per_mwh
+        assert max(read, default=at) <= at
+        assert reads is None or len(read) == reads
+        assert reads is not None or len(read) > 3 * 24
+
+
 def test_recorded_future_cannot_change_a_history_forecast(tmp_path: Path) -> None:
     hours = 24 * 120
     ci = daily(hours)

@@ -16,11 +16,12 @@ from evals.fleet import Fleet
 from evals.gridwindow import load_grid_window
 from evals.jobs import active_days, load_trace, map_trace_to_window, window_trace_days
 from evals.outputs import JOB_COLUMNS, markdown_summary, write_jobs_csv
-from evals.replay import ReplayConfig, run_replay
+from evals.replay import ReplayConfig, forecast_history_days, forecast_model, run_replay
 from evals.report import build_report
 from tests.evals_helpers import write_trace, write_zone_csv
 from tools.errors import InvalidInputError, NoGridDataError
 from tools.grid import load_zone_series
+from tools.grid.outlook import DEFAULT_HISTORY_DAYS
 
 DATA_START = datetime(2023, 1, 1, tzinfo=UTC)
 WINDOW_START = datetime(2023, 1, 10, tzinfo=UTC)
@@ -123,6 +124,7 @@ def test_report_and_summary_show_the_bound_the_data_and_the_labels(tmp_path: Pat
     assert "| x LP bound |" in text
     assert f"history {9 * 24} of {28 * 24} h (**short**" in text
     assert "tail hours repeated 0" in text
+    assert "Forecast model: naive: hour-of-day mean of the last 28 days." in text
     assert "`oracle` is not causal: replays the oracle's schedule" in text
     json.dumps(report)
 
@@ -156,3 +158,14 @@ def test_cli_writes_the_jobs_csv_and_refuses_a_folder(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "--jobs-csv" in bad.stderr
     zero = CliRunner().invoke(evals_app, [*args, "--oracle-time-limit", "0"])
     assert zero.exit_code == 2 and "--oracle-time-limit 0.0" in zero.stderr
+
+
+def test_a_model_replay_loads_the_history_the_product_reads_and_says_which_model_ran() -> None:
+    assert forecast_history_days("model") == DEFAULT_HISTORY_DAYS
+    assert forecast_history_days("naive") == forecast_history_days("perfect") == 28
+    year = forecast_model("model", DEFAULT_HISTORY_DAYS * 24, 7)
+    assert year.startswith("model: blend fitted") and "365 d of history" in year
+    short = forecast_model("model", 28 * 24, 7)
+    assert short.startswith("model: seasonal persistence") and "fitted" not in short
+    # 28 d + 8 weeks reaches the 88 d the first fit needs at the next weekly refit.
+    assert "from day 63 the blend fitted" in forecast_model("model", 28 * 24, 100)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,9 +12,12 @@ import httpx
 import pytest
 
 from graphs.wiring import make_forecast_provider
+from tests.unit.test_joint_replan import FlatGrid, seed
 from tests.wire.test_grid_live import FakeElectricityMaps
+from tools.broker.routing import route_workload, submit_workload
+from tools.broker.workloads import JobSpec
 from tools.errors import NoGridDataError
-from tools.grid.outlook import HistoryForecaster
+from tools.grid.outlook import FallbackForecaster, HistoryForecaster, history_provider
 from tools.grid.simulated import SimulatedGrid
 from tools.integrations.electricitymaps_forecast import ElectricityMapsForecaster
 
@@ -188,8 +192,116 @@ def test_wiring_uses_electricity_maps_with_a_key_and_history_without(fake, clien
     api.answer(PRICE_PATH, body=price_body())
     grid = SimulatedGrid(3)
     provider = make_forecast_provider(grid, api_key=KEY, base_url=base, client=client)
-    assert provider.name == "electricitymaps"
+    assert provider.name == "electricitymaps (else history:model)"
     assert provider.forecast("DE", NOW, 2).carbon_intensity == (300.0, 301.0)
     fallback = make_forecast_provider(grid, api_key=None)
     assert isinstance(fallback, HistoryForecaster) and fallback.name == "history:model"
     assert make_forecast_provider(grid, api_key="").name == "history:model"
+
+
+def _route(session, provider) -> object:
+    view = submit_workload(
+        session=session,
+        org_id="acme",
+        name="job",
+        spec=JobSpec(gpu_count=4, duration_hours=2, deadline=NOW + timedelta(hours=24)),
+        now=NOW,
+    )
+    return route_workload(
+        session=session, grid=FlatGrid(), workload_id=view.id, now=NOW, forecasts=provider
+    )
+
+
+def test_a_route_plans_on_electricity_maps_forecasts_when_a_key_is_set(fake, client, session):
+    """FR reads a flat 50 g/kWh and DE 400; Electricity Maps forecasts DE at 5 for 13-15:00.
+
+    Its answer is for DE only, so FR (asked, answered for another zone) falls back to the
+    history model: the plan mixes both, and says so.
+    """
+    api, base = fake
+    body = ci_body()
+    body["forecast"] = [
+        dict(p, carbonIntensity=5 if i < 2 else 400) for i, p in enumerate(body["forecast"])
+    ]
+    api.answer(CI_PATH, body=body)
+    api.answer(PRICE_PATH, body=price_body())
+    seed(session)
+    history = _route(session, make_forecast_provider(FlatGrid(), api_key=None))
+    assert (history.outcome, history.node_id) == ("routed", "fr-1")
+    provider = make_forecast_provider(FlatGrid(), api_key=KEY, base_url=base, client=client)
+    d = _route(session, provider)
+    assert (d.outcome, d.node_id, d.start_at) == ("scheduled", "de-1", HOUR_AFTER)
+    assert d.co2_kg == pytest.approx(4 * 0.7 * 2 * 5 / 1000)
+    assert d.forecast_source is not None
+    assert "electricitymaps" in d.forecast_source.split(", ")
+    assert "history:model (electricitymaps unavailable)" in d.forecast_source
+    zones = {r["query"]["zone"][0] for r in api.requests if r["path"] == CI_PATH}
+    assert zones == {"DE", "FR"} and all(r["auth"] == KEY for r in api.requests)
+
+
+@pytest.mark.parametrize(
+    ("status", "raw"), [(503, None), (200, b"<html>maintenance</html>")], ids=["http", "payload"]
+)
+def test_a_route_still_plans_from_history_when_electricity_maps_fails(
+    fake, client, session, status, raw, caplog
+) -> None:
+    api, base = fake
+    api.answer(CI_PATH, status=status, body={"error": "down"}, raw=raw)
+    seed(session)
+    provider = make_forecast_provider(FlatGrid(), api_key=KEY, base_url=base, client=client)
+    d = _route(session, provider)
+    assert (d.outcome, d.node_id) == ("routed", "fr-1")  # as the history model plans it
+    assert d.forecast_source == "history:model (electricitymaps unavailable)"
+    asked = len(api.requests)
+    _route(session, provider)  # the same hour: Electricity Maps is not asked again
+    assert len(api.requests) == asked == 2
+    warned = [r for r in caplog.records if "electricitymaps forecast unavailable" in r.message]
+    assert sorted(r.getMessage().split()[4].rstrip(",") for r in warned) == ["DE", "FR"]
+
+
+def test_a_route_survives_an_electricity_maps_timeout(fake, session) -> None:
+    api, base = fake
+    api.answer(CI_PATH, body=ci_body())
+    api.hold.clear()  # the server stalls past the client's timeout
+    seed(session)
+    with httpx.Client() as slow:
+        em = ElectricityMapsForecaster(KEY, base, slow, timeout=0.2)
+        d = _route(session, FallbackForecaster(em, history_provider(FlatGrid())))
+    api.hold.set()
+    assert (d.outcome, d.node_id) == ("routed", "fr-1")
+    assert d.forecast_source == "history:model (electricitymaps unavailable)"
+
+
+def test_tgtg_route_dry_run_plans_on_electricity_maps_with_a_key(fake, tmp_path) -> None:
+    """The CLI builds its planner's forecasts from settings: with a key, Electricity Maps'."""
+    from typer.testing import CliRunner
+
+    from ui.cli import app
+
+    api, base = fake
+    body = ci_body()
+    body["forecast"] = [
+        dict(p, carbonIntensity=1 if i < 2 else 1500) for i, p in enumerate(body["forecast"])
+    ]
+    api.answer(CI_PATH, body=body)
+    runner = CliRunner()
+    db = ["--database-url", f"sqlite:///{tmp_path / 'cli.db'}", "--data-dir", str(tmp_path)]
+    at = NOW.isoformat()
+    job = ["route", "--gpus", "4", "--hours", "2", "--deadline", "2026-03-11T12:00Z", "--at", at]
+    assert runner.invoke(app, [*db, "seed", "--at", at]).exit_code == 0
+
+    def route(env: dict[str, str]) -> dict:
+        result = runner.invoke(app, [*db, *job, "--dry-run", "--json"], env=env)
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)
+
+    history = route({"TGTG_ELECTRICITYMAPS_API_KEY": ""})
+    assert "electricitymaps" not in history["forecast_source"]
+    em = route({"TGTG_ELECTRICITYMAPS_API_KEY": KEY, "TGTG_ELECTRICITYMAPS_BASE_URL": base})
+    # DE at 1 g/kWh for 13:00-15:00 by Electricity Maps: the job waits for it on the DE node.
+    assert (em["node"]["zone"], em["start_at"]) == ("DE", HOUR_AFTER.isoformat())
+    assert em["co2_kg"] == pytest.approx(4 * 0.7 * 2 * 1 / 1000)
+    assert "electricitymaps" in em["forecast_source"].split(", ")
+    assert "history:model (electricitymaps unavailable)" in em["forecast_source"]
+    assert (em["node"], em["start_at"]) != (history["node"], history["start_at"])
+    assert {r["auth"] for r in api.requests} == {KEY}

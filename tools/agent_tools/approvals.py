@@ -69,6 +69,7 @@ def _route_summary(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
                     candidates=ranked.candidates,
                     now=now,
                     weights=ctx.weights,
+                    forecasts=ctx.forecasts,
                 )
     cost = gross_minor(
         spec.gpu_count, row.price_per_gpu_hour_minor, billed_seconds(spec.duration_hours)

@@ -37,6 +37,7 @@ from tools.broker.windows import plan_start
 from tools.broker.workloads import JobSpec, load_workload
 from tools.clock import Clock, parse_time
 from tools.grid import GridSource
+from tools.grid.outlook import ForecastProvider
 from tools.grid.zones import expand_zones
 from tools.money.receipts import co2_avoided
 
@@ -69,6 +70,11 @@ class ToolContext(Protocol):
     @property
     def org_id(self) -> str:
         """Organisation the operator acts for."""
+        ...
+
+    @property
+    def forecasts(self) -> ForecastProvider | None:
+        """The process's forecast provider (None: the history model over `grid`)."""
         ...
 
 
@@ -148,6 +154,7 @@ def recommend_placement(
             candidates=rec.candidates,
             now=now,
             weights=ctx.weights,
+            forecasts=ctx.forecasts,
         )
         stored = save_recommendation(session=session, org_id=ctx.org_id, rec=rec, now=now)
         brief = RecommendationBrief.of(rec, when=when)
@@ -194,6 +201,7 @@ def route_workload(
             name=label[:200],
             now=now,
             weights=ctx.weights,
+            forecasts=ctx.forecasts,
         )
         avoided = co2_avoided(session=session, workload_id=done.workload.id)
     wl = done.workload

@@ -68,6 +68,8 @@ class DecisionView(BaseModel):
     decision a call just made. Settled figures live on the carbon receipt."""
     co2_avoided_note: str | None = None
     """The forecast in words (what a negative figure means)."""
+    forecast_source: str | None = None
+    """Who forecast the hours the plan weighed (None: it started now without a forecast)."""
 
     @classmethod
     def of(cls, d: RoutingDecision, *, zone: str | None, reroute_count: int) -> DecisionView:
@@ -79,6 +81,7 @@ class DecisionView(BaseModel):
             co2_kg=plan.get("co2_kg"),
             co2_kg_if_started_now=plan.get("co2_kg_if_started_now"),
             saving_pct=plan.get("saving_pct"),
+            forecast_source=plan.get("forecast_source"),
             why=d.reason,
             id=d.id,
             workload_id=d.workload_id,
@@ -138,7 +141,14 @@ def record_decision(
         planned_start_at=plan.start_at if plan and node else None,
         plan=(
             plan.model_dump(
-                mode="json", include={"co2_kg", "co2_kg_if_started_now", "saving_pct", "objective"}
+                mode="json",
+                include={
+                    "co2_kg",
+                    "co2_kg_if_started_now",
+                    "saving_pct",
+                    "objective",
+                    "forecast_source",
+                },
             )
             if plan and node
             else None

@@ -28,6 +28,7 @@ from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.workloads import JobSpec, WorkloadView, load_workload, submit_workload
 from tools.errors import DomainError, NotFoundError
 from tools.grid import GridSource
+from tools.grid.outlook import ForecastProvider
 
 RECOMMENDATION_TTL = timedelta(minutes=30)
 """How long a recommendation may be routed after it was made (grid and capacity move on)."""
@@ -124,6 +125,7 @@ def route_recommendation(
     name: str,
     now: datetime,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
+    forecasts: ForecastProvider | None = None,
 ) -> CommittedRecommendation:
     """Submit and route the workload of a recommendation once; later calls return it again.
 
@@ -156,7 +158,12 @@ def route_recommendation(
             raise
         return CommittedRecommendation(WorkloadView.of(winner), None, created=False)
     decision = route_workload(
-        session=session, grid=grid, workload_id=view.id, now=now, weights=weights
+        session=session,
+        grid=grid,
+        workload_id=view.id,
+        now=now,
+        weights=weights,
+        forecasts=forecasts,
     )
     placed = WorkloadView.of(load_workload(session=session, workload_id=view.id))
     return CommittedRecommendation(placed, decision, created=True)

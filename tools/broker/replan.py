@@ -50,6 +50,7 @@ from tools.broker.windows import (
 from tools.broker.workloads import WorkloadView
 from tools.grid import GridSource
 from tools.grid.models import HOUR, floor_hour
+from tools.grid.outlook import ForecastProvider
 
 
 @dataclass(frozen=True)
@@ -165,12 +166,14 @@ def plan_jointly(
     objective: Objective = "carbon",
     time_budget_s: float = PLAN_TIME_BUDGET_S,
     force: Collection[str] = frozenset(),
+    forecasts: ForecastProvider | None = None,
 ) -> list[JointSlot]:
     """Plan every free workload not yet decided on this hour jointly; write nothing.
 
     Scheduled work decided on this hour keeps its window (it counts as committed); pending work
     decided on this hour waits for the next hour. Work named in `force` (an incident's) is
     planned even when decided on this hour. Returns one slot per planned workload.
+    `forecasts` is the process's forecast provider (`tools.broker.windows.forecast_grid`).
     """
     issued = floor_hour(now)
     decided = _decided_this_hour(session, now) - set(force)
@@ -185,7 +188,7 @@ def plan_jointly(
     }
     horizon = max([HORIZON_HOURS] + [math.ceil(w.duration_hours) for w in work])
     zones = sorted({n.zone for n in nodes})
-    fc = forecast_grid(grid=grid, zones=zones, now=now, horizon=horizon)
+    fc = forecast_grid(grid=grid, zones=zones, now=now, horizon=horizon, forecasts=forecasts)
     rows = [fc.row(n.zone) for n in nodes]
     kw = np.array([n.power_kw_per_gpu for n in nodes], dtype=np.float64)
     index = {n.id: i for i, n in enumerate(nodes)}

@@ -38,6 +38,7 @@ from tools.broker.workloads import (
 )
 from tools.errors import IllegalTransitionError, RerouteRefusedError
 from tools.grid import GridSource
+from tools.grid.outlook import ForecastProvider
 
 __all__ = [
     "Candidate",
@@ -90,6 +91,7 @@ def route_workload(
     now: datetime,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
     objective: Objective = "carbon",
+    forecasts: ForecastProvider | None = None,
 ) -> DecisionView:
     """Place a pending workload where and when it is greenest by forecast; record the decision.
 
@@ -97,6 +99,7 @@ def route_workload(
     now, as `routed`. Work with slack whose greenest forecast window is later becomes
     `scheduled` on that node, its GPUs reserved from the planned hour (see `plan_start`). With no
     eligible node the workload stays pending and the decision says why, node by node.
+    `forecasts` is the process's forecast provider (`tools.broker.windows.forecast_grid`).
     """
     workload = load_workload(session=session, workload_id=workload_id, for_update=True)
     check_transition(workload.status, "routed", workload_id)
@@ -138,6 +141,7 @@ def route_workload(
         workload_id=workload.id,
         objective=objective,
         weights=weights,
+        forecasts=forecasts,
     )
     assert plan is not None
     if plan.deferred:

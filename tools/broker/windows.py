@@ -1,8 +1,11 @@
 """Decide *when* a job starts: forecast the grid per node and hour, then ask the planner.
 
 `forecast_grid` is the one place the broker turns a grid source into (zone x hour) carbon and
-price forecasts: hour 0 is the current hour's reading, later hours come from the source's own
-history through `SeasonalPersistenceForecaster` (nothing reads the future). `plan_start` builds
+price forecasts: hour 0 is the current hour's reading, later hours come from the injected
+`tools.grid.outlook.ForecastProvider`: the one the composition root built next to the grid
+source (Electricity Maps' forecast with a key, falling back per zone to the history model; the
+history model otherwise, which reads only the source's past). Stored overrides with a known end
+(a carbon spike, a surplus) change the forecast hours they cover. `plan_start` builds
 the planner's inputs for one job over the nodes eligible now (capacity already committed per hour
 from running work and reservations), calls `tools.broker.planner.plan_hour`, and says where and
 when with the forecast kg CO2 of that window against starting now.
@@ -16,7 +19,9 @@ only adds risk.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -32,12 +37,13 @@ from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.workloads import JobSpec
 from tools.errors import NoGridDataError
 from tools.grid import GridSource
-from tools.grid.forecast import SeasonalPersistenceForecaster
 from tools.grid.models import HOUR, MAX_CARBON_INTENSITY, floor_hour
+from tools.grid.outlook import ForecastOverlay, ForecastProvider, GridForecast, history_provider
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 HORIZON_HOURS = 48
-HISTORY_HOURS = 7 * 24
 DEFER_MIN_SAVING = 0.05
 """A later window must save at least 5 % of the forecast CO2 of the greenest start now."""
 PLAN_TIME_BUDGET_S = 1.0
@@ -53,55 +59,81 @@ class ZoneForecast:
     """(zones, horizon) gCO2/kWh; an unknown zone is `MAX_CARBON_INTENSITY` (never preferred)."""
     price: FloatArray
     """(zones, horizon) EUR/MWh; NaN = unknown."""
+    sources: tuple[str, ...] = ()
+    """Per zone, who forecast hours 1.. (`GridForecast.source`; "none" when nobody could)."""
+
+    @property
+    def source(self) -> str:
+        """Return the forecast sources of all zones, most used first, e.g. "history:model"."""
+        counts = Counter(self.sources)
+        return ", ".join(s for s, _ in counts.most_common()) or "reading"
 
     def row(self, zone: str) -> int:
         """Return the row of `zone`."""
         return self.zones.index(zone)
 
 
-def _history(grid: GridSource, zone: str, issued: datetime) -> tuple[FloatArray, FloatArray]:
-    """Return (ci, price) of the `HISTORY_HOURS` up to and including `issued`'s hour."""
+def _now_reading(grid: GridSource, zone: str, issued: datetime) -> tuple[float, float]:
+    """Return (ci, price) of `zone` in the issue hour (NaN where unknown)."""
     try:
-        rows = grid.series(zone, issued - (HISTORY_HOURS - 1) * HOUR, HISTORY_HOURS)
+        r = grid.reading(zone, issued)
     except NoGridDataError:
-        try:
-            rows = [grid.reading(zone, issued)]
-        except NoGridDataError:
-            return np.full(1, np.nan), np.full(1, np.nan)
-    ci = np.array([np.nan if r.carbon_intensity is None else r.carbon_intensity for r in rows])
-    price = np.array([np.nan if r.price_eur_per_mwh is None else r.price_eur_per_mwh for r in rows])
-    return ci.astype(np.float64), price.astype(np.float64)
+        return math.nan, math.nan
+    return (
+        math.nan if r.carbon_intensity is None else r.carbon_intensity,
+        math.nan if r.price_eur_per_mwh is None else r.price_eur_per_mwh,
+    )
+
+
+def _ahead(
+    grid: GridSource, forecasts: ForecastProvider, zone: str, issued: datetime, hours: int
+) -> GridForecast | None:
+    """Return the provider's forecast for the `hours` after `issued`, with known overrides."""
+    try:
+        forecast = forecasts.forecast(zone, issued, hours)
+    except NoGridDataError as exc:
+        logger.info("no forecast for %s at %s: %s", zone, issued.isoformat(), exc)
+        return None
+    if isinstance(grid, ForecastOverlay):
+        forecast = grid.adjust_forecast(forecast)
+    return forecast
 
 
 def forecast_grid(
-    *, grid: GridSource, zones: list[str], now: datetime, horizon: int = HORIZON_HOURS
+    *,
+    grid: GridSource,
+    zones: list[str],
+    now: datetime,
+    horizon: int = HORIZON_HOURS,
+    forecasts: ForecastProvider | None = None,
 ) -> ZoneForecast:
     """Forecast carbon intensity and price per zone for `horizon` hours from `now`'s hour.
 
-    Reads only the source's readings up to `now`'s hour (its history); a zone with less history
-    is forecast from what there is, a zone with none is unknown.
+    Hour 0 is `grid`'s reading now (with any override). Hours 1.. come from `forecasts`, the
+    process's long-lived provider (default: `history_provider` over the grid without its
+    overrides, built for this call, so its fit is not reused); when `grid` is a
+    `ForecastOverlay` (stored spikes and surpluses) its known changes are applied to the
+    forecast hours they cover. A zone the provider cannot forecast is unknown after hour 0.
     """
     issued = floor_hour(now)
-    series = [_history(grid, z, issued) for z in zones]
-    width = max(len(ci) for ci, _ in series) if series else 1
-    ci_hist = np.full((len(zones), width), np.nan)
-    price_hist = np.full((len(zones), width), np.nan)
-    for i, (ci, price) in enumerate(series):
-        ci_hist[i, width - len(ci) :] = ci
-        price_hist[i, width - len(price) :] = price
-    hour_index = int(issued.timestamp() // 3600)
-    forecaster = SeasonalPersistenceForecaster()
-    out = []
-    for hist in (ci_hist, price_hist):
-        ahead = (
-            forecaster.predict(hist, hour_index, horizon - 1)
-            if horizon > 1
-            else np.empty((len(zones), 0))
-        )
-        out.append(np.concatenate([hist[:, -1:], ahead], axis=1))
-    ci_out = np.where(np.isfinite(out[0]), np.clip(out[0], 0.0, MAX_CARBON_INTENSITY), np.nan)
-    ci_out = np.where(np.isnan(ci_out), MAX_CARBON_INTENSITY, ci_out)
-    return ZoneForecast(issued_at=issued, zones=tuple(zones), ci=ci_out, price=out[1])
+    if forecasts is None:
+        forecasts = history_provider(grid.inner if isinstance(grid, ForecastOverlay) else grid)
+    ci = np.full((len(zones), horizon), np.nan)
+    price = np.full((len(zones), horizon), np.nan)
+    sources: list[str] = []
+    for i, zone in enumerate(zones):
+        ci[i, 0], price[i, 0] = _now_reading(grid, zone, issued)
+        ahead = _ahead(grid, forecasts, zone, issued, horizon - 1) if horizon > 1 else None
+        if ahead is None:
+            sources.append("none" if horizon > 1 else "reading")
+            continue
+        ci[i, 1:] = ahead.carbon_intensity
+        price[i, 1:] = [math.nan if p is None else p for p in ahead.price_eur_per_mwh]
+        sources.append(ahead.source)
+    ci = np.where(np.isfinite(ci), np.clip(ci, 0.0, MAX_CARBON_INTENSITY), MAX_CARBON_INTENSITY)
+    return ZoneForecast(
+        issued_at=issued, zones=tuple(zones), ci=ci, price=price, sources=tuple(sources)
+    )
 
 
 class StartPlan(BaseModel):
@@ -120,6 +152,8 @@ class StartPlan(BaseModel):
     why: str
     objective: Objective
     forecast_issued_at: datetime
+    forecast_source: str | None = None
+    """Who forecast the hours after the first (`ZoneForecast.source`); None: none was needed."""
 
     @property
     def deferred(self) -> bool:
@@ -165,11 +199,13 @@ def plan_start(
     workload_id: str | None = None,
     objective: Objective = "carbon",
     weights: ScoreWeights = DEFAULT_WEIGHTS,
+    forecasts: ForecastProvider | None = None,
 ) -> StartPlan | None:
     """Return where and when the job should start among `candidates` (eligible now, best first).
 
     None when there is no candidate. The route-now choice is `candidates[0]` (today's score);
     a later window replaces it only with slack and a forecast saving of `DEFER_MIN_SAVING`.
+    `forecasts` is the process's provider (see `forecast_grid` for the default).
     """
     if not candidates:
         return None
@@ -196,7 +232,7 @@ def plan_start(
         )
     nodes = {n.id: n for n in repo.list_nodes(session=session)}
     zones = sorted({c.zone for c in candidates})
-    fc = forecast_grid(grid=grid, zones=zones, now=now)
+    fc = forecast_grid(grid=grid, zones=zones, now=now, forecasts=forecasts)
     rows = [fc.row(c.zone) for c in candidates]
     kw = np.array([nodes[c.node_id].power_kw_per_gpu for c in candidates])
     end = issued + HORIZON_HOURS * HOUR
@@ -245,6 +281,7 @@ def plan_start(
         why="",
         objective=objective,
         forecast_issued_at=issued,
+        forecast_source=fc.source,
     )
     if not result.slots:
         return base.model_copy(update={"why": "no later window has room before the deadline"})

@@ -39,6 +39,9 @@ FEATURE_DAYS = 28 + 2
 """History a feature needs before its issue hour (the 28-day profile plus leads up to 48 h)."""
 N_FEATURES = len(PROFILE_DAYS) + 1 + len(LAGS) + 1
 PREDICT_DAYS = 31
+MIN_HISTORY_HOURS = (FEATURE_DAYS + MIN_FIT_DAYS) * 24 + MAX_FIT_LEAD + 1
+"""History up to a refit boundary that the first fit needs; with less the model is seasonal
+persistence."""
 """History one prediction's features read (28-day profile, week lag, lags, 2-day leads)."""
 
 

@@ -7,7 +7,8 @@ Three modes:
 * `model`: `BlendForecaster` (`tools.grid.blend`), a least-squares blend of daily and weekly
   profiles and recent anomalies fitted per zone, issue hour and lead on up to a year of the
   past. With less than `tools.grid.blend.MIN_FIT_DAYS` of fit history (e.g. a replay window
-  loaded with 28 days of history) it is the seasonal-persistence model below.
+  loaded with 28 days of history, as `naive` replays load) it is the seasonal-persistence model
+  below. The broker plans on it through `tools.grid.outlook.HistoryForecaster`.
 
 `SeasonalPersistenceForecaster`: the hour-of-day mean of the last 7 days (tracks seasonal drift
 faster than 28 days; a weekly window averages out weekday effects). The current anomaly

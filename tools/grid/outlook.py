@@ -5,12 +5,21 @@ Two kinds of provider implement `ForecastProvider`:
 * `HistoryForecaster` (here): runs a `tools.grid.forecast` model over the zone's recorded or
   simulated history up to the issue hour. It reads the grid only through a `PastGrid`, a view
   that holds the issue time and refuses every hour after it, so a history forecast cannot see
-  the future even by mistake.
+  the future even by mistake. `history_provider` builds the one the product uses by default
+  (the fitted blend over `history_days_for(source)` days).
 * the Electricity Maps forecast endpoint (`tools.integrations.electricitymaps_forecast`), which
-  `graphs.wiring.make_forecast_provider` picks when an API key is set.
+  `graphs.wiring.make_forecast_provider` picks when an API key is set, wrapped in a
+  `FallbackForecaster` so that a zone it cannot forecast gets the history model's forecast,
+  labelled as such.
 
-Forecasts for many hours of one zone are cheap after the first: the history model's fit is
-cached for a week of issue hours.
+The broker plans on these (`tools.broker.windows.forecast_grid`), with one provider per process
+built next to the grid source. Forecasts for many hours of one zone are cheap after the first:
+the history model's fit is cached for a week of issue hours and the history it reads is reused
+within an issue hour.
+
+Known future changes to a zone (an injected carbon spike or surplus with a known end) are not
+history: a grid source that carries them implements `ForecastOverlay`, and the broker applies
+them to the forecast hours they cover.
 
 A forecast starts at the hour after the issue hour and covers `hours` consecutive hours.
 Carbon intensity is gCO2eq/kWh (life-cycle), prices EUR/MWh (None where unknown).
@@ -18,14 +27,16 @@ Carbon intensity is gCO2eq/kWh (life-cycle), prices EUR/MWh (None where unknown)
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tools.errors import InvalidInputError, NoGridDataError
+from tools.errors import DomainError, InvalidInputError, NoGridDataError
 from tools.grid.blend import REFIT_HOURS
 from tools.grid.forecast import FloatArray, Forecaster, make_forecaster
 from tools.grid.models import HOUR, GridSource, check_hours, ensure_utc, floor_hour
@@ -33,8 +44,13 @@ from tools.grid.zones import get_zone
 
 DEFAULT_HORIZON_HOURS = 48
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+logger = logging.getLogger(__name__)
+
 DEFAULT_HISTORY_DAYS = 365
 """Days of history the history model reads (it needs about a year to fit its daily shapes)."""
+SHORT_HISTORY_DAYS = 100
+"""History the model reads from a source that builds every hour's reading (the simulator):
+enough for its first fit (`tools.grid.blend.MIN_FIT_DAYS`) at a third of the reading cost."""
 
 
 class FutureReadError(NoGridDataError):
@@ -50,7 +66,8 @@ class GridForecast(BaseModel):
     issued_at: datetime
     """When the forecast was made (aware UTC); it uses nothing recorded after this hour."""
     source: str
-    """Who made it: "history:<model>" or "electricitymaps"."""
+    """Who made it: "history:<model>" or "electricitymaps"; a fallback says so, e.g.
+    "history:model (electricitymaps unavailable)", and its note says why."""
     times: tuple[datetime, ...]
     """Start of each forecast hour, UTC, consecutive, the first after the issue hour."""
     carbon_intensity: tuple[float, ...]
@@ -184,12 +201,54 @@ class HistoryForecaster:
         self.mode = mode
         self.history_days = history_days
         self._models: dict[tuple[str, str], Forecaster] = {}
+        self._read: dict[str, tuple[datetime, int, FloatArray, FloatArray]] = {}
+        """Per zone, the last history read (issue hour, hours, carbon, price)."""
+        self._lock = threading.Lock()
+        """One forecast at a time: the process shares one provider between threads."""
 
     def _model(self, zone: str, series: str) -> Forecaster:
         key = (zone, series)
         if key not in self._models:
             self._models[key] = make_forecaster(self.mode, np.empty((1, 0)))
         return self._models[key]
+
+    def _history(self, past: PastGrid, zone: str, hours: int) -> tuple[FloatArray, FloatArray]:
+        """Return `past.history(zone, hours)`, reading only the hours not read before.
+
+        The last read per zone is kept: a later issue hour reads the hours since the last one
+        (and that one again, in case the source revised it) and reuses the rest. Sources
+        that build every hour's reading (the simulator) would otherwise pay for a year of
+        readings every hour.
+        """
+        last = self._read.get(zone)
+        if last is not None and last[0] == past.issue_hour and last[1] == hours:
+            return last[2], last[3]
+        ci, price = self._extend(past, zone, hours, last) if last else past.history(zone, hours)
+        self._read[zone] = (past.issue_hour, hours, ci, price)
+        return ci, price
+
+    @staticmethod
+    def _extend(
+        past: PastGrid,
+        zone: str,
+        hours: int,
+        last: tuple[datetime, int, FloatArray, FloatArray],
+    ) -> tuple[FloatArray, FloatArray]:
+        """Return the `hours` up to `past`'s issue hour from `last`'s read and the new hours."""
+        end, _, old_ci, old_price = last
+        new = int((past.issue_hour - end) / HOUR)
+        first = end - (old_ci.size - 1) * HOUR
+        start = past.issue_hour - (hours - 1) * HOUR
+        if new < 0 or new >= hours or start < first:
+            return past.history(zone, hours)
+        tail_ci, tail_price = past.history(zone, new + 1)
+        if tail_ci.size != new + 1:
+            return past.history(zone, hours)
+        skip = int((start - first) / HOUR)
+        return (
+            np.concatenate([old_ci[skip:-1], tail_ci]),
+            np.concatenate([old_price[skip:-1], tail_price]),
+        )
 
     @property
     def name(self) -> str:
@@ -207,11 +266,15 @@ class HistoryForecaster:
         """
         code = get_zone(zone).code
         count = check_hours(hours)
+        with self._lock:
+            return self._forecast(code, issued_at, count)
+
+    def _forecast(self, code: str, issued_at: datetime, count: int) -> GridForecast:
         past = PastGrid(self._source, issued_at)
         # Hours since the epoch keep the hour of day and let a fitted model be reused for a
         # week of issue hours: the history read starts at the same hour all week.
         now = int((past.issue_hour - EPOCH) / HOUR)
-        ci, price = past.history(code, self.history_days * 24 + now % REFIT_HOURS)
+        ci, price = self._history(past, code, self.history_days * 24 + now % REFIT_HOURS)
         if ci.size == 0 or np.isnan(ci).all():
             raise NoGridDataError(
                 f"no carbon-intensity history for zone {code!r} up to "
@@ -229,4 +292,113 @@ class HistoryForecaster:
             carbon_intensity=tuple(float(v) for v in ci_hat),
             price_eur_per_mwh=tuple(None if math.isnan(v) else float(v) for v in price_hat),
             note=f"from {ci.size} h of {self._source.name} history up to the issue hour",
+        )
+
+
+def history_days_for(source: GridSource) -> int:
+    """Return the days of history the history model reads from `source`.
+
+    Recorded files are sliced as arrays and read `DEFAULT_HISTORY_DAYS`; other sources build
+    every hour's reading, so they read `SHORT_HISTORY_DAYS`, the shortest history the fitted
+    model accepts with room to spare.
+    """
+    return DEFAULT_HISTORY_DAYS if source.name == "recorded" else SHORT_HISTORY_DAYS
+
+
+def history_provider(source: GridSource, mode: str = "model") -> HistoryForecaster:
+    """Return the history model the product forecasts with over `source`.
+
+    Raises:
+        InvalidInputError: Unknown or non-causal mode.
+    """
+    return HistoryForecaster(source, mode, history_days=history_days_for(source))
+
+
+@runtime_checkable
+class ForecastOverlay(Protocol):
+    """A grid source that knows changes to future hours which no history shows.
+
+    `tools.incidents.detection.OverriddenGrid` is one: an injected carbon spike or surplus has a
+    known end, so the hours it covers are adjusted in every forecast made while it is stored.
+    """
+
+    @property
+    def inner(self) -> GridSource:
+        """Return the source without the changes (the one whose history forecasts read)."""
+        ...
+
+    def adjust_forecast(self, forecast: GridForecast) -> GridForecast:
+        """Return `forecast` with the known changes applied to the hours they cover."""
+        ...
+
+
+class FallbackForecaster:
+    """Forecast with `primary`; where it fails for a zone, with `fallback`, labelled.
+
+    A failure (HTTP error, timeout, malformed or stale payload, a zone or hours not covered:
+    any `DomainError` or invalid forecast) is logged once per zone until the primary answers
+    again, and the primary is not asked again for that zone within the same issue hour unless
+    for fewer hours (a long plan may ask for more hours than it forecasts). The
+    fallback forecast's `source` is "<fallback> (<primary> unavailable)" and its note starts
+    with the reason.
+    """
+
+    def __init__(self, primary: ForecastProvider, fallback: ForecastProvider) -> None:
+        """Wrap `primary`, answering from `fallback` where it fails."""
+        self.primary = primary
+        self.fallback = fallback
+        self._failed: dict[str, tuple[datetime, int, str]] = {}
+        """Per zone, the issue hour the primary last failed in, for how many hours, and why."""
+
+    def close(self) -> None:
+        """Close the providers that hold a client (Electricity Maps' HTTP client)."""
+        for provider in (self.primary, self.fallback):
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
+
+    @property
+    def name(self) -> str:
+        """Return "<primary> (else <fallback>)"."""
+        return f"{self.primary.name} (else {self.fallback.name})"
+
+    def forecast(
+        self, zone: str, issued_at: datetime, hours: int = DEFAULT_HORIZON_HOURS
+    ) -> GridForecast:
+        """Return the primary's forecast, or the fallback's where the primary fails.
+
+        Raises:
+            UnknownZoneError: Unknown zone.
+            NoGridDataError: The fallback cannot forecast either.
+        """
+        code = get_zone(zone).code
+        issue_hour = floor_hour(ensure_utc(issued_at, "issued_at"))
+        failed = self._failed.get(code)
+        # Within the hour of a failure the primary is asked again only for fewer hours.
+        if failed is None or failed[0] != issue_hour or hours < failed[1]:
+            try:
+                forecast = self.primary.forecast(code, issued_at, hours)
+            except (DomainError, ValueError) as exc:
+                reason = " ".join(str(exc).split())[:300]
+                if failed is None:
+                    logger.warning(
+                        "%s forecast unavailable for %s, using %s: %s",
+                        self.primary.name,
+                        code,
+                        self.fallback.name,
+                        reason,
+                    )
+                failed = (issue_hour, hours, reason)
+                self._failed[code] = failed
+            else:
+                if self._failed.pop(code, None) is not None:
+                    logger.info("%s forecast for %s is back", self.primary.name, code)
+                return forecast
+        backup = self.fallback.forecast(code, issued_at, hours)
+        why = f"{self.primary.name} unavailable: {failed[2]}"
+        return backup.model_copy(
+            update={
+                "source": f"{backup.source} ({self.primary.name} unavailable)",
+                "note": f"{why}; {backup.note}" if backup.note else why,
+            }
         )

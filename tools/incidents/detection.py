@@ -39,6 +39,8 @@ from store.incident_models import GridOverride, Incident
 from store.models import ComputeNode, Workload
 from tools.errors import InvalidInputError, NoGridDataError
 from tools.grid import GridReading, GridSource, get_zone
+from tools.grid.models import MAX_CARBON_INTENSITY
+from tools.grid.outlook import GridForecast
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +73,22 @@ SURPLUS_RENEWABLE_PCT = 75.0
 and the renewable share at least 75 % (the simulator calls surplus above 70 % of demand)."""
 
 
+_Override = tuple[str, datetime, datetime, float, float, bool, str]
+"""zone, starts_at, ends_at, carbon factor, price factor, surplus, reason"""
+
+
 class OverriddenGrid:
     """A grid source with stored overrides applied (an injected carbon spike, a surplus).
 
     Overlapping overrides of one zone compose: their factors multiply, and any surplus
-    override marks the hour as surplus and curtailment.
+    override marks the hour as surplus and curtailment. Readings and forecasts alike: it is a
+    `tools.grid.outlook.ForecastOverlay`, so the broker's forecasts see a stored spike or
+    surplus in the hours it covers (never in hours after its end).
     """
 
     def __init__(self, inner: GridSource, overrides: list[GridOverride]) -> None:
         self._inner = inner
-        self._overrides = [
+        self._overrides: list[_Override] = [
             (o.zone, o.starts_at, o.ends_at, o.carbon_factor, o.price_factor, o.surplus, o.reason)
             for o in overrides
         ]
@@ -95,12 +103,12 @@ class OverriddenGrid:
         """Return the inner source's name (overrides do not change the source)."""
         return self._inner.name
 
+    def _hits(self, zone: str, ts: datetime) -> list[_Override]:
+        """Return the overrides of `zone` that touch the hour starting at `ts`."""
+        return [o for o in self._overrides if o[0] == zone and o[1] <= ts + _HOUR_END and ts < o[2]]
+
     def _apply(self, r: GridReading) -> GridReading:
-        hits = [
-            o
-            for o in self._overrides
-            if o[0] == r.zone and o[1] <= r.ts + _HOUR_END and r.ts < o[2]
-        ]
+        hits = self._hits(r.zone, r.ts)
         if not hits:
             return r
         cf = math.prod(o[3] for o in hits)
@@ -109,7 +117,7 @@ class OverriddenGrid:
         update: dict[str, Any] = {
             "carbon_intensity": None
             if r.carbon_intensity is None
-            else min(r.carbon_intensity * cf, 2000.0),
+            else min(r.carbon_intensity * cf, MAX_CARBON_INTENSITY),
             "price_eur_per_mwh": None if r.price_eur_per_mwh is None else r.price_eur_per_mwh * pf,
             "note": f"override x{cf:g} carbon, x{pf:g} price ("
             + "; ".join(o[6][:80] for o in hits)
@@ -119,6 +127,35 @@ class OverriddenGrid:
             share = max(r.renewable_pct or 0.0, SURPLUS_RENEWABLE_PCT)
             update |= {"surplus": True, "curtailment": True, "renewable_pct": share}
         return r.model_copy(update=update)
+
+    def adjust_forecast(self, forecast: GridForecast) -> GridForecast:
+        """Return `forecast` with the overrides applied to the hours they cover.
+
+        The same factors as for readings (`tools.grid.outlook.ForecastOverlay`): an injected
+        spike or surplus has a known end, so a forecast made during it knows which hours it
+        covers.
+        """
+        ci = list(forecast.carbon_intensity)
+        price = list(forecast.price_eur_per_mwh)
+        reasons: list[str] = []
+        for i, ts in enumerate(forecast.times):
+            hits = self._hits(forecast.zone, ts)
+            if not hits:
+                continue
+            ci[i] = min(ci[i] * math.prod(o[3] for o in hits), MAX_CARBON_INTENSITY)
+            p = price[i]
+            price[i] = None if p is None else p * math.prod(o[4] for o in hits)
+            reasons.extend(o[6][:80] for o in hits if o[6][:80] not in reasons)
+        if not reasons:
+            return forecast
+        note = f"overrides applied ({'; '.join(reasons)})"
+        return forecast.model_copy(
+            update={
+                "carbon_intensity": tuple(ci),
+                "price_eur_per_mwh": tuple(price),
+                "note": f"{forecast.note}; {note}" if forecast.note else note,
+            }
+        )
 
     def reading(self, zone: str, at: datetime) -> GridReading:
         """Return the inner reading with any override applied."""
