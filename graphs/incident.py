@@ -259,6 +259,7 @@ def adapting(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
                 workload_ids=affected,
                 now=now,
                 weights=ctx.weights,
+                forecasts=ctx.forecasts,
             )
     for slot in slots:
         with ctx.sessions.begin() as session:

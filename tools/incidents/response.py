@@ -63,6 +63,7 @@ from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.workloads import WorkloadView, load_workload
 from tools.errors import RerouteRefusedError
 from tools.grid import GridSource
+from tools.grid.outlook import ForecastProvider
 from tools.incidents.detection import (
     HARMFUL,
     may_run_in,
@@ -181,6 +182,7 @@ def plan_free_work(
     workload_ids: list[str],
     now: datetime,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
+    forecasts: ForecastProvider | None = None,
 ) -> list[JointSlot]:
     """Plan the affected free work this attempt has not re-planned yet; write nothing.
 
@@ -198,7 +200,9 @@ def plan_free_work(
             force.add(wid)
     if not force:
         return []
-    slots = plan_jointly(session=session, grid=grid, now=now, weights=weights, force=force)
+    slots = plan_jointly(
+        session=session, grid=grid, now=now, weights=weights, force=force, forecasts=forecasts
+    )
     return apply_order([s for s in slots if s.workload_id in force], now)
 
 
