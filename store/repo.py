@@ -229,6 +229,27 @@ def reserved_peak(
         end=end,
         exclude_workload_id=exclude_workload_id,
     )
+    return _peak(rows, start, end)
+
+
+def reserved_peaks(
+    *,
+    session: Session,
+    start: datetime,
+    end: datetime,
+    exclude_workload_id: str | None = None,
+) -> dict[str, int]:
+    """Return, per node with reservations in [start, end), its `reserved_peak` (one query)."""
+    by_node: dict[str, list[GpuReservation]] = {}
+    for r in list_reservations(
+        session=session, start=start, end=end, exclude_workload_id=exclude_workload_id
+    ):
+        by_node.setdefault(r.node_id, []).append(r)
+    return {node_id: _peak(rows, start, end) for node_id, rows in by_node.items()}
+
+
+def _peak(rows: Sequence[GpuReservation], start: datetime, end: datetime) -> int:
+    """Return the most GPUs `rows` reserve in any clock hour of [start, end)."""
     return max(
         (
             sum(r.gpus for r in rows if r.start_at < hour + HOUR and r.end_at > hour)

@@ -125,20 +125,12 @@ def _reserved_ahead(
     session: Session, now: datetime, hours: float, exclude_workload_id: str | None
 ) -> dict[str, int]:
     """Return, per node, the most GPUs scheduled work reserves while this job would run now."""
-    end = now + timedelta(hours=hours)
-    rows = repo.list_reservations(
-        session=session, start=now, end=end, exclude_workload_id=exclude_workload_id
+    return repo.reserved_peaks(
+        session=session,
+        start=now,
+        end=now + timedelta(hours=hours),
+        exclude_workload_id=exclude_workload_id,
     )
-    return {
-        node_id: repo.reserved_peak(
-            session=session,
-            node_id=node_id,
-            start=now,
-            end=end,
-            exclude_workload_id=exclude_workload_id,
-        )
-        for node_id in {r.node_id for r in rows}
-    }
 
 
 def evaluate_nodes(
