@@ -26,6 +26,7 @@ Model, per zone (parameters in `tools.grid.zones`):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ SOLAR_PEAK_YIELD = 0.75
 _NORMAL = NormalDist()
 TROPICAL_YEAR_DAYS = 365.2422
 WEEKEND_RAMP_HOURS = 6
+READING_CACHE_SIZE = 16_384
+"""Simulated readings kept per simulator (11 zones x 62 days of hours)."""
 """Demand eases into and out of the weekend over this many hours around local midnight."""
 
 
@@ -185,6 +188,9 @@ class SimulatedGrid:
             seed: Any integer; different seeds give different weather.
         """
         self.seed = int(seed)
+        # Readings are pure functions of (seed, zone, hour) and immutable: a planner that reads
+        # every node's zone per job reuses them instead of simulating the hour again.
+        self._cached = functools.lru_cache(maxsize=READING_CACHE_SIZE)(self._reading)
 
     @property
     def name(self) -> SourceName:
@@ -236,8 +242,10 @@ class SimulatedGrid:
             zone: Zone code.
             at: Aware time; the UTC hour containing it is simulated.
         """
-        z = get_zone(zone)
-        ts = floor_hour(at)
+        return self._cached(get_zone(zone).code, floor_hour(at))
+
+    def _reading(self, code: str, ts: datetime) -> GridReading:
+        z = get_zone(code)
         c = self.components(z.code, ts)
         renewable = c.renewable_mw
         renewable_used = c.demand_mw - c.nuclear_mw - c.fossil_mw
