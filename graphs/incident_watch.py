@@ -1,10 +1,11 @@
 """Run the incident loop: scan for anomalies, open incidents, claim and run them durably.
 
-Each pass first runs the schedule (`run_schedule`): scheduled work whose planned hour has come
-starts, and all pending and scheduled-not-started work is re-planned jointly once an hour on
-the newest forecast of the context's provider (`Context.forecasts`, the same one routes use;
-`tools.broker.replan`). Free work an incident affects does not wait for the next hour: the
-incident's ADAPTING re-plans it at once through the same planner (`tools.incidents.response`).
+Each pass handles incidents first, then runs the schedule (`run_schedule`): scheduled work whose
+planned hour has come starts, and all pending and scheduled-not-started work is re-planned
+jointly once an hour on the newest forecast of the context's provider (`Context.forecasts`, the
+same one routes use; `tools.broker.replan`). Free work an incident affects does not wait for the
+next hour: the incident's ADAPTING re-plans it at once through the same planner
+(`tools.incidents.response`), and the schedule then leaves it alone for the hour.
 
 One incident per anomaly episode. An anomaly is identified by its open key (`zone:trigger`, or
 `zone:node_offline:<node>`, see `tools.incidents.detection`). An episode starts on the first
@@ -255,13 +256,16 @@ def _tally(done: SchedulePass, outcome: str, workload_id: str) -> None:
 def run_incidents(
     ctx: Context, checkpointer: BaseCheckpointSaver[Any], *, max_incidents: int = 50
 ) -> list[str]:
-    """Run the schedule (`run_schedule`), scan, then claim and run unresolved incidents once each.
+    """Scan, claim and run unresolved incidents once each, then run the schedule (`run_schedule`).
+
+    Incidents go first: the free work an incident affects is re-planned by its ADAPTING step,
+    and the schedule's joint re-plan then leaves it alone this hour (it was decided this hour),
+    so no workload is re-planned twice in one pass.
 
     Returns the incident ids that moved. ESCALATED incidents where nothing changed are claimed,
     re-examined and left out. An incident whose claim another watcher took over meanwhile is
     left to that watcher.
     """
-    run_schedule(ctx)
     scan(ctx)
     seen: list[str] = []
     handled: list[str] = []
@@ -290,6 +294,7 @@ def run_incidents(
                 )
         if ran:
             handled.append(claimed)
+    run_schedule(ctx)
     return handled
 
 
