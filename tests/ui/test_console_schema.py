@@ -19,6 +19,7 @@ from ui.services import Services
 
 KEY = "schema-test-key"
 EXAMPLES = 100
+REQUEST_TIMEOUT_S = 60
 
 
 def _app():
@@ -57,7 +58,12 @@ def _running_app():
 )
 def test_no_operation_answers_with_a_server_error(case):
     CALLS[f"{case.operation.method.upper()} {case.operation.path}"] += 1
-    case.call_and_validate(headers={"X-API-Key": KEY}, checks=[not_a_server_error])
+    # The demo flow's steps run a whole incident pass (every free workload re-planned) in the
+    # request; on a loaded 2-core machine that can pass schemathesis' 10 s default. This test is
+    # about answers, not latency (scripts/load_test.py measures that).
+    case.call_and_validate(
+        headers={"X-API-Key": KEY}, checks=[not_a_server_error], timeout=REQUEST_TIMEOUT_S
+    )
 
 
 def test_each_operation_with_inputs_got_100_examples():
