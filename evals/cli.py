@@ -18,6 +18,7 @@ import typer
 
 from graphs.settings import Settings
 from tools.errors import DomainError
+from tools.grid.forecast import PLANNING_MODE
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def main() -> None:
     """Replay recorded grid days and a job trace through routing policies."""
 
 
-TEMPORAL_MODES = ("naive", "model")
+TEMPORAL_MODES = ("naive", "persistence")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -143,8 +144,13 @@ def replay(
         float, typer.Option("--fleet-scale", help="Multiply the seeded fleet's GPU capacity.")
     ] = 1.0,
     forecast: Annotated[
-        str, typer.Option("--forecast", help="perfect | naive | model (forecast policies use it).")
-    ] = "model",
+        str,
+        typer.Option(
+            "--forecast",
+            help="perfect | naive | persistence | model (forecast policies use it); default: "
+            "the planner's",
+        ),
+    ] = PLANNING_MODE,
     arrival_scale: Annotated[
         float, typer.Option("--arrival-scale", help="Trace days overlaid per replayed day.")
     ] = 1.0,

@@ -45,7 +45,7 @@ from evals.schedule import per_job_oracle
 from tools.broker.scoring import ScoreWeights
 from tools.errors import InvalidInputError
 from tools.grid.blend import MIN_HISTORY_HOURS, REFIT_HOURS
-from tools.grid.forecast import FORECAST_MODES, NAIVE_DAYS
+from tools.grid.forecast import FORECAST_MODES, NAIVE_DAYS, PLANNING_MODE
 from tools.grid.outlook import DEFAULT_HISTORY_DAYS
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class ReplayConfig:
     days: int = 7
     seed: int = 0
     fleet_scale: float = 1.0
-    forecast: str = "model"
+    forecast: str = PLANNING_MODE
     arrival_scale: float = 1.0
     max_jobs: int | None = None
     slack_classes: tuple[tuple[int, float], ...] = DEFAULT_SLACK_CLASSES
@@ -106,10 +106,10 @@ class ReplayResult:
 def forecast_history_days(forecast: str) -> int:
     """Return the days of history a replay with `forecast` loads before its window.
 
-    `model`: what the product's history provider reads from recorded data
-    (`tools.grid.outlook.history_days_for`, a year), so the replay runs the fitted blend the
-    product runs; with the 28 days the other modes need, the blend would fall back to seasonal
-    persistence for the first two months of any replay.
+    What the product's history provider reads from recorded data for that mode
+    (`tools.grid.outlook.history_days_for`): a year for the fitted blend (`model`; with 28 days
+    it would fall back to seasonal persistence), 28 days for the others, so the default
+    (`PLANNING_MODE`) replays exactly the forecasts the product plans on.
     """
     return DEFAULT_HISTORY_DAYS if forecast == "model" else HISTORY_DAYS
 

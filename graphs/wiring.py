@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from graphs.settings import Settings
 from tools.errors import InvalidInputError
 from tools.grid import GridSource
+from tools.grid.forecast import PLANNING_MODE
 from tools.grid.outlook import FallbackForecaster, ForecastProvider, history_provider
 from tools.grid.recorded import RecordedGrid
 from tools.grid.simulated import SimulatedGrid
@@ -84,7 +85,7 @@ def make_forecast_provider(
     api_key: str | SecretStr | None = None,
     base_url: str = DEFAULT_BASE_URL,
     client: httpx.Client | None = None,
-    mode: str = "model",
+    mode: str = PLANNING_MODE,
 ) -> ForecastProvider:
     """Return Electricity Maps' forecasts when a key is set, else the history model over `grid`.
 
@@ -99,7 +100,8 @@ def make_forecast_provider(
         api_key: Electricity Maps token; with one, forecasts come from its forecast endpoint.
         base_url: Electricity Maps API root.
         client: HTTP client for Electricity Maps (default: a new one).
-        mode: History model, "model" (fitted blend) or "naive".
+        mode: History model: "persistence" (`PLANNING_MODE`, what the planner was measured
+            on), "model" (fitted blend) or "naive".
 
     Raises:
         InvalidInputError: Unknown or non-causal mode.

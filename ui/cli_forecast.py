@@ -11,6 +11,7 @@ import typer
 from graphs.settings import Settings
 from tools.broker.workloads import normalise_zone
 from tools.grid import ZONE_CODES
+from tools.grid.forecast import PLANNING_MODE
 from tools.grid.outlook import DEFAULT_HORIZON_HOURS
 from ui.cli_common import (
     AT_OPTION,
@@ -86,8 +87,12 @@ def forecast_evaluate(
         typer.Option("--zones", help="Zone codes, repeatable or comma-separated (default: all)."),
     ] = None,
     forecast: Annotated[
-        str, typer.Option("--forecast", help="Forecast measured: model | naive | perfect.")
-    ] = "model",
+        str,
+        typer.Option(
+            "--forecast",
+            help="Forecast measured: persistence (the planner's) | model | naive | perfect.",
+        ),
+    ] = PLANNING_MODE,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Temporal capture per (L, S) bin and 24 h MAE of a forecast, the naive forecast beside it."""

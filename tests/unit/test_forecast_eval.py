@@ -76,7 +76,7 @@ def test_evaluate_json_reports_capture_and_mae_beside_naive(grid: Path) -> None:
     )
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["zones"] == ["FR", "DE"] and report["modes"] == ["model", "naive"]
+    assert report["zones"] == ["FR", "DE"] and report["modes"] == ["persistence", "naive"]
     assert set(report["bins"]) == {b.label for b in BINS}
     head = report["bins"]["L4 S24"]
     assert head["arrivals"] == 72
@@ -183,6 +183,6 @@ def test_forecast_show_prints_the_next_hours_from_recorded_history(grid: Path) -
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
     (f,) = out["forecasts"]
-    assert out["source"] == "history:model" and f["zone"] == "FR"
+    assert out["source"] == "history:persistence" and f["zone"] == "FR"
     assert f["times"][0] == "2023-02-05T11:00:00Z" and len(f["carbon_intensity"]) == 5
     assert all(p is not None for p in f["price_eur_per_mwh"])

@@ -100,7 +100,7 @@ def test_the_default_is_the_history_model_over_the_grid_without_its_overrides():
     explicit = forecast_grid(
         grid=spiked, zones=["FR"], now=NOW, forecasts=HistoryForecaster(grid, history_days=100)
     )
-    assert np.array_equal(default.ci, explicit.ci) and default.source == "history:model"
+    assert np.array_equal(default.ci, explicit.ci) and default.source == "history:persistence"
     # The past spike is not history the model persists; the known spike hours are multiplied.
     assert default.ci[0, 0] == 500.0
     assert default.ci[0, 1:3] == pytest.approx(500.0, rel=1e-2)
@@ -158,7 +158,7 @@ def test_work_with_slack_is_not_planned_into_a_spiked_zone_during_the_spike(sess
     assert (d.outcome, d.node_id) == ("scheduled", "fr-1")
     assert d.start_at >= NOW + 6 * HOUR
     assert d.co2_kg == pytest.approx(4 * 0.7 * 2 * 50 / 1000, rel=1e-2)
-    assert d.forecast_source == "history:model"
+    assert d.forecast_source == "history:persistence"
 
 
 def test_a_known_surplus_pulls_deferred_work(session):

@@ -203,7 +203,7 @@ def test_cli_replay_prints_policies_json(grid_dir: Path, jobs_file: Path, tmp_pa
     assert len(lines) == 1 + report["jobs"]["count"] * len(report["policies"])
     assert set(report["fleet"]) == set(default_fleet().zones)
     assert report["targets"]["co2_ratio_target"] == 1.02
-    assert set(report["temporal_l4_s24"]) == {"naive", "model"}
+    assert set(report["temporal_l4_s24"]) == {"naive", "persistence"}
     for row in report["policies"].values():
         assert {"co2_kg", "energy_eur", "deadline_misses", "causal", "oracle_capture_pct"} <= set(
             row

@@ -192,11 +192,11 @@ def test_wiring_uses_electricity_maps_with_a_key_and_history_without(fake, clien
     api.answer(PRICE_PATH, body=price_body())
     grid = SimulatedGrid(3)
     provider = make_forecast_provider(grid, api_key=KEY, base_url=base, client=client)
-    assert provider.name == "electricitymaps (else history:model)"
+    assert provider.name == "electricitymaps (else history:persistence)"
     assert provider.forecast("DE", NOW, 2).carbon_intensity == (300.0, 301.0)
     fallback = make_forecast_provider(grid, api_key=None)
-    assert isinstance(fallback, HistoryForecaster) and fallback.name == "history:model"
-    assert make_forecast_provider(grid, api_key="").name == "history:model"
+    assert isinstance(fallback, HistoryForecaster) and fallback.name == "history:persistence"
+    assert make_forecast_provider(grid, api_key="").name == "history:persistence"
 
 
 def _route(session, provider) -> object:
@@ -234,7 +234,7 @@ def test_a_route_plans_on_electricity_maps_forecasts_when_a_key_is_set(fake, cli
     assert d.co2_kg == pytest.approx(4 * 0.7 * 2 * 5 / 1000)
     assert d.forecast_source is not None
     assert "electricitymaps" in d.forecast_source.split(", ")
-    assert "history:model (electricitymaps unavailable)" in d.forecast_source
+    assert "history:persistence (electricitymaps unavailable)" in d.forecast_source
     zones = {r["query"]["zone"][0] for r in api.requests if r["path"] == CI_PATH}
     assert zones == {"DE", "FR"} and all(r["auth"] == KEY for r in api.requests)
 
@@ -251,7 +251,7 @@ def test_a_route_still_plans_from_history_when_electricity_maps_fails(
     provider = make_forecast_provider(FlatGrid(), api_key=KEY, base_url=base, client=client)
     d = _route(session, provider)
     assert (d.outcome, d.node_id) == ("routed", "fr-1")  # as the history model plans it
-    assert d.forecast_source == "history:model (electricitymaps unavailable)"
+    assert d.forecast_source == "history:persistence (electricitymaps unavailable)"
     asked = len(api.requests)
     _route(session, provider)  # the same hour: Electricity Maps is not asked again
     assert len(api.requests) == asked == 2
@@ -269,7 +269,7 @@ def test_a_route_survives_an_electricity_maps_timeout(fake, session) -> None:
         d = _route(session, FallbackForecaster(em, history_provider(FlatGrid())))
     api.hold.set()
     assert (d.outcome, d.node_id) == ("routed", "fr-1")
-    assert d.forecast_source == "history:model (electricitymaps unavailable)"
+    assert d.forecast_source == "history:persistence (electricitymaps unavailable)"
 
 
 def test_tgtg_route_dry_run_plans_on_electricity_maps_with_a_key(fake, tmp_path) -> None:
@@ -302,6 +302,6 @@ def test_tgtg_route_dry_run_plans_on_electricity_maps_with_a_key(fake, tmp_path)
     assert (em["node"]["zone"], em["start_at"]) == ("DE", HOUR_AFTER.isoformat())
     assert em["co2_kg"] == pytest.approx(4 * 0.7 * 2 * 1 / 1000)
     assert "electricitymaps" in em["forecast_source"].split(", ")
-    assert "history:model (electricitymaps unavailable)" in em["forecast_source"]
+    assert "history:persistence (electricitymaps unavailable)" in em["forecast_source"]
     assert (em["node"], em["start_at"]) != (history["node"], history["start_at"])
     assert {r["auth"] for r in api.requests} == {KEY}

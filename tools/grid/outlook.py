@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tools.errors import DomainError, InvalidInputError, NoGridDataError
 from tools.grid.blend import REFIT_HOURS
-from tools.grid.forecast import FloatArray, Forecaster, make_forecaster
+from tools.grid.forecast import PLANNING_MODE, FloatArray, Forecaster, make_forecaster
 from tools.grid.models import HOUR, GridSource, check_hours, ensure_utc, floor_hour
 from tools.grid.zones import get_zone
 
@@ -47,9 +47,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 logger = logging.getLogger(__name__)
 
 DEFAULT_HISTORY_DAYS = 365
-"""Days of history the history model reads (it needs about a year to fit its daily shapes)."""
+"""Days of history the fitted blend (`model`) reads (it needs about a year to fit its shapes)."""
+PROFILE_HISTORY_DAYS = 28
+"""Days of history the profile models (`persistence`, `naive`) read: naive's 28-day profile."""
 SHORT_HISTORY_DAYS = 100
-"""History the model reads from a source that builds every hour's reading (the simulator):
+"""History the fitted blend reads from a source that builds every hour's reading (the simulator):
 enough for its first fit (`tools.grid.blend.MIN_FIT_DAYS`) at a third of the reading cost."""
 
 
@@ -177,15 +179,16 @@ class HistoryForecaster:
     def __init__(
         self,
         source: GridSource,
-        mode: str = "model",
+        mode: str = PLANNING_MODE,
         *,
-        history_days: int = DEFAULT_HISTORY_DAYS,
+        history_days: int = PROFILE_HISTORY_DAYS,
     ) -> None:
         """Build a provider over `source`.
 
         Args:
             source: Grid source whose history is read (through a `PastGrid`).
-            mode: "model" (fitted) or "naive" (28-day hour-of-day mean); "perfect" is refused.
+            mode: "persistence" (the planner's), "model" (fitted blend) or "naive" (28-day
+                hour-of-day mean); "perfect" is refused.
             history_days: Days of history to read before each issue hour.
 
         Raises:
@@ -193,7 +196,7 @@ class HistoryForecaster:
         """
         if mode == "perfect":
             raise InvalidInputError(
-                "forecast mode 'perfect' reads the future: use 'model' or 'naive'"
+                "forecast mode 'perfect' reads the future: use 'persistence', 'model' or 'naive'"
             )
         if history_days < 1:
             raise InvalidInputError(f"history_days must be >= 1, got {history_days!r}")
@@ -295,23 +298,26 @@ class HistoryForecaster:
         )
 
 
-def history_days_for(source: GridSource) -> int:
-    """Return the days of history the history model reads from `source`.
+def history_days_for(source: GridSource, mode: str = PLANNING_MODE) -> int:
+    """Return the days of history the history model `mode` reads from `source`.
 
-    Recorded files are sliced as arrays and read `DEFAULT_HISTORY_DAYS`; other sources build
-    every hour's reading, so they read `SHORT_HISTORY_DAYS`, the shortest history the fitted
-    model accepts with room to spare.
+    The profile models read `PROFILE_HISTORY_DAYS`. For the fitted blend, recorded files are
+    sliced as arrays and read `DEFAULT_HISTORY_DAYS`; other sources build every hour's reading,
+    so they read `SHORT_HISTORY_DAYS`, the shortest history the fitted model accepts with room
+    to spare.
     """
+    if mode != "model":
+        return PROFILE_HISTORY_DAYS
     return DEFAULT_HISTORY_DAYS if source.name == "recorded" else SHORT_HISTORY_DAYS
 
 
-def history_provider(source: GridSource, mode: str = "model") -> HistoryForecaster:
-    """Return the history model the product forecasts with over `source`.
+def history_provider(source: GridSource, mode: str = PLANNING_MODE) -> HistoryForecaster:
+    """Return the history model the product forecasts with over `source` (`PLANNING_MODE`).
 
     Raises:
         InvalidInputError: Unknown or non-causal mode.
     """
-    return HistoryForecaster(source, mode, history_days=history_days_for(source))
+    return HistoryForecaster(source, mode, history_days=history_days_for(source, mode))
 
 
 @runtime_checkable
