@@ -24,6 +24,11 @@ import numpy as np
 
 from ui.dashboard import ZonePoint
 
+# Basemap's GEOS binding was built against an older numpy ABI: Cython's size check is benign.
+# A process-wide filter, set once at import: `warnings.catch_warnings` around the import would
+# swap the process's filters from the thread that projects the map while other threads run.
+warnings.filterwarnings("ignore", "numpy.ndarray size changed", RuntimeWarning)
+
 CI_BANDS = (
     (100, "#1a9850", "< 100"),
     (200, "#91cf60", "100–200"),
@@ -164,11 +169,7 @@ def _paths(lines: Iterable[Any], to_px: Any, w: float, h: float, *, close: bool)
 def _projected(panel: Panel) -> _Projected:
     """Project the packaged coastlines and borders of a panel once per process (slow: ~1 s)."""
     from matplotlib.figure import Figure
-
-    with warnings.catch_warnings():
-        # Its GEOS binding was built against an older numpy ABI: Cython's size check is benign.
-        warnings.filterwarnings("ignore", "numpy.ndarray size changed", RuntimeWarning)
-        from mpl_toolkits.basemap import Basemap
+    from mpl_toolkits.basemap import Basemap
 
     m = Basemap(
         projection="lcc",
