@@ -19,10 +19,16 @@ free work is made in one transaction (read-only) and each affected workload's sl
 in its own. Each move and its record (per incident, attempt and workload) commit together; a
 workload already recorded is skipped, so a resumed ADAPTING repeats no move.
 
-No node calls a model or the network. The alert events (firing, escalated update, resolved) and,
-when a real model is configured, the request for a model-written summary are outbox rows written
-in the transition's transaction and delivered after commit (`tools.incidents.outbox`); the
-incident carries the template summary until the model's arrives.
+No node calls a model. The joint re-plan reads the process's forecasts (`Context.forecasts`):
+with an Electricity Maps key that is a network service, but the watcher asks it for every zone
+before a pass opens any transaction (`graphs.incident_watch.warm_forecasts`) and it keeps its
+answers for the hour, so a plan reads them from memory (only a plan needing more than 47 hours
+ahead asks again, inside its transaction). Without a key no node touches the network.
+
+The alert events (firing, escalated update, resolved) and, when a real model is configured, the
+request for a model-written summary are outbox rows written in the transition's transaction and
+delivered after commit (`tools.incidents.outbox`); the incident carries the template summary
+until the model's arrives.
 """
 
 from __future__ import annotations

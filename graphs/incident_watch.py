@@ -61,7 +61,9 @@ from tools.broker.scheduling import (
     due_for_start,
     start_workload,
 )
+from tools.broker.windows import HORIZON_HOURS
 from tools.errors import DomainError
+from tools.grid import ZONE_CODES
 from tools.incidents.detection import detect_anomalies, grid_with_overrides
 from tools.incidents.outbox import OutboxReport, deliver_due
 from tools.incidents.response import reroute_view, review_escalation
@@ -253,6 +255,24 @@ def _tally(done: SchedulePass, outcome: str, workload_id: str) -> None:
     buckets.get(outcome, done.kept).append(workload_id)
 
 
+def warm_forecasts(ctx: Context) -> None:
+    """Ask the process's forecast provider for every zone's next hours before any transaction.
+
+    With an Electricity Maps key the provider is a network service that keeps its answers for
+    the hour (`tools.grid.outlook.FallbackForecaster`): asking here, outside the pass's
+    transactions, keeps its requests out of the database locks the plans below hold. A zone it
+    cannot forecast is left to the plan (which treats it as unknown).
+    """
+    if ctx.forecasts is None:
+        return
+    now = ctx.clock.now()
+    for zone in ZONE_CODES:
+        try:
+            ctx.forecasts.forecast(zone, now, HORIZON_HOURS - 1)
+        except DomainError as exc:
+            logger.info("no forecast for %s this pass: %s", zone, exc)
+
+
 def run_incidents(
     ctx: Context, checkpointer: BaseCheckpointSaver[Any], *, max_incidents: int = 50
 ) -> list[str]:
@@ -266,6 +286,7 @@ def run_incidents(
     re-examined and left out. An incident whose claim another watcher took over meanwhile is
     left to that watcher.
     """
+    warm_forecasts(ctx)
     scan(ctx)
     seen: list[str] = []
     handled: list[str] = []

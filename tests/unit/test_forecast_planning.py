@@ -220,3 +220,33 @@ def test_fallback_also_covers_an_invalid_forecast():
     f = provider.forecast("FR", NOW, 2)
     assert f.carbon_intensity == (70.0, 70.0) and f.source == "scripted (broken unavailable)"
     assert f.note is not None and "carbon intensity -1.0 must be a number >= 0" in f.note
+
+
+def test_a_primary_answer_serves_its_issue_hour_for_as_many_hours_or_fewer():
+    primary = Scripted({"FR": 7.0})
+    provider = FallbackForecaster(primary, Scripted({"FR": 70.0}))
+    first = provider.forecast("FR", NOW, 47)
+    later = provider.forecast("FR", NOW + timedelta(minutes=40), 5)
+    assert later.carbon_intensity == (7.0,) * 5 and later.times == first.times[:5]
+    assert primary.calls == [("FR", NOW)]  # one request for the hour
+    provider.forecast("FR", NOW, 48)  # more hours than it has: asked again
+    provider.forecast("FR", NOW + HOUR, 5)  # a new issue hour: asked again
+    assert primary.calls == [("FR", NOW), ("FR", NOW), ("FR", NOW + HOUR)]
+
+
+def test_a_watcher_pass_asks_the_forecasts_of_every_zone_before_planning():
+    from types import SimpleNamespace
+
+    from graphs.incident_watch import warm_forecasts
+    from tools.broker.windows import HORIZON_HOURS
+    from tools.grid import ZONE_CODES
+
+    primary = Scripted(dict.fromkeys(ZONE_CODES, 7.0), {"PT"})
+    provider = FallbackForecaster(primary, Scripted(dict.fromkeys(ZONE_CODES, 70.0)))
+    ctx = SimpleNamespace(forecasts=provider, clock=SimpleNamespace(now=lambda: NOW))
+    warm_forecasts(ctx)
+    assert sorted(z for z, _ in primary.calls) == sorted(ZONE_CODES)
+    # The plans of the pass then read them without asking again (the outage included).
+    for zone in ZONE_CODES:
+        provider.forecast(zone, NOW, HORIZON_HOURS - 1)
+    assert len(primary.calls) == len(ZONE_CODES)

@@ -346,7 +346,8 @@ class FallbackForecaster:
     again, and the primary is not asked again for that zone within the same issue hour unless
     for fewer hours (a long plan may ask for more hours than it forecasts). The
     fallback forecast's `source` is "<fallback> (<primary> unavailable)" and its note starts
-    with the reason.
+    with the reason. A primary answer serves the rest of its issue hour for as many hours or
+    fewer (the primary is a network service: one request per zone and hour, not per plan).
     """
 
     def __init__(self, primary: ForecastProvider, fallback: ForecastProvider) -> None:
@@ -355,6 +356,8 @@ class FallbackForecaster:
         self.fallback = fallback
         self._failed: dict[str, tuple[datetime, int, str]] = {}
         """Per zone, the issue hour the primary last failed in, for how many hours, and why."""
+        self._fresh: dict[str, GridForecast] = {}
+        """Per zone, the primary's last answer (served within its issue hour)."""
 
     def close(self) -> None:
         """Close the providers that hold a client (Electricity Maps' HTTP client)."""
@@ -379,6 +382,9 @@ class FallbackForecaster:
         """
         code = get_zone(zone).code
         issue_hour = floor_hour(ensure_utc(issued_at, "issued_at"))
+        fresh = self._fresh.get(code)
+        if fresh is not None and floor_hour(fresh.issued_at) == issue_hour and fresh.hours >= hours:
+            return _first_hours(fresh, hours)
         failed = self._failed.get(code)
         # Within the hour of a failure the primary is asked again only for fewer hours.
         if failed is None or failed[0] != issue_hour or hours < failed[1]:
@@ -399,6 +405,7 @@ class FallbackForecaster:
             else:
                 if self._failed.pop(code, None) is not None:
                     logger.info("%s forecast for %s is back", self.primary.name, code)
+                self._fresh[code] = forecast
                 return forecast
         backup = self.fallback.forecast(code, issued_at, hours)
         why = f"{self.primary.name} unavailable: {failed[2]}"
@@ -408,3 +415,14 @@ class FallbackForecaster:
                 "note": f"{why}; {backup.note}" if backup.note else why,
             }
         )
+
+
+def _first_hours(forecast: GridForecast, hours: int) -> GridForecast:
+    """Return `forecast` cut to its first `hours` hours."""
+    return forecast.model_copy(
+        update={
+            "times": forecast.times[:hours],
+            "carbon_intensity": forecast.carbon_intensity[:hours],
+            "price_eur_per_mwh": forecast.price_eur_per_mwh[:hours],
+        }
+    )
