@@ -89,6 +89,9 @@ def make_forecast_provider(
 ) -> ForecastProvider:
     """Return Electricity Maps' forecasts when a key is set, else the history model over `grid`.
 
+    A recorded source is replayed on a clock in the past, which Electricity Maps' forecasts (of
+    the present) do not describe: it always gets the history model over its own records.
+
     Build it once per process, next to the grid source, and hand it to every plan: the history
     model's fit is costly and cached inside it. With a key, a zone whose Electricity Maps
     forecast fails (HTTP error, timeout, bad payload, zone or hours not covered) gets the
@@ -108,7 +111,7 @@ def make_forecast_provider(
     """
     key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
     history = history_provider(grid, mode)
-    if key:
+    if key and grid.name != "recorded":
         return FallbackForecaster(ElectricityMapsForecaster(key, base_url, client), history)
     return history
 

@@ -135,8 +135,9 @@ class Services:
     def forecasts(self, source: str | None = None) -> ForecastProvider:
         """Return the forecast provider over the grid source `source` names; each built once.
 
-        Electricity Maps' forecasts when TGTG_ELECTRICITYMAPS_API_KEY is set (the history model
-        where they fail), else the history model over the source
+        Electricity Maps' forecasts when TGTG_ELECTRICITYMAPS_API_KEY is set and the source is
+        not the recorded one (the history model where they fail), else the history model over
+        the source
         (`graphs.wiring.make_forecast_provider`). Every plan of this process uses it, so the
         fitted model is reused.
         """

@@ -18,6 +18,7 @@ from tools.broker.routing import route_workload, submit_workload
 from tools.broker.workloads import JobSpec
 from tools.errors import NoGridDataError
 from tools.grid.outlook import FallbackForecaster, HistoryForecaster, history_provider
+from tools.grid.recorded import RecordedGrid
 from tools.grid.simulated import SimulatedGrid
 from tools.integrations.electricitymaps_forecast import ElectricityMapsForecaster
 
@@ -197,6 +198,19 @@ def test_wiring_uses_electricity_maps_with_a_key_and_history_without(fake, clien
     fallback = make_forecast_provider(grid, api_key=None)
     assert isinstance(fallback, HistoryForecaster) and fallback.name == "history:persistence"
     assert make_forecast_provider(grid, api_key="").name == "history:persistence"
+
+
+def test_a_recorded_source_forecasts_from_its_own_records_even_with_a_key(
+    fake, client, grid_dir
+) -> None:
+    """Recorded days replay on a past clock: Electricity Maps' forecast of today is not theirs."""
+    api, base = fake
+    recorded = RecordedGrid(grid_dir)
+    provider = make_forecast_provider(recorded, api_key=KEY, base_url=base, client=client)
+    assert isinstance(provider, HistoryForecaster) and provider.name == "history:persistence"
+    f = provider.forecast("DE", datetime(2023, 6, 1, 12, tzinfo=UTC), 3)
+    assert f.source == "history:persistence" and len(f.carbon_intensity) == 3
+    assert api.requests == []
 
 
 def _route(session, provider) -> object:
