@@ -38,7 +38,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tools.errors import DomainError, InvalidInputError, NoGridDataError
 from tools.grid.blend import REFIT_HOURS
-from tools.grid.forecast import PLANNING_MODE, FloatArray, Forecaster, make_forecaster
+from tools.grid.forecast import (
+    MODEL_PROFILE_DAYS,
+    NAIVE_DAYS,
+    PLANNING_MODE,
+    FloatArray,
+    Forecaster,
+    make_forecaster,
+)
 from tools.grid.models import HOUR, GridSource, check_hours, ensure_utc, floor_hour
 from tools.grid.zones import get_zone
 
@@ -48,8 +55,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HISTORY_DAYS = 365
 """Days of history the fitted blend (`model`) reads (it needs about a year to fit its shapes)."""
-PROFILE_HISTORY_DAYS = 28
-"""Days of history the profile models (`persistence`, `naive`) read: naive's 28-day profile."""
+PROFILE_HISTORY_DAYS = {"persistence": MODEL_PROFILE_DAYS, "naive": NAIVE_DAYS}
+"""Days of history each profile model reads: exactly the days its profile spans (persistence's
+fit and profile use the last 7 days only, so reading more changes nothing but the cost)."""
 SHORT_HISTORY_DAYS = 100
 """History the fitted blend reads from a source that builds every hour's reading (the simulator):
 enough for its first fit (`tools.grid.blend.MIN_FIT_DAYS`) at a third of the reading cost."""
@@ -181,7 +189,7 @@ class HistoryForecaster:
         source: GridSource,
         mode: str = PLANNING_MODE,
         *,
-        history_days: int = PROFILE_HISTORY_DAYS,
+        history_days: int = MODEL_PROFILE_DAYS,
     ) -> None:
         """Build a provider over `source`.
 
@@ -301,13 +309,13 @@ class HistoryForecaster:
 def history_days_for(source: GridSource, mode: str = PLANNING_MODE) -> int:
     """Return the days of history the history model `mode` reads from `source`.
 
-    The profile models read `PROFILE_HISTORY_DAYS`. For the fitted blend, recorded files are
-    sliced as arrays and read `DEFAULT_HISTORY_DAYS`; other sources build every hour's reading,
-    so they read `SHORT_HISTORY_DAYS`, the shortest history the fitted model accepts with room
-    to spare.
+    The profile models read `PROFILE_HISTORY_DAYS` of their mode. For the fitted blend,
+    recorded files are sliced as arrays and read `DEFAULT_HISTORY_DAYS`; other sources build
+    every hour's reading, so they read `SHORT_HISTORY_DAYS`, the shortest history the fitted
+    model accepts with room to spare.
     """
     if mode != "model":
-        return PROFILE_HISTORY_DAYS
+        return PROFILE_HISTORY_DAYS.get(mode, NAIVE_DAYS)
     return DEFAULT_HISTORY_DAYS if source.name == "recorded" else SHORT_HISTORY_DAYS
 
 
