@@ -7,10 +7,10 @@ later watcher pass that finds something changed opens the next attempt on the sa
 cleared. Legal transitions: `store.incident_models.INCIDENT_TRANSITIONS`.
 
 One node per state. Each node's transaction first renews this watcher's claim on the incident
-(a conditional UPDATE that also takes the row's write lock: the lease heartbeat, and the fence
-that stops a watcher whose claim was taken over after its lease ran out), re-reads the incident,
-does its work and records the transition with time and reason; a node whose transition is already
-stored skips its writes, so a resumed run (after a crash) repeats nothing.
+(`graphs.incident_claims.load_claimed`: the lease heartbeat, and the fence that stops a watcher
+whose claim was taken over after its lease ran out), re-reads the incident, does its work and
+records the transition with time and reason; a node whose transition is already stored skips its
+writes, so a resumed run (after a crash) repeats nothing.
 
 ADAPTING moves the affected work (`tools.incidents.response`): routed or running work is
 rerouted through the broker (25 % / 5 moves), one transaction per workload; free work (pending,
@@ -34,7 +34,6 @@ until the model's arrives.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -46,6 +45,7 @@ from langgraph.types import Checkpointer
 from sqlalchemy.orm import Session
 
 from graphs.context import Context
+from graphs.incident_claims import load_claimed
 from graphs.state import IncidentInput, IncidentState
 from prompts import render
 from store import incident_repo, repo
@@ -70,37 +70,6 @@ logger = logging.getLogger(__name__)
 STATE_ORDER = incident_repo.INCIDENT_ORDER
 RANK = {**{s: i for i, s in enumerate(STATE_ORDER)}, "ESCALATED": STATE_ORDER.index("RESOLVED")}
 """Position within one attempt: both RESOLVED and ESCALATED end it."""
-CLAIM_LEASE = timedelta(minutes=2)
-"""How long a claim holds without renewal; every node transaction renews it."""
-
-
-class ClaimLostError(RuntimeError):
-    """This watcher's claim on an incident was taken over after its lease ran out."""
-
-
-def load_claimed(ctx: Context, session: Session, incident_id: str) -> Incident:
-    """Renew this watcher's claim and return the incident, locked for this transaction.
-
-    Raises:
-        ClaimLostError: Another watcher holds the claim now; write nothing.
-        LookupError: No such incident.
-    """
-    renewed = incident_repo.renew_claim(
-        session=session,
-        incident_id=incident_id,
-        worker_id=ctx.worker_id,
-        now=ctx.clock.now(),
-        lease=CLAIM_LEASE,
-    )
-    incident = incident_repo.get_incident(session=session, incident_id=incident_id, for_update=True)
-    if incident is None:
-        raise LookupError(f"incident {incident_id!r} does not exist")
-    if not renewed:
-        raise ClaimLostError(
-            f"watcher {ctx.worker_id!r} no longer holds incident {incident_id!r} "
-            f"(held by {incident.claimed_by!r}); it stops here"
-        )
-    return incident
 
 
 def _past(incident: Incident, state: str) -> bool:

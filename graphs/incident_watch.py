@@ -27,7 +27,7 @@ resumed run repeat no write. Several watchers share one database: a claim is `FO
 LOCKED` (PostgreSQL) plus a lease of `CLAIM_LEASE` in the name of a worker id unique to the
 process (`graphs.context.new_worker_id`). Every node transaction renews the lease and checks the
 claim is still ours, so a watcher whose lease ran out and whose incident another watcher took
-stops before writing anything (`ClaimLostError`).
+stops before writing anything (`ClaimLostError`; both in `graphs.incident_claims`).
 
 Alerts and model summaries are outbox rows delivered after the incident run committed
 (`deliver_outbox`, `tools.incidents.outbox`): a slow or failing model or alert service delays
@@ -46,13 +46,8 @@ from sqlalchemy.exc import IntegrityError
 
 from graphs.checkpoint import incident_thread
 from graphs.context import INCIDENT_RECURSION_LIMIT, Context
-from graphs.incident import (
-    CLAIM_LEASE,
-    ClaimLostError,
-    build_incident_graph,
-    load_claimed,
-    model_summarizer,
-)
+from graphs.incident import build_incident_graph, model_summarizer
+from graphs.incident_claims import CLAIM_LEASE, ClaimLostError, load_claimed
 from store import incident_repo
 from tools.broker.replan import plan_jointly
 from tools.broker.replan_apply import apply_order, apply_slot
@@ -259,7 +254,7 @@ def warm_forecasts(ctx: Context) -> None:
     """Ask the process's forecast provider for every zone's next hours before any transaction.
 
     With an Electricity Maps key the provider is a network service that keeps its answers for
-    the hour (`tools.grid.outlook.FallbackForecaster`): asking here, outside the pass's
+    the hour (`tools.grid.fallback.FallbackForecaster`): asking here, outside the pass's
     transactions, keeps its requests out of the database locks the plans below hold. A zone it
     cannot forecast is left to the plan (which treats it as unknown).
     """

@@ -11,7 +11,7 @@ import graphs.incident_watch
 from agents.offline import OfflineChatModel
 from graphs.checkpoint import open_checkpointer
 from graphs.context import Context, new_worker_id
-from graphs.incident import CLAIM_LEASE, ClaimLostError
+from graphs.incident_claims import CLAIM_LEASE, ClaimLostError
 from graphs.incident_watch import run_incident, run_incidents, scan
 from store import incident_repo
 from store.incident_models import Incident, IncidentTransition
