@@ -21,7 +21,7 @@ from tools.incidents.ports import SpeechError
 from tools.money.profitability import GroupBy, ProfitLine
 from ui import console_actions as actions
 from ui import dashboard as analytics
-from ui import demo
+from ui import demo, demo_flow
 from ui.api_input import MAX_STRING_CHARS, ApiInput, Id
 from ui.console_runtime import ConsoleRuntime
 from ui.services import Services
@@ -200,7 +200,7 @@ def _demo_router(require_key: Callable[..., None]) -> APIRouter:
     @router.post("/flow/{step}", response_model=actions.StepResult)
     def flow(rt: RuntimeDep, step: Annotated[int, Path(ge=1, le=7)]) -> actions.StepResult:
         """Run one step (1-7) of the guided demo flow."""
-        return actions.run_step(rt, step)
+        return demo_flow.run_step(rt, step)
 
     return router
 

@@ -1,8 +1,9 @@
-"""The demo controls and the guided 7-step demo flow, shared by the console and /api/v1/demo.
+"""The console's actions, shared by the console and /api/v1: demo controls and workload actions.
 
-Each step calls domain functions (`ui.demo`, `tools.incidents.alerts`, `ui.dashboard`,
-`tools.money.profitability`) or graphs through the runtime and returns what it did and what
-to look at.
+Each action calls domain functions (`ui.demo`, `tools.incidents.alerts`, `ui.dashboard`,
+`tools.money.profitability`, `tools.broker`) or graphs through the runtime and returns a
+`StepResult`: what it did and what to look at. The guided 7-step demo flow that strings them
+together is `ui.demo_flow`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from store import repo
 from tools.broker.baseline import BASELINE_NOTE, NEGATIVE_NOTE
 from tools.broker.routing import DecisionView, reroute_workload, route_workload
 from tools.broker.workloads import WorkloadView, load_workload, submit_workload
-from tools.errors import InvalidInputError
 from tools.incidents import alerts
 from tools.money.amounts import format_money
 from tools.money.profitability import GroupBy, ProfitLine, profitability_report
@@ -25,16 +25,6 @@ from ui import demo
 from ui.console_runtime import ConsoleRuntime
 
 logger = logging.getLogger(__name__)
-
-DEMO_STEPS = (
-    "Dashboard",
-    "Refresh grid",
-    "Create “Mistral fine-tune” on the best node now, and a nightly eval in its greenest window",
-    "France goes surplus (audio alert)",
-    "Carbon spike: the incident agent reroutes",
-    "Complete: bill, pay, mint receipts",
-    "Profitability",
-)
 
 
 class StepResult(BaseModel):
@@ -134,24 +124,6 @@ def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) ->
         summary += f" {d.co2_avoided_note[:1].upper()}{d.co2_avoided_note[1:]}."
     return StepResult(
         step=None, title="Create workload", summary=summary, details=made.model_dump(mode="json")
-    )
-
-
-NIGHTLY_EVAL = demo.NewWorkload(
-    name="Nightly eval", gpu_count=1, duration_hours=3, finish_within_hours=24
-)
-"""The demo's flexible job: done within a day, so the broker may wait for a greener window."""
-
-
-def create_now_and_later(rt: ConsoleRuntime) -> StepResult:
-    """Create the Mistral fine-tune (starts now) and a nightly eval (scheduled when greener)."""
-    now_step = create_workload(rt, demo.NewWorkload())
-    later = create_workload(rt, NIGHTLY_EVAL)
-    return now_step.model_copy(
-        update={
-            "summary": f"{now_step.summary}\n\n{later.summary}",
-            "details": {**now_step.details, "deferred": later.details},
-        }
     )
 
 
@@ -261,24 +233,6 @@ def complete_workloads(rt: ConsoleRuntime, workload_ids: list[str] | None = None
     return StepResult(step=None, title="Complete workloads", summary=summary, details=result)
 
 
-GAMER_JOB = demo.NewWorkload(
-    name="Render batch", gpu_count=1, gpu_model="RTX 4090", duration_hours=2.0
-)
-"""The small job step 6 places on a gamer's RTX 4090, so that completing pays a gamer."""
-
-
-def complete_with_gamer_work(rt: ConsoleRuntime) -> StepResult:
-    """Step 6: place a small job on a gamer node, then complete, bill, pay and mint receipts."""
-    placed = create_workload(rt, GAMER_JOB)
-    result = complete_workloads(rt)
-    return result.model_copy(
-        update={
-            "summary": f"{placed.summary}\n\n{result.summary}",
-            "details": {"gamer_job": placed.details, **result.details},
-        }
-    )
-
-
 def profitability(rt: ConsoleRuntime, group_by: GroupBy = "workload") -> list[ProfitLine]:
     """Return the profitability lines grouped by workload, organisation or node."""
     rate = rt.svc.settings.solana_lamports_per_eur_cent
@@ -335,23 +289,6 @@ def profit_table(lines: list[ProfitLine]) -> str:
     )
     note = AVOIDED_NOTE + (NEGATIVE_NOTE if any(x.co2_avoided_kg < 0 for x in lines) else "")
     return "\n".join([head, *rows, total]) + "\n\n" + note
-
-
-def run_step(rt: ConsoleRuntime, step: int) -> StepResult:
-    """Run step `step` (1-7) of the guided demo flow."""
-    actions = {
-        1: show_dashboard,
-        2: refresh_grid,
-        3: create_now_and_later,
-        4: lambda r: trigger_curtailment(r, "FR"),
-        5: trigger_reroute,
-        6: complete_with_gamer_work,
-        7: show_profitability,
-    }
-    if step not in actions:
-        raise InvalidInputError(f"demo step {step!r}: use 1 to {len(actions)}")
-    result = actions[step](rt)
-    return result.model_copy(update={"step": step, "title": DEMO_STEPS[step - 1]})
 
 
 def list_workloads(rt: ConsoleRuntime, limit: int = 200) -> list[WorkloadView]:

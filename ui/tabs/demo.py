@@ -11,6 +11,7 @@ from tools.errors import DomainError
 from tools.grid import ZONE_CODES
 from tools.incidents.ports import SpeechError
 from ui import console_actions as actions
+from ui import demo_flow
 from ui.console_runtime import ConsoleRuntime
 from ui.demo import NewWorkload
 from ui.tabs import Refresh
@@ -36,7 +37,7 @@ def _run(rt: ConsoleRuntime, action: Callable[[], actions.StepResult]) -> Output
 def build(rt: ConsoleRuntime) -> list[Refresh]:
     """Build the demo tab."""
     gr.Markdown("### Guided demo flow")
-    gr.Markdown("\n".join(f"{i}. {t}" for i, t in enumerate(actions.DEMO_STEPS, 1)))
+    gr.Markdown("\n".join(f"{i}. {t}" for i, t in enumerate(demo_flow.DEMO_STEPS, 1)))
     step = gr.State(0)
     with gr.Row():
         next_btn = gr.Button("Run next step", variant="primary", elem_id="demo-next")
@@ -61,16 +62,16 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
         details = gr.JSON(label="Details", elem_id="demo-details", open=False)
 
     def run_next(done: int, text: str) -> tuple[int, str, Any, Any]:
-        if done >= len(actions.DEMO_STEPS):
+        if done >= len(demo_flow.DEMO_STEPS):
             finished = "The flow is complete; press **Restart flow** to run it again."
             return done, f"{text}\n\n{finished}", None, gr.update()
-        line, payload, sound = _run(rt, lambda: actions.run_step(rt, done + 1))
+        line, payload, sound = _run(rt, lambda: demo_flow.run_step(rt, done + 1))
         ok = line.startswith("**✓")
         body = f"{text}\n\n{line}" if done else line
         return done + (1 if ok else 0), body, payload, sound
 
     def run_all(done: int, text: str) -> Iterator[tuple[int, str, Any, Any]]:
-        while done < len(actions.DEMO_STEPS):
+        while done < len(demo_flow.DEMO_STEPS):
             new, text, payload, sound = run_next(done, text)
             yield new, text, payload, sound
             if new == done:
