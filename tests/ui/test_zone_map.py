@@ -16,6 +16,7 @@ from matplotlib.textpath import TextPath
 from tools.grid import ZONES
 from ui import zone_map
 from ui.dashboard import ZonePoint
+from ui.zone_map_labels import Box, place_labels
 
 CI = {
     "FR": 45.0,
@@ -234,11 +235,9 @@ def test_labels_do_not_collide_and_stay_readable_at_390_px(drawn, case):
 
 def test_place_labels_moves_a_label_off_a_neighbour():
     marks = [(100.0, 100.0, 10.0), (140.0, 100.0, 10.0)]  # the second sits where the first's
-    placed = zone_map.place_labels(marks, [(40.0, 20.0)] * 2, (300.0, 300.0))  # label would go
+    placed = place_labels(marks, [(40.0, 20.0)] * 2, (300.0, 300.0))  # label would go
     (a, _), (b, _) = placed
     assert not a.overlaps(b)
     assert not any(
-        box.overlaps(zone_map.Box(x - r, y - r, 2 * r, 2 * r))
-        for box in (a, b)
-        for x, y, r in marks
+        box.overlaps(Box(x - r, y - r, 2 * r, 2 * r)) for box in (a, b) for x, y, r in marks
     )
