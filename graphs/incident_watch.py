@@ -259,7 +259,7 @@ def warm_forecasts(ctx: Context) -> None:
     """Ask the process's forecast provider for every zone's next hours before any transaction.
 
     With an Electricity Maps key the provider is a network service that keeps its answers for
-    the hour (`tools.grid.outlook.FallbackForecaster`): asking here, outside the pass's
+    the hour (`tools.grid.fallback.FallbackForecaster`): asking here, outside the pass's
     transactions, keeps its requests out of the database locks the plans below hold. A zone it
     cannot forecast is left to the plan (which treats it as unknown).
     """

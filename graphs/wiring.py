@@ -14,8 +14,9 @@ from pydantic import SecretStr
 from graphs.settings import Settings
 from tools.errors import InvalidInputError
 from tools.grid import GridSource
+from tools.grid.fallback import FallbackForecaster
 from tools.grid.forecast import PLANNING_MODE
-from tools.grid.outlook import FallbackForecaster, ForecastProvider, history_provider
+from tools.grid.outlook import ForecastProvider, history_provider
 from tools.grid.recorded import RecordedGrid
 from tools.grid.simulated import SimulatedGrid
 from tools.integrations.electricitymaps import DEFAULT_BASE_URL, LiveGrid
@@ -96,7 +97,7 @@ def make_forecast_provider(
     model's fit is costly and cached inside it. With a key, a zone whose Electricity Maps
     forecast fails (HTTP error, timeout, bad payload, zone or hours not covered) gets the
     history model's forecast, labelled "history:<mode> (electricitymaps unavailable)"
-    (`tools.grid.outlook.FallbackForecaster`).
+    (`tools.grid.fallback.FallbackForecaster`).
 
     Args:
         grid: Grid source whose history the history model reads (only up to each issue hour).

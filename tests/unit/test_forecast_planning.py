@@ -15,7 +15,8 @@ from tools.broker.routing import route_workload, submit_workload
 from tools.broker.windows import forecast_grid
 from tools.broker.workloads import JobSpec
 from tools.errors import NoGridDataError
-from tools.grid.outlook import FallbackForecaster, GridForecast, HistoryForecaster
+from tools.grid.fallback import FallbackForecaster
+from tools.grid.outlook import GridForecast, HistoryForecaster
 from tools.incidents.detection import (
     SURPLUS_CARBON_FACTOR,
     OverriddenGrid,
@@ -189,7 +190,7 @@ def test_fallback_answers_where_the_primary_fails_labelled_and_logged_once(caplo
     backup = Scripted({"FR": 70.0, "DE": 90.0})
     provider = FallbackForecaster(primary, backup)
     assert provider.forecast("FR", NOW, 3).carbon_intensity == (7.0,) * 3
-    with caplog.at_level(logging.WARNING, logger="tools.grid.outlook"):
+    with caplog.at_level(logging.WARNING, logger="tools.grid.fallback"):
         first = provider.forecast("DE", NOW, 3)
         again = provider.forecast("DE", NOW + timedelta(minutes=30), 3)
         next_hour = provider.forecast("DE", NOW + HOUR, 3)

@@ -17,7 +17,8 @@ from tests.wire.test_grid_live import FakeElectricityMaps
 from tools.broker.routing import route_workload, submit_workload
 from tools.broker.workloads import JobSpec
 from tools.errors import NoGridDataError
-from tools.grid.outlook import FallbackForecaster, HistoryForecaster, history_provider
+from tools.grid.fallback import FallbackForecaster
+from tools.grid.outlook import HistoryForecaster, history_provider
 from tools.grid.recorded import RecordedGrid
 from tools.grid.simulated import SimulatedGrid
 from tools.integrations.electricitymaps_forecast import ElectricityMapsForecaster

@@ -189,8 +189,8 @@ class DayAheadForecaster:
         end = ci.shape[1] - back
         if end <= 0:
             return None
-        key = (ci.shape[0], end - min(end, FIT_DAYS * 24 + horizon), now - back, horizon)
-        key = (*key, float(np.nansum(ci[:, max(0, end - 24 * FIT_DAYS) : end : 97])))
+        probe = float(np.nansum(ci[:, max(0, end - 24 * FIT_DAYS) : end : 97]))
+        key = (ci.shape[0], end, now - back, horizon, probe)
         if key not in self._fits:
             if len(self._fits) > 8:
                 self._fits.clear()
