@@ -10,13 +10,20 @@ import pytest
 
 from evals.forecast_eval import evaluate_forecasts
 from evals.gridwindow import GridWindow
+from evals.replay import forecast_history_days, forecast_model
 from evals.temporal import Bin
 from evals.view import FutureDataError, GridFeed
 from tests.unit.test_forecasts import START, daily, write_zone
 from tools.grid.dayahead import published_leads, published_until
 from tools.grid.dayahead_model import DayAheadForecaster, persistence_paths
 from tools.grid.forecast import SeasonalPersistenceForecaster
-from tools.grid.outlook import FutureReadError, HistoryForecaster, PastGrid, history_days_for
+from tools.grid.outlook import (
+    DEFAULT_HISTORY_DAYS,
+    FutureReadError,
+    HistoryForecaster,
+    PastGrid,
+    history_days_for,
+)
 from tools.grid.recorded import RecordedGrid
 
 HOUR = timedelta(hours=1)
@@ -196,3 +203,8 @@ def test_history_forecaster_plans_on_published_prices(tmp_path: Path) -> None:
     err = np.abs(np.array(forecast.carbon_intensity[:33]) - actual_ci[:33]).mean()
     base = np.abs(np.array(persistence.carbon_intensity[:33]) - actual_ci[:33]).mean()
     assert err < 0.5 * base
+
+
+def test_a_dayahead_replay_loads_a_year_of_history_to_fit_on() -> None:
+    assert forecast_history_days("dayahead") == DEFAULT_HISTORY_DAYS
+    assert "day-ahead prices published" in forecast_model("dayahead", 365 * 24, 7)
