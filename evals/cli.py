@@ -147,8 +147,8 @@ def replay(
         str,
         typer.Option(
             "--forecast",
-            help="perfect | naive | persistence | model (forecast policies use it); default: "
-            "the planner's",
+            help="perfect | naive | persistence | dayahead | model (forecast policies use it); "
+            "default: the planner's",
         ),
     ] = PLANNING_MODE,
     arrival_scale: Annotated[

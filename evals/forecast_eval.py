@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from evals.gridwindow import GridWindow, load_grid_window
 from evals.temporal import BINS, HEADLINE, Bin, capture_from_forecasts
+from evals.view import GridFeed
 from tools.errors import InvalidInputError
 from tools.grid.blend import FIT_DAYS, PREDICT_DAYS
 from tools.grid.forecast import FORECAST_MODES, make_forecaster
@@ -41,8 +42,13 @@ def forecast_tensor(
 
     Each forecast sees the recorded history up to its issue hour only.
     """
-    forecaster = make_forecaster(mode, window.ci[:, window.history :])
     out = np.empty((len(window.zones), hours, horizon), dtype=np.float32)
+    if mode == "dayahead":  # reads the prices published by each hour through the replay's view
+        feed = GridFeed(window, mode)
+        for t in range(hours):
+            out[:, t] = feed.advance_to(t).forecast("ci", horizon)
+        return out
+    forecaster = make_forecaster(mode, window.ci[:, window.history :])
     for t in range(hours):
         history = window.ci[:, : window.history + t + 1]
         out[:, t] = np.maximum(forecaster.predict(history, t, horizon), 0.0)

@@ -46,7 +46,7 @@ from tools.broker.scoring import ScoreWeights
 from tools.errors import InvalidInputError
 from tools.grid.blend import MIN_HISTORY_HOURS, REFIT_HOURS
 from tools.grid.forecast import FORECAST_MODES, NAIVE_DAYS, PLANNING_MODE
-from tools.grid.outlook import DEFAULT_HISTORY_DAYS
+from tools.grid.outlook import DEFAULT_HISTORY_DAYS, FITTED_MODES
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +107,11 @@ def forecast_history_days(forecast: str) -> int:
     """Return the days of history a replay with `forecast` loads before its window.
 
     What the product's history provider reads from recorded data for that mode
-    (`tools.grid.outlook.history_days_for`): a year for the fitted blend (`model`; with 28 days
-    it would fall back to seasonal persistence), 28 days for the others, so the default
-    (`PLANNING_MODE`) replays exactly the forecasts the product plans on.
+    (`tools.grid.outlook.history_days_for`): a year for the fitted models (`model`, `dayahead`;
+    with 28 days they would fall back to seasonal persistence), 28 days for the others, so the
+    default (`PLANNING_MODE`) replays exactly the forecasts the product plans on.
     """
-    return DEFAULT_HISTORY_DAYS if forecast == "model" else HISTORY_DAYS
+    return DEFAULT_HISTORY_DAYS if forecast in FITTED_MODES else HISTORY_DAYS
 
 
 def forecast_model(forecast: str, history_hours: int, days: int) -> str:
@@ -120,6 +120,11 @@ def forecast_model(forecast: str, history_hours: int, days: int) -> str:
         return "perfect: the recorded future (not causal)"
     if forecast == "naive":
         return f"naive: hour-of-day mean of the last {NAIVE_DAYS} days"
+    if forecast == "dayahead":
+        return (
+            "dayahead: seasonal persistence corrected by the day-ahead prices published by each "
+            f"hour, fitted on up to {history_hours // 24} d of history before the window"
+        )
     fitted = "blend fitted on up to a year of history, as the product forecasts recorded data"
     # Replay hour 0 is a refit boundary (midnight); later fits come every `REFIT_HOURS`.
     short = MIN_HISTORY_HOURS - (history_hours + 1)

@@ -7,9 +7,11 @@ replay's forecasts, so no attribute path from a view leads to a later recorded v
 a recorded hour after `now` raises `FutureDataError`.
 
 Forecasts for later hours are computed inside the view from the history it has been shown (modes
-`naive` and `model`). Mode `perfect` hands the view the recorded future as its forecast: such a
-view `sees_future`, and the harness labels every run on it as not causal, whatever the policy
-declares.
+`naive`, `persistence` and `model`). Mode `dayahead` also reads the day-ahead prices published by
+now (`tools.grid.dayahead`): the feed copies a price into the view only once its publication
+time has passed, and `published()` raises `FutureDataError` on a price not yet published.
+Mode `perfect` hands the view the recorded future as its forecast: such a view `sees_future`,
+and the harness labels every run on it as not causal, whatever the policy declares.
 
 `ForecastBook` is the harness-side forecast cache (temporal capture, benchmarks); policies never
 receive it.
@@ -23,7 +25,10 @@ import numpy as np
 import numpy.typing as npt
 
 from evals.gridwindow import GridWindow
+from tools.grid.dayahead import published_leads
+from tools.grid.dayahead_model import DayAheadForecaster
 from tools.grid.forecast import Forecaster, make_forecaster
+from tools.grid.models import HOUR
 
 FloatArray = npt.NDArray[np.float64]
 SeriesName = Literal["ci", "price"]
@@ -66,6 +71,8 @@ class ForecastBook:
         self.mode = mode
         self._forecasters = _forecasters(window, mode)
         self._cache: dict[tuple[SeriesName, int, int], FloatArray] = {}
+        self._feed = GridFeed(window, mode) if mode == "dayahead" else None
+        """Mode `dayahead` reads published prices through a view (hours in increasing order)."""
 
     @property
     def sees_future(self) -> bool:
@@ -75,6 +82,8 @@ class ForecastBook:
     def forecast(self, series: SeriesName, now: int, horizon: int) -> FloatArray:
         """Return the (zones, horizon) forecast for replay hours `now+1 .. now+horizon`."""
         key = (series, now, horizon)
+        if key not in self._cache and self._feed is not None:
+            self._cache[key] = self._feed.advance_to(now).forecast(series, horizon)
         if key not in self._cache:
             data = self._window.ci if series == "ci" else self._window.price
             history = data[:, : self._window.history + now + 1]
@@ -89,7 +98,16 @@ class GridView:
     reached, and only the feed fills them in.
     """
 
-    __slots__ = ("_cache", "_data", "_forecasters", "_history", "_now", "_zones")
+    __slots__ = (
+        "_cache",
+        "_data",
+        "_dayahead",
+        "_forecasters",
+        "_history",
+        "_known",
+        "_now",
+        "_zones",
+    )
 
     def __init__(
         self,
@@ -104,6 +122,10 @@ class GridView:
         self._forecasters = forecasters
         self._now = -1
         self._cache: dict[tuple[SeriesName, int], FloatArray] = {}
+        self._dayahead = np.full(shape, np.nan)
+        """Prices as published so far (mode `dayahead` only): recorded hours and published ones."""
+        self._known = np.zeros(shape, dtype=np.int64)
+        """Per column, the hours after it whose price is published at its start (calendar)."""
 
     @property
     def now(self) -> int:
@@ -143,12 +165,50 @@ class GridView:
         end = self._column(self._now) + 1
         return _frozen(self._data[series][:, max(0, end - hours) : end])
 
+    def published(self, hour: int) -> FloatArray:
+        """Return the per-zone day-ahead prices of replay hour `hour` published by now.
+
+        Raises:
+            FutureDataError: The price of `hour` is not yet published in some zone (or the view
+                was not built to read published prices, mode `dayahead`).
+        """
+        col = self._column(hour)
+        if col < 0:
+            raise ValueError(f"hour {hour!r} is before the {self._history!r} h of history")
+        now_col = self._column(self._now)
+        if self._now < 0 or (col > now_col + self._known[:, now_col]).any():
+            raise FutureDataError(
+                f"policy read the day-ahead price of hour {hour!r} at hour {self._now!r}, "
+                "before it was published"
+            )
+        return _frozen(self._dayahead[:, col])
+
+    def dayahead(self, hours: int, horizon: int) -> FloatArray:
+        """Return (zones, <= hours + horizon) prices: recorded, then published.
+
+        The last `hours` recorded hours up to now, then the next `horizon` hours' day-ahead
+        prices as published by now (NaN where not yet published).
+        """
+        end = self._column(self._now) + 1
+        return _frozen(self._dayahead[:, max(0, end - hours) : end + horizon])
+
     def forecast(self, series: SeriesName, horizon: int) -> FloatArray:
         """Return the (zones, horizon) forecast of hours `now+1 .. now+horizon`."""
         key = (series, horizon)
         if key not in self._cache:
-            past = self._data[series][:, : self._column(self._now) + 1]
-            pred = _predict(self._forecasters[series], series, past, self._now, horizon)
+            model = self._forecasters[series]
+            end = self._column(self._now) + 1
+            if isinstance(model, DayAheadForecaster):
+                price = self._dayahead[:, : end + horizon]
+                if series == "price":
+                    pred = _frozen(model.predict_price(price, self._now, horizon))
+                else:
+                    ci = self._data["ci"][:, :end]
+                    known = self._known[:, :end]
+                    fit = model.predict_ci(ci, price, known, self._now, horizon)
+                    pred = _frozen(np.maximum(fit, 0.0))
+            else:
+                pred = _predict(model, series, self._data[series][:, :end], self._now, horizon)
             self._cache[key] = pred
         return self._cache[key]
 
@@ -170,6 +230,14 @@ class GridFeed:
         self.view = GridView(window.zones, window.history, window.ci.shape, forecasters)
         self._revealed = 0
         """Columns of the window copied into the view so far."""
+        self._published = np.zeros(len(window.zones), dtype=np.int64)
+        """Per zone, columns of published prices copied into the view so far (mode `dayahead`)."""
+        self._dayahead = mode == "dayahead"
+        if self._dayahead:
+            first = window.start - window.history * HOUR
+            cols = window.ci.shape[1]
+            for z, zone in enumerate(window.zones):
+                self.view._known[z] = published_leads(zone, first, cols)
 
     @property
     def sees_future(self) -> bool:
@@ -191,6 +259,13 @@ class GridFeed:
         for series, source in sources:
             view._data[series][:, self._revealed : end] = source[:, self._revealed : end]
         self._revealed = end
+        if self._dayahead:
+            for z in range(len(view.zones)):
+                upto = min(end + int(view._known[z, end - 1]), self._window.price.shape[1])
+                start = int(self._published[z])
+                if upto > start:
+                    view._dayahead[z, start:upto] = self._window.price[z, start:upto]
+                    self._published[z] = upto
         if hour != view._now:
             view._cache.clear()
         view._now = hour

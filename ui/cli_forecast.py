@@ -90,7 +90,10 @@ def forecast_evaluate(
         str,
         typer.Option(
             "--forecast",
-            help="Forecast measured: persistence (the planner's) | model | naive | perfect.",
+            help=(
+                "Forecast measured: persistence (the planner's) | dayahead (with published "
+                "day-ahead prices) | model | naive | perfect."
+            ),
         ),
     ] = PLANNING_MODE,
     as_json: bool = JSON_OPTION,

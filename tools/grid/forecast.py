@@ -1,6 +1,6 @@
 """Forecast carbon intensity and price for the hours after `now` from the hours up to `now`.
 
-Four modes:
+Five modes:
 
 * `perfect`: the recorded future itself (an upper bound on forecast quality; not causal).
 * `naive`: hour-of-day mean of the last 28 days (the floor named in carbon-anchors.md).
@@ -11,6 +11,8 @@ Four modes:
   past. With less than `tools.grid.blend.MIN_FIT_DAYS` of fit history (e.g. a replay window
   loaded with 28 days of history, as `naive` replays load) it is the seasonal-persistence model
   below. The broker plans on it through `tools.grid.outlook.HistoryForecaster`.
+* `dayahead`: `DayAheadForecaster` (`tools.grid.dayahead_model`), seasonal persistence corrected
+  by the day-ahead prices published by the issue hour; on history alone it is persistence.
 
 `SeasonalPersistenceForecaster`: the hour-of-day mean of the last 7 days (tracks seasonal drift
 faster than 28 days; a weekly window averages out weekday effects). The current anomaly
@@ -37,8 +39,8 @@ import numpy.typing as npt
 from tools.errors import InvalidInputError
 
 FloatArray = npt.NDArray[np.float64]
-ForecastMode = Literal["perfect", "naive", "persistence", "model"]
-FORECAST_MODES: tuple[ForecastMode, ...] = ("perfect", "naive", "persistence", "model")
+ForecastMode = Literal["perfect", "naive", "persistence", "model", "dayahead"]
+FORECAST_MODES: tuple[ForecastMode, ...] = ("perfect", "naive", "persistence", "model", "dayahead")
 PLANNING_MODE: ForecastMode = "persistence"
 """The history model the planner plans on. Chosen by replaying 20 recorded weeks of 2021-2024
 through the product's planner: on seasonal persistence the planner emits 3,043 kg (1.075 x the
@@ -162,4 +164,8 @@ def make_forecaster(mode: str, actual: FloatArray) -> Forecaster:
         from tools.grid.blend import BlendForecaster  # blend builds on this module
 
         return BlendForecaster()
+    if mode == "dayahead":
+        from tools.grid.dayahead_model import DayAheadForecaster  # builds on this module
+
+        return DayAheadForecaster()
     raise InvalidInputError(f"forecast mode {mode!r}: choose one of {list(FORECAST_MODES)}")

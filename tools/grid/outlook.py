@@ -5,7 +5,9 @@ Two kinds of provider implement `ForecastProvider`:
 * `HistoryForecaster` (here): runs a `tools.grid.forecast` model over the zone's recorded or
   simulated history up to the issue hour. It reads the grid only through a `PastGrid`, a view
   that holds the issue time and refuses every hour after it, so a history forecast cannot see
-  the future even by mistake. `history_provider` builds the one the product uses by default
+  the future even by mistake; the day-ahead prices published by the issue hour
+  (`tools.grid.dayahead`) are its one explicit read of later hours, and it refuses any price
+  not yet published. `history_provider` builds the one the product uses by default
   (the fitted blend over `history_days_for(source)` days).
 * the Electricity Maps forecast endpoint (`tools.integrations.electricitymaps_forecast`), which
   `graphs.wiring.make_forecast_provider` picks when an API key is set, wrapped in a
@@ -37,6 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tools.errors import InvalidInputError, NoGridDataError
 from tools.grid.blend import REFIT_HOURS
+from tools.grid.dayahead import published_leads, published_until
+from tools.grid.dayahead_model import DayAheadForecaster
 from tools.grid.forecast import (
     MODEL_PROFILE_DAYS,
     NAIVE_DAYS,
@@ -52,7 +56,9 @@ DEFAULT_HORIZON_HOURS = 48
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 DEFAULT_HISTORY_DAYS = 365
-"""Days of history the fitted blend (`model`) reads (it needs about a year to fit its shapes)."""
+"""Days of history the fitted models read (they need about a year to fit their shapes)."""
+FITTED_MODES = ("model", "dayahead")
+"""Modes fitted on the past: the blend and the day-ahead price correction."""
 PROFILE_HISTORY_DAYS = {"persistence": MODEL_PROFILE_DAYS, "naive": NAIVE_DAYS}
 """Days of history each profile model reads: exactly the days its profile spans (persistence's
 fit and profile use the last 7 days only, so reading more changes nothing but the cost)."""
@@ -158,6 +164,36 @@ class PastGrid:
         start = self.issue_hour - (count - 1) * HOUR
         return self._read(zone, start, count)
 
+    def published_prices(self, zone: str, hours: int) -> FloatArray:
+        """Return the day-ahead prices of the `hours` hours after the issue hour, as published.
+
+        Hours whose price is not yet public at the issue hour (`tools.grid.dayahead`) are NaN,
+        and are never read.
+        """
+        count = check_hours(hours)
+        start = self.issue_hour + HOUR
+        public = int((published_until(zone, self.issue_hour) - start) / HOUR)
+        out = np.full(count, np.nan)
+        if public > 0:
+            out[: min(count, public)] = self.read_published(zone, start, min(count, public))
+        return out
+
+    def read_published(self, zone: str, start: datetime, count: int) -> FloatArray:
+        """Return the day-ahead prices of `count` hours from `start` (after the issue hour).
+
+        Raises:
+            FutureReadError: An hour's price is not yet published at the issue hour.
+        """
+        last = start + (check_hours(count) - 1) * HOUR
+        until = published_until(zone, self.issue_hour)
+        if last >= until:
+            raise FutureReadError(
+                f"forecast issued at {self.issue_hour.isoformat()} asked for zone {zone!r}'s "
+                f"day-ahead price of {last.isoformat()}: only prices published by the issue hour "
+                f"(up to {(until - HOUR).isoformat()}) may be read"
+            )
+        return self._fetch(zone, start, count)[1]
+
     def _read(self, zone: str, start: datetime, count: int) -> tuple[FloatArray, FloatArray]:
         last = start + (count - 1) * HOUR
         if last > self.issue_hour:
@@ -165,6 +201,9 @@ class PastGrid:
                 f"forecast issued at {self.issue_hour.isoformat()} asked for zone {zone!r} "
                 f"up to {last.isoformat()}: only hours up to the issue hour may be read"
             )
+        return self._fetch(zone, start, count)
+
+    def _fetch(self, zone: str, start: datetime, count: int) -> tuple[FloatArray, FloatArray]:
         window = getattr(self._source, "history_arrays", None)
         if callable(window):
             ci, price = window(zone, start, count)
@@ -193,8 +232,9 @@ class HistoryForecaster:
 
         Args:
             source: Grid source whose history is read (through a `PastGrid`).
-            mode: "persistence" (the planner's), "model" (fitted blend) or "naive" (28-day
-                hour-of-day mean); "perfect" is refused.
+            mode: "persistence" (the planner's), "dayahead" (persistence corrected by the
+                day-ahead prices published by the issue hour), "model" (fitted blend) or
+                "naive" (28-day hour-of-day mean); "perfect" is refused.
             history_days: Days of history to read before each issue hour.
 
         Raises:
@@ -289,9 +329,17 @@ class HistoryForecaster:
                 f"no carbon-intensity history for zone {code!r} up to "
                 f"{past.issue_hour.isoformat()}: cannot forecast"
             )
-        ci_hat = self._model(code, "ci").predict(ci[None, :], now, count)[0]
+        model = self._model(code, "ci")
+        if isinstance(model, DayAheadForecaster):
+            prices = np.concatenate([price, past.published_prices(code, count)])[None, :]
+            first = past.issue_hour - (ci.size - 1) * HOUR
+            known = published_leads(code, first, ci.size)[None, :]
+            ci_hat = model.predict_ci(ci[None, :], prices, known, now, count)[0]
+            price_hat = model.predict_price(prices, now, count)[0]
+        else:
+            ci_hat = model.predict(ci[None, :], now, count)[0]
+            price_hat = self._model(code, "price").predict(price[None, :], now, count)[0]
         ci_hat = np.maximum(np.nan_to_num(ci_hat, nan=float(np.nanmean(ci))), 0.0)
-        price_hat = self._model(code, "price").predict(price[None, :], now, count)[0]
         times = tuple(past.issue_hour + (i + 1) * HOUR for i in range(count))
         return GridForecast(
             zone=code,
@@ -307,12 +355,12 @@ class HistoryForecaster:
 def history_days_for(source: GridSource, mode: str = PLANNING_MODE) -> int:
     """Return the days of history the history model `mode` reads from `source`.
 
-    The profile models read `PROFILE_HISTORY_DAYS` of their mode. For the fitted blend,
-    recorded files are sliced as arrays and read `DEFAULT_HISTORY_DAYS`; other sources build
-    every hour's reading, so they read `SHORT_HISTORY_DAYS`, the shortest history the fitted
-    model accepts with room to spare.
+    The profile models read `PROFILE_HISTORY_DAYS` of their mode. For the fitted models
+    (`FITTED_MODES`), recorded files are sliced as arrays and read `DEFAULT_HISTORY_DAYS`;
+    other sources build every hour's reading, so they read `SHORT_HISTORY_DAYS`, the shortest
+    history the fitted models accept with room to spare.
     """
-    if mode != "model":
+    if mode not in FITTED_MODES:
         return PROFILE_HISTORY_DAYS.get(mode, NAIVE_DAYS)
     return DEFAULT_HISTORY_DAYS if source.name == "recorded" else SHORT_HISTORY_DAYS
 
