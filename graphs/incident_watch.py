@@ -54,6 +54,7 @@ from graphs.incident import (
     model_summarizer,
 )
 from store import incident_repo
+from tools.broker import windows
 from tools.broker.replan import plan_jointly
 from tools.broker.replan_apply import apply_order, apply_slot
 from tools.broker.scheduling import (
@@ -61,9 +62,7 @@ from tools.broker.scheduling import (
     due_for_start,
     start_workload,
 )
-from tools.broker.windows import HORIZON_HOURS
 from tools.errors import DomainError
-from tools.grid import ZONE_CODES
 from tools.incidents.detection import detect_anomalies, grid_with_overrides
 from tools.incidents.outbox import OutboxReport, deliver_due
 from tools.incidents.response import reroute_view, review_escalation
@@ -258,19 +257,10 @@ def _tally(done: SchedulePass, outcome: str, workload_id: str) -> None:
 def warm_forecasts(ctx: Context) -> None:
     """Ask the process's forecast provider for every zone's next hours before any transaction.
 
-    With an Electricity Maps key the provider is a network service that keeps its answers for
-    the hour (`tools.grid.outlook.FallbackForecaster`): asking here, outside the pass's
-    transactions, keeps its requests out of the database locks the plans below hold. A zone it
-    cannot forecast is left to the plan (which treats it as unknown).
+    The pass's plans then read them from memory, not from the network under the database
+    locks they hold (`tools.broker.windows.warm_forecasts`).
     """
-    if ctx.forecasts is None:
-        return
-    now = ctx.clock.now()
-    for zone in ZONE_CODES:
-        try:
-            ctx.forecasts.forecast(zone, now, HORIZON_HOURS - 1)
-        except DomainError as exc:
-            logger.info("no forecast for %s this pass: %s", zone, exc)
+    windows.warm_forecasts(ctx.forecasts, now=ctx.clock.now())
 
 
 def run_incidents(
