@@ -217,3 +217,42 @@ def test_the_broker_agent_recommends_and_books_with_forecasts_fetched_first(
     assert approved["workload"]["status"] in ("routed", "scheduled")
     assert 0 < asked < len(probe.seen)
     probe.assert_asked_outside_transactions()
+
+
+def test_the_console_routes_with_forecasts_fetched_first(probe, tmp_path, monkeypatch) -> None:
+    from tools.broker.fleet import seed_demo
+    from ui import console_actions as actions
+    from ui.console_runtime import ConsoleRuntime
+    from ui.demo import NewWorkload
+    from ui.services import Services
+
+    monkeypatch.setenv("TGTG_LOOP_INTERVAL_S", "0")
+    probe.api.answer(CI_PATH, body=_ci_body(NOW))
+    probe.db = tmp_path / "console.db"
+    settings = Settings(
+        database_url=f"sqlite:///{probe.db}",
+        data_dir=tmp_path,
+        api_key="k",
+        console_auth="ops:pw-for-tests",
+        electricitymaps_api_key=KEY,
+        electricitymaps_base_url=probe.base,
+        loop_interval_s=0,
+    )
+    svc = Services.from_settings(settings, at=NOW)
+    with svc.sessions.begin() as session:
+        seed_demo(session=session, grid=svc.grid("sim"), now=NOW)
+    rt = ConsoleRuntime(svc, settings)
+    rt.start()
+    try:
+        job = NewWorkload(name="nightly", gpu_count=2, duration_hours=3, finish_within_hours=24)
+        made = actions.submit(rt, job, route=True)
+        assert made.details["decision"]["forecast_source"] is not None
+        asked = len(probe.seen)
+        pending = actions.submit(rt, job.model_copy(update={"name": "later"}), route=False)
+        svc.clock = FixedClock(NOW + HOUR)  # a new hour: no forecast in memory yet
+        routed = actions.route_or_reroute(rt, pending.details["id"])
+        assert routed.details["kind"] == "route"
+    finally:
+        rt.stop()
+    assert 0 < asked < len(probe.seen)
+    probe.assert_asked_outside_transactions()
