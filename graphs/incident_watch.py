@@ -55,7 +55,7 @@ from graphs.incident import (
 )
 from store import incident_repo
 from tools.broker import windows
-from tools.broker.replan import plan_jointly
+from tools.broker.replan import plan_horizon, plan_jointly
 from tools.broker.replan_apply import apply_order, apply_slot
 from tools.broker.scheduling import (
     SchedulePass,
@@ -258,9 +258,15 @@ def warm_forecasts(ctx: Context) -> None:
     """Ask the process's forecast provider for every zone's next hours before any transaction.
 
     The pass's plans then read them from memory, not from the network under the database
-    locks they hold (`tools.broker.windows.warm_forecasts`).
+    locks they hold (`tools.broker.windows.warm_forecasts`). The hours are those of the
+    longest joint plan the pass may make (`tools.broker.replan.plan_horizon`).
     """
-    windows.warm_forecasts(ctx.forecasts, now=ctx.clock.now())
+    if ctx.forecasts is None:
+        return
+    now = ctx.clock.now()
+    with ctx.sessions() as session:
+        horizon = plan_horizon(session=session, now=now)
+    windows.warm_forecasts(ctx.forecasts, now=now, horizon=horizon)
 
 
 def run_incidents(

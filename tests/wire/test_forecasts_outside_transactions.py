@@ -256,3 +256,35 @@ def test_the_console_routes_with_forecasts_fetched_first(probe, tmp_path, monkey
         rt.stop()
     assert 0 < asked < len(probe.seen)
     probe.assert_asked_outside_transactions()
+
+
+def test_a_watcher_pass_planning_long_work_asks_for_its_longer_horizon_first(
+    probe, sqlite_engine, tmp_path
+) -> None:
+    """A joint plan of 60 h work forecasts 60 h: the pass asks for them before it plans."""
+    from graphs.checkpoint import open_checkpointer
+    from graphs.incident_watch import run_once
+    from tools.broker.routing import JobSpec, submit_workload
+
+    at = datetime(2026, 11, 26, 10, 20, tzinfo=UTC)
+    probe.api.answer(CI_PATH, body=_ci_body(at))
+    probe.db = tmp_path / "test.db"
+    sessions = make_session_factory(sqlite_engine)
+    spec = JobSpec(gpu_count=2, duration_hours=60, deadline=at + timedelta(hours=90))
+    with sessions.begin() as s:
+        seed_fleet(session=s, now=at)
+        submit_workload(session=s, org_id="acme-ai", name="long", spec=spec, now=at)
+    grid = SimulatedGrid(seed=7)
+    with httpx.Client() as client, open_checkpointer(sqlite_engine) as saver:
+        ctx = Context(
+            model=ScriptedChatModel([]),
+            sessions=sessions,
+            grid=grid,
+            clock=FixedClock(at),
+            alerts=DemoAlerts(),
+            forecasts=make_forecast_provider(grid, api_key=KEY, base_url=probe.base, client=client),
+        )
+        run_once(ctx, saver)
+    horizons = {r["query"].get("horizonHours", [""])[0] for r in probe.api.requests}
+    assert {"47", "59"} <= horizons
+    probe.assert_asked_outside_transactions()

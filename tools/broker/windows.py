@@ -120,23 +120,28 @@ def warm_forecasts(
     *,
     now: datetime,
     zones: Iterable[str] = ZONE_CODES,
+    horizon: int = HORIZON_HOURS,
 ) -> None:
     """Ask `forecasts` for each zone's plan horizon now, so later plans read them from memory.
 
     Call it before opening a transaction that plans: with an Electricity Maps key the provider
     is a network service that keeps its answers for the issue hour
     (`tools.grid.outlook.FallbackForecaster`), so the requests happen here and not under the
-    database locks the plan holds. A zone it cannot forecast is left to the plan (which treats
-    it as unknown). Without a provider (`None`: a history model built per plan) nothing is asked.
+    database locks the plan holds. A `horizon` longer than `HORIZON_HOURS` (a joint plan of
+    long work) is asked for after the usual one, so a failure for the long one leaves the
+    usual answer in memory. A zone it cannot forecast is left to the plan (which treats it as
+    unknown). Without a provider (`None`: a history model built per plan) nothing is asked.
     """
     if forecasts is None:
         return
     issued = floor_hour(now)
+    lengths = sorted({HORIZON_HOURS, max(horizon, HORIZON_HOURS)})
     for zone in zones:
-        try:
-            forecasts.forecast(zone, issued, HORIZON_HOURS - 1)
-        except DomainError as exc:
-            logger.info("no forecast for %s at %s: %s", zone, issued.isoformat(), exc)
+        for length in lengths:
+            try:
+                forecasts.forecast(zone, issued, length - 1)
+            except DomainError as exc:
+                logger.info("no forecast for %s at %s: %s", zone, issued.isoformat(), exc)
 
 
 def forecast_grid(
