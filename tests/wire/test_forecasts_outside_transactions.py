@@ -83,6 +83,19 @@ class Probe:
         assert self.db is not None
         self.seen.append((path, store_locked(self.db)))
 
+    def settings(self, db: Path, **extra: object) -> Settings:
+        """Return settings for a store at `db` whose forecasts come from this fake, at NOW."""
+        self.api.answer(CI_PATH, body=_ci_body(NOW))
+        self.db = db
+        return Settings(
+            database_url=f"sqlite:///{db}",
+            data_dir=db.parent,
+            api_key="k",
+            electricitymaps_api_key=KEY,
+            electricitymaps_base_url=self.base,
+            **extra,
+        )
+
     def assert_asked_outside_transactions(self) -> None:
         assert self.seen, "Electricity Maps was never asked: the route did not plan ahead"
         inside = [path for path, locked in self.seen if locked]
@@ -138,15 +151,7 @@ def test_the_api_route_fetches_forecasts_before_its_transaction(probe, tmp_path)
     from ui.api import create_app
     from ui.services import Services
 
-    probe.api.answer(CI_PATH, body=_ci_body(NOW))
-    probe.db = tmp_path / "api.db"
-    settings = Settings(
-        database_url=f"sqlite:///{probe.db}",
-        data_dir=tmp_path,
-        api_key="k",
-        electricitymaps_api_key=KEY,
-        electricitymaps_base_url=probe.base,
-    )
+    settings = probe.settings(tmp_path / "api.db")
     job = {
         "org_id": "acme-ai",
         "name": "nightly",
@@ -227,16 +232,8 @@ def test_the_console_routes_with_forecasts_fetched_first(probe, tmp_path, monkey
     from ui.services import Services
 
     monkeypatch.setenv("TGTG_LOOP_INTERVAL_S", "0")
-    probe.api.answer(CI_PATH, body=_ci_body(NOW))
-    probe.db = tmp_path / "console.db"
-    settings = Settings(
-        database_url=f"sqlite:///{probe.db}",
-        data_dir=tmp_path,
-        api_key="k",
-        console_auth="ops:pw-for-tests",
-        electricitymaps_api_key=KEY,
-        electricitymaps_base_url=probe.base,
-        loop_interval_s=0,
+    settings = probe.settings(
+        tmp_path / "console.db", console_auth="ops:pw-for-tests", loop_interval_s=0
     )
     svc = Services.from_settings(settings, at=NOW)
     with svc.sessions.begin() as session:
