@@ -49,16 +49,15 @@ from graphs.context import INCIDENT_RECURSION_LIMIT, Context
 from graphs.incident import build_incident_graph, model_summarizer
 from graphs.incident_claims import CLAIM_LEASE, ClaimLostError, load_claimed
 from store import incident_repo
-from tools.broker.replan import plan_jointly
+from tools.broker import windows
+from tools.broker.replan import plan_horizon, plan_jointly
 from tools.broker.replan_apply import apply_order, apply_slot
 from tools.broker.scheduling import (
     SchedulePass,
     due_for_start,
     start_workload,
 )
-from tools.broker.windows import HORIZON_HOURS
 from tools.errors import DomainError
-from tools.grid import ZONE_CODES
 from tools.incidents.detection import detect_anomalies, grid_with_overrides
 from tools.incidents.outbox import OutboxReport, deliver_due
 from tools.incidents.response import reroute_view, review_escalation
@@ -253,19 +252,16 @@ def _tally(done: SchedulePass, outcome: str, workload_id: str) -> None:
 def warm_forecasts(ctx: Context) -> None:
     """Ask the process's forecast provider for every zone's next hours before any transaction.
 
-    With an Electricity Maps key the provider is a network service that keeps its answers for
-    the hour (`tools.grid.fallback.FallbackForecaster`): asking here, outside the pass's
-    transactions, keeps its requests out of the database locks the plans below hold. A zone it
-    cannot forecast is left to the plan (which treats it as unknown).
+    The pass's plans then read them from memory, not from the network under the database
+    locks they hold (`tools.broker.windows.warm_forecasts`). The hours are those of the
+    longest joint plan the pass may make (`tools.broker.replan.plan_horizon`).
     """
     if ctx.forecasts is None:
         return
     now = ctx.clock.now()
-    for zone in ZONE_CODES:
-        try:
-            ctx.forecasts.forecast(zone, now, HORIZON_HOURS - 1)
-        except DomainError as exc:
-            logger.info("no forecast for %s this pass: %s", zone, exc)
+    with ctx.sessions() as session:
+        horizon = plan_horizon(session=session, now=now)
+    windows.warm_forecasts(ctx.forecasts, now=now, horizon=horizon)
 
 
 def run_incidents(

@@ -248,7 +248,6 @@ def create_app(svc: Services) -> FastAPI:
     )
     def route(
         workload_id: WorkloadId,
-        session: SessionDep,
         objective: Annotated[
             Objective,
             Query(description="What a later start must lower: carbon (kg CO2) or composite."),
@@ -260,15 +259,20 @@ def create_app(svc: Services) -> FastAPI:
         forecast window is `scheduled` for it. The answer says `start_at`, `node`, `co2_kg`,
         `co2_kg_if_started_now`, `saving_pct` and `why`.
         """
-        return route_workload(
-            session=session,
-            grid=svc.effective_grid(session),
-            workload_id=workload_id,
-            now=svc.clock.now(),
-            weights=svc.weights,
-            objective=objective,
-            forecasts=svc.forecasts(),
-        )
+        # The forecasts are fetched before the write transaction opens, not under its lock.
+        with svc.sessions() as session:
+            spec = WorkloadView.of(load_workload(session=session, workload_id=workload_id)).spec()
+        svc.warm_forecasts(spec)
+        with svc.sessions.begin() as session:
+            return route_workload(
+                session=session,
+                grid=svc.effective_grid(session),
+                workload_id=workload_id,
+                now=svc.clock.now(),
+                weights=svc.weights,
+                objective=objective,
+                forecasts=svc.forecasts(),
+            )
 
     @app.put(
         "/api/v1/workloads/{workload_id}/reroute",

@@ -221,6 +221,7 @@ def route(
             f"--deadline {deadline!r} has already passed (it is now {now.isoformat()}): "
             "give a later time"
         )
+    svc.warm_forecasts(spec, source)
     with transaction(svc) as session:
         grid = svc.effective_grid(session, source)
         rec = recommend(session=session, grid=grid, spec=spec, now=now, weights=svc.weights)

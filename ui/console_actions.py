@@ -92,6 +92,7 @@ def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) ->
     apply. A workload no node can take stays pending and the summary lists each rejection.
     """
     now = rt.svc.clock.now()
+    rt.svc.warm_forecasts((spec or demo.NewWorkload()).job(now))
     made = rt.write(
         lambda s: demo.create_workload(
             session=s,
@@ -318,6 +319,9 @@ def submit(rt: ConsoleRuntime, spec: demo.NewWorkload, *, route: bool) -> StepRe
 def route_or_reroute(rt: ConsoleRuntime, workload_id: str) -> StepResult:
     """Route a pending workload, or reroute a placed one (>= 25 % better, at most 5 times)."""
     now = rt.svc.clock.now()
+    seen = rt.read(lambda s: WorkloadView.of(load_workload(session=s, workload_id=workload_id)))
+    if seen.status == "pending":
+        rt.svc.warm_forecasts(seen.spec())
 
     def run(s: Any) -> DecisionView:
         w = load_workload(session=s, workload_id=workload_id)

@@ -332,13 +332,19 @@ class ConsoleRuntime:
         return handled
 
     def speak_alerts(self) -> list[alerts.AudioAlertView]:
-        """Give new curtailment events and incidents their audio alert."""
+        """Give new curtailment events and incidents their audio alert.
+
+        The speech engine (ElevenLabs over the network) runs with no transaction open;
+        `speak_new_alerts` commits around it.
+        """
         now = self.svc.clock.now()
-        return self.write(
-            lambda s: alerts.speak_new_alerts(
-                session=s, engine=self.speech, data_dir=self.svc.settings.data_dir, now=now
+        self._cache.clear()
+        with self.svc.sessions() as session:
+            made = alerts.speak_new_alerts(
+                session=session, engine=self.speech, data_dir=self.svc.settings.data_dir, now=now
             )
-        )
+        self._cache.clear()
+        return made
 
     # -- money ------------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from graphs.wiring import make_forecast_provider, make_grid_source
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from tools.broker.scoring import ScoreWeights
+from tools.broker.windows import forecast_zones, warm_forecasts
+from tools.broker.workloads import JobSpec
 from tools.clock import Clock, FixedClock, ReplayClock, SystemClock
 from tools.grid import GridSource
 from tools.grid.outlook import ForecastProvider
@@ -152,6 +154,17 @@ class Services:
                     base_url=s.electricitymaps_base_url,
                 )
             return self._forecasts[name]
+
+    def warm_forecasts(self, spec: JobSpec, source: str | None = None) -> None:
+        """Ask the forecast provider for what a plan of `spec` reads now; call before a write.
+
+        A route plans inside its transaction; warming first keeps Electricity Maps' requests
+        out of the database lock (`tools.broker.windows.warm_forecasts`).
+        """
+        now = self.clock.now()
+        zones = forecast_zones(spec, now)
+        if zones:
+            warm_forecasts(self.forecasts(source), now=now, zones=zones)
 
     def close(self) -> None:
         """Close long-lived clients (a live grid source's HTTP client) and the engine's pool."""

@@ -73,7 +73,7 @@ class Store:
     def pass_at(self, saver, at: datetime) -> list[dict]:
         """One watcher pass, then the console's spoken-alert step."""
         reports = run_once(self.ctx(at), saver)
-        with self.sessions.begin() as s:
+        with self.sessions() as s:
             speak_new_alerts(session=s, engine=self.speech, data_dir=self.data_dir, now=at)
         return reports
 

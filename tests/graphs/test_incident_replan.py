@@ -13,11 +13,12 @@ import graphs.incident
 from graphs.checkpoint import open_checkpointer
 from graphs.incident_watch import run_once
 from store import repo
-from store.incident_models import IncidentReroute
+from store.incident_models import IncidentReroute, IncidentTransition
 from store.models import ComputeNode, GpuReservation, RoutingDecision, Workload
 from tests.graphs.conftest import T0
 from tests.unit.test_scheduling import DailyGrid
 from tools.broker.routing import JobSpec, route_workload, submit_workload
+from tools.clock import FixedClock
 from tools.incidents.detection import add_spike
 
 FIVE = ["MONITORING", "ANOMALY_DETECTED", "EVALUATING", "ADAPTING", "RESOLVED"]
@@ -213,5 +214,36 @@ def test_scheduled_work_leaves_an_offline_node(daily, saver):
     assert r["trigger"] == "node_offline" and r["states"] == FIVE
     (move,) = r["reroutes"]
     assert move["workload_id"] == wid and move["outcome"] in {"rescheduled", "started"}
+    with daily.sessions() as s:
+        assert s.get(ComputeNode, s.get(Workload, wid).node_id).zone == "DE"
+
+
+def _escalations(ctx) -> list[tuple[str, int]]:
+    with ctx.sessions() as s:
+        rows = s.scalars(
+            select(IncidentTransition)
+            .where(IncidentTransition.to_state.in_(["ESCALATED", "MONITORING"]))
+            .order_by(IncidentTransition.id)
+        ).all()
+        return [(t.to_state, t.attempt) for t in rows]
+
+
+def test_stuck_scheduled_work_is_escalated_once_until_the_joint_plan_can_move_it(daily, saver):
+    """The re-examination asks what the planner would do, so unchanged passes write nothing."""
+    wid, _ = _schedule_in_fr(daily, zones=("FR", "DE"))
+    with daily.sessions.begin() as s:
+        s.get(ComputeNode, "fr-par-h100").status = "offline"
+        s.get(ComputeNode, "de-fra-h100").status = "maintenance"
+    (r,) = run_once(daily, saver)
+    assert r["states"][-1] == "ESCALATED"
+    for hours in (1, 2):
+        assert run_once(replace(daily, clock=FixedClock(T0 + hours * HOUR)), saver) == []
+    assert _escalations(daily) == [("MONITORING", 0), ("ESCALATED", 0)]
+    with daily.sessions.begin() as s:
+        s.get(ComputeNode, "de-fra-h100").status = "online"
+    (moved,) = run_once(replace(daily, clock=FixedClock(T0 + 3 * HOUR)), saver)
+    assert moved["id"] == r["id"] and moved["states"][-1] == "RESOLVED"
+    assert run_once(replace(daily, clock=FixedClock(T0 + 4 * HOUR)), saver) == []
+    assert [e for e in _escalations(daily) if e[0] == "ESCALATED"] == [("ESCALATED", 0)]
     with daily.sessions() as s:
         assert s.get(ComputeNode, s.get(Workload, wid).node_id).zone == "DE"

@@ -7,6 +7,8 @@ import httpx
 import pytest
 
 from store import grid_repo
+from store.db import make_session_factory
+from tests.wire.test_forecasts_outside_transactions import store_locked
 from tools.errors import InvalidInputError
 from tools.grid import CurtailmentWindow
 from tools.incidents.alerts import (
@@ -159,3 +161,40 @@ def test_a_grown_curtailment_window_is_a_new_revision_and_the_first_alert_is_kep
     kept = listed[1]
     assert (kept.text, kept.created_at, kept.path) == (first.text, first.created_at, first.path)
     assert speak_new_alerts(session=session, engine=engine, data_dir=tmp_path, now=later) == []
+
+
+class ProbedElevenLabs(FakeElevenLabs):
+    """ElevenLabs that notes, per request, whether the store was locked; down for some texts."""
+
+    def __init__(self, db, down_for: str | None = None) -> None:
+        super().__init__()
+        self.db, self.down_for = db, down_for
+        self.locked: list[bool] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.locked.append(store_locked(self.db))
+        if self.down_for is not None and self.down_for in json.loads(request.content)["text"]:
+            self.requests.append(request)
+            return httpx.Response(503, json={"detail": "overloaded"})
+        return super().__call__(request)
+
+
+def test_speech_runs_outside_transactions_and_a_failed_alert_is_spoken_next_pass(
+    sqlite_engine, now, tmp_path, caplog
+):
+    sessions = make_session_factory(sqlite_engine)
+    with sessions.begin() as s:
+        fr, es = _event(s, now, zone="FR"), _event(s, now, zone="ES")
+    down = ProbedElevenLabs(tmp_path / "test.db", down_for="Spain")
+    with sessions() as s:
+        made = speak_new_alerts(session=s, engine=_eleven(down), data_dir=tmp_path, now=now)
+    assert [a.ref for a in made] == [str(fr.id)]
+    assert len(down.locked) == 2 and not any(down.locked)
+    assert any(f"alert {es.id} not spoken yet" in r.getMessage() for r in caplog.records)
+    up = ProbedElevenLabs(tmp_path / "test.db")
+    with sessions() as s:
+        later = speak_new_alerts(session=s, engine=_eleven(up), data_dir=tmp_path, now=now)
+        stored = list_audio_alerts(session=s)
+    assert [a.ref for a in later] == [str(es.id)]
+    assert up.locked == [False]
+    assert sorted(a.ref for a in stored) == sorted([str(fr.id), str(es.id)])

@@ -235,19 +235,35 @@ def test_a_primary_answer_serves_its_issue_hour_for_as_many_hours_or_fewer():
     assert primary.calls == [("FR", NOW), ("FR", NOW), ("FR", NOW + HOUR)]
 
 
-def test_a_watcher_pass_asks_the_forecasts_of_every_zone_before_planning():
-    from types import SimpleNamespace
-
-    from graphs.incident_watch import warm_forecasts
-    from tools.broker.windows import HORIZON_HOURS
+def test_warming_asks_the_forecasts_of_every_zone_before_planning():
+    from tools.broker.windows import HORIZON_HOURS, warm_forecasts
     from tools.grid import ZONE_CODES
 
     primary = Scripted(dict.fromkeys(ZONE_CODES, 7.0), {"PT"})
     provider = FallbackForecaster(primary, Scripted(dict.fromkeys(ZONE_CODES, 70.0)))
-    ctx = SimpleNamespace(forecasts=provider, clock=SimpleNamespace(now=lambda: NOW))
-    warm_forecasts(ctx)
+    warm_forecasts(provider, now=NOW)
     assert sorted(z for z, _ in primary.calls) == sorted(ZONE_CODES)
-    # The plans of the pass then read them without asking again (the outage included).
+    # The plans then read them without asking again (the outage included).
     for zone in ZONE_CODES:
         provider.forecast(zone, NOW, HORIZON_HOURS - 1)
     assert len(primary.calls) == len(ZONE_CODES)
+
+
+def test_warming_for_long_work_asks_the_usual_hours_first():
+    """A longer horizon is asked after the usual one: plans of either length then ask nobody."""
+    from tools.broker.windows import HORIZON_HOURS, warm_forecasts
+
+    class Short(Scripted):
+        def forecast(self, zone, issued_at, hours=48):
+            if hours > HORIZON_HOURS - 1:
+                self.calls.append((zone, issued_at))
+                raise NoGridDataError(f"only {HORIZON_HOURS - 1} hours for {zone}")
+            return super().forecast(zone, issued_at, hours)
+
+    primary = Short({"FR": 7.0})
+    provider = FallbackForecaster(primary, Scripted({"FR": 70.0}))
+    warm_forecasts(provider, now=NOW, zones=["FR"], horizon=60)
+    assert len(primary.calls) == 2
+    assert provider.forecast("FR", NOW, HORIZON_HOURS - 1).carbon_intensity[0] == 7.0
+    assert provider.forecast("FR", NOW, 59).carbon_intensity[0] == 70.0
+    assert len(primary.calls) == 2

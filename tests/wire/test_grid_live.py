@@ -29,6 +29,8 @@ class FakeElectricityMaps:
         self.hold = threading.Event()
         self.hold.set()
         """Cleared to make the server stall until it is set again."""
+        self.on_request = None
+        """Called with each request's path before it is answered (e.g. to probe the store)."""
 
     def answer(self, path, status=200, body=None, headers=None, raw=None):
         data = raw if raw is not None else json.dumps(body).encode()
@@ -41,6 +43,8 @@ class FakeElectricityMaps:
             def do_GET(self):  # noqa: N802 - http.server API
                 fake.hold.wait(5)
                 url = urlparse(self.path)
+                if fake.on_request is not None:
+                    fake.on_request(url.path)
                 fake.requests.append(
                     {
                         "path": url.path,

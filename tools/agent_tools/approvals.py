@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tools.agent_tools.broker import ToolContext
+from tools.agent_tools.broker import ToolContext, warm_for_recommendation
 from tools.agent_tools.registry import BaseTool, ToolException
 from tools.broker.briefs import authorise_new_workload, authorise_reroute
 from tools.broker.recommendations import (
@@ -48,6 +48,7 @@ def _money(minor: int, currency: str) -> str:
 
 def _route_summary(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     now = ctx.clock.now()
+    warm_for_recommendation(ctx, args["recommendation_id"])
     with ctx.sessions() as session:
         row = load_recommendation(
             session=session, recommendation_id=args["recommendation_id"], org_id=ctx.org_id

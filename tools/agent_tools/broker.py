@@ -33,7 +33,7 @@ from tools.broker.recommendations import (
 from tools.broker.routing import recommend
 from tools.broker.routing import reroute_workload as reroute_op
 from tools.broker.scoring import ScoreWeights
-from tools.broker.windows import plan_start
+from tools.broker.windows import forecast_zones, plan_start, warm_forecasts
 from tools.broker.workloads import JobSpec, load_workload
 from tools.clock import Clock, parse_time
 from tools.grid import GridSource
@@ -102,6 +102,17 @@ def _spec(
     )
 
 
+def warm_for_recommendation(ctx: ToolContext, recommendation_id: str) -> None:
+    """Fetch the forecasts a plan of the recommendation's job reads, before a transaction."""
+    now = ctx.clock.now()
+    with ctx.sessions() as session:
+        row = load_recommendation(
+            session=session, recommendation_id=recommendation_id, org_id=ctx.org_id
+        )
+        spec = JobSpec.model_validate(row.spec)
+    warm_forecasts(ctx.forecasts, now=now, zones=forecast_zones(spec, now))
+
+
 @is_tool(ToolKind.READ)
 @tool(parse_docstring=True, error_on_invalid_docstring=True)
 def recommend_placement(
@@ -145,6 +156,7 @@ def recommend_placement(
         max_carbon_intensity,
     )
     now = ctx.clock.now()
+    warm_forecasts(ctx.forecasts, now=now, zones=forecast_zones(spec, now))
     with ctx.sessions.begin() as session:
         rec = recommend(session=session, grid=ctx.grid, spec=spec, now=now, weights=ctx.weights)
         when = plan_start(
@@ -183,6 +195,7 @@ def route_workload(
     """
     ctx = _ctx(runtime)
     now = ctx.clock.now()
+    warm_for_recommendation(ctx, recommendation_id)
     with ctx.sessions.begin() as session:
         row = load_recommendation(
             session=session, recommendation_id=recommendation_id, org_id=ctx.org_id

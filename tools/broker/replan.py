@@ -157,6 +157,13 @@ def _pin_row(w: Workload, nodes: list[ComputeNode], issued: datetime, horizon: i
     return row
 
 
+def plan_horizon(*, session: Session, now: datetime) -> int:
+    """Return the most hours a joint plan at `now` forecasts: `HORIZON_HOURS`, or longer work."""
+    return max(
+        [HORIZON_HOURS] + [math.ceil(w.duration_hours) for w in free_work(session=session, now=now)]
+    )
+
+
 def plan_jointly(
     *,
     session: Session,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -35,8 +36,8 @@ from tools.broker.placement import Candidate
 from tools.broker.planner import Objective, PlanGrid, PlanJob, plan_hour
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.workloads import JobSpec
-from tools.errors import NoGridDataError
-from tools.grid import GridSource
+from tools.errors import DomainError, NoGridDataError
+from tools.grid import ZONE_CODES, GridSource
 from tools.grid.models import HOUR, MAX_CARBON_INTENSITY, floor_hour
 from tools.grid.outlook import ForecastOverlay, ForecastProvider, GridForecast, history_provider
 
@@ -97,6 +98,50 @@ def _ahead(
     if isinstance(grid, ForecastOverlay):
         forecast = grid.adjust_forecast(forecast)
     return forecast
+
+
+def forecast_zones(spec: JobSpec, now: datetime) -> list[str]:
+    """Return the zones a plan of `spec` at `now` may forecast (none when it starts now).
+
+    `plan_start` forecasts only for work with slack, and only the zones its nodes may be in.
+    """
+    if latest_start(spec, floor_hour(now)) == 0 or math.ceil(spec.duration_hours) > HORIZON_HOURS:
+        return []
+    denied = set(spec.denied_zones or ())
+    return [
+        z
+        for z in ZONE_CODES
+        if (spec.allowed_zones is None or z in spec.allowed_zones) and z not in denied
+    ]
+
+
+def warm_forecasts(
+    forecasts: ForecastProvider | None,
+    *,
+    now: datetime,
+    zones: Iterable[str] = ZONE_CODES,
+    horizon: int = HORIZON_HOURS,
+) -> None:
+    """Ask `forecasts` for each zone's plan horizon now, so later plans read them from memory.
+
+    Call it before opening a transaction that plans: with an Electricity Maps key the provider
+    is a network service that keeps its answers for the issue hour
+    (`tools.grid.outlook.FallbackForecaster`), so the requests happen here and not under the
+    database locks the plan holds. A `horizon` longer than `HORIZON_HOURS` (a joint plan of
+    long work) is asked for after the usual one, so a failure for the long one leaves the
+    usual answer in memory. A zone it cannot forecast is left to the plan (which treats it as
+    unknown). Without a provider (`None`: a history model built per plan) nothing is asked.
+    """
+    if forecasts is None:
+        return
+    issued = floor_hour(now)
+    lengths = sorted({HORIZON_HOURS, max(horizon, HORIZON_HOURS)})
+    for zone in zones:
+        for length in lengths:
+            try:
+                forecasts.forecast(zone, issued, length - 1)
+            except DomainError as exc:
+                logger.info("no forecast for %s at %s: %s", zone, issued.isoformat(), exc)
 
 
 def forecast_grid(

@@ -2,18 +2,22 @@
 
 Spoken text always comes from the fixed templates below, filled with zone names from the zone
 table, times and numbers; never with free text from a grid source, a model or a user. Audio is
-cached by a hash of engine, voice and text, so the same alert is synthesised once.
+cached by a hash of engine, voice and text, so the same alert is synthesised once. Speech is
+synthesised with no database transaction open (ElevenLabs is a network service); an alert row
+is stored only once its WAV exists, in a short transaction of its own.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import audio_repo, incident_repo
@@ -22,7 +26,7 @@ from store.incident_models import Incident
 from store.models import CurtailmentEvent
 from tools.errors import InvalidInputError, NotFoundError
 from tools.grid import ZONES
-from tools.incidents.ports import SpeechEngine, cache_key, wav_stats
+from tools.incidents.ports import SpeechEngine, SpeechError, cache_key, wav_stats
 from tools.incidents.response import reroute_view
 
 logger = logging.getLogger(__name__)
@@ -100,6 +104,53 @@ def incident_text(incident: Incident) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Due:
+    """An event whose spoken alert is missing or out of date."""
+
+    kind: AlertKind
+    ref: str
+    zone: str
+    text: str
+
+
+def synthesize_audio(*, engine: SpeechEngine, data_dir: Path, text: str) -> str:
+    """Write the WAV of `text` under `data_dir` unless it is there; return its relative path.
+
+    Touches no database: call it with no transaction open (ElevenLabs is a network service).
+
+    Raises:
+        SpeechError: The engine could not produce audio (nothing is written).
+    """
+    relative = f"{AUDIO_DIR}/{cache_key(engine, text)}.wav"
+    target = data_dir / relative
+    if not target.is_file():
+        data = engine.synthesize(text)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(target)
+    return relative
+
+
+def _store(
+    *, session: Session, engine: SpeechEngine, data_dir: Path, due: _Due, now: datetime
+) -> AudioAlertView:
+    """Store `due`'s alert over its synthesised WAV (the latest one when the text is the same)."""
+    key = cache_key(engine, due.text)
+    relative = f"{AUDIO_DIR}/{key}.wav"
+    duration, _ = wav_stats((data_dir / relative).read_bytes())
+    latest = audio_repo.find_audio_alert(session=session, kind=due.kind, ref=due.ref)
+    if latest is not None and latest.text_hash == key:
+        return AudioAlertView.of(latest)
+    revision = 1 if latest is None else latest.revision + 1
+    alert = AudioAlert(kind=due.kind, ref=due.ref, revision=revision)
+    alert.zone, alert.text, alert.text_hash = due.zone, due.text, key
+    alert.engine, alert.voice, alert.path = engine.name, engine.voice, relative
+    alert.duration_s, alert.created_at = round(duration, 3), now
+    return AudioAlertView.of(audio_repo.save_audio_alert(session=session, alert=alert))
+
+
 def speak_alert(
     *,
     session: Session,
@@ -115,28 +166,34 @@ def speak_alert(
 
     An alert once stored is never changed: when the event's text differs from its latest alert
     (a curtailment window grew), the new text is stored as the next revision, spoken now.
+    The speech is synthesised before `session` is used: open no transaction before calling.
 
     Raises:
         SpeechError: The engine could not produce audio (nothing is stored).
     """
-    key = cache_key(engine, text)
-    relative = f"{AUDIO_DIR}/{key}.wav"
-    target = data_dir / relative
-    if not target.is_file():
-        data = engine.synthesize(text)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".part")
-        partial.write_bytes(data)
-        partial.replace(target)
-    duration, _ = wav_stats(target.read_bytes())
-    latest = audio_repo.find_audio_alert(session=session, kind=kind, ref=ref)
-    if latest is not None and latest.text_hash == key:
-        return AudioAlertView.of(latest)
-    alert = AudioAlert(kind=kind, ref=ref, revision=1 if latest is None else latest.revision + 1)
-    alert.zone, alert.text, alert.text_hash = zone, text, key
-    alert.engine, alert.voice, alert.path = engine.name, engine.voice, relative
-    alert.duration_s, alert.created_at = round(duration, 3), now
-    return AudioAlertView.of(audio_repo.save_audio_alert(session=session, alert=alert))
+    synthesize_audio(engine=engine, data_dir=data_dir, text=text)
+    due = _Due(kind=kind, ref=ref, zone=zone, text=text)
+    return _store(session=session, engine=engine, data_dir=data_dir, due=due, now=now)
+
+
+def _due_alerts(*, session: Session, engine: SpeechEngine, now: datetime, limit: int) -> list[_Due]:
+    """Return recent events and incidents whose spoken alert is missing or out of date."""
+    events = session.scalars(
+        select(CurtailmentEvent)
+        .where(CurtailmentEvent.end_ts >= now - RECENT)
+        .order_by(CurtailmentEvent.start_ts.desc())
+    ).all()
+    todo = [_Due("curtailment", str(e.id), e.zone, curtailment_text(e)) for e in events]
+    todo += [
+        _Due("incident", i.id, i.zone, incident_text(i))
+        for i in incident_repo.list_incidents(session=session, limit=limit)
+    ]
+    due: list[_Due] = []
+    for item in todo:
+        existing = audio_repo.find_audio_alert(session=session, kind=item.kind, ref=item.ref)
+        if existing is None or existing.text_hash != cache_key(engine, item.text):
+            due.append(item)
+    return due
 
 
 def speak_new_alerts(
@@ -147,38 +204,34 @@ def speak_new_alerts(
     now: datetime,
     limit: int = MAX_NEW_PER_PASS,
 ) -> list[AudioAlertView]:
-    """Give recent curtailment events and incidents their spoken alert; return what was made."""
+    """Give recent curtailment events and incidents their spoken alert; return what was made.
+
+    `session` must have no transaction open; it is committed after every step, so no
+    transaction is open while the engine speaks (ElevenLabs is a network service). Each alert
+    is stored in its own short transaction once its audio exists. An alert the engine cannot
+    speak now is logged and left due: the next pass tries it again, and the others are kept.
+    """
+    due = _due_alerts(session=session, engine=engine, now=now, limit=limit)
+    session.commit()
     made: list[AudioAlertView] = []
-    events = session.scalars(
-        select(CurtailmentEvent)
-        .where(CurtailmentEvent.end_ts >= now - RECENT)
-        .order_by(CurtailmentEvent.start_ts.desc())
-    ).all()
-    todo: list[tuple[AlertKind, str, str, str]] = [
-        ("curtailment", str(e.id), e.zone, curtailment_text(e)) for e in events
-    ]
-    todo += [
-        ("incident", i.id, i.zone, incident_text(i))
-        for i in incident_repo.list_incidents(session=session, limit=limit)
-    ]
-    for kind, ref, zone, text in todo:
+    for item in due:
         if len(made) >= limit:
             break
-        existing = audio_repo.find_audio_alert(session=session, kind=kind, ref=ref)
-        if existing is not None and existing.text_hash == cache_key(engine, text):
-            continue
-        made.append(
-            speak_alert(
-                session=session,
-                engine=engine,
-                data_dir=data_dir,
-                kind=kind,
-                ref=ref,
-                zone=zone,
-                text=text,
-                now=now,
+        try:
+            synthesize_audio(engine=engine, data_dir=data_dir, text=item.text)
+        except SpeechError as exc:
+            logger.warning(
+                "%s alert %s not spoken yet (retried next pass): %s", item.kind, item.ref, exc
             )
-        )
+            continue
+        try:
+            view = _store(session=session, engine=engine, data_dir=data_dir, due=item, now=now)
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            logger.info("%s alert %s was stored by another process first", item.kind, item.ref)
+            continue
+        made.append(view)
     return made
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -91,66 +92,89 @@ def get_json(
     return payload
 
 
-class LiveGrid:
-    """Electricity Maps client returning `GridReading`s for the current hour."""
+def check_number(
+    value: Any, *, what: str, zone: str, low: float, high: float, path: str | None = None
+) -> float:
+    """Return `value` as a float when it is a number within `low..high`.
 
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str = DEFAULT_BASE_URL,
-        client: httpx.Client | None = None,
-        timeout: float = 10,
-        *,
-        with_power_breakdown: bool = False,
-        max_age: timedelta = timedelta(hours=2),
-    ) -> None:
-        """Create a live source.
+    Args:
+        value: The payload's value (untrusted).
+        what: Names the value in the message, e.g. "carbonIntensity".
+        zone: The zone asked for.
+        low: Least plausible value.
+        high: Greatest plausible value.
+        path: The endpoint that answered, named in the message when given.
 
-        Args:
-            api_key: Electricity Maps API token, sent as the `auth-token` header.
-            base_url: API root including the version, e.g. "https://api.electricitymap.org/v3".
-            client: HTTP client to use (tests pass one aimed at a local fake); default a new one.
-            timeout: Seconds to wait for each request.
-            with_power_breakdown: Also fetch the power breakdown for renewable share and MW.
-            max_age: A reading older than this before the asked time is refused as stale.
-        """
-        self._api_key = api_key
-        self.base_url = base_url.rstrip("/")
-        self._client = client if client is not None else httpx.Client(timeout=timeout)
-        self._owns_client = client is None
-        self.timeout = timeout
-        self.with_power_breakdown = with_power_breakdown
-        self.max_age = max_age
+    Raises:
+        NoGridDataError: Not a number (or NaN), or outside `low..high`.
+    """
+    where = f"zone {zone!r}" + (f" from {path}" if path else "")
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise NoGridDataError(
+            f"malformed Electricity Maps payload for {where}: {what} is {value!r}, "
+            "expected a number"
+        )
+    if not low <= value <= high:
+        raise NoGridDataError(
+            f"implausible Electricity Maps value for {where}: {what} {value!r} is "
+            f"outside {low:g}..{high:g}"
+        )
+    return float(value)
+
+
+@dataclass(eq=False)
+class ElectricityMapsClient:
+    """What every Electricity Maps client holds: the key, the API root and one HTTP client.
+
+    Attributes:
+        api_key: Electricity Maps API token, sent as the `auth-token` header.
+        base_url: API root including the version, e.g. "https://api.electricitymap.org/v3".
+        client: HTTP client to use (tests pass one aimed at a local fake); default a new one,
+            closed by `close`.
+        timeout: Seconds to wait for each request.
+    """
+
+    api_key: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    client: httpx.Client | None = field(default=None, repr=False)
+    timeout: float = 10
+
+    def __post_init__(self) -> None:
+        """Strip the root's trailing slash; make the HTTP client when none was given."""
+        self.base_url = self.base_url.rstrip("/")
+        self._owns_client = self.client is None
+        self._http = self.client if self.client is not None else httpx.Client(timeout=self.timeout)
+
+    def close(self) -> None:
+        """Close the HTTP client if this client created it."""
+        if self._owns_client:
+            self._http.close()
+
+    def _get(self, path: str, params: dict[str, str], zone: str) -> dict[str, Any]:
+        """GET `path` for `zone` (see `get_json`)."""
+        return get_json(self._http, self.base_url, self.api_key, path, params, zone, self.timeout)
+
+
+@dataclass(eq=False)
+class LiveGrid(ElectricityMapsClient):
+    """Electricity Maps client returning `GridReading`s for the current hour.
+
+    Attributes:
+        with_power_breakdown: Also fetch the power breakdown for renewable share and MW.
+        max_age: A reading older than this before the asked time is refused as stale.
+    """
+
+    with_power_breakdown: bool = field(default=False, kw_only=True)
+    max_age: timedelta = field(default=timedelta(hours=2), kw_only=True)
 
     @property
     def name(self) -> SourceName:
         """Return "live"."""
         return "live"
 
-    def close(self) -> None:
-        """Close the HTTP client if this source created it."""
-        if self._owns_client:
-            self._client.close()
-
-    def _get(self, path: str, zone: str) -> dict[str, Any]:
-        return get_json(
-            self._client, self.base_url, self._api_key, path, {"zone": zone}, zone, self.timeout
-        )
-
     @staticmethod
     def _number(payload: dict[str, Any], key: str, zone: str, low: float, high: float) -> float:
-        value = payload.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            raise NoGridDataError(
-                f"malformed Electricity Maps payload for zone {zone!r}: {key} is {value!r}, "
-                "expected a number"
-            )
-        if not (low <= value <= high):
-            raise NoGridDataError(
-                f"implausible Electricity Maps value for zone {zone!r}: {key} {value!r} is "
-                f"outside {low:g}..{high:g}"
-            )
-        return float(value)
+        return check_number(payload.get(key), what=key, zone=zone, low=low, high=high)
 
     def reading(self, zone: str, at: datetime) -> GridReading:
         """Return the latest reading, checked to be for the hour around `at`.
@@ -166,7 +190,7 @@ class LiveGrid:
         """
         code = get_zone(zone).code
         now = ensure_utc(at, "at")
-        payload = self._get("carbon-intensity/latest", code)
+        payload = self._get("carbon-intensity/latest", {"zone": code}, code)
         carbon = self._number(payload, "carbonIntensity", code, 0, MAX_CARBON_INTENSITY)
         raw_ts = payload.get("datetime")
         try:
@@ -195,7 +219,7 @@ class LiveGrid:
         renewable = demand = None
         surplus = curtailment = None
         if self.with_power_breakdown:
-            breakdown = self._get("power-breakdown/latest", code)
+            breakdown = self._get("power-breakdown/latest", {"zone": code}, code)
             renewable = self._number(breakdown, "renewablePercentage", code, 0, 100)
             demand = self._number(breakdown, "powerConsumptionTotal", code, 0, 1e7)
             surplus = renewable > 100 * SURPLUS_SHARE

@@ -19,17 +19,18 @@ many zones have no day-ahead price.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-
-import httpx
 
 from tools.errors import NoGridDataError
 from tools.grid.models import HOUR, MAX_CARBON_INTENSITY, check_hours, ensure_utc, floor_hour
 from tools.grid.outlook import DEFAULT_HORIZON_HOURS, GridForecast
 from tools.grid.zones import get_zone
-from tools.integrations.electricitymaps import DEFAULT_BASE_URL, get_json
+from tools.integrations.electricitymaps import (
+    ElectricityMapsClient,
+    check_number,
+)
 
 PRICE_UNIT = "EUR/MWh"
 
@@ -67,66 +68,28 @@ def _hourly(
                 f"malformed Electricity Maps payload for zone {zone!r} from {path}: datetime "
                 f"{raw_ts!r} is not an ISO-8601 time with a zone"
             ) from None
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            raise NoGridDataError(
-                f"malformed Electricity Maps payload for zone {zone!r} from {path}: {key} at "
-                f"{raw_ts} is {value!r}, expected a number"
-            )
-        if not low <= value <= high:
-            raise NoGridDataError(
-                f"implausible Electricity Maps value for zone {zone!r} from {path}: {key} "
-                f"{value!r} at {raw_ts} is outside {low:g}..{high:g}"
-            )
-        out[ts] = float(value)
+        what = f"{key} at {raw_ts}"
+        out[ts] = check_number(value, what=what, zone=zone, low=low, high=high, path=path)
     return out
 
 
-class ElectricityMapsForecaster:
-    """Electricity Maps forecast client returning `GridForecast`s."""
+@dataclass(eq=False)
+class ElectricityMapsForecaster(ElectricityMapsClient):
+    """Electricity Maps forecast client returning `GridForecast`s.
 
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str = DEFAULT_BASE_URL,
-        client: httpx.Client | None = None,
-        timeout: float = 10,
-        *,
-        max_age: timedelta = timedelta(hours=6),
-        with_price: bool = True,
-    ) -> None:
-        """Create the client.
+    Attributes:
+        max_age: A forecast whose `updatedAt` is older than this before the issue time is
+            refused as stale.
+        with_price: Also ask for the day-ahead price forecast.
+    """
 
-        Args:
-            api_key: Electricity Maps API token, sent as the `auth-token` header.
-            base_url: API root including the version, e.g. "https://api.electricitymap.org/v3".
-            client: HTTP client to use (tests pass one aimed at a local fake); default a new one.
-            timeout: Seconds to wait for each request.
-            max_age: A forecast whose `updatedAt` is older than this before the issue time is
-                refused as stale.
-            with_price: Also ask for the day-ahead price forecast.
-        """
-        self._api_key = api_key
-        self.base_url = base_url.rstrip("/")
-        self._client = client if client is not None else httpx.Client(timeout=timeout)
-        self._owns_client = client is None
-        self.timeout = timeout
-        self.max_age = max_age
-        self.with_price = with_price
+    max_age: timedelta = field(default=timedelta(hours=6), kw_only=True)
+    with_price: bool = field(default=True, kw_only=True)
 
     @property
     def name(self) -> str:
         """Return "electricitymaps"."""
         return "electricitymaps"
-
-    def close(self) -> None:
-        """Close the HTTP client if this source created it."""
-        if self._owns_client:
-            self._client.close()
-
-    def _get(self, path: str, params: dict[str, str], zone: str) -> dict[str, Any]:
-        return get_json(
-            self._client, self.base_url, self._api_key, path, params, zone, self.timeout
-        )
 
     def _check_fresh(self, payload: dict[str, Any], zone: str, issued: datetime) -> None:
         raw = payload.get("updatedAt")
