@@ -126,7 +126,7 @@ def warm_forecasts(
 
     Call it before opening a transaction that plans: with an Electricity Maps key the provider
     is a network service that keeps its answers for the issue hour
-    (`tools.grid.outlook.FallbackForecaster`), so the requests happen here and not under the
+    (`tools.grid.fallback.FallbackForecaster`), so the requests happen here and not under the
     database locks the plan holds. A `horizon` longer than `HORIZON_HOURS` (a joint plan of
     long work) is asked for after the usual one, so a failure for the long one leaves the
     usual answer in memory. A zone it cannot forecast is left to the plan (which treats it as
