@@ -20,6 +20,9 @@ from ui.services import Services
 KEY = "schema-test-key"
 EXAMPLES = 100
 REQUEST_TIMEOUT_S = 60
+# schemathesis expands one test per operation only in a plain pytest process, not in an xdist
+# worker (there the test ran once, for no operation with inputs): `make test` runs it serially.
+pytestmark = pytest.mark.serial
 
 
 def _app():
