@@ -141,7 +141,8 @@ class BrokerPolicy:
     """The product's planner hour by hour: `tools.broker.planner.plan_hour` on the forecasts.
 
     Every hour all waiting jobs are re-planned jointly over (zone, start) within their deadlines,
-    against the GPUs running jobs hold; the jobs planned for offset 0 start. With
+    against the GPUs running jobs hold; the jobs planned for offset 0 start. A job deferred by
+    the last plan passes its slot as `PlanJob.planned`, so new arrivals never take it. With
     `headroom_premium` > 0, sites that can hold a whole 8-GPU job keep that much headroom at that
     premium (see `plan_hour`); off by default, as it raised CO2 on 2021 weeks.
     """
@@ -163,7 +164,9 @@ class BrokerPolicy:
         self.time_budget_s = time_budget_s
         self.headroom_premium = headroom_premium
         self.methods: dict[str, int] = {}
-        """How often each plan method was used (lp, lp-rounded, greedy)."""
+        """How often each plan method was used (lp, lp-rounded, greedy, kept)."""
+        self._planned: dict[int, tuple[int, int]] = {}
+        """Job -> (zone, replay hour) of the last plan's slot for each deferred job."""
 
     def decide(self, state: HourState, view: GridView) -> Decision:
         """Plan all waiting jobs; start the ones planned for this hour, most urgent first."""
@@ -184,7 +187,13 @@ class BrokerPolicy:
         committed[:, : have.shape[1]] = have
         grid = PlanGrid(ci, price, fleet.capacity, committed, fleet.kw_per_gpu)
         plan_jobs = [
-            PlanJob(str(int(j)), float(jobs.gpus[j]), int(jobs.duration[j]), int(left))
+            PlanJob(
+                str(int(j)),
+                float(jobs.gpus[j]),
+                int(jobs.duration[j]),
+                int(left),
+                planned=self._slot(int(j), now),
+            )
             for j, left in zip(order, slack_left, strict=True)
         ]
         result = plan_hour(
@@ -198,7 +207,13 @@ class BrokerPolicy:
         )
         self.methods[result.method] = self.methods.get(result.method, 0) + 1
         now_slots = {int(s.key): s.site for s in result.slots if s.start == 0}
+        self._planned = {int(s.key): (s.site, now + s.start) for s in result.slots if s.start > 0}
         return Decision(starts=[(int(j), now_slots[int(j)]) for j in order if j in now_slots])
+
+    def _slot(self, j: int, now: int) -> tuple[int, int] | None:
+        """Return the (zone, offset) the last plan deferred job `j` to, if it had one."""
+        slot = self._planned.get(j)
+        return None if slot is None else (slot[0], slot[1] - now)
 
 
 class ScheduledPolicy:

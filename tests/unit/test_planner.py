@@ -139,3 +139,75 @@ def test_a_deadline_beyond_the_horizon_is_refused() -> None:
     grid = _grid(np.full((1, 6), 100.0), [1])
     with pytest.raises(InvalidInputError, match="beyond the 6 h forecast horizon"):
         plan_hour([PlanJob("long", 1.0, 4, 3)], grid)
+
+
+def _replan(
+    waiting: dict[str, tuple[float, int, int]],
+    planned: dict[str, tuple[int, int]],
+    ci: np.ndarray,
+    committed: np.ndarray,
+    now: int,
+    budget: float,
+) -> PlanResult:
+    """Plan the waiting jobs (gpus, hours, latest start hour) at hour `now`, as the hourly loop."""
+    jobs = [
+        PlanJob(
+            key,
+            gpus,
+            hours,
+            latest - now,
+            planned=(planned[key][0], planned[key][1] - now) if key in planned else None,
+        )
+        for key, (gpus, hours, latest) in waiting.items()
+    ]
+    return plan_hour(jobs, _grid(ci, [2.0], committed[:, now:]), time_budget_s=budget)
+
+
+@pytest.mark.parametrize("budget", [0.0, 10.0])
+def test_a_later_arrival_never_takes_the_slot_of_deferred_work(budget: float) -> None:
+    # One 2-GPU site. Hour 0: the forecast puts a clean window at hours 3-4, so the job with
+    # slack is deferred there (its latest start). Hour 1: the forecast was wrong (the window
+    # is gone) and a 4 h job without slack arrives; it overlaps every start left to the first.
+    committed = np.zeros((1, 16))
+    ci0 = np.full((1, 16), 300.0)
+    ci0[0, 3:5] = 20.0
+    waiting = {"deferred": (2.0, 2, 3)}
+    first = _replan(waiting, {}, ci0, committed, 0, budget)
+    assert [(s.key, s.site, s.start) for s in first.slots] == [("deferred", 0, 3)]
+    planned = {"deferred": (0, 3)}
+    waiting["urgent"] = (2.0, 4, 1)
+    ci1 = np.full((1, 15), 300.0)
+    # Without the earlier slot the planner trades the deferred job for the urgent one, and the
+    # deferred job then misses its deadline: the mechanism this guards against.
+    blind = _replan(waiting, {}, ci1, committed, 1, budget)
+    assert blind.unplaced == ["deferred"]
+    plan = _replan(waiting, planned, ci1, committed, 1, budget)
+    assert [s.key for s in plan.slots] == ["deferred"]
+    assert plan.unplaced == ["urgent"]
+    slot = plan.slots[0]
+    assert 0 <= slot.start <= 3 - 1
+    # It still starts by its latest start hour, whatever the forecasts say meanwhile.
+    committed[0, 1 + slot.start : 1 + slot.start + 2] += 2.0
+    assert (committed <= 2.0).all()
+
+
+def test_earlier_planned_work_may_move_but_keeps_a_slot() -> None:
+    # Two sites; a deferred job holds site 0 at hours 4-5. A new forecast makes site 1 cleaner
+    # and new jobs fill site 0: the plan moves it or keeps it, but always places it.
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        ci = rng.uniform(50, 500, (2, 12))
+        grid = _grid(ci, [2.0, 1.0])
+        held = PlanJob("held", 2.0, 2, 6, planned=(0, 4))
+        new = [
+            PlanJob(f"n{i}", 1.0, int(rng.integers(2, 6)), int(rng.integers(0, 4)))
+            for i in range(4)
+        ]
+        for budget in (0.0, 10.0):
+            plan = plan_hour([held, *new], grid, time_budget_s=budget)
+            assert "held" not in plan.unplaced
+            use = np.zeros((2, 12))
+            for s in plan.slots:
+                job = next(j for j in [held, *new] if j.key == s.key)
+                use[s.site, s.start : s.start + job.hours] += job.gpus
+            assert (use <= grid.capacity[:, None] + 1e-9).all()

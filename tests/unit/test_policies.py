@@ -133,6 +133,17 @@ def test_broker_defers_to_the_greenest_window_with_perfect_forecasts() -> None:
     assert now_run.outcome.start[0] == 0
 
 
+def test_broker_keeps_the_slot_of_a_deferred_job_for_it() -> None:
+    # One 2-GPU zone, clean at hours 3-4: the first job (slack 3) is deferred there. A job
+    # without slack arriving at hour 1 would overlap it; it cannot take the deferred job's slot.
+    ci = np.full((1, 40), 300.0)
+    ci[0, 3:5] = 20.0
+    jobs = make_jobs([0, 1], [2, 4], [2, 2], [3, 0], [0, 0])
+    result = run(BrokerPolicy(), jobs, make_fleet([2]), make_window(ci), decide_hours=30)
+    assert result.outcome.start[0] == 3
+    assert result.outcome.missed.tolist() == [False, True]
+
+
 def test_composite_reroutes_a_waiting_job_only_for_25_percent_better() -> None:
     # Both zones full at hour 0; the job queues at Z0 (better score). At hour 2 only Z1 frees.
     ci = np.full((2, 30), 200.0)

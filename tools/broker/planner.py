@@ -20,6 +20,12 @@ Greedy (the fallback, always available): jobs that must start now first; then by
 feasible (site, start) window against capacity booked so far. It replaces the joint plan when
 the LP gives no answer in time, or when its plan is better (see `plan_hour`).
 
+Earlier-planned work (`PlanJob.planned`, the slot a job was scheduled or deferred to): the plan
+may move it, never leave it unplaced while its slot is still free. When the joint (or greedy)
+plan would, `plan_kept` (those slots kept, the rest greedy) replaces it. Capacity only changes
+through plans, so a forecast error or a later arrival can no longer push deferred work past its
+deadline: a new job that finds every slot it could use taken is reported unplaced at once.
+
 Headroom (opt-in, `headroom` + `headroom_premium`): sites that can hold a large job keep GPUs for
 it at a premium in the joint plan. On 2021 replay weeks a premium of 0.2-1.0 raised CO2
 (the small jobs it displaces cost more than the rare large job saves), so callers pass none by
@@ -29,7 +35,7 @@ default.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -67,6 +73,9 @@ class PlanJob:
     """Last allowed start offset so the job ends by its deadline; 0 = must start now."""
     eligible: BoolArray | None = None
     """(sites,) True where the job may run; None = every site."""
+    planned: tuple[int, int] | None = None
+    """(site, start offset) an earlier plan gave the job (scheduled or deferred work): the plan
+    never leaves it unplaced while that slot is still free (see `plan_hour`)."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,52 @@ def plan_greedy(
     return result
 
 
+def plan_kept(
+    jobs: list[PlanJob],
+    grid: PlanGrid,
+    *,
+    objective: Objective = "carbon",
+    weights: ScoreWeights = DEFAULT_WEIGHTS,
+) -> PlanResult:
+    """Keep earlier-planned jobs on their slots while these still fit; place the rest greedily.
+
+    The safety net of `plan_hour`: the slots an earlier plan gave fit together (capacity only
+    changes through plans), so this plan places every earlier-planned job, whatever the new
+    forecasts say and whatever arrived since.
+    """
+    _check(jobs, grid)
+    rate = _rates(grid, objective, weights)
+    sites = rate.shape[0]
+    booked = np.array(grid.committed, dtype=np.float64, copy=True)
+    room = grid.capacity + CAPACITY_EPS
+    result = PlanResult(method="kept")
+    rest: list[PlanJob] = []
+    for job in sorted(jobs, key=lambda j: (j.planned is None, j.latest_start)):
+        if job.planned is None:
+            rest.append(job)
+            continue
+        z, k = job.planned
+        fits = (
+            0 <= z < sites
+            and 0 <= k <= job.latest_start
+            and grid.capacity[z] > 0
+            and (job.eligible is None or bool(job.eligible[z]))
+            and bool((booked[z, k : k + job.hours] + job.gpus <= room[z]).all())
+        )
+        if not fits:
+            rest.append(job)
+            continue
+        booked[z, k : k + job.hours] += job.gpus
+        cost = float(rate[z, k : k + job.hours].sum() * job.gpus)
+        result.slots.append(Slot(job.key, z, k, cost))
+    others = plan_greedy(
+        rest, replace(grid, committed=booked), objective=objective, weights=weights
+    )
+    result.slots.extend(others.slots)
+    result.unplaced.extend(others.unplaced)
+    return result
+
+
 def plan_hour(
     jobs: list[PlanJob],
     grid: PlanGrid,
@@ -205,6 +260,12 @@ def plan_hour(
     of it (building, HiGHS, rounding); when it gives no answer in time the greedy plan is
     returned. The greedy plan also replaces a joint plan that leaves more GPU-hours unplaced
     (no-slack ones first), and, without headroom, one that costs more (greedy knows no headroom).
+
+    Earlier-planned work (`PlanJob.planned`: scheduled, or deferred by an earlier plan) is never
+    left unplaced while its slot is still free: a plan that would is replaced by `plan_kept`
+    (those slots kept, the rest greedy), which always places it. A job that arrives when
+    the accepted work already fills every slot it could use is reported unplaced instead, at
+    once, rather than taking the slot of a deferred job that then misses its deadline.
 
     Args:
         jobs: Pending and scheduled-not-started jobs.
@@ -228,7 +289,7 @@ def plan_hour(
     _check(jobs, grid)
     greedy = plan_greedy(jobs, grid, objective=objective, weights=weights)
     if time_budget_s <= 0 or not jobs:
-        return greedy
+        return _keep_planned(greedy, jobs, grid, objective, weights)
     # SciPy (HiGHS) loads only when a joint solve runs, not with every command that routes.
     from tools.broker.planner_lp import solve_joint
 
@@ -247,7 +308,7 @@ def plan_hour(
         premium=headroom_premium,
     )
     if plan is None:
-        return greedy
+        return _keep_planned(greedy, jobs, grid, objective, weights)
     cum = np.concatenate([np.zeros((rate.shape[0], 1)), np.cumsum(rate, axis=1)], axis=1)
     result = PlanResult(method=plan.method)
     for job, z, s in zip(jobs, plan.site.tolist(), plan.start.tolist(), strict=True):
@@ -257,11 +318,26 @@ def plan_hour(
         cost = float((cum[z, s + job.hours] - cum[z, s]) * job.gpus)
         result.slots.append(Slot(job.key, z, s, cost))
     reserving = headroom is not None and headroom_premium > 0
-    if _rank(greedy, jobs)[:2] < _rank(result, jobs)[:2]:
-        return greedy
-    if not reserving and _rank(greedy, jobs) < _rank(result, jobs):
-        return greedy
-    return result
+    best = result
+    if _rank(greedy, jobs)[:3] < _rank(result, jobs)[:3]:
+        best = greedy
+    elif not reserving and _rank(greedy, jobs) < _rank(result, jobs):
+        best = greedy
+    return _keep_planned(best, jobs, grid, objective, weights)
+
+
+def _keep_planned(
+    plan: PlanResult,
+    jobs: list[PlanJob],
+    grid: PlanGrid,
+    objective: Objective,
+    weights: ScoreWeights,
+) -> PlanResult:
+    """Return `plan`, or `plan_kept` when that leaves less earlier-planned work unplaced."""
+    if not any(job.planned is not None and job.key in plan.unplaced for job in jobs):
+        return plan
+    kept = plan_kept(jobs, grid, objective=objective, weights=weights)
+    return kept if _rank(kept, jobs) < _rank(plan, jobs) else plan
 
 
 def _joint(job: PlanJob, usable: BoolArray) -> JointJob:
@@ -281,11 +357,13 @@ def large_job_headroom(capacity: FloatArray, gpus: float = LARGE_JOB_GPUS) -> Fl
     return np.where(capacity + CAPACITY_EPS >= gpus, gpus, 0.0)
 
 
-def _rank(result: PlanResult, jobs: list[PlanJob]) -> tuple[float, float, float]:
-    """Order plans by unplaced no-slack GPU-hours, unplaced GPU-hours, then cost (to 1e-9)."""
+def _rank(result: PlanResult, jobs: list[PlanJob]) -> tuple[float, float, float, float]:
+    """Order plans by unplaced GPU-hours (earlier-planned, no-slack, all), then cost (to 1e-9)."""
     size = {job.key: job.gpus * job.hours for job in jobs}
     now = {job.key for job in jobs if job.latest_start <= 0}
+    held = {job.key for job in jobs if job.planned is not None}
     return (
+        round(sum(size[k] for k in result.unplaced if k in held), 9),
         round(sum(size[k] for k in result.unplaced if k in now), 9),
         round(sum(size[k] for k in result.unplaced), 9),
         round(sum(slot.cost for slot in result.slots), 9),

@@ -3,7 +3,8 @@
 Free work is every pending workload and every scheduled workload whose planned start is still
 ahead. `plan_jointly` plans it in one call of `tools.broker.planner.plan_hour` over (node, start
 hour) within each deadline, against the capacity already committed by running work (and by
-scheduled work the plan does not move); a scheduled job's own reservation never blocks it.
+scheduled work the plan does not move); a scheduled job's own reservation never blocks it, and
+its slot is passed as `PlanJob.planned`, so the plan may move it but never leaves it without one.
 Nodes are eligible per job by `tools.broker.placement.evaluate_nodes` (room is the planner's
 business, hour by hour).
 
@@ -142,6 +143,14 @@ def _committed(
     return out
 
 
+def _held_slot(w: Workload, index: dict[str, int], issued: datetime) -> tuple[int, int] | None:
+    """Return a scheduled workload's (node index, start offset): the slot it holds, if any."""
+    if w.status != "scheduled" or w.node_id not in index or w.planned_start_at is None:
+        return None
+    offset = (w.planned_start_at - issued) / HOUR
+    return (index[w.node_id], int(offset)) if offset >= 0 and offset == int(offset) else None
+
+
 def _pin_row(w: Workload, nodes: list[ComputeNode], issued: datetime, horizon: int) -> np.ndarray:
     row = np.zeros((len(nodes), horizon))
     if w.node_id is None or w.planned_start_at is None:
@@ -219,6 +228,7 @@ def plan_jointly(
             hours=math.ceil(w.duration_hours),
             latest_start=latest_start(spec, issued, horizon),
             eligible=eligible,
+            planned=_held_slot(w, index, issued),
         )
         jobs[w.id] = (w, job)
     base = PlanGrid(
