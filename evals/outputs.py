@@ -100,7 +100,7 @@ def markdown_summary(report: dict[str, Any]) -> str:
     """Return a Markdown summary of the report."""
     w, s = report["window"], report["settings"]
     lines = [
-        f"# Replay {w['start'][:10]} + {w['days']} days",
+        f"# Replay {w['start'][:10]} + {w['days']} day{'' if w['days'] == 1 else 's'}",
         "",
         f"Jobs: {report['jobs']['count']} ({report['jobs']['gpu_hours']:,.1f} GPU-hours); "
         f"forecast `{s['forecast']}`; seed {s['seed']}; fleet scale {s['fleet_scale']}."

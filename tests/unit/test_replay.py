@@ -120,7 +120,7 @@ def test_replay_is_deterministic_for_a_seed(grid_dir: Path, jobs_file: Path) -> 
         np.array([0.7, 0.7, 0.5]),
         np.array([290.0, 250.0, 240.0]),
     )
-    config = _config(grid_dir, jobs_file, seed=4, policies=policies, fleet=fleet)
+    config = _config(grid_dir, jobs_file, seed=4, policies=policies, fleet=fleet, days=1)
     a, b = run_replay(config), run_replay(config)
     for name in (*policies, "oracle"):
         assert np.array_equal(a.runs[name].outcome.start, b.runs[name].outcome.start)
@@ -180,7 +180,7 @@ def test_cli_replay_prints_policies_json(grid_dir: Path, jobs_file: Path, tmp_pa
             "--start",
             "2023-06-01",
             "--days",
-            "2",
+            "1",
             "--seed",
             "3",
             "--forecast",
@@ -211,7 +211,7 @@ def test_cli_replay_prints_policies_json(grid_dir: Path, jobs_file: Path, tmp_pa
     assert len(report["pareto"]) >= 3
     for name in ("report.json", "policies.csv", "summary.md", "pareto.png", "co2_by_policy.png"):
         assert (out / name).stat().st_size > 0
-    assert "# Replay 2023-06-01 + 2 days" in (out / "summary.md").read_text()
+    assert "# Replay 2023-06-01 + 1 day\n" in (out / "summary.md").read_text()
 
 
 @pytest.mark.parametrize(
