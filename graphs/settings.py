@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from agents.models import ModelEndpoint
 
 GridSourceName = Literal["sim", "recorded", "live"]
+HistoryModelName = Literal["persistence", "dayahead", "model", "naive"]
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 """Hosts only this machine can reach: the only ones the console may serve without a login."""
@@ -95,6 +96,11 @@ class Settings(BaseSettings):
 
     electricitymaps_api_key: SecretStr | None = None
     electricitymaps_base_url: str = "https://api.electricitymap.org/v3"
+    forecast_model: HistoryModelName = "persistence"
+    """History model the planner forecasts with where Electricity Maps' forecasts are not used
+    (`tools.grid.forecast`): "persistence" (default, `PLANNING_MODE`), "dayahead" (persistence
+    corrected by the published day-ahead prices; fitted on the source's history, about 0.3 s per
+    zone and week), "model" (fitted blend) or "naive"."""
     stripe_api_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     solana_rpc_url: str | None = None

@@ -139,7 +139,7 @@ class Services:
 
         Electricity Maps' forecasts when TGTG_ELECTRICITYMAPS_API_KEY is set and the source is
         not the recorded one (the history model where they fail), else the history model over
-        the source
+        the source (TGTG_FORECAST_MODEL names it)
         (`graphs.wiring.make_forecast_provider`). Every plan of this process uses it, so the
         fitted model is reused.
         """
@@ -152,6 +152,7 @@ class Services:
                     grid,
                     api_key=s.electricitymaps_api_key,
                     base_url=s.electricitymaps_base_url,
+                    mode=s.forecast_model,
                 )
             return self._forecasts[name]
 

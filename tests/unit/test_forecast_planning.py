@@ -267,3 +267,21 @@ def test_warming_for_long_work_asks_the_usual_hours_first():
     assert provider.forecast("FR", NOW, HORIZON_HOURS - 1).carbon_intensity[0] == 7.0
     assert provider.forecast("FR", NOW, 59).carbon_intensity[0] == 70.0
     assert len(primary.calls) == 2
+
+
+def test_the_settings_name_the_history_model_every_plan_of_the_process_uses(tmp_path):
+    from pydantic import ValidationError
+
+    from graphs.settings import Settings
+    from ui.services import Services
+
+    def services(**kw):
+        cfg = Settings(database_url=f"sqlite:///{tmp_path / 'f.db'}", data_dir=tmp_path, **kw)
+        return Services.from_settings(cfg)
+
+    assert services().forecasts().name == "history:persistence"
+    chosen = services(forecast_model="dayahead")
+    assert chosen.forecasts().name == "history:dayahead"
+    assert chosen.forecasts() is chosen.forecasts()
+    with pytest.raises(ValidationError, match="forecast_model"):
+        Settings(forecast_model="crystal-ball")
