@@ -125,18 +125,48 @@ def fit_blend(
         target_cols = issues[:, None] + leads[None, :]
         y = x[z, target_cols]
         w = known_target[z, target_cols].astype(np.float64)
-        for hod in range(24):
-            sel = hods == hod
-            a = feats[sel].transpose(1, 0, 2)  # (horizon, samples, F)
-            m = w[sel].T[:, :, None]
-            t = y[sel].T[:, :, None]
-            gram = a.transpose(0, 2, 1) @ (a * m)
-            rhs = (a.transpose(0, 2, 1) @ (t * m))[..., 0]
-            diag = np.einsum("kff->kf", gram)
-            eye = np.eye(N_FEATURES)[None]
-            gram = gram + (RIDGE * diag[:, :, None] + 1e-9) * eye
-            coef[z, hod] = np.linalg.solve(gram, rhs[..., None])[..., 0]
+        coef[z] = ridge_by_issue_hour(feats, y, w, hods)
     return coef
+
+
+def ridge_by_issue_hour(
+    feats: FloatArray, y: FloatArray, weight: FloatArray, hods: np.ndarray
+) -> FloatArray:
+    """Return (24, horizon, F) ridge least-squares coefficients, one fit per issue hour and lead.
+
+    Args:
+        feats: (samples, horizon, F) features of each issue sample and lead.
+        y: (samples, horizon) targets (any value where `weight` is 0).
+        weight: (samples, horizon) sample weights (0 for an unknown target).
+        hods: (samples,) hour of day of each sample's issue.
+
+    The penalty is `RIDGE` times each feature's own sum of squares (plus 1e-9), so a feature
+    that never varies for an hour (a constant, an unpublished price) cannot make it singular.
+    """
+    n_feat = feats.shape[-1]
+    eye = np.eye(n_feat)[None]
+    coef = np.zeros((24, feats.shape[1], n_feat))
+    for hod in range(24):
+        sel = hods == hod
+        a = feats[sel].transpose(1, 0, 2)  # (horizon, samples, F)
+        m = weight[sel].T[:, :, None]
+        t = y[sel].T[:, :, None]
+        gram = a.transpose(0, 2, 1) @ (a * m)
+        rhs = (a.transpose(0, 2, 1) @ (t * m))[..., 0]
+        diag = np.einsum("kff->kf", gram)
+        gram = gram + (RIDGE * diag[:, :, None] + 1e-9) * eye
+        coef[hod] = np.linalg.solve(gram, rhs[..., None])[..., 0]
+    return coef
+
+
+def fitted_lead_index(horizon: int, fitted: int) -> np.ndarray:
+    """Return, per lead 1..horizon, the index of the fitted lead to use.
+
+    Leads beyond the `fitted` ones reuse the fitted lead in (fitted-24, fitted] with the same
+    target hour of day.
+    """
+    leads = np.arange(1, horizon + 1)
+    return np.where(leads <= fitted, leads, fitted - (fitted - leads) % 24) - 1
 
 
 class BlendForecaster:
@@ -187,9 +217,7 @@ class BlendForecaster:
         cs = _hod_cumsum(np.nan_to_num(x))
         issue = np.array([x.shape[1] - 1])
         feats = _features(x, cs, issue, horizon)[:, 0]  # (zones, horizon, F)
-        fitted = coef.shape[2]
-        leads = np.arange(1, horizon + 1)
-        use = np.where(leads <= fitted, leads, fitted - (fitted - leads) % 24) - 1
+        use = fitted_lead_index(horizon, coef.shape[2])
         pred = np.einsum("zkf,zkf->zk", feats, coef[:, now % 24][:, use])
         fallback = self._fallback.predict(history, now, horizon)
         return np.where(np.isnan(pred), fallback, pred)

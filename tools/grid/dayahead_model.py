@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tools.grid.blend import _ffill
+from tools.grid.blend import _ffill, fitted_lead_index, ridge_by_issue_hour
 from tools.grid.forecast import MAX_PHI, FloatArray, SeasonalPersistenceForecaster, _nanmean
 
 IntArray = npt.NDArray[np.int64]
@@ -37,8 +37,6 @@ FIT_DAYS = 365
 MIN_FIT_DAYS = 56
 REFIT_HOURS = 168
 MAX_FIT_LEAD = 48
-RIDGE = 0.01
-"""Ridge penalty as a share of each feature's own sum of squares (the blend's)."""
 CLIP = 3.0
 TAIL_HOURS = 6
 N_FEATURES = 3
@@ -114,22 +112,13 @@ def fit_dayahead(
     hods = (now - (n - 1) + issues) % 24
     targets = issues[:, None] + np.arange(1, horizon + 1)[None, :]
     coef = np.zeros((ci.shape[0], 24, horizon, N_FEATURES))
-    eye = np.eye(N_FEATURES)[None]
     for z in range(ci.shape[0]):
         base = persistence_paths(ci[z : z + 1], issues, horizon)[0]
         y = ci[z, targets] - base
         w = np.isfinite(y)
         y = np.where(w, y, 0.0)
         feats = price_features(price[z : z + 1], issues, known[z : z + 1, issues], horizon)[0]
-        for hod in range(24):
-            sel = hods == hod
-            a = feats[sel].transpose(1, 0, 2)  # (horizon, samples, F)
-            m = w[sel].T[:, :, None]
-            gram = a.transpose(0, 2, 1) @ (a * m)
-            rhs = (a.transpose(0, 2, 1) @ (y[sel].T[:, :, None] * m))[..., 0]
-            diag = np.einsum("kff->kf", gram)
-            gram = gram + (RIDGE * diag[:, :, None] + 1e-9) * eye
-            coef[z, hod] = np.linalg.solve(gram, rhs[..., None])[..., 0]
+        coef[z] = ridge_by_issue_hour(feats, y, w.astype(np.float64), hods)
     return coef
 
 
@@ -176,9 +165,7 @@ class DayAheadForecaster:
         if coef is None or n < WEEK:
             return base
         feats = price_features(price, np.array([n - 1]), known[:, -1:], horizon)[:, 0]
-        fitted = coef.shape[2]
-        leads = np.arange(1, horizon + 1)
-        use = np.where(leads <= fitted, leads, fitted - (fitted - leads) % 24) - 1
+        use = fitted_lead_index(horizon, coef.shape[2])
         pred: FloatArray = base + np.einsum("zkf,zkf->zk", feats, coef[:, now % 24][:, use])
         return np.where(np.isfinite(pred), pred, base)
 

@@ -7,8 +7,8 @@ Two kinds of provider implement `ForecastProvider`:
   that holds the issue time and refuses every hour after it, so a history forecast cannot see
   the future even by mistake; the day-ahead prices published by the issue hour
   (`tools.grid.dayahead`) are its one explicit read of later hours, and it refuses any price
-  not yet published. `history_provider` builds the one the product uses by default
-  (the fitted blend over `history_days_for(source)` days).
+  not yet published. `history_provider` builds the one the product uses (`PLANNING_MODE`
+  by default, over `history_days_for(source, mode)` days).
 * the Electricity Maps forecast endpoint (`tools.integrations.electricitymaps_forecast`), which
   `graphs.wiring.make_forecast_provider` picks when an API key is set, wrapped in a
   `tools.grid.fallback.FallbackForecaster` so that a zone it cannot forecast gets the history
