@@ -12,8 +12,9 @@ the GPUs already committed per site and hour (running work), and the jobs still 
 slack (`latest_start == 0`) can only start now.
 
 Joint plan (`tools.broker.planner_lp`, the default): the replay oracle's LP over (job class,
-site, start) solved with HiGHS on the forecasts, rounded largest job first, and finished by
-branch and bound when small; the whole solve ends within `time_budget_s`.
+site, start) solved with HiGHS on the forecasts, its columns grown by pricing, rounded largest
+job first, and finished by branch and bound when neither the rounding nor the greedy plan is
+within 3 % of the LP bound; the whole solve ends within `time_budget_s`.
 
 Greedy (the fallback, always available): jobs that must start now first; then by regret (GPUs x
 (second-best minus best site's window cost), as in Vogel's method), each job takes its cheapest
@@ -56,6 +57,8 @@ CARBON_ONLY = ScoreWeights(carbon=1.0, price=0.0, utilization=0.0)
 DEFAULT_MAX_STARTS = 6
 DEFAULT_RICH_SITES = 4
 DEFAULT_HEADROOM_PREMIUM = 0.2
+FINISH_SHARE = 0.9
+"""Share of the time budget the joint solve may use; the rest rounds and compares plans."""
 LARGE_JOB_GPUS = 8.0
 """A large job: a whole 8-GPU server, which few sites can hold."""
 
@@ -301,11 +304,12 @@ def plan_hour(
         joint,
         rate,
         room,
-        deadline=t0 + time_budget_s,
+        deadline=t0 + FINISH_SHARE * time_budget_s,
         max_starts=max(1, max_starts),
         rich_sites=max(1, rich_sites),
         headroom=headroom,
         premium=headroom_premium,
+        hint=_hints(greedy, jobs),
     )
     if plan is None:
         return _keep_planned(greedy, jobs, grid, objective, weights)
@@ -338,6 +342,11 @@ def _keep_planned(
         return plan
     kept = plan_kept(jobs, grid, objective=objective, weights=weights)
     return kept if _rank(kept, jobs) < _rank(plan, jobs) else plan
+
+
+def _hints(plan: PlanResult, jobs: list[PlanJob]) -> list[tuple[int, int] | None]:
+    at = {slot.key: (slot.site, slot.start) for slot in plan.slots}
+    return [at.get(job.key) for job in jobs]
 
 
 def _joint(job: PlanJob, usable: BoolArray) -> JointJob:

@@ -8,9 +8,13 @@ jobs with the same (GPUs, hours, latest start, eligible sites) are one class `c`
 `committed + GPUs of the columns covering it <= capacity`. The penalty per GPU-hour exceeds any
 rate, so the LP places as much work as fits before it minimises cost.
 
-Column reduction: per class every eligible site offers its cheapest and its first start offset;
-only the `rich_sites` cheapest sites offer their `max_starts` cheapest offsets, so a 500-job
-plan stays a few thousand columns.
+Columns: per class every eligible site offers its cheapest and its first start offset, the
+`rich_sites` cheapest sites their `max_starts` cheapest offsets, and each job its slot in the
+greedy plan (`hint`), so the integer solve can always match greedy. Then column generation: the
+LP's duals price every (site, start) of every class, and the best start per site with a
+negative reduced cost joins the LP, for up to `PRICING_ROUNDS` rounds or `PRICING_SHARE` of the
+time left. A 500-job plan stays a few thousand columns, and its LP is (close to) the LP over all
+columns.
 
 Headroom: a site may keep `headroom[z]` GPUs for large jobs (a zero-slack 8-GPU job that finds
 the only clean 8-GPU site filled by small jobs goes to a dirty one). Every GPU-hour planned into
@@ -18,11 +22,13 @@ that reserve, `y[z, h] >= planned(z, h) - (room(z, h) - headroom[z])`, costs
 `premium x rate(z, h)` on top, so small jobs fill it only when the alternatives are dearer by
 more than the premium; a large job that needs the reserve pays the premium everywhere it fits.
 
-Rounding (see `_round`): jobs largest first take their class's column with the largest LP share
-left that fits, else their cheapest feasible (site, start) of all. When the LP is fractional and
-has at most `MILP_MAX_COLUMNS` columns, HiGHS branch and bound (`scipy.optimize.milp`) then
-solves the integer problem in the time left (at most `MILP_NODE_LIMIT` nodes); its answer
-replaces the rounding when optimal, or when it is a cheaper incumbent.
+Integer plan (see `_round`): jobs largest first take their class's column with the largest LP
+share left that fits, else their cheapest feasible (site, start) of all. When neither that
+rounding nor the greedy plan is within `MILP_TRIGGER_GAP` of the LP bound, HiGHS branch and
+bound (`scipy.optimize.milp`) solves the integer problem over the same columns in the time left
+(at most `MILP_NODE_LIMIT` nodes); its answer replaces the rounding when optimal, or when it is
+a cheaper incumbent. On recorded weeks this is where a large job keeps the clean 8-GPU site: the
+rounding and the greedy plan both give it to a small job without slack that fits elsewhere.
 The whole solve stops at the caller's deadline (HiGHS `time_limit`); `None` means no LP answer.
 """
 
@@ -35,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, linprog, milp
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -45,11 +51,20 @@ CAPACITY_EPS = 1e-9
 UNPLACED_PENALTY = 10.0
 """Unplaced cost per GPU-hour, in multiples of the highest rate (plus one)."""
 MIN_SOLVE_S = 0.02
-MILP_MAX_COLUMNS = 1_000
+PRICING_ROUNDS = 8
+"""LP solves that add priced columns, at most, before the integer plan."""
+PRICING_SHARE = 0.5
+"""Share of the time left that column generation may use; the rest is for the integer plan."""
+PRICE_TOL = 1e-7
+"""A column joins when its reduced cost is below -PRICE_TOL x max(1, |class dual|)."""
+MILP_TRIGGER_GAP = 0.03
+"""Branch and bound runs when the best integer plan so far is this far above the LP bound."""
+MILP_MAX_COLUMNS = 20_000
 """Above this many columns a fractional LP is only rounded (branch and bound rarely finishes)."""
-MIP_REL_GAP = 1e-3
-MILP_NODE_LIMIT = 50
-"""Branch-and-bound nodes; with it the answer depends on the instance, not the machine's load."""
+MIP_REL_GAP = 1e-2
+MILP_NODE_LIMIT = 5
+"""Branch-and-bound nodes; with it the answer depends on the instance, not the machine's load.
+HiGHS's root heuristics find the plan that keeps a large job's site; more nodes only cost time."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +146,107 @@ def _columns(
     return np.concatenate(vc), np.concatenate(vz), np.concatenate(vs)
 
 
+@dataclass
+class _Model:
+    """The LP's matrices for one set of columns (rows: class counts; site-hours; reserve)."""
+
+    c_vec: FloatArray
+    a_eq: sparse.csr_array
+    a_ub: sparse.csr_array
+    b_ub: FloatArray
+    n_col: int
+    n_y: int
+
+
+def _model(
+    vc: IntArray,
+    vz: IntArray,
+    vs: IntArray,
+    gpus: FloatArray,
+    hours: IntArray,
+    cum: FloatArray,
+    room: FloatArray,
+    reserve: FloatArray,
+    premium: float,
+    rate: FloatArray,
+) -> _Model:
+    sites, horizon = room.shape
+    n_class, n_col = gpus.size, vc.size
+    held = np.flatnonzero(reserve > 0)
+    n_y = held.size * horizon
+    n_var = n_col + n_class + n_y
+    length = hours[vc]
+    top = float(rate.max(initial=0.0)) + 1.0
+    c_vec = np.concatenate(
+        [
+            gpus[vc] * (cum[vz, vs + length] - cum[vz, vs]),
+            gpus * hours * top * UNPLACED_PENALTY,
+            premium * rate[held].ravel(),
+        ]
+    )
+    eq_rows = np.concatenate([vc, np.arange(n_class)])
+    a_eq = sparse.csr_array(
+        (np.ones(n_col + n_class), (eq_rows, np.arange(n_col + n_class))), shape=(n_class, n_var)
+    )
+    rows = np.repeat(vz * horizon + vs, length) + _ragged_arange(length)
+    cols = np.repeat(np.arange(n_col), length)
+    a_cap = sparse.csr_array(
+        (np.repeat(gpus[vc], length), (rows, cols)), shape=(sites * horizon, n_var)
+    )
+    a_cap.sum_duplicates()
+    a_ub, b_ub = a_cap, room.ravel()
+    if n_y:
+        cells = (held[:, None] * horizon + np.arange(horizon)[None, :]).ravel()
+        a_res = a_cap[cells].tolil()
+        a_res[np.arange(n_y), n_col + n_class + np.arange(n_y)] = -1.0
+        a_ub = sparse.vstack([a_ub, a_res.tocsr()], format="csr")
+        b_ub = np.concatenate([b_ub, (room[held] - reserve[held, None]).ravel()])
+    return _Model(c_vec, a_eq, a_ub, np.asarray(b_ub, dtype=np.float64), n_col, n_y)
+
+
+def _priced(
+    jobs: list[JointJob],
+    rep: list[int],
+    cum: FloatArray,
+    dual_eq: FloatArray,
+    dual_cell: FloatArray,
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Return the columns whose reduced cost is negative: per class, the best start per site.
+
+    Reduced cost of (class, site, start) = its cost - the class row's dual - GPUs x the duals
+    of the site-hours it covers (`dual_cell`, <= 0 where capacity binds).
+    """
+    sites = cum.shape[0]
+    cum_dual = np.concatenate([np.zeros((sites, 1)), np.cumsum(dual_cell, axis=1)], axis=1)
+    vc: list[IntArray] = []
+    vz: list[IntArray] = []
+    vs: list[IntArray] = []
+    for c, i in enumerate(rep):
+        job = jobs[i]
+        n_start = job.latest + 1
+        span = slice(job.hours, job.hours + n_start)
+        reduced = job.gpus * (
+            (cum[:, span] - cum[:, :n_start]) - (cum_dual[:, span] - cum_dual[:, :n_start])
+        )
+        reduced = np.where(job.eligible[:, None], reduced - dual_eq[c], np.inf)
+        best = np.argmin(reduced, axis=1)
+        gain = reduced[np.arange(sites), best]
+        z = np.flatnonzero(gain < -PRICE_TOL * max(1.0, abs(float(dual_eq[c]))))
+        vc.append(np.full(z.size, c, dtype=np.int64))
+        vz.append(z.astype(np.int64))
+        vs.append(best[z].astype(np.int64))
+    return np.concatenate(vc), np.concatenate(vz), np.concatenate(vs)
+
+
+def _merge(
+    columns: tuple[IntArray, IntArray, IntArray], more: tuple[IntArray, IntArray, IntArray]
+) -> tuple[IntArray, IntArray, IntArray]:
+    key = np.unique(
+        np.stack([np.concatenate(pair) for pair in zip(columns, more, strict=True)]), axis=1
+    )
+    return key[0], key[1], key[2]
+
+
 def solve_joint(
     jobs: list[JointJob],
     rate: FloatArray,
@@ -141,6 +257,7 @@ def solve_joint(
     rich_sites: int,
     headroom: FloatArray | None = None,
     premium: float = 0.0,
+    hint: list[tuple[int, int] | None] | None = None,
 ) -> JointPlan | None:
     """Solve the joint LP and round it; `None` when HiGHS gives no solution before `deadline`.
 
@@ -153,63 +270,72 @@ def solve_joint(
         rich_sites: Sites per class with more than their cheapest and first start.
         headroom: (sites,) GPUs to keep for large jobs; None = none.
         premium: Extra cost of a GPU-hour in the headroom, as a fraction of the site's rate.
+        hint: Per job, a (site, start) of a known feasible plan (the greedy one), added as
+            columns so the integer solve can do no worse than it; None where it has none.
     """
     sites, horizon = rate.shape
     cum = np.concatenate([np.zeros((sites, 1)), np.cumsum(rate, axis=1)], axis=1)
     cls, rep, counts = _classes(jobs)
-    vc, vz, vs = _columns(jobs, rep, cum, max_starts, rich_sites)
-    n_class, n_col = len(rep), vc.size
-    if n_col == 0:
+    columns = _columns(jobs, rep, cum, max_starts, rich_sites)
+    if hint is not None:
+        have = np.array([i for i, h in enumerate(hint) if h is not None], dtype=np.int64)
+        at = np.array([h for h in hint if h is not None], dtype=np.int64).reshape(-1, 2)
+        columns = _merge(columns, (cls[have], at[:, 0], at[:, 1]))
+    n_class = len(rep)
+    if columns[0].size == 0:
         none = np.full(len(jobs), -1, dtype=np.int64)
         return JointPlan(none, none.copy(), "lp")
     gpus = np.array([jobs[i].gpus for i in rep])
     hours = np.array([jobs[i].hours for i in rep], dtype=np.int64)
-    length = hours[vc]
-    cost = gpus[vc] * (cum[vz, vs + length] - cum[vz, vs])
     top = float(rate.max(initial=0.0)) + 1.0
     reserve = np.zeros(sites) if headroom is None or premium <= 0 else np.asarray(headroom)
     held = np.flatnonzero(reserve > 0)
-    n_y = held.size * horizon
-    n_var = n_col + n_class + n_y
-    c_vec = np.concatenate(
-        [cost, gpus * hours * top * UNPLACED_PENALTY, premium * rate[held].ravel()]
-    )
-    eq_rows = np.concatenate([vc, np.arange(n_class)])
-    a_eq = sparse.csr_array(
-        (np.ones(n_col + n_class), (eq_rows, np.arange(n_col + n_class))), shape=(n_class, n_var)
-    )
-    rows = np.repeat(vz * horizon + vs, length) + _ragged_arange(length)
-    cols = np.repeat(np.arange(n_col), length)
-    vals = np.repeat(gpus[vc], length)
-    a_cap = sparse.csr_array((vals, (rows, cols)), shape=(sites * horizon, n_var))
-    a_cap.sum_duplicates()
-    used = np.flatnonzero(np.diff(a_cap.indptr) > 0)
-    a_ub, b_ub = a_cap[used], room.ravel()[used]
-    if n_y:
-        cells = (held[:, None] * horizon + np.arange(horizon)[None, :]).ravel()
-        a_res = a_cap[cells].tolil()
-        a_res[np.arange(n_y), n_col + n_class + np.arange(n_y)] = -1.0
-        a_ub = sparse.vstack([a_ub, a_res.tocsr()], format="csr")
-        b_ub = np.concatenate([b_ub, (room[held] - reserve[held, None]).ravel()])
-    left = deadline - time.perf_counter()
-    if left < MIN_SOLVE_S:
+    pricing_ends = time.perf_counter() + PRICING_SHARE * (deadline - time.perf_counter())
+    solved: tuple[_Model, tuple[IntArray, IntArray, IntArray], OptimizeResult] | None = None
+    for _ in range(PRICING_ROUNDS + 1):
+        model = _model(*columns, gpus, hours, cum, room, reserve, premium, rate)
+        left = deadline - time.perf_counter()
+        if left < MIN_SOLVE_S:
+            break
+        lp = linprog(  # type: ignore[call-overload]  # scipy-stubs omit sparse A (HiGHS ok)
+            model.c_vec,
+            A_ub=model.a_ub,
+            b_ub=model.b_ub,
+            A_eq=model.a_eq,
+            b_eq=counts,
+            bounds=(0, None),
+            method="highs",
+            options={"time_limit": left},
+        )
+        if lp.status != 0 or lp.x is None:
+            break
+        solved = (model, columns, lp)
+        if time.perf_counter() > pricing_ends:
+            break
+        dual_ub = np.asarray(lp.ineqlin.marginals, dtype=np.float64)
+        dual_cell = dual_ub[: sites * horizon].reshape(sites, horizon).copy()
+        if model.n_y:
+            dual_cell[held] += dual_ub[sites * horizon :].reshape(held.size, horizon)
+        more = _priced(jobs, rep, cum, np.asarray(lp.eqlin.marginals), dual_cell)
+        if more[0].size == 0 or model.n_col + more[0].size > MILP_MAX_COLUMNS:
+            break
+        columns = _merge(columns, more)
+    if solved is None:
         return None
-    lp = linprog(  # type: ignore[call-overload]  # scipy-stubs omit sparse A_ub/A_eq (HiGHS ok)
-        c_vec,
-        A_ub=a_ub,
-        b_ub=b_ub,
-        A_eq=a_eq,
-        b_eq=counts,
-        bounds=(0, None),
-        method="highs",
-        options={"time_limit": left},
-    )
-    if lp.status != 0 or lp.x is None:
-        return None
+    model, (vc, vz, vs), lp = solved
+    n_col, n_y = model.n_col, model.n_y
+    c_vec, a_eq, a_ub, b_ub = model.c_vec, model.a_eq, model.a_ub, model.b_ub
     x = np.asarray(lp.x[:n_col], dtype=np.float64)
     rounded = _round(jobs, cls, vc, vz, vs, x, cum, room)
     left = deadline - time.perf_counter()
-    if rounded.method == "lp" or n_col > MILP_MAX_COLUMNS or left < MIN_SOLVE_S:
+    if rounded.method == "lp" or left < MIN_SOLVE_S:
+        return rounded
+    if n_col > MILP_MAX_COLUMNS:
+        return rounded
+    best = _cost(rounded, jobs, cum, top)
+    if hint is not None:
+        best = min(best, _cost(_hinted(hint), jobs, cum, top))
+    if best <= float(lp.fun) * (1.0 + MILP_TRIGGER_GAP) + CAPACITY_EPS:
         return rounded
     integer = np.concatenate([np.ones(n_col + n_class), np.zeros(n_y)])
     res = milp(
@@ -225,6 +351,12 @@ def solve_joint(
     if res.status != 0 and _cost(exact, jobs, cum, top) > _cost(rounded, jobs, cum, top):
         return rounded
     return JointPlan(exact.site, exact.start, "milp" if res.status == 0 else "milp-incumbent")
+
+
+def _hinted(hint: list[tuple[int, int] | None]) -> JointPlan:
+    site = np.array([-1 if h is None else h[0] for h in hint], dtype=np.int64)
+    start = np.array([-1 if h is None else h[1] for h in hint], dtype=np.int64)
+    return JointPlan(site, start, "hint")
 
 
 def _cost(plan: JointPlan, jobs: list[JointJob], cum: FloatArray, top: float) -> float:
