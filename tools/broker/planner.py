@@ -14,7 +14,8 @@ slack (`latest_start == 0`) can only start now.
 Joint plan (`tools.broker.planner_lp`, the default): the replay oracle's LP over (job class,
 site, start) solved with HiGHS on the forecasts, its columns grown by pricing, rounded largest
 job first, and finished by branch and bound when neither the rounding nor the greedy plan is
-within 3 % of the LP bound; the whole solve ends within `time_budget_s`.
+close to the LP bound (3 %, and 1 kg for large plans); the whole solve ends within
+`time_budget_s`.
 
 Greedy (the fallback, always available): jobs that must start now first; then by regret (GPUs x
 (second-best minus best site's window cost), as in Vogel's method), each job takes its cheapest
