@@ -245,10 +245,11 @@ def _exact(jobs: list[PlanJob], grid: PlanGrid) -> float:
 
 
 def _fragmented(seed: int) -> tuple[list[PlanJob], PlanGrid]:
-    """Two 8-GPU sites (one clean), three small ones; 8-GPU jobs with slack, small ones without.
+    """A clean and a dirty 8-GPU site, three larger middling ones; three 8-GPU jobs with slack
+    among 60 small jobs, a quarter of them without slack.
 
     The shape of a recorded week's costliest miss: a small job with no slack takes the clean
-    8-GPU site, so the large deferrable job beside it goes to the dirty one.
+    8-GPU site, so the large deferrable job beside it goes to a dirtier one.
     """
     rng = np.random.default_rng(seed)
     ci = np.vstack(
@@ -275,7 +276,7 @@ def _fragmented(seed: int) -> tuple[list[PlanJob], PlanGrid]:
 
 def test_large_jobs_keep_the_clean_site_from_small_jobs_without_slack() -> None:
     # Instances too large for a plain branch and bound over the planner's first columns: the
-    # LP is fractional and its rounding (or the greedy plan) leaves a large job on the dirty
+    # LP is fractional and its rounding (or the greedy plan) leaves a large job on a dirtier
     # site or unplaced. The plan stays within 3 % of the true optimum over every column.
     greedy_worse = 0
     for seed in range(4):
