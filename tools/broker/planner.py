@@ -48,7 +48,7 @@ from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights, score_arrays
 from tools.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from tools.broker.planner_lp import JointJob
+    from tools.broker.planner_model import JointJob
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -351,7 +351,7 @@ def _hints(plan: PlanResult, jobs: list[PlanJob]) -> list[tuple[int, int] | None
 
 
 def _joint(job: PlanJob, usable: BoolArray) -> JointJob:
-    from tools.broker.planner_lp import JointJob
+    from tools.broker.planner_model import JointJob
 
     ok = usable if job.eligible is None else usable & job.eligible
     return JointJob(

@@ -36,28 +36,34 @@ The whole solve stops at the caller's deadline (HiGHS `time_limit`); `None` mean
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, linprog, milp
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
+from tools.broker.planner_model import (
+    Columns,
+    FloatArray,
+    IntArray,
+    JointJob,
+    JointPlan,
+    LPModel,
+    classes,
+    first_columns,
+    lp_model,
+    merged,
+    priced,
+    unplaced_rate,
+)
+
+__all__ = ["JointJob", "JointPlan", "solve_joint"]
 INTEGRAL_TOL = 1e-6
 CAPACITY_EPS = 1e-9
-UNPLACED_PENALTY = 10.0
-"""Unplaced cost per GPU-hour, in multiples of the highest rate (plus one)."""
 MIN_SOLVE_S = 0.02
 PRICING_ROUNDS = 8
 """LP solves that add priced columns, at most, before the integer plan."""
 PRICING_SHARE = 0.5
 """Share of the time left that column generation may use; the rest is for the integer plan."""
-PRICE_TOL = 1e-7
-"""A column joins when its reduced cost is below -PRICE_TOL x max(1, |class dual|)."""
 MILP_TRIGGER_GAP = 0.03
 """Branch and bound runs when the best integer plan so far is this far above the LP bound..."""
 MILP_TRIGGER_COST = 1.0
@@ -70,186 +76,6 @@ MIP_REL_GAP = 1e-2
 MILP_NODE_LIMIT = 5
 """Branch-and-bound nodes; with it the answer depends on the instance, not the machine's load.
 HiGHS's root heuristics find the plan that keeps a large job's site; more nodes only cost time."""
-
-
-@dataclass(frozen=True)
-class JointJob:
-    """One job as the joint solve sees it."""
-
-    gpus: float
-    hours: int
-    latest: int
-    eligible: BoolArray
-
-
-@dataclass(frozen=True)
-class JointPlan:
-    """Per job: site and start offset (-1 = unplaced), and the solve's status."""
-
-    site: IntArray
-    start: IntArray
-    method: str
-    """`lp` (the LP solution was integral), `lp-rounded`, `milp` or `milp-incumbent`."""
-
-
-def _ragged_arange(lengths: IntArray) -> IntArray:
-    ends = np.cumsum(lengths)
-    return np.arange(int(ends[-1])) - np.repeat(ends - lengths, lengths)
-
-
-def _classes(jobs: list[JointJob]) -> tuple[IntArray, list[int], FloatArray]:
-    """Return a class id per job, a representative job per class and the count per class."""
-    ids: dict[tuple[object, ...], int] = {}
-    cls = np.empty(len(jobs), dtype=np.int64)
-    rep: list[int] = []
-    counts: list[float] = []
-    for i, job in enumerate(jobs):
-        key = (round(job.gpus * 1000), job.hours, job.latest, job.eligible.tobytes())
-        c = ids.get(key)
-        if c is None:
-            c = ids[key] = len(rep)
-            rep.append(i)
-            counts.append(0.0)
-        cls[i] = c
-        counts[c] += 1.0
-    return cls, rep, np.asarray(counts)
-
-
-def _columns(
-    jobs: list[JointJob], rep: list[int], cum: FloatArray, max_starts: int, rich_sites: int
-) -> tuple[IntArray, IntArray, IntArray]:
-    """Return (class, site, start) of the candidate columns.
-
-    Per class: every eligible site's cheapest start and its first start; the `rich_sites`
-    cheapest sites also their `max_starts` cheapest starts.
-    """
-    vc: list[IntArray] = []
-    vz: list[IntArray] = []
-    vs: list[IntArray] = []
-    for c, i in enumerate(rep):
-        job = jobs[i]
-        sites = np.flatnonzero(job.eligible)
-        if sites.size == 0:
-            continue
-        starts = np.arange(job.latest + 1)
-        sums = cum[sites][:, starts + job.hours] - cum[sites][:, starts]
-        order = np.argsort(sums, axis=1, kind="stable")
-        n_keep = min(max_starts, starts.size)
-        keep = np.zeros(sums.shape, dtype=bool)
-        keep[:, 0] = True
-        keep[np.arange(sites.size), order[:, 0]] = True
-        rich = np.argsort(sums[np.arange(sites.size), order[:, 0]], kind="stable")[:rich_sites]
-        rows = np.repeat(rich, n_keep)
-        keep[rows, order[rich, :n_keep].ravel()] = True
-        z_idx, k_idx = np.nonzero(keep)
-        vc.append(np.full(z_idx.size, c, dtype=np.int64))
-        vz.append(sites[z_idx])
-        vs.append(starts[k_idx].astype(np.int64))
-    if not vc:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
-    return np.concatenate(vc), np.concatenate(vz), np.concatenate(vs)
-
-
-@dataclass
-class _Model:
-    """The LP's matrices for one set of columns (rows: class counts; site-hours; reserve)."""
-
-    c_vec: FloatArray
-    a_eq: sparse.csr_array
-    a_ub: sparse.csr_array
-    b_ub: FloatArray
-    n_col: int
-    n_y: int
-
-
-def _model(
-    vc: IntArray,
-    vz: IntArray,
-    vs: IntArray,
-    gpus: FloatArray,
-    hours: IntArray,
-    cum: FloatArray,
-    room: FloatArray,
-    reserve: FloatArray,
-    premium: float,
-    rate: FloatArray,
-) -> _Model:
-    sites, horizon = room.shape
-    n_class, n_col = gpus.size, vc.size
-    held = np.flatnonzero(reserve > 0)
-    n_y = held.size * horizon
-    n_var = n_col + n_class + n_y
-    length = hours[vc]
-    top = float(rate.max(initial=0.0)) + 1.0
-    c_vec = np.concatenate(
-        [
-            gpus[vc] * (cum[vz, vs + length] - cum[vz, vs]),
-            gpus * hours * top * UNPLACED_PENALTY,
-            premium * rate[held].ravel(),
-        ]
-    )
-    eq_rows = np.concatenate([vc, np.arange(n_class)])
-    a_eq = sparse.csr_array(
-        (np.ones(n_col + n_class), (eq_rows, np.arange(n_col + n_class))), shape=(n_class, n_var)
-    )
-    rows = np.repeat(vz * horizon + vs, length) + _ragged_arange(length)
-    cols = np.repeat(np.arange(n_col), length)
-    a_cap = sparse.csr_array(
-        (np.repeat(gpus[vc], length), (rows, cols)), shape=(sites * horizon, n_var)
-    )
-    a_cap.sum_duplicates()
-    a_ub, b_ub = a_cap, room.ravel()
-    if n_y:
-        cells = (held[:, None] * horizon + np.arange(horizon)[None, :]).ravel()
-        a_res = a_cap[cells].tolil()
-        a_res[np.arange(n_y), n_col + n_class + np.arange(n_y)] = -1.0
-        a_ub = sparse.vstack([a_ub, a_res.tocsr()], format="csr")
-        b_ub = np.concatenate([b_ub, (room[held] - reserve[held, None]).ravel()])
-    return _Model(c_vec, a_eq, a_ub, np.asarray(b_ub, dtype=np.float64), n_col, n_y)
-
-
-def _priced(
-    jobs: list[JointJob],
-    rep: list[int],
-    cum: FloatArray,
-    dual_eq: FloatArray,
-    dual_cell: FloatArray,
-) -> tuple[IntArray, IntArray, IntArray]:
-    """Return the columns whose reduced cost is negative: per class, the best start per site.
-
-    Reduced cost of (class, site, start) = its cost - the class row's dual - GPUs x the duals
-    of the site-hours it covers (`dual_cell`, <= 0 where capacity binds).
-    """
-    sites = cum.shape[0]
-    cum_dual = np.concatenate([np.zeros((sites, 1)), np.cumsum(dual_cell, axis=1)], axis=1)
-    vc: list[IntArray] = []
-    vz: list[IntArray] = []
-    vs: list[IntArray] = []
-    for c, i in enumerate(rep):
-        job = jobs[i]
-        n_start = job.latest + 1
-        span = slice(job.hours, job.hours + n_start)
-        reduced = job.gpus * (
-            (cum[:, span] - cum[:, :n_start]) - (cum_dual[:, span] - cum_dual[:, :n_start])
-        )
-        reduced = np.where(job.eligible[:, None], reduced - dual_eq[c], np.inf)
-        best = np.argmin(reduced, axis=1)
-        gain = reduced[np.arange(sites), best]
-        z = np.flatnonzero(gain < -PRICE_TOL * max(1.0, abs(float(dual_eq[c]))))
-        vc.append(np.full(z.size, c, dtype=np.int64))
-        vz.append(z.astype(np.int64))
-        vs.append(best[z].astype(np.int64))
-    return np.concatenate(vc), np.concatenate(vz), np.concatenate(vs)
-
-
-def _merge(
-    columns: tuple[IntArray, IntArray, IntArray], more: tuple[IntArray, IntArray, IntArray]
-) -> tuple[IntArray, IntArray, IntArray]:
-    key = np.unique(
-        np.stack([np.concatenate(pair) for pair in zip(columns, more, strict=True)]), axis=1
-    )
-    return key[0], key[1], key[2]
 
 
 def solve_joint(
@@ -280,25 +106,25 @@ def solve_joint(
     """
     sites, horizon = rate.shape
     cum = np.concatenate([np.zeros((sites, 1)), np.cumsum(rate, axis=1)], axis=1)
-    cls, rep, counts = _classes(jobs)
-    columns = _columns(jobs, rep, cum, max_starts, rich_sites)
+    cls, rep, counts = classes(jobs)
+    columns = first_columns(jobs, rep, cum, max_starts, rich_sites)
     if hint is not None:
         have = np.array([i for i, h in enumerate(hint) if h is not None], dtype=np.int64)
         at = np.array([h for h in hint if h is not None], dtype=np.int64).reshape(-1, 2)
-        columns = _merge(columns, (cls[have], at[:, 0], at[:, 1]))
+        columns = merged(columns, (cls[have], at[:, 0], at[:, 1]))
     n_class = len(rep)
     if columns[0].size == 0:
         none = np.full(len(jobs), -1, dtype=np.int64)
         return JointPlan(none, none.copy(), "lp")
     gpus = np.array([jobs[i].gpus for i in rep])
     hours = np.array([jobs[i].hours for i in rep], dtype=np.int64)
-    top = float(rate.max(initial=0.0)) + 1.0
+    top = unplaced_rate(rate)
     reserve = np.zeros(sites) if headroom is None or premium <= 0 else np.asarray(headroom)
     held = np.flatnonzero(reserve > 0)
     pricing_ends = time.perf_counter() + PRICING_SHARE * (deadline - time.perf_counter())
-    solved: tuple[_Model, tuple[IntArray, IntArray, IntArray], OptimizeResult] | None = None
+    solved: tuple[LPModel, Columns, OptimizeResult] | None = None
     for _ in range(PRICING_ROUNDS + 1):
-        model = _model(*columns, gpus, hours, cum, room, reserve, premium, rate)
+        model = lp_model(*columns, gpus, hours, cum, room, reserve, premium, rate)
         left = deadline - time.perf_counter()
         if left < MIN_SOLVE_S:
             break
@@ -321,10 +147,10 @@ def solve_joint(
         dual_cell = dual_ub[: sites * horizon].reshape(sites, horizon).copy()
         if model.n_y:
             dual_cell[held] += dual_ub[sites * horizon :].reshape(held.size, horizon)
-        more = _priced(jobs, rep, cum, np.asarray(lp.eqlin.marginals), dual_cell)
+        more = priced(jobs, rep, cum, np.asarray(lp.eqlin.marginals), dual_cell)
         if more[0].size == 0 or model.n_col + more[0].size > MILP_MAX_COLUMNS:
             break
-        columns = _merge(columns, more)
+        columns = merged(columns, more)
     if solved is None:
         return None
     model, (vc, vz, vs), lp = solved
@@ -366,11 +192,11 @@ def _hinted(hint: list[tuple[int, int] | None]) -> JointPlan:
 
 
 def _cost(plan: JointPlan, jobs: list[JointJob], cum: FloatArray, top: float) -> float:
-    """Return a plan's cost with unplaced jobs at the LP's penalty (headroom not counted)."""
+    """Return a plan's cost with unplaced GPU-hours at `top` (headroom not counted)."""
     total = 0.0
     for job, z, s in zip(jobs, plan.site.tolist(), plan.start.tolist(), strict=True):
         if z < 0:
-            total += job.gpus * job.hours * top * UNPLACED_PENALTY
+            total += job.gpus * job.hours * top
         else:
             total += job.gpus * float(cum[z, s + job.hours] - cum[z, s])
     return total
