@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -29,11 +31,11 @@ from evals.policy_base import (
     urgency_order,
 )
 from evals.view import GridView
+from tools.broker.blocking import ARRIVAL_SPAN_H, history_of, large_job_headroom
 from tools.broker.planner import (
     Objective,
     PlanGrid,
     PlanJob,
-    large_job_headroom,
     plan_hour,
 )
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
@@ -145,6 +147,10 @@ class BrokerPolicy:
     the last plan passes its slot as `PlanJob.planned`, so new arrivals never take it. With
     `headroom_premium` > 0, sites that can hold a whole 8-GPU job keep that much headroom at that
     premium (see `plan_hour`); off by default, as it raised CO2 on 2021 weeks.
+
+    The plan prices the risk of blocking a large job (`tools.broker.blocking`) from the large
+    jobs that arrived in the last week: the `prior` ones (the week before the window, which the
+    product would have in its store) and the ones that arrived in the replay so far.
     """
 
     def __init__(
@@ -156,8 +162,11 @@ class BrokerPolicy:
         name: str = "broker",
         time_budget_s: float = REPLAY_BUDGET_S,
         headroom_premium: float = 0.0,
+        prior: Sequence[tuple[float, float, int, int]] = (),
     ) -> None:
         self.name = name
+        self.prior = list(prior)
+        """(arrival hour < 0, GPUs, hours, slack hours) of jobs seen before the window."""
         self.objective: Objective = objective
         self.weights = weights
         self.causal = causal
@@ -196,6 +205,11 @@ class BrokerPolicy:
             )
             for j, left in zip(order, slack_left, strict=True)
         ]
+        arrived = self.prior + [
+            (float(a), float(g), int(d), int(s))
+            for a, g, d, s in zip(jobs.arrival, jobs.gpus, jobs.duration, jobs.slack, strict=True)
+        ]
+        seen_h = now + 1 + (ARRIVAL_SPAN_H if self.prior else 0)
         result = plan_hour(
             plan_jobs,
             grid,
@@ -204,6 +218,7 @@ class BrokerPolicy:
             time_budget_s=self.time_budget_s,
             headroom=large_job_headroom(fleet.capacity),
             headroom_premium=self.headroom_premium,
+            arrivals=history_of(arrived, now=now, observed_h=seen_h),
         )
         self.methods[result.method] = self.methods.get(result.method, 0) + 1
         now_slots = {int(s.key): s.site for s in result.slots if s.start == 0}

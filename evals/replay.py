@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ from evals.policies import (
 )
 from evals.policy_base import Policy
 from evals.schedule import per_job_oracle
+from tools.broker.blocking import ARRIVAL_SPAN_H
 from tools.broker.scoring import ScoreWeights
 from tools.errors import InvalidInputError
 from tools.grid.blend import MIN_HISTORY_HOURS, REFIT_HOURS
@@ -138,8 +140,10 @@ def forecast_model(forecast: str, history_hours: int, days: int) -> str:
     return persistence if from_day >= days else f"{persistence}, from day {from_day} the {fitted}"
 
 
-def build_policy(name: str, *, causal_forecast: bool) -> Policy:
-    """Return the heuristic policy called `name`.
+def build_policy(
+    name: str, *, causal_forecast: bool, prior: Sequence[tuple[float, float, int, int]] = ()
+) -> Policy:
+    """Return the heuristic policy called `name` (`prior`: see `prior_arrivals`).
 
     Raises:
         InvalidInputError: Unknown policy name.
@@ -153,7 +157,7 @@ def build_policy(name: str, *, causal_forecast: bool) -> Policy:
     if name == "composite":
         return composite_policy()
     if name == "broker":
-        return BrokerPolicy(causal=causal_forecast)
+        return BrokerPolicy(causal=causal_forecast, prior=prior)
     raise InvalidInputError(f"policy {name!r}: choose from {list(HEURISTIC_POLICIES)}")
 
 
@@ -164,18 +168,7 @@ def prepare(config: ReplayConfig) -> tuple[Fleet, GridWindow, JobSet, int]:
             f"forecast {config.forecast!r}: choose one of {list(FORECAST_MODES)}"
         )
     fleet = config.fleet or default_fleet(config.fleet_scale)
-    trace = load_trace(config.jobs_file)
-    jobs = map_trace_to_window(
-        trace,
-        days=config.days,
-        zone_capacity=fleet.capacity,
-        seed=config.seed,
-        arrival_scale=config.arrival_scale,
-        slack_classes=config.slack_classes,
-        max_duration_hours=config.max_duration_hours,
-        max_jobs=config.max_jobs,
-        day_seed=config.start.toordinal(),
-    )
+    jobs = _window_jobs(config, fleet, config.start, config.days, config.max_jobs)
     max_slack = max(h for h, _ in config.slack_classes)
     decide_hours = config.days * 24 + max_slack + GRACE_HOURS
     window = load_grid_window(
@@ -191,6 +184,38 @@ def prepare(config: ReplayConfig) -> tuple[Fleet, GridWindow, JobSet, int]:
         ),
     )
     return fleet, window, jobs, decide_hours
+
+
+def _window_jobs(
+    config: ReplayConfig, fleet: Fleet, start: datetime, days: int, max_jobs: int | None
+) -> JobSet:
+    """Return the jobs a replay of `days` days from `start` draws (its start day seeds them)."""
+    return map_trace_to_window(
+        load_trace(config.jobs_file),
+        days=days,
+        zone_capacity=fleet.capacity,
+        seed=config.seed,
+        arrival_scale=config.arrival_scale,
+        slack_classes=config.slack_classes,
+        max_duration_hours=config.max_duration_hours,
+        max_jobs=max_jobs,
+        day_seed=start.toordinal(),
+    )
+
+
+def prior_arrivals(config: ReplayConfig, fleet: Fleet) -> list[tuple[float, float, int, int]]:
+    """Return (arrival hour, GPUs, hours, slack hours) of the jobs of the week before the window.
+
+    They are drawn as a replay starting that week would draw them (its start day seeds the
+    trace days), on negative hours. The broker learns its large-job arrival rate from them, as
+    the product does from a week of submitted workloads; they never run in the replay.
+    """
+    days = ARRIVAL_SPAN_H // 24
+    jobs = _window_jobs(config, fleet, config.start - timedelta(days=days), days, None)
+    return [
+        (float(a) - days * 24, float(g), int(d), int(s))
+        for a, g, d, s in zip(jobs.arrival, jobs.gpus, jobs.duration, jobs.slack, strict=True)
+    ]
 
 
 def run_policy(
@@ -308,12 +333,13 @@ def best_incumbent(solution: OracleSolution, runs: dict[str, PolicyRun]) -> Orac
 def run_replay(config: ReplayConfig) -> ReplayResult:
     """Run every configured policy, the oracles and the Pareto sweep on one window."""
     fleet, window, jobs, decide_hours = prepare(config)
+    prior = prior_arrivals(config, fleet) if "broker" in config.policies else []
     forecast = config.forecast
     causal_forecast = forecast != "perfect"
     runs: dict[str, PolicyRun] = {}
     for i, name in enumerate(config.policies, start=1):
         logger.debug("policy %d/%d: %s", i, len(config.policies), name)
-        policy = build_policy(name, causal_forecast=causal_forecast)
+        policy = build_policy(name, causal_forecast=causal_forecast, prior=prior)
         runs[name] = run_policy(
             policy,
             jobs=jobs,

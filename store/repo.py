@@ -165,6 +165,18 @@ def list_workloads(
     return session.scalars(stmt).all()
 
 
+def workloads_submitted(
+    *, session: Session, since: datetime, min_gpus: int = 1
+) -> Sequence[Workload]:
+    """Return the workloads submitted after `since` with at least `min_gpus` GPUs, oldest first."""
+    stmt = (
+        select(Workload)
+        .where(Workload.submitted_at > since, Workload.gpu_count >= min_gpus)
+        .order_by(Workload.submitted_at, Workload.id)
+    )
+    return session.scalars(stmt).all()
+
+
 def list_decisions(
     *, session: Session, workload_id: str | None = None, limit: int | None = None
 ) -> Sequence[RoutingDecision]:

@@ -7,11 +7,11 @@ import itertools
 import numpy as np
 import pytest
 
+from tools.broker.blocking import large_job_headroom
 from tools.broker.planner import (
     PlanGrid,
     PlanJob,
     PlanResult,
-    large_job_headroom,
     plan_greedy,
     plan_hour,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from evals.cli import app as evals_app
 from evals.fleet import Fleet, default_fleet
 from evals.gridwindow import load_grid_window
 from evals.jobs import active_days, load_trace, map_trace_to_window
-from evals.replay import ReplayConfig, prepare, run_replay
+from evals.replay import ReplayConfig, prepare, prior_arrivals, run_replay
 from evals.report import build_report
 from tools.errors import InvalidInputError, NoGridDataError
 
@@ -129,6 +129,21 @@ def test_replay_is_deterministic_for_a_seed(grid_dir: Path, jobs_file: Path) -> 
     _, _, other, _ = prepare(replace(config, seed=5))
     assert np.array_equal(other.arrival, a.jobs.arrival)
     assert not np.array_equal(other.origin, a.jobs.origin)
+
+
+def test_the_broker_learns_large_arrivals_from_the_week_before_the_window(
+    grid_dir: Path, jobs_file: Path
+) -> None:
+    config = _config(grid_dir, jobs_file, seed=4, policies=("broker",), days=1)
+    fleet, _, _, _ = prepare(config)
+    prior = prior_arrivals(config, fleet)
+    week_before = replace(config, start=config.start - timedelta(days=7), days=7)
+    _, _, earlier, _ = prepare(week_before)
+    assert [a for a, _, _, _ in prior] == (earlier.arrival - 168).tolist()
+    assert [(g, h, s) for _, g, h, s in prior] == list(
+        zip(earlier.gpus.tolist(), earlier.duration.tolist(), earlier.slack.tolist(), strict=True)
+    )
+    assert max(a for a, _, _, _ in prior) < 0
 
 
 def test_report_shape_and_oracle_bound(grid_dir: Path, jobs_file: Path) -> None:

@@ -28,10 +28,11 @@ plan would, `plan_kept` (those slots kept, the rest greedy) replaces it. Capacit
 through plans, so a forecast error or a later arrival can no longer push deferred work past its
 deadline: a new job that finds every slot it could use taken is reported unplaced at once.
 
+Blocking charge (`arrivals`, `tools.broker.blocking`): a (job, site) also costs the expected cost
+of the large job it may push off a large site; both plans and their comparison count it.
+
 Headroom (opt-in, `headroom` + `headroom_premium`): sites that can hold a large job keep GPUs for
-it at a premium in the joint plan. On 2021 replay weeks a premium of 0.2-1.0 raised CO2
-(the small jobs it displaces cost more than the rare large job saves), so callers pass none by
-default.
+it at a premium per GPU-hour in the joint plan; on replayed weeks it raised CO2.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tools.broker.blocking import ArrivalHistory, blocking_charge
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights, score_arrays
 from tools.errors import InvalidInputError
 
@@ -60,8 +62,6 @@ DEFAULT_RICH_SITES = 4
 DEFAULT_HEADROOM_PREMIUM = 0.2
 FINISH_SHARE = 0.9
 """Share of the time budget the joint solve may use; the rest rounds and compares plans."""
-LARGE_JOB_GPUS = 8.0
-"""A large job: a whole 8-GPU server, which few sites can hold."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,8 @@ class Slot:
     start: int
     cost: float
     """Objective over the job's hours (kg CO2 for `carbon`), from forecasts."""
+    charge: float = 0.0
+    """Expected cost of the large jobs this slot may block (`tools.broker.blocking`)."""
 
 
 @dataclass
@@ -161,13 +163,18 @@ def plan_greedy(
     *,
     objective: Objective = "carbon",
     weights: ScoreWeights = DEFAULT_WEIGHTS,
+    arrivals: ArrivalHistory | None = None,
 ) -> PlanResult:
-    """Place jobs one at a time, most regret first, each on its cheapest feasible window."""
+    """Place jobs one at a time, most regret first, each on its cheapest feasible window.
+
+    A window's cost includes the job's blocking charge on that site (`arrivals`).
+    """
     _check(jobs, grid)
     result = PlanResult(method="greedy")
     if not jobs:
         return result
     rate = _rates(grid, objective, weights)
+    charge = blocking_charge(jobs, rate, grid.capacity, grid.committed, arrivals)
     sites, horizon = rate.shape
     cum = np.concatenate([np.zeros((sites, 1)), np.cumsum(rate, axis=1)], axis=1)
     usable = grid.capacity > 0
@@ -178,7 +185,7 @@ def plan_greedy(
         ok = usable if job.eligible is None else usable & job.eligible
         n_start = max(job.latest_start, 0) + 1
         sums = cum[:, job.hours : job.hours + n_start] - cum[:, :n_start]
-        per_site = sums.min(axis=1)
+        per_site = sums.min(axis=1) + charge[i] / job.gpus
         best_two = np.sort(per_site[ok])[:2]
         regret[i] = (best_two[-1] - best_two[0]) * job.gpus if best_two.size else 0.0
     slack = np.array([job.latest_start > 0 for job in jobs])
@@ -193,10 +200,11 @@ def plan_greedy(
         if not feasible.any():
             result.unplaced.append(job.key)
             continue
-        masked = np.where(feasible, sums, np.inf)
+        masked = np.where(feasible, sums + charge[int(i)][:, None] / job.gpus, np.inf)
         start, site = divmod(int(np.argmin(masked.T.ravel())), sites)
         booked[site, start : start + job.hours] += job.gpus
-        result.slots.append(Slot(job.key, site, start, float(masked[site, start] * job.gpus)))
+        cost = float(sums[site, start] * job.gpus)
+        result.slots.append(Slot(job.key, site, start, cost, float(charge[int(i), site])))
     return result
 
 
@@ -206,6 +214,7 @@ def plan_kept(
     *,
     objective: Objective = "carbon",
     weights: ScoreWeights = DEFAULT_WEIGHTS,
+    arrivals: ArrivalHistory | None = None,
 ) -> PlanResult:
     """Keep earlier-planned jobs on their slots while these still fit; place the rest greedily.
 
@@ -215,6 +224,8 @@ def plan_kept(
     """
     _check(jobs, grid)
     rate = _rates(grid, objective, weights)
+    charges = blocking_charge(jobs, rate, grid.capacity, grid.committed, arrivals)
+    charge = {job.key: row for job, row in zip(jobs, charges, strict=True)}
     sites = rate.shape[0]
     booked = np.array(grid.committed, dtype=np.float64, copy=True)
     room = grid.capacity + CAPACITY_EPS
@@ -237,9 +248,13 @@ def plan_kept(
             continue
         booked[z, k : k + job.hours] += job.gpus
         cost = float(rate[z, k : k + job.hours].sum() * job.gpus)
-        result.slots.append(Slot(job.key, z, k, cost))
+        result.slots.append(Slot(job.key, z, k, cost, float(charge[job.key][z])))
     others = plan_greedy(
-        rest, replace(grid, committed=booked), objective=objective, weights=weights
+        rest,
+        replace(grid, committed=booked),
+        objective=objective,
+        weights=weights,
+        arrivals=arrivals,
     )
     result.slots.extend(others.slots)
     result.unplaced.extend(others.unplaced)
@@ -257,6 +272,7 @@ def plan_hour(
     headroom_premium: float = DEFAULT_HEADROOM_PREMIUM,
     max_starts: int = DEFAULT_MAX_STARTS,
     rich_sites: int = DEFAULT_RICH_SITES,
+    arrivals: ArrivalHistory | None = None,
 ) -> PlanResult:
     """Plan all free jobs jointly against committed capacity; the product's and replay's entry.
 
@@ -284,6 +300,8 @@ def plan_hour(
         max_starts: Cheapest start offsets per job class kept as LP columns on its
             `rich_sites` cheapest sites (other sites offer their cheapest and first offset).
         rich_sites: See `max_starts`.
+        arrivals: Large jobs seen recently: every (job, site) then costs its expected blocking
+            of large jobs (`tools.broker.blocking`) in both plans; None = no such charge.
 
     Raises:
         InvalidInputError: Shapes disagree, a job has no GPUs or hours, or a deadline lies beyond
@@ -291,16 +309,17 @@ def plan_hour(
     """
     t0 = time.perf_counter()
     _check(jobs, grid)
-    greedy = plan_greedy(jobs, grid, objective=objective, weights=weights)
+    greedy = plan_greedy(jobs, grid, objective=objective, weights=weights, arrivals=arrivals)
     if time_budget_s <= 0 or not jobs:
-        return _keep_planned(greedy, jobs, grid, objective, weights)
+        return _keep_planned(greedy, jobs, grid, objective, weights, arrivals)
     # SciPy (HiGHS) loads only when a joint solve runs, not with every command that routes.
     from tools.broker.planner_lp import solve_joint
 
     rate = _rates(grid, objective, weights)
     usable = grid.capacity > 0
     room = np.maximum(grid.capacity[:, None] - grid.committed, 0.0) * usable[:, None]
-    joint = [_joint(job, usable) for job in jobs]
+    charge = blocking_charge(jobs, rate, grid.capacity, grid.committed, arrivals)
+    joint = [_joint(job, usable, row) for job, row in zip(jobs, charge, strict=True)]
     plan = solve_joint(
         joint,
         rate,
@@ -313,22 +332,23 @@ def plan_hour(
         hint=_hints(greedy, jobs),
     )
     if plan is None:
-        return _keep_planned(greedy, jobs, grid, objective, weights)
+        return _keep_planned(greedy, jobs, grid, objective, weights, arrivals)
     cum = np.concatenate([np.zeros((rate.shape[0], 1)), np.cumsum(rate, axis=1)], axis=1)
     result = PlanResult(method=plan.method)
-    for job, z, s in zip(jobs, plan.site.tolist(), plan.start.tolist(), strict=True):
+    placed = zip(jobs, plan.site.tolist(), plan.start.tolist(), strict=True)
+    for i, (job, z, s) in enumerate(placed):
         if z < 0:
             result.unplaced.append(job.key)
             continue
         cost = float((cum[z, s + job.hours] - cum[z, s]) * job.gpus)
-        result.slots.append(Slot(job.key, z, s, cost))
+        result.slots.append(Slot(job.key, z, s, cost, float(charge[i, z])))
     reserving = headroom is not None and headroom_premium > 0
     best = result
     if _rank(greedy, jobs)[:3] < _rank(result, jobs)[:3]:
         best = greedy
     elif not reserving and _rank(greedy, jobs) < _rank(result, jobs):
         best = greedy
-    return _keep_planned(best, jobs, grid, objective, weights)
+    return _keep_planned(best, jobs, grid, objective, weights, arrivals)
 
 
 def _keep_planned(
@@ -337,11 +357,12 @@ def _keep_planned(
     grid: PlanGrid,
     objective: Objective,
     weights: ScoreWeights,
+    arrivals: ArrivalHistory | None,
 ) -> PlanResult:
     """Return `plan`, or `plan_kept` when that leaves less earlier-planned work unplaced."""
     if not any(job.planned is not None and job.key in plan.unplaced for job in jobs):
         return plan
-    kept = plan_kept(jobs, grid, objective=objective, weights=weights)
+    kept = plan_kept(jobs, grid, objective=objective, weights=weights, arrivals=arrivals)
     return kept if _rank(kept, jobs) < _rank(plan, jobs) else plan
 
 
@@ -350,7 +371,7 @@ def _hints(plan: PlanResult, jobs: list[PlanJob]) -> list[tuple[int, int] | None
     return [at.get(job.key) for job in jobs]
 
 
-def _joint(job: PlanJob, usable: BoolArray) -> JointJob:
+def _joint(job: PlanJob, usable: BoolArray, charge: FloatArray) -> JointJob:
     from tools.broker.planner_model import JointJob
 
     ok = usable if job.eligible is None else usable & job.eligible
@@ -359,16 +380,15 @@ def _joint(job: PlanJob, usable: BoolArray) -> JointJob:
         hours=job.hours,
         latest=max(job.latest_start, 0),
         eligible=np.asarray(ok, dtype=bool),
+        charge=np.asarray(charge, dtype=np.float64),
     )
 
 
-def large_job_headroom(capacity: FloatArray, gpus: float = LARGE_JOB_GPUS) -> FloatArray:
-    """Return the GPUs each site keeps for a large job: `gpus` where the site can hold one."""
-    return np.where(capacity + CAPACITY_EPS >= gpus, gpus, 0.0)
-
-
 def _rank(result: PlanResult, jobs: list[PlanJob]) -> tuple[float, float, float, float]:
-    """Order plans by unplaced GPU-hours (earlier-planned, no-slack, all), then cost (to 1e-9)."""
+    """Order plans by unplaced GPU-hours (earlier-planned, no-slack, all), then cost plus charge.
+
+    Costs compare to 1e-9.
+    """
     size = {job.key: job.gpus * job.hours for job in jobs}
     now = {job.key for job in jobs if job.latest_start <= 0}
     held = {job.key for job in jobs if job.planned is not None}
@@ -376,5 +396,5 @@ def _rank(result: PlanResult, jobs: list[PlanJob]) -> tuple[float, float, float,
         round(sum(size[k] for k in result.unplaced if k in held), 9),
         round(sum(size[k] for k in result.unplaced if k in now), 9),
         round(sum(size[k] for k in result.unplaced), 9),
-        round(sum(slot.cost for slot in result.slots), 9),
+        round(sum(slot.cost + slot.charge for slot in result.slots), 9),
     )

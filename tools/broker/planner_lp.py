@@ -117,6 +117,7 @@ def solve_joint(
         none = np.full(len(jobs), -1, dtype=np.int64)
         return JointPlan(none, none.copy(), "lp")
     gpus = np.array([jobs[i].gpus for i in rep])
+    charge = np.stack([jobs[i].site_charge(sites) for i in rep])
     hours = np.array([jobs[i].hours for i in rep], dtype=np.int64)
     top = unplaced_rate(rate)
     reserve = np.zeros(sites) if headroom is None or premium <= 0 else np.asarray(headroom)
@@ -124,7 +125,7 @@ def solve_joint(
     pricing_ends = time.perf_counter() + PRICING_SHARE * (deadline - time.perf_counter())
     solved: tuple[LPModel, Columns, OptimizeResult] | None = None
     for _ in range(PRICING_ROUNDS + 1):
-        model = lp_model(*columns, gpus, hours, cum, room, reserve, premium, rate)
+        model = lp_model(*columns, gpus, hours, cum, room, reserve, premium, rate, charge)
         left = deadline - time.perf_counter()
         if left < MIN_SOLVE_S:
             break
@@ -192,13 +193,15 @@ def _hinted(hint: list[tuple[int, int] | None]) -> JointPlan:
 
 
 def _cost(plan: JointPlan, jobs: list[JointJob], cum: FloatArray, top: float) -> float:
-    """Return a plan's cost with unplaced GPU-hours at `top` (headroom not counted)."""
+    """Return a plan's cost and charges, unplaced GPU-hours at `top` (headroom not counted)."""
     total = 0.0
+    sites = cum.shape[0]
     for job, z, s in zip(jobs, plan.site.tolist(), plan.start.tolist(), strict=True):
         if z < 0:
             total += job.gpus * job.hours * top
         else:
             total += job.gpus * float(cum[z, s + job.hours] - cum[z, s])
+            total += float(job.site_charge(sites)[z])
     return total
 
 
@@ -267,6 +270,7 @@ def _cheapest(
     span = free[:, : job.latest + job.hours]
     low = span if job.hours == 1 else sliding_window_view(span, job.hours, axis=1).min(axis=2)
     sums = cum[:, job.hours : job.hours + n_start] - cum[:, :n_start]
+    sums = sums + job.site_charge(cum.shape[0])[:, None] / job.gpus
     ok = (low[:, :n_start] >= job.gpus) & job.eligible[:, None]
     if not ok.any():
         return

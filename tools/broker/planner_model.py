@@ -34,6 +34,12 @@ class JointJob:
     hours: int
     latest: int
     eligible: BoolArray
+    charge: FloatArray | None = None
+    """(sites,) cost added to every start on a site (the blocking charge); None = none."""
+
+    def site_charge(self, sites: int) -> FloatArray:
+        """Return the (sites,) charge, zeros when the job has none."""
+        return np.zeros(sites) if self.charge is None else self.charge
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,8 @@ def classes(jobs: list[JointJob]) -> tuple[IntArray, list[int], FloatArray]:
     rep: list[int] = []
     counts: list[float] = []
     for i, job in enumerate(jobs):
-        key = (round(job.gpus * 1000), job.hours, job.latest, job.eligible.tobytes())
+        charge = b"" if job.charge is None else job.charge.tobytes()
+        key = (round(job.gpus * 1000), job.hours, job.latest, job.eligible.tobytes(), charge)
         c = ids.get(key)
         if c is None:
             c = ids[key] = len(rep)
@@ -81,7 +88,7 @@ def first_columns(
     """Return (class, site, start) of the candidate columns.
 
     Per class: every eligible site's cheapest start and its first start; the `rich_sites`
-    cheapest sites also their `max_starts` cheapest starts.
+    cheapest sites (charge included) also their `max_starts` cheapest starts.
     """
     vc: list[IntArray] = []
     vz: list[IntArray] = []
@@ -98,7 +105,8 @@ def first_columns(
         keep = np.zeros(sums.shape, dtype=bool)
         keep[:, 0] = True
         keep[np.arange(sites.size), order[:, 0]] = True
-        rich = np.argsort(sums[np.arange(sites.size), order[:, 0]], kind="stable")[:rich_sites]
+        best = sums[np.arange(sites.size), order[:, 0]] + job.site_charge(cum.shape[0])[sites]
+        rich = np.argsort(best, kind="stable")[:rich_sites]
         rows = np.repeat(rich, n_keep)
         keep[rows, order[rich, :n_keep].ravel()] = True
         z_idx, k_idx = np.nonzero(keep)
@@ -134,8 +142,12 @@ def lp_model(
     reserve: FloatArray,
     premium: float,
     rate: FloatArray,
+    charge: FloatArray,
 ) -> LPModel:
-    """Return the LP's matrices for the columns (vc, vz, vs); see `LPModel` for the rows."""
+    """Return the LP's matrices for the columns (vc, vz, vs); see `LPModel` for the rows.
+
+    `charge` is the (classes, sites) cost a member adds on a site whatever its start.
+    """
     sites, horizon = room.shape
     n_class, n_col = gpus.size, vc.size
     held = np.flatnonzero(reserve > 0)
@@ -144,7 +156,7 @@ def lp_model(
     length = hours[vc]
     c_vec = np.concatenate(
         [
-            gpus[vc] * (cum[vz, vs + length] - cum[vz, vs]),
+            gpus[vc] * (cum[vz, vs + length] - cum[vz, vs]) + charge[vc, vz],
             gpus * hours * unplaced_rate(rate),
             premium * rate[held].ravel(),
         ]
@@ -178,8 +190,8 @@ def priced(
 ) -> Columns:
     """Return the columns whose reduced cost is negative: per class, the best start per site.
 
-    Reduced cost of (class, site, start) = its cost - the class row's dual - GPUs x the duals
-    of the site-hours it covers (`dual_cell`, <= 0 where capacity binds).
+    Reduced cost of (class, site, start) = its cost (charge included) - the class row's dual
+    - GPUs x the duals of the site-hours it covers (`dual_cell`, <= 0 where capacity binds).
     """
     sites = cum.shape[0]
     cum_dual = np.concatenate([np.zeros((sites, 1)), np.cumsum(dual_cell, axis=1)], axis=1)
@@ -193,6 +205,7 @@ def priced(
         reduced = job.gpus * (
             (cum[:, span] - cum[:, :n_start]) - (cum_dual[:, span] - cum_dual[:, :n_start])
         )
+        reduced += job.site_charge(sites)[:, None]
         reduced = np.where(job.eligible[:, None], reduced - dual_eq[c], np.inf)
         best = np.argmin(reduced, axis=1)
         gain = reduced[np.arange(sites), best]

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from store import repo
 from store.models import ComputeNode, RoutingDecision, Workload
+from tools.broker.blocking import stored_history
 from tools.broker.placement import evaluate_nodes
 from tools.broker.planner import Objective, PlanGrid, PlanJob, plan_hour
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
@@ -239,6 +240,8 @@ def plan_jointly(
         kw_per_gpu=kw,
     )
 
+    arrivals = stored_history(session=session, now=now)
+
     def solve(pinned: set[str]) -> dict[str, JointSlot]:
         committed = base.committed.copy()
         for key in pinned:
@@ -249,6 +252,7 @@ def plan_jointly(
             objective=objective,
             weights=weights,
             time_budget_s=time_budget_s,
+            arrivals=arrivals,
         )
         out: dict[str, JointSlot] = {}
         for slot in result.slots:

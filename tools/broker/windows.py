@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from store import repo
+from tools.broker.blocking import stored_history
 from tools.broker.placement import Candidate
 from tools.broker.planner import Objective, PlanGrid, PlanJob, plan_hour
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
@@ -303,8 +304,14 @@ def plan_start(
         kw_per_gpu=kw,
     )
     job = PlanJob(key=workload_id or "job", gpus=spec.gpu_count, hours=hours, latest_start=latest)
+    arrivals = stored_history(session=session, now=now)
     result = plan_hour(
-        [job], plan_grid, objective=objective, weights=weights, time_budget_s=PLAN_TIME_BUDGET_S
+        [job],
+        plan_grid,
+        objective=objective,
+        weights=weights,
+        time_budget_s=PLAN_TIME_BUDGET_S,
+        arrivals=arrivals,
     )
     now_kg = _kg(plan_grid.ci[0], 0, spec, float(kw[0]))
     at_once = plan_hour(
@@ -313,6 +320,7 @@ def plan_start(
         objective=objective,
         weights=weights,
         time_budget_s=PLAN_TIME_BUDGET_S,
+        arrivals=arrivals,
     )
     best_now = at_once.slots[0].cost if at_once.slots else float("inf")
     unit = "kg CO2" if objective == "carbon" else "composite cost"

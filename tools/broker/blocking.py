@@ -1,0 +1,180 @@
+"""Price the risk that a job on a large site blocks a large job that arrives later.
+
+Few sites hold a large job (a whole 8-GPU server). When small work fills the cleanest of them,
+a large job that arrives and cannot wait for it goes to the next large site, which may be far
+dirtier: on replayed weeks one such job is most of the gap to the oracle. The planner only sees
+jobs that have arrived, so it prices that risk from the large jobs that arrived in the past.
+
+For a job `j` of `h_j` hours on site `z` the charge is the expected extra cost of the large job
+it would push off `z`:
+
+    n_j = sum_i max(0, h_j - slack_i) / span_hours
+    charge[j, z] = (1 - exp(-n_j)) * mean_i(gpus_i * hours_i) * gap_z
+
+over the large jobs `i` seen in the last `span_hours`. A large job with `slack_i` hours to
+spare can wait out `slack_i` hours of the job, so only arrivals during the other
+`h_j - slack_i` hours are lost, and `n_j` is the expected number of such arrivals (Poisson).
+A site holds one large job at a time, so what is lost is at most one of them: `1 - exp(-n_j)`
+is the chance that at least one comes, and the mean size is weighted like `n_j`. The cap also
+keeps a large job from leaving a clean site for fear of blocking a job no larger than itself.
+`gap_z` is the cost per GPU-hour such a job pays more on the next-cleaner-by-rank large site
+(sites ranked by their mean rate over the plan's horizon; the dirtiest large site has no gap).
+The charge applies where the job leaves fewer GPUs than a large job needs, scaled by the share of
+its first `h_j` hours in which the site could still take a large job (running work may already
+block it). Arrival counts and durations come from history only; nothing is fitted to a week.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.orm import Session
+
+from store import repo
+from tools.errors import InvalidInputError
+
+FloatArray = npt.NDArray[np.float64]
+LARGE_JOB_GPUS = 8.0
+"""A large job: a whole 8-GPU server, which few sites can hold."""
+CAPACITY_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class LargeArrival:
+    """A large job that arrived in the past: its size and how long it could wait."""
+
+    gpus: float
+    hours: int
+    slack: int
+    """Hours it could have waited past its arrival and still met its deadline."""
+
+
+@dataclass(frozen=True)
+class ArrivalHistory:
+    """The large jobs seen over the last `span_hours` hours (the risk's evidence)."""
+
+    arrivals: tuple[LargeArrival, ...]
+    span_hours: float
+
+    def __post_init__(self) -> None:
+        if self.span_hours <= 0:
+            raise InvalidInputError(f"arrival span {self.span_hours!r} h: give a span > 0")
+
+
+class SizedJob(Protocol):
+    """A job's size: the planner's `PlanJob` is one."""
+
+    @property
+    def gpus(self) -> float:
+        """GPUs the job asks for."""
+
+    @property
+    def hours(self) -> int:
+        """Hours it runs."""
+
+
+def blocking_charge(
+    jobs: Sequence[SizedJob],
+    rate: FloatArray,
+    capacity: FloatArray,
+    committed: FloatArray,
+    history: ArrivalHistory | None,
+    *,
+    large_gpus: float = LARGE_JOB_GPUS,
+) -> FloatArray:
+    """Return the (jobs, sites) expected cost a job placed on a site adds by blocking large jobs.
+
+    Args:
+        jobs: The jobs to charge.
+        rate: (sites, horizon) cost per GPU-hour of the plan.
+        capacity: (sites,) GPUs per site.
+        committed: (sites, horizon) GPUs already taken by running work.
+        history: Large jobs seen recently; None or empty = no charge.
+        large_gpus: GPUs of a large job.
+    """
+    gpus = np.array([job.gpus for job in jobs], dtype=np.float64)
+    hours = np.array([job.hours for job in jobs], dtype=np.int64)
+    n_jobs, sites = len(jobs), rate.shape[0]
+    charge = np.zeros((n_jobs, sites))
+    large = np.flatnonzero(capacity + CAPACITY_EPS >= large_gpus)
+    if history is None or not history.arrivals or large.size < 2 or n_jobs == 0:
+        return charge
+    mean_rate = rate[large].mean(axis=1)
+    order = large[np.argsort(mean_rate, kind="stable")]
+    ranked = np.sort(mean_rate, kind="stable")
+    gap = np.zeros(sites)
+    gap[order[:-1]] = np.diff(ranked)
+    slack = np.array([a.slack for a in history.arrivals], dtype=np.float64)
+    size = np.array([a.gpus * a.hours for a in history.arrivals], dtype=np.float64)
+    weight = np.maximum(hours[:, None] - slack[None, :], 0.0) / history.span_hours
+    count = weight.sum(axis=1)  # expected large arrivals that cannot wait the job out
+    mean_size = (weight @ size) / np.maximum(count, 1e-12)
+    exposure = -np.expm1(-count) * mean_size  # a site holds one large job at a time
+    open_ = capacity[:, None] - committed + CAPACITY_EPS >= large_gpus
+    cum_open = np.concatenate([np.zeros((sites, 1)), np.cumsum(open_, axis=1)], axis=1)
+    horizon = rate.shape[1]
+    length = np.minimum(hours, horizon)
+    share = cum_open[:, length].T / np.maximum(length, 1)[:, None]
+    blocks = capacity[None, :] - gpus[:, None] < large_gpus
+    charge = exposure[:, None] * gap[None, :] * share * blocks
+    return np.asarray(charge, dtype=np.float64)
+
+
+def large_job_headroom(capacity: FloatArray, gpus: float = LARGE_JOB_GPUS) -> FloatArray:
+    """Return the GPUs each site keeps for a large job: `gpus` where the site can hold one."""
+    return np.where(capacity + CAPACITY_EPS >= gpus, gpus, 0.0)
+
+
+ARRIVAL_SPAN_H = 7 * 24
+"""Hours of past arrivals the risk is estimated from (a week: weekday and weekend alike)."""
+MIN_SPAN_H = 24
+"""Shortest span a rate is taken over, so one early arrival is not read as a high rate."""
+
+
+def history_of(
+    arrived: Sequence[tuple[float, float, int, int]], *, now: float, observed_h: float
+) -> ArrivalHistory:
+    """Return the large jobs among `arrived` in the last `ARRIVAL_SPAN_H` hours before `now`.
+
+    Args:
+        arrived: (arrival hour, GPUs, hours, slack hours) per job seen so far.
+        now: The current hour, on the same scale as the arrival hours.
+        observed_h: Hours of arrivals the caller has seen in all (a replay's hours so far).
+    """
+    since = now - ARRIVAL_SPAN_H
+    large = tuple(
+        LargeArrival(float(g), int(h), int(s))
+        for t, g, h, s in arrived
+        if t > since and g + CAPACITY_EPS >= LARGE_JOB_GPUS
+    )
+    span = min(max(observed_h, MIN_SPAN_H), ARRIVAL_SPAN_H)
+    return ArrivalHistory(large, float(span))
+
+
+NO_DEADLINE_SLACK_H = 10**6
+"""Slack of a workload without a deadline: it can always wait a site out."""
+
+
+def stored_history(*, session: Session, now: datetime) -> ArrivalHistory:
+    """Return the large workloads submitted in the last `ARRIVAL_SPAN_H` hours (the product's)."""
+    hour = timedelta(hours=1)
+    since = now - ARRIVAL_SPAN_H * hour
+    rows = repo.workloads_submitted(
+        session=session, since=since, min_gpus=math.ceil(LARGE_JOB_GPUS)
+    )
+    arrived = []
+    for w in rows:
+        hours = max(1, math.ceil(w.duration_hours))
+        slack = (
+            NO_DEADLINE_SLACK_H
+            if w.deadline is None
+            else max(0, math.floor((w.deadline - w.submitted_at) / hour) - hours)
+        )
+        arrived.append(((w.submitted_at - now) / hour, float(w.gpu_count), hours, slack))
+    return history_of(arrived, now=0.0, observed_h=ARRIVAL_SPAN_H)
