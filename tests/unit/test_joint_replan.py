@@ -328,3 +328,43 @@ def test_forced_work_is_replanned_although_decided_this_hour(session):
     assert moved is not None and moved.outcome in {"started", "rescheduled"}
     assert (moved.node_id, moved.previous_node_id) == ("de-1", d.node_id)
     assert repo.get_workload(session=session, workload_id=wid).node_id == "de-1"
+
+
+def test_the_replan_keeps_the_clean_large_node_free_after_large_jobs_were_seen(session):
+    """fr-1 (8 GPUs) and fr-small (4 GPUs, a little more power per GPU) are clean, de-1 (8 GPUs)
+    dirty. A long 2-GPU job goes to fr-1 until a large job without slack has been submitted in
+    the last week: then fr-1 is worth keeping free for the next one, and it takes fr-small."""
+    seed(session)
+    small_node = _node("fr-small", "FR")
+    small_node.gpu_count, small_node.power_kw_per_gpu = 4, 0.8
+    session.add(small_node)
+    session.flush()
+
+    def place() -> str | None:
+        w = submit_workload(
+            session=session,
+            org_id="acme",
+            name="long",
+            spec=JobSpec(gpu_count=2, duration_hours=16, deadline=NOW + 40 * HOUR),
+            now=NOW,
+        )
+        (slot,) = [
+            s
+            for s in plan_jointly(session=session, grid=FlatGrid(), now=NOW)
+            if s.workload_id == w.id
+        ]
+        repo.get_workload(session=session, workload_id=w.id).status = "cancelled"
+        session.flush()
+        return slot.node_id
+
+    assert place() == "fr-1"
+    seen = submit_workload(
+        session=session,
+        org_id="acme",
+        name="large",
+        spec=JobSpec(gpu_count=8, duration_hours=10, deadline=NOW - 38 * HOUR),
+        now=NOW - 48 * HOUR,
+    )
+    repo.get_workload(session=session, workload_id=seen.id).status = "completed"
+    session.flush()
+    assert place() == "fr-small"

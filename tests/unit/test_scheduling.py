@@ -269,3 +269,13 @@ def test_the_composite_objective_also_waits_for_a_clearly_better_window(fleet):
         session=fleet, grid=DailyGrid(), workload_id=w.id, now=NOW, objective="composite"
     )
     assert d.outcome == "scheduled" and d.start_at == CLEAN_START and "best-scoring" in d.why
+
+
+def test_the_window_says_when_large_nodes_were_priced_by_the_risk_of_blocking_a_large_job(fleet):
+    large = _submit(fleet, gpu_count=8, duration_hours=10)
+    repo.get_workload(session=fleet, workload_id=large.id).status = "completed"
+    fleet.flush()
+    w = _submit(fleet, deadline=NOW + DAY)
+    d = route_workload(session=fleet, grid=DailyGrid(), workload_id=w.id, now=NOW)
+    assert d.outcome == "scheduled" and d.start_at == CLEAN_START
+    assert "risk of blocking one (1 arrived in the last week" in d.why

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from store import repo
-from tools.broker.blocking import stored_history
+from tools.broker.blocking import ArrivalHistory, stored_history
 from tools.broker.placement import Candidate
 from tools.broker.planner import Objective, PlanGrid, PlanJob, plan_hour
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
@@ -365,7 +365,18 @@ def plan_start(
                 f"within the deadline: {chosen.node_id} "
                 f"({chosen.zone}) from {start_at.isoformat()}, {kg:.1f} kg CO2 vs "
                 f"{now_kg:.1f} kg starting now ({saving:.0f} % less; forecast issued "
-                f"{issued.isoformat()})"
+                f"{issued.isoformat()})" + _blocking_note(slot.charge, unit, arrivals)
             ),
         }
+    )
+
+
+def _blocking_note(charge: float, unit: str, arrivals: ArrivalHistory) -> str:
+    """Say when the window's node was weighed against blocking a large job."""
+    if not arrivals.arrivals:
+        return ""
+    return (
+        f"; nodes that can hold an 8-GPU job were also priced by the risk of blocking one "
+        f"({len(arrivals.arrivals)} arrived in the last week; {charge:.2f} {unit} expected "
+        f"on this node)"
     )
