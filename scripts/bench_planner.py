@@ -8,7 +8,9 @@ drawn from 50-450 g/kWh, nodes hold 4-16 GPUs, a third of their GPUs is committe
 work for the first 0-24 h, and jobs ask for 0.5-8 GPUs (mean 1.4) for 1-24 h (mean 5 h) with
 0, 6 or 24 h of slack: about 3,500 GPU-hours asked of about 7,000 in the horizon.
 Prints the wall time of `plan_hour` (goal: <= 2 s) and the joint plan's forecast kg CO2 against
-the greedy plan's on the same instance.
+the greedy plan's on the same instance. A small plan runs first, untimed, so that the timings are
+those of the background loop's hourly re-plan, which has SciPy (HiGHS) loaded already; a
+one-shot process pays its import (about 0.2 s) once more.
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ def main() -> None:
     parser.add_argument("--max-starts", type=int, default=DEFAULT_MAX_STARTS)
     parser.add_argument("--rich-sites", type=int, default=DEFAULT_RICH_SITES)
     args = parser.parse_args()
+    warm_jobs, warm_grid = instance(5, 2, args.hours, args.seed)
+    plan_hour(warm_jobs, warm_grid, time_budget_s=args.budget)
     worst = 0.0
     for r in range(args.repeat):
         jobs, grid = instance(args.jobs, args.nodes, args.hours, args.seed + r)
