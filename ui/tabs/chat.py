@@ -66,9 +66,12 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
             return
         shown = [*history, {"role": "user", "content": message}]
         yield "", shown, thread_id, *hidden
+        # Later steps leave the input box alone: an operator may already be typing the next
+        # message while this answer streams in.
+        keep = gr.update()
         for turn in rt.chat_turn(message, thread_id):
-            yield "", shown + to_gradio(turn), thread_id, *hidden
-        yield "", to_gradio(rt.history(thread_id)), thread_id, *_proposal(rt, thread_id)
+            yield keep, shown + to_gradio(turn), thread_id, *hidden
+        yield keep, to_gradio(rt.history(thread_id)), thread_id, *_proposal(rt, thread_id)
 
     def decider(approved: bool) -> Any:
         def decide(thread_id: str | None, why: str, request: gr.Request) -> tuple[Any, ...]:
