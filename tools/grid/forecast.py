@@ -12,7 +12,8 @@ Five modes:
   loaded with 28 days of history, as `naive` replays load) it is the seasonal-persistence model
   below. The broker plans on it through `tools.grid.outlook.HistoryForecaster`.
 * `dayahead`: `DayAheadForecaster` (`tools.grid.dayahead_model`), seasonal persistence corrected
-  by the day-ahead prices published by the issue hour; on history alone it is persistence.
+  by the day-ahead prices published by the issue hour and by the recent CI's distance from it;
+  with less than `tools.grid.dayahead_model.MIN_FIT_DAYS` of history it is persistence.
 
 `SeasonalPersistenceForecaster`: the hour-of-day mean of the last 7 days (tracks seasonal drift
 faster than 28 days; a weekly window averages out weekday effects). The current anomaly
