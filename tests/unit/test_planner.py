@@ -288,3 +288,50 @@ def test_large_jobs_keep_the_clean_site_from_small_jobs_without_slack() -> None:
         assert _cost(plan) <= best * 1.03, (seed, plan.method, _cost(plan) / best)
         greedy_worse += _cost(plan_greedy(jobs, grid)) > best * 1.03
     assert greedy_worse >= 2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_column_costs_at_least_its_reduced_cost_over_the_lp_bound(seed: int) -> None:
+    # Branch and bound drops every column whose reduced cost exceeds the best plan's gap to
+    # the LP bound; that loses no better plan only if forcing a column into the LP raises its
+    # optimum by at least the column's reduced cost. Checked on random class/capacity LPs.
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    from tools.broker.planner_lp import _reduced_costs
+    from tools.broker.planner_model import LPModel
+
+    rng = np.random.default_rng(seed)
+    n_class, n_col, cells = 5, 30, 12
+    vc = np.concatenate([np.arange(n_class), rng.integers(0, n_class, n_col - n_class)])
+    a_eq = sparse.csr_array(
+        (np.ones(n_col + n_class), (np.r_[vc, np.arange(n_class)], np.arange(n_col + n_class)))
+    )
+    use = (rng.random((cells, n_col)) < 0.3) * rng.choice([1.0, 2.0], (cells, n_col))
+    a_ub = sparse.csr_array(np.hstack([use, np.zeros((cells, n_class))]))
+    c_vec = np.r_[rng.uniform(1, 10, n_col), np.full(n_class, 100.0)]
+    model = LPModel(c_vec, a_eq, a_ub, rng.uniform(1, 3, cells), n_col, 0)
+    counts = rng.integers(1, 3, n_class).astype(float)
+
+    def solve(low: np.ndarray) -> object:
+        return linprog(
+            c_vec,
+            A_ub=a_ub,
+            b_ub=model.b_ub,
+            A_eq=a_eq,
+            b_eq=counts,
+            bounds=list(zip(low, [None] * low.size, strict=True)),
+            method="highs",
+        )
+
+    lp = solve(np.zeros(n_col + n_class))
+    assert lp.status == 0
+    reduced = _reduced_costs(model, lp)
+    assert reduced.min() >= -1e-7
+    assert np.abs(reduced[lp.x > 1e-9]).max() <= 1e-7
+    for v in range(n_col):
+        low = np.zeros(n_col + n_class)
+        low[v] = 1.0
+        forced = solve(low)
+        if forced.status == 0:
+            assert forced.fun >= lp.fun + reduced[v] - 1e-6, v
