@@ -156,6 +156,7 @@ class Workload(Base):
         CheckConstraint("duration_hours > 0", name="ck_workload_hours"),
         CheckConstraint("reroute_count >= 0", name="ck_workload_reroutes"),
         Index("ix_workloads_status_node", "status", "node_id"),
+        Index("ix_workloads_submitted_at", "submitted_at"),
         Index("uq_workloads_recommendation", "recommendation_id", unique=True),
     )
 
