@@ -99,8 +99,8 @@ class Settings(BaseSettings):
     forecast_model: HistoryModelName = "persistence"
     """History model the planner forecasts with where Electricity Maps' forecasts are not used
     (`tools.grid.forecast`): "persistence" (default, `PLANNING_MODE`), "dayahead" (persistence
-    corrected by the published day-ahead prices; fitted on the source's history, about 0.3 s per
-    zone and week), "model" (fitted blend) or "naive"."""
+    corrected by the published day-ahead prices and the recent CI; fitted on the source's
+    history, about 0.25 s per zone once a week), "model" (fitted blend) or "naive"."""
     stripe_api_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     solana_rpc_url: str | None = None
