@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -58,6 +59,7 @@ from tools.broker.scheduling import (
     start_workload,
 )
 from tools.errors import DomainError
+from tools.grid.models import floor_hour
 from tools.incidents.detection import detect_anomalies, grid_with_overrides
 from tools.incidents.outbox import OutboxReport, deliver_due
 from tools.incidents.response import reroute_view, review_escalation
@@ -249,19 +251,21 @@ def _tally(done: SchedulePass, outcome: str, workload_id: str) -> None:
     buckets.get(outcome, done.kept).append(workload_id)
 
 
-def warm_forecasts(ctx: Context) -> None:
+def warm_forecasts(ctx: Context) -> datetime | None:
     """Ask the process's forecast provider for every zone's next hours before any transaction.
 
     The pass's plans then read them from memory, not from the network under the database
     locks they hold (`tools.broker.windows.warm_forecasts`). The hours are those of the
-    longest joint plan the pass may make (`tools.broker.replan.plan_horizon`).
+    longest joint plan the pass may make (`tools.broker.replan.plan_horizon`). Returns the
+    issue hour warmed (None without a provider).
     """
     if ctx.forecasts is None:
-        return
+        return None
     now = ctx.clock.now()
     with ctx.sessions() as session:
         horizon = plan_horizon(session=session, now=now)
     windows.warm_forecasts(ctx.forecasts, now=now, horizon=horizon)
+    return floor_hour(now)
 
 
 def run_incidents(
@@ -277,7 +281,7 @@ def run_incidents(
     re-examined and left out. An incident whose claim another watcher took over meanwhile is
     left to that watcher.
     """
-    warm_forecasts(ctx)
+    warmed = warm_forecasts(ctx)
     scan(ctx)
     seen: list[str] = []
     handled: list[str] = []
@@ -294,6 +298,8 @@ def run_incidents(
         if claimed is None:
             break
         seen.append(claimed)
+        if warmed is not None and floor_hour(ctx.clock.now()) != warmed:
+            warmed = warm_forecasts(ctx)  # a long pass crossed the hour: its forecasts are new
         try:
             ran = run_incident(ctx, checkpointer, claimed)
         except ClaimLostError as exc:

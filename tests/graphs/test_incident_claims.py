@@ -145,3 +145,34 @@ def test_a_pass_leaves_a_lost_incident_to_its_new_holder_and_goes_on(
     with sessions() as s:
         states = {i.id: i.state for i in s.scalars(select(Incident))}
     assert states[lost[0]] == "MONITORING" and states[handled[0]] == "RESOLVED"
+
+
+def test_a_pass_that_crosses_the_hour_warms_the_new_hours_forecasts_before_the_next_incident(
+    ctx, sessions, saver, monkeypatch
+):
+    # Plans inside an incident's transactions read forecasts from memory only if the pass
+    # asked for them first; a slow pass that crosses the hour asks again for the new hour.
+    from tests.unit.test_forecast_planning import Scripted
+    from tools.grid import ZONE_CODES
+    from tools.grid.fallback import FallbackForecaster
+    from tools.grid.models import floor_hour
+
+    _spiked_job(sessions, ctx.grid, "FR")
+    _spiked_job(sessions, ctx.grid, "GB")
+    primary = Scripted(dict.fromkeys(ZONE_CODES, 100.0))
+    clock = TickingClock(T0 + timedelta(minutes=50))
+    ctx = replace(ctx, clock=clock, forecasts=FallbackForecaster(primary, Scripted({})))
+    real = graphs.incident_watch.run_incident
+    entered: list[tuple[datetime, set[str]]] = []
+
+    def recording(context, checkpointer, incident_id):
+        hour = floor_hour(clock.at)
+        entered.append((hour, {z for z, at in primary.calls if at == hour}))
+        return real(context, checkpointer, incident_id)
+
+    monkeypatch.setattr(graphs.incident_watch, "run_incident", recording)
+    assert len(run_incidents(ctx, saver)) == 2
+    hours = [hour for hour, _ in entered]
+    assert hours[0] == T0 and hours[-1] == T0 + timedelta(hours=1)  # the pass crossed the hour
+    for hour, asked in entered:
+        assert asked == set(ZONE_CODES), hour
