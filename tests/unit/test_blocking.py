@@ -70,6 +70,19 @@ def test_a_site_already_blocked_by_running_work_charges_only_for_its_open_hours(
     assert open_half == pytest.approx(full / 2)
 
 
+def test_deferred_work_is_charged_for_the_hours_it_may_run_in_not_only_the_next_ones() -> None:
+    # Running large work holds site 0 for 8 hours. A 4 h job that must start now blocks nothing
+    # there; one that may start up to 12 h later may run when the site is free again (the
+    # planner bunches deferred work into the cleanest hours, where a large job may arrive).
+    load = NO_LOAD.copy()
+    load[0, :8] = 8.0
+    now_only, later = PlanJob("now", 1.0, 4, 0), PlanJob("later", 1.0, 4, 12)
+    charge = blocking_charge([now_only, later], RATE, CAPACITY, load, SEEN)
+    free = blocking_charge([later], RATE, CAPACITY, NO_LOAD, SEEN)[0, 0]
+    assert charge[0, 0] == 0.0
+    assert charge[1, 0] == pytest.approx(free * 8 / 16)  # open in 8 of its 16 possible hours
+
+
 def test_a_site_with_room_for_the_job_and_a_large_one_charges_nothing() -> None:
     capacity = np.array([16.0, 4.0, 8.0])
     charge = blocking_charge(_jobs([1.0, 9.0], [16, 16]), RATE, capacity, NO_LOAD, SEEN)

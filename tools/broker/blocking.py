@@ -20,8 +20,9 @@ keeps a large job from leaving a clean site for fear of blocking a job no larger
 `gap_z` is the cost per GPU-hour such a job pays more on the next-cleaner-by-rank large site
 (sites ranked by their mean rate over the plan's horizon; the dirtiest large site has no gap).
 The charge applies where the job leaves fewer GPUs than a large job needs, scaled by the share of
-its first `h_j` hours in which the site could still take a large job (running work may already
-block it). Arrival counts and durations come from history only; nothing is fitted to a week.
+the hours it may run in (from now to its latest start plus `h_j`) in which the site could still
+take a large job: running work may block the site now, but deferred work runs later, when it
+may be free again. Arrival counts and durations come from history only; nothing is fitted to a week.
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ class SizedJob(Protocol):
     def hours(self) -> int:
         """Hours it runs."""
 
+    @property
+    def latest_start(self) -> int:
+        """Latest start offset from now (0: no slack)."""
+
 
 def blocking_charge(
     jobs: Sequence[SizedJob],
@@ -119,7 +124,8 @@ def blocking_charge(
     open_ = capacity[:, None] - committed + CAPACITY_EPS >= large_gpus
     cum_open = np.concatenate([np.zeros((sites, 1)), np.cumsum(open_, axis=1)], axis=1)
     horizon = rate.shape[1]
-    length = np.minimum(hours, horizon)
+    latest = np.array([max(job.latest_start, 0) for job in jobs], dtype=np.int64)
+    length = np.minimum(hours + latest, horizon)
     share = cum_open[:, length].T / np.maximum(length, 1)[:, None]
     blocks = capacity[None, :] - gpus[:, None] < large_gpus
     charge = exposure[:, None] * gap[None, :] * share * blocks
