@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from store import repo
-from tools.broker.blocking import ArrivalHistory, stored_history
+from tools.broker.blocking import LARGE_JOB_GPUS, ArrivalHistory, stored_history
 from tools.broker.placement import Candidate
 from tools.broker.planner import Objective, PlanGrid, PlanJob, plan_hour
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
@@ -376,7 +376,7 @@ def _blocking_note(charge: float, unit: str, arrivals: ArrivalHistory) -> str:
     if not arrivals.arrivals:
         return ""
     return (
-        f"; nodes that can hold an 8-GPU job were also priced by the risk of blocking one "
-        f"({len(arrivals.arrivals)} arrived in the last week; {charge:.2f} {unit} expected "
-        f"on this node)"
+        f"; nodes that can hold an {LARGE_JOB_GPUS:g}-GPU job were also priced by the risk of "
+        f"blocking one ({len(arrivals.arrivals)} arrived in the last week; {charge:.2f} {unit} "
+        f"expected on this node)"
     )
