@@ -335,3 +335,47 @@ def test_a_column_costs_at_least_its_reduced_cost_over_the_lp_bound(seed: int) -
         forced = solve(low)
         if forced.status == 0:
             assert forced.fun >= lp.fun + reduced[v] - 1e-6, v
+
+
+def test_an_integer_solution_keeps_its_slots_when_a_larger_job_is_left_out() -> None:
+    # One 2-GPU site, hour 0 cheap. The integer solution puts the two 1-GPU jobs at hours 0
+    # and 1 and leaves the 2-GPU job out. Rounding goes largest first; the left-out job
+    # must not take hour 0 before the jobs the solution placed, or one of them is lost.
+    from tools.broker.planner_lp import _round
+    from tools.broker.planner_model import JointJob, classes
+
+    both = np.ones(1, dtype=bool)
+    jobs = [JointJob(2.0, 1, 1, both), JointJob(1.0, 1, 1, both), JointJob(1.0, 1, 1, both)]
+    cls, _, _ = classes(jobs)
+    assert cls.tolist() == [0, 1, 1]
+    vc, vz, vs = np.array([1, 1]), np.array([0, 0]), np.array([0, 1])
+    cum = np.array([[0.0, 1.0, 11.0]])
+    room = np.full((1, 2), 2.0)
+    plan = _round(jobs, cls, vc, vz, vs, np.array([1.0, 1.0]), cum, room)
+    assert plan.method == "lp"
+    assert plan.site.tolist() == [-1, 0, 0]
+    assert sorted(plan.start.tolist()[1:]) == [0, 1]
+
+
+def test_the_joint_solve_refuses_work_that_can_wait_before_work_that_cannot() -> None:
+    # One 2-GPU site. A 2-GPU job without slack needs hours 0-1; two 1-GPU, 3-hour jobs may
+    # start at 0 or 1, so they overlap it either way. Leaving the urgent job out would place
+    # more GPU-hours, but it would be refused for good; the others can wait for the next plan.
+    import time
+
+    from tools.broker.planner_lp import solve_joint
+    from tools.broker.planner_model import JointJob
+
+    both = np.ones(1, dtype=bool)
+    jobs = [JointJob(2.0, 2, 0, both), JointJob(1.0, 3, 1, both), JointJob(1.0, 3, 1, both)]
+    rate = np.array([[1.0, 1.0, 1.0, 1.0]])
+    plan = solve_joint(
+        jobs,
+        rate,
+        np.full((1, 4), 2.0),
+        deadline=time.perf_counter() + 30.0,
+        max_starts=4,
+        rich_sites=1,
+    )
+    assert plan is not None
+    assert plan.site.tolist() == [0, -1, -1] and plan.start[0] == 0

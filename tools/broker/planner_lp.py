@@ -27,10 +27,12 @@ share left that fits, else their cheapest feasible (site, start) of all. When ne
 rounding nor the greedy plan is within `MILP_TRIGGER_GAP` of the LP bound (and, for plans
 over `MILP_SMALL_COLUMNS` columns, within `MILP_TRIGGER_COST`), HiGHS branch and
 bound (`scipy.optimize.milp`) solves the integer problem over the same columns in the time left
-(at most `MILP_NODE_LIMIT` nodes), less those whose LP reduced cost exceeds the best plan's gap to
-the LP bound (no cheaper plan uses them: reduced-cost fixing); its answer replaces the rounding
-when it is no dearer. On recorded weeks this is where a large job keeps the clean 8-GPU site: the
-rounding and the greedy plan both give it to a small job without slack that fits elsewhere.
+(at most `MILP_NODE_LIMIT` nodes), less, without a headroom reserve, those whose LP reduced cost
+exceeds the best plan's gap to the LP bound (no cheaper plan uses them: reduced-cost fixing); its
+answer replaces the rounding when it is no dearer (with a reserve, whose premium the plan costs
+leave out, an optimal answer always does). On recorded weeks this is where a large job keeps
+the clean 8-GPU site: the rounding and the greedy plan both give it to a small job without slack
+that fits elsewhere.
 The whole solve stops at the caller's deadline (HiGHS `time_limit`); `None` means no LP answer.
 """
 
@@ -54,6 +56,7 @@ from tools.broker.planner_model import (
     lp_model,
     merged,
     priced,
+    unplaced_cost,
     unplaced_rate,
 )
 
@@ -120,13 +123,14 @@ def solve_joint(
     gpus = np.array([jobs[i].gpus for i in rep])
     charge = np.stack([jobs[i].site_charge(sites) for i in rep])
     hours = np.array([jobs[i].hours for i in rep], dtype=np.int64)
+    latest = np.array([jobs[i].latest for i in rep], dtype=np.int64)
     top = unplaced_rate(rate)
     reserve = np.zeros(sites) if headroom is None or premium <= 0 else np.asarray(headroom)
     held = np.flatnonzero(reserve > 0)
     pricing_ends = time.perf_counter() + PRICING_SHARE * (deadline - time.perf_counter())
     solved: tuple[LPModel, Columns, OptimizeResult] | None = None
     for _ in range(PRICING_ROUNDS + 1):
-        model = lp_model(*columns, gpus, hours, cum, room, reserve, premium, rate, charge)
+        model = lp_model(*columns, gpus, hours, latest, cum, room, reserve, premium, rate, charge)
         left = deadline - time.perf_counter()
         if left < MIN_SOLVE_S:
             break
@@ -188,7 +192,9 @@ def solve_joint(
     if res.x is None:
         return rounded
     exact = _round(jobs, cls, vc, vz, vs, np.rint(res.x[:n_col]), cum, room)
-    if _cost(exact, jobs, cum, top) > _cost(rounded, jobs, cum, top):
+    # Plan costs leave out the headroom premium: with a reserve an optimal answer stands as is.
+    dearer = _cost(exact, jobs, cum, top) > _cost(rounded, jobs, cum, top)
+    if dearer and (n_y == 0 or res.status != 0):
         return rounded
     return JointPlan(exact.site, exact.start, "milp" if res.status == 0 else "milp-incumbent")
 
@@ -224,12 +230,14 @@ def _hinted(hint: list[tuple[int, int] | None]) -> JointPlan:
 
 
 def _cost(plan: JointPlan, jobs: list[JointJob], cum: FloatArray, top: float) -> float:
-    """Return a plan's cost and charges, unplaced GPU-hours at `top` (headroom not counted)."""
+    """Return a plan's cost and charges, unplaced jobs by `unplaced_cost` (headroom not counted)."""
     total = 0.0
     sites = cum.shape[0]
     for job, z, s in zip(jobs, plan.site.tolist(), plan.start.tolist(), strict=True):
         if z < 0:
-            total += job.gpus * job.hours * top
+            total += float(
+                unplaced_cost(np.array(job.gpus), np.array(job.hours), np.array(job.latest), top)
+            )
         else:
             total += job.gpus * float(cum[z, s + job.hours] - cum[z, s])
             total += float(job.site_charge(sites)[z])
@@ -251,7 +259,10 @@ def _round(
     Jobs go largest first (no-slack jobs before the rest): each takes its class's column with
     the largest LP share left that still fits (a taken column's share drops by one), else its
     cheapest feasible (site, start) of all. Large jobs first, because an LP may split a large
-    job and fill the rest of its site with small whole jobs.
+    job and fill the rest of its site with small whole jobs. An integral `x` (an integer
+    solution) already fits as a whole, so there the jobs it leaves unplaced look for room
+    only after every job with a column took it, in what is left: searching earlier could
+    take room the solution gave to a smaller job of another class.
     """
     n = len(jobs)
     site = np.full(n, -1, dtype=np.int64)
@@ -267,6 +278,7 @@ def _round(
         mine = np.flatnonzero(pos & (vc == c))
         columns[c] = mine
     order = sorted(range(n), key=lambda i: (jobs[i].latest > 0, -jobs[i].gpus, -jobs[i].hours, i))
+    later: list[int] = []
     for i in order:
         job = jobs[i]
         mine = columns.get(int(cls[i]), np.zeros(0, dtype=np.int64))
@@ -278,7 +290,12 @@ def _round(
                 _take(free, site, start, i, int(vz[v]), int(vs[v]), job)
                 break
         else:
-            _cheapest(free, site, start, i, job, cum)
+            if integral:
+                later.append(i)
+            else:
+                _cheapest(free, site, start, i, job, cum)
+    for i in later:
+        _cheapest(free, site, start, i, jobs[i], cum)
     return JointPlan(site, start, "lp" if integral else "lp-rounded")
 
 

@@ -22,6 +22,9 @@ Columns = tuple[IntArray, IntArray, IntArray]
 """Class, site and start offset of each column."""
 UNPLACED_PENALTY = 10.0
 """Unplaced cost per GPU-hour, in multiples of the highest rate (plus one)."""
+URGENT_UNPLACED_WEIGHT = 10.0
+"""An unplaced job without slack costs this many times more per GPU-hour: it is refused for
+good, while a job with slack can wait for the next plan (the order `plan_hour` ranks plans by)."""
 PRICE_TOL = 1e-7
 """A column joins when its reduced cost is below -PRICE_TOL x max(1, |class dual|)."""
 
@@ -55,6 +58,13 @@ class JointPlan:
 def unplaced_rate(rate: FloatArray) -> float:
     """Return the LP's cost of an unplaced GPU-hour: above any site's rate."""
     return (float(rate.max(initial=0.0)) + 1.0) * UNPLACED_PENALTY
+
+
+def unplaced_cost(gpus: FloatArray, hours: IntArray, latest: IntArray, top: float) -> FloatArray:
+    """Return what leaving each job unplaced costs: its GPU-hours at `top`, more without slack."""
+    weight = np.where(latest <= 0, URGENT_UNPLACED_WEIGHT, 1.0)
+    out: FloatArray = gpus * hours * top * weight
+    return out
 
 
 def ragged_arange(lengths: IntArray) -> IntArray:
@@ -137,6 +147,7 @@ def lp_model(
     vs: IntArray,
     gpus: FloatArray,
     hours: IntArray,
+    latest: IntArray,
     cum: FloatArray,
     room: FloatArray,
     reserve: FloatArray,
@@ -146,7 +157,8 @@ def lp_model(
 ) -> LPModel:
     """Return the LP's matrices for the columns (vc, vz, vs); see `LPModel` for the rows.
 
-    `charge` is the (classes, sites) cost a member adds on a site whatever its start.
+    `latest` is each class's last start offset (0: no slack); `charge` is the (classes, sites)
+    cost a member adds on a site whatever its start.
     """
     sites, horizon = room.shape
     n_class, n_col = gpus.size, vc.size
@@ -157,7 +169,7 @@ def lp_model(
     c_vec = np.concatenate(
         [
             gpus[vc] * (cum[vz, vs + length] - cum[vz, vs]) + charge[vc, vz],
-            gpus * hours * unplaced_rate(rate),
+            unplaced_cost(gpus, hours, latest, unplaced_rate(rate)),
             premium * rate[held].ravel(),
         ]
     )
