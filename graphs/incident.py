@@ -21,8 +21,8 @@ workload already recorded is skipped, so a resumed ADAPTING repeats no move.
 
 No node calls a model. The joint re-plan reads the process's forecasts (`Context.forecasts`):
 with an Electricity Maps key that is a network service, but the watcher asks it for every zone
-before a pass opens any transaction, and again before the next incident once a pass has
-crossed the hour (`graphs.incident_watch.warm_forecasts`), and it keeps its
+before a pass opens any transaction, and again before the next incident or the hourly re-plan
+once a pass has crossed the hour (`graphs.incident_watch.warm_forecasts`), and it keeps its
 answers for the hour, so a plan reads them from memory (only a plan needing more than 47 hours
 ahead asks again, inside its transaction). Without a key no node touches the network.
 

@@ -286,6 +286,7 @@ def run_incidents(
     seen: list[str] = []
     handled: list[str] = []
     for _ in range(max_incidents):
+        warmed = _rewarm(ctx, warmed)  # before the claim, so its lease is not spent waiting
         with ctx.sessions.begin() as session:
             incident = incident_repo.claim_incident(
                 session=session,
@@ -298,8 +299,6 @@ def run_incidents(
         if claimed is None:
             break
         seen.append(claimed)
-        if warmed is not None and floor_hour(ctx.clock.now()) != warmed:
-            warmed = warm_forecasts(ctx)  # a long pass crossed the hour: its forecasts are new
         try:
             ran = run_incident(ctx, checkpointer, claimed)
         except ClaimLostError as exc:
@@ -312,8 +311,16 @@ def run_incidents(
                 )
         if ran:
             handled.append(claimed)
+    _rewarm(ctx, warmed)
     run_schedule(ctx)
     return handled
+
+
+def _rewarm(ctx: Context, warmed: datetime | None) -> datetime | None:
+    """Warm the forecasts again when a long pass has crossed the hour `warmed` was for."""
+    if warmed is not None and floor_hour(ctx.clock.now()) != warmed:
+        return warm_forecasts(ctx)
+    return warmed
 
 
 def deliver_outbox(ctx: Context) -> OutboxReport:

@@ -176,3 +176,38 @@ def test_a_pass_that_crosses_the_hour_warms_the_new_hours_forecasts_before_the_n
     assert hours[0] == T0 and hours[-1] == T0 + timedelta(hours=1)  # the pass crossed the hour
     for hour, asked in entered:
         assert asked == set(ZONE_CODES), hour
+
+
+def test_a_pass_whose_last_incident_crosses_the_hour_warms_before_the_hourly_replan(
+    ctx, sessions, saver, monkeypatch
+):
+    from tests.unit.test_forecast_planning import Scripted
+    from tools.grid import ZONE_CODES
+    from tools.grid.fallback import FallbackForecaster
+    from tools.grid.models import floor_hour
+
+    _spiked_job(sessions, ctx.grid, "FR")
+    primary = Scripted(dict.fromkeys(ZONE_CODES, 100.0))
+    clock = TickingClock(T0 + timedelta(minutes=55))
+    ctx = replace(ctx, clock=clock, forecasts=FallbackForecaster(primary, Scripted({})))
+    watch = graphs.incident_watch
+    real_incident, real_schedule = watch.run_incident, watch.run_schedule
+    entered: list[tuple[str, datetime, set[str]]] = []
+
+    def record(step, real):
+        def wrapper(context, *args):
+            hour = floor_hour(clock.at)
+            entered.append((step, hour, {z for z, at in primary.calls if at == hour}))
+            return real(context, *args)
+
+        return wrapper
+
+    monkeypatch.setattr(graphs.incident_watch, "run_incident", record("incident", real_incident))
+    monkeypatch.setattr(graphs.incident_watch, "run_schedule", record("schedule", real_schedule))
+    assert len(run_incidents(ctx, saver)) == 1
+    assert [(step, hour) for step, hour, _ in entered] == [
+        ("incident", T0),
+        ("schedule", T0 + timedelta(hours=1)),  # the incident's run crossed the hour
+    ]
+    for step, hour, asked in entered:
+        assert asked == set(ZONE_CODES), (step, hour)
