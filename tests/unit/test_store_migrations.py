@@ -195,11 +195,22 @@ def test_every_index_the_models_declare_is_in_the_migrated_database(engine):
     # creates would leave its query scanning the table on every real database.
     from sqlalchemy import inspect
 
+    import store.audio_models
+    import store.incident_models
+    import store.ledger_models  # noqa: F401  (every module that declares tables)
     from store.models import Base
 
     inspector = inspect(engine)
+    checked = 0
     for table in Base.metadata.sorted_tables:
-        have = {ix["name"] for ix in inspector.get_indexes(table.name)}
-        have |= {c["name"] for c in inspector.get_unique_constraints(table.name)}
+        have = {
+            ix["name"]: (tuple(ix["column_names"]), bool(ix["unique"]))
+            for ix in inspector.get_indexes(table.name)
+        }
+        for c in inspector.get_unique_constraints(table.name):
+            have[c["name"]] = (tuple(c["column_names"]), True)
         for index in table.indexes:
-            assert index.name in have, (table.name, index.name)
+            declared = (tuple(c.name for c in index.columns), bool(index.unique))
+            assert have.get(index.name) == declared, (table.name, index.name)
+            checked += 1
+    assert "audio_alerts" in Base.metadata.tables and checked >= 10
