@@ -60,6 +60,23 @@ class ReplayClock:
         return self.start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+"""Times people give (deadlines, `--at`, `--start`) must fall in [EARLIEST, LATEST)."""
+
+
+def within_span(value: datetime, *, what: str = "time") -> datetime:
+    """Return the aware `value` in UTC; raise naming it when it is outside [EARLIEST, LATEST)."""
+    span = f"give a time from {EARLIEST:%Y-%m-%d} up to {LATEST:%Y-%m-%d}"
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59-14:00 is in year 10000 in UTC
+        raise InvalidInputError(f"{what} {value.isoformat()!r} is out of range: {span}") from None
+    if not EARLIEST <= utc < LATEST:
+        raise InvalidInputError(f"{what} {value.isoformat()!r} is out of range: {span}")
+    return utc
+
+
 def parse_time(text: str, *, what: str = "time") -> datetime:
     """Parse an ISO-8601 time; a missing zone means UTC. Raise naming the value otherwise."""
     raw = text.strip()

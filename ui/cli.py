@@ -11,10 +11,12 @@ from pydantic import ValidationError
 from evals.cli import replay as replay_command
 from graphs.settings import Settings
 from tools.broker.baseline import explain_avoided, forecast_avoided_kg
+from tools.broker.placement import NO_READING, coverage_gap
 from tools.broker.planner import Objective
 from tools.broker.routing import DecisionView, JobSpec, recommend, route_workload, submit_workload
 from tools.broker.scoring import score_one
 from tools.broker.windows import StartPlan, plan_start
+from tools.broker.workloads import check_deadline
 from ui.cli_agents import register as register_agent_commands
 from ui.cli_common import (
     AT_OPTION,
@@ -216,11 +218,7 @@ def route(
     spec = _spec(gpus, hours, gpu_model, deadline, zones, deny, max_carbon)
     goal: Objective = "composite" if objective == "composite" else "carbon"
     now = svc.clock.now()
-    if spec.deadline is not None and spec.deadline <= now:
-        raise fail(
-            f"--deadline {deadline!r} has already passed (it is now {now.isoformat()}): "
-            "give a later time"
-        )
+    check_deadline(spec, now, what="--deadline")
     svc.warm_forecasts(spec, source)
     with transaction(svc) as session:
         grid = svc.effective_grid(session, source)
@@ -253,6 +251,10 @@ def route(
     if rec.best is None:
         if as_json:
             emit_json({"node": None, "score": None, "candidates": [], "rejected": rec.rejected})
+        gap = coverage_gap(grid, now, rec.rejected)
+        if gap is not None:
+            asked = f"--at {at!r}" if at else f"now ({now.isoformat()})"
+            raise fail(f"{asked}: {NO_READING}: {gap}; give an --at the grid data cover")
         reasons = "; ".join(f"{r.node_id}: {r.reason}" for r in rec.rejected)
         raise fail(f"no eligible node for this job ({reasons})", code=1)
     if decision is not None and decision.node is None:

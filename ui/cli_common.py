@@ -14,7 +14,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from typer.core import TyperGroup
 
 from graphs.settings import Settings
-from tools.clock import parse_time
+from tools.clock import EARLIEST, LATEST, parse_time
 from tools.errors import DomainError, InvalidInputError
 from ui.cli_db import store_problem
 from ui.services import Services
@@ -37,9 +37,6 @@ R = TypeVar("R")
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 GRID_SOURCES = ("sim", "recorded", "live")
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(3000, 1, 1, tzinfo=UTC)
-"""Times given on the command line must fall in [EARLIEST, LATEST)."""
 
 console = Console()
 
@@ -140,7 +137,7 @@ AT_OPTION = typer.Option(None, "--at", help="Pretend it is this time (ISO-8601, 
 
 
 def cli_time(text: str, option: str) -> datetime:
-    """Parse an ISO-8601 time given as `option`; refuse it outside [EARLIEST, LATEST)."""
+    """Parse an ISO-8601 time given as `option`; refuse it outside the span people may give."""
     span = f"give a time from {EARLIEST:%Y-%m-%d} up to {LATEST:%Y-%m-%d}"
     try:
         value = parse_time(text, what=option)

@@ -122,6 +122,24 @@ def test_free_text_submit_names_what_the_description_lacks(client):
     assert "does not say" in r.json()["detail"] and "gpu_count" in r.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("deadline", "message"),
+    [
+        ("9999-12-31T23:59:59-14:00", "out of range: give a time from 1970-01-01 up to 3000-01-01"),
+        ("9999-12-31T23:59:59Z", "out of range: give a time from 1970-01-01 up to 3000-01-01"),
+        ("2023-06-01T11:00:00Z", "has already passed"),
+        ("2023-06-01T15:00:00Z", "is too soon for a 6 h job started now"),
+    ],
+)
+def test_a_deadline_the_job_cannot_meet_is_422_naming_it_and_writes_nothing(
+    client, deadline, message
+):
+    r = client.post("/api/v1/workloads", json={**JOB, "deadline": deadline}, headers=AUTH)
+    assert r.status_code == 422, r.text
+    assert "deadline" in r.text and message in r.text
+    assert client.get("/api/v1/workloads").json() == []
+
+
 WHEN_KEYS = {"start_at", "node", "co2_kg", "co2_kg_if_started_now", "saving_pct", "why"}
 
 

@@ -137,6 +137,23 @@ def test_grid_outside_recorded_span_is_a_clear_error(tgtg, grid_dir):
     assert "FR" in result.stderr and "2030" in result.stderr
 
 
+def test_route_at_an_hour_the_recorded_data_do_not_cover_is_one_line_naming_at(tgtg, grid_dir):
+    tgtg("seed", "--at", AT)
+    base = ["--grid-dir", str(grid_dir), "--grid-source", "recorded", "route"]
+    result = tgtg(*base, "--gpus", "4", "--hours", "6", "--at", "2030-01-01T12:00Z", code=2)
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: --at '2030-01-01T12:00Z': no grid reading")
+    assert "the file covers" in line and "Traceback" not in result.stdout + result.stderr
+
+
+def test_route_why_says_a_job_longer_than_the_horizon_starts_now(tgtg):
+    tgtg("seed", "--at", AT)
+    args = ["--gpus", "1", "--hours", "49", "--deadline", "2023-06-20T00:00Z", "--at", AT]
+    out = _json(tgtg("route", *args, "--dry-run", "--json"))
+    assert out["start_at"].startswith("2023-06-01T12:00")
+    assert "49 h, the 48 h forecast horizon or more: starts now" in out["why"]
+
+
 def test_db_upgrade(tgtg):
     assert _json(tgtg("db", "upgrade", "--json"))["upgraded"] is True
 

@@ -190,7 +190,12 @@ def test_a_database_migrated_by_newer_code_is_refused_and_left_alone(local, tmp_
         ),
         (
             ["route", "--gpus", "1", "--hours", "1", "--at", AT, "--deadline", "2023-06-01T00:00Z"],
-            "--deadline '2023-06-01T00:00Z' has already passed",
+            "--deadline '2023-06-01T00:00:00+00:00' has already passed",
+        ),
+        (
+            ["route", "--gpus", "1", "--hours", "6", "--at", AT, "--deadline", "2023-06-01T15:00Z"],
+            "--deadline '2023-06-01T15:00:00+00:00' is too soon for a 6 h job started now "
+            "(2023-06-01T12:00:00+00:00): give 2023-06-01T18:00:00+00:00 or later",
         ),
         (["grid", "--at", "9999-12-31T23:59Z"], "--at '9999-12-31T23:59Z' is out of range"),
         (["grid", "--at", "0001-01-01T00:00Z"], "--at '0001-01-01T00:00Z' is out of range"),

@@ -20,7 +20,10 @@ from tools.broker.baseline import cheapest, forecast_avoided_kg
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreBreakdown, ScoreWeights, rank, score_arrays
 from tools.broker.workloads import JobSpec, normalise_gpu_model
 from tools.errors import NoGridDataError
-from tools.grid import GridReading, GridSource
+from tools.grid import ZONE_CODES, GridReading, GridSource
+
+NO_READING = "no grid reading"
+"""How a node's rejection starts when its zone has no reading at the time asked about."""
 
 
 class Candidate(BaseModel):
@@ -97,7 +100,7 @@ def _rejection_reason(
                 f"(earliest finish {finish.isoformat()})"
             )
     if isinstance(reading, str):
-        return f"no grid reading: {reading}"
+        return f"{NO_READING}: {reading}"
     if reading.carbon_intensity is None:
         return f"no carbon intensity reading for {node.zone} at {reading.ts.isoformat()}"
     if (
@@ -240,3 +243,22 @@ def recommend(
             else None
         ),
     )
+
+
+def coverage_gap(grid: GridSource, at: datetime, rejected: list[Rejection]) -> str | None:
+    """Return why no zone has a grid reading at `at`, when that is why nodes were rejected.
+
+    None when no node was rejected for a missing reading, or some zone has one (then the
+    rejections themselves say what is wrong).
+    """
+    if not any(r.reason.startswith(NO_READING) for r in rejected):
+        return None
+    reason = None
+    for zone in ZONE_CODES:
+        try:
+            grid.reading(zone, at)
+        except NoGridDataError as exc:
+            reason = reason or str(exc)
+        else:
+            return None
+    return reason

@@ -260,11 +260,12 @@ def plan_start(
     hours = math.ceil(spec.duration_hours)
     now_choice = candidates[0]
     if latest == 0 or hours > HORIZON_HOURS:
-        why = (
-            "no deadline: starts now"
-            if spec.deadline is None
-            else "no slack before the deadline: starts now"
-        )
+        if spec.deadline is None:
+            why = "no deadline: starts now"
+        elif hours >= HORIZON_HOURS:
+            why = f"runs {hours} h, the {HORIZON_HOURS} h forecast horizon or more: starts now"
+        else:
+            why = "no slack before the deadline: starts now"
         return StartPlan(
             start_at=now,
             node_id=now_choice.node_id,

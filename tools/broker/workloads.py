@@ -10,7 +10,7 @@ Functions flush and never commit: the caller owns the transaction.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from store import repo
 from store.models import Workload
 from store.repo import ACTIVE_WORKLOAD_STATUSES
+from tools.clock import within_span
 from tools.errors import (
     ConflictError,
     IllegalTransitionError,
@@ -99,6 +100,11 @@ class JobSpec(BaseModel):
     def _aware(cls, v: datetime | None) -> datetime | None:
         if v is not None and v.tzinfo is None:
             raise ValueError(f"deadline {v.isoformat()!r} has no time zone; add one, e.g. 'Z'")
+        if v is not None:
+            try:
+                within_span(v, what="deadline")
+            except InvalidInputError as exc:
+                raise ValueError(str(exc)) from None
         return v
 
     @model_validator(mode="after")
@@ -108,6 +114,24 @@ class JobSpec(BaseModel):
         ):
             raise ValueError("every allowed zone is also denied; leave at least one zone open")
         return self
+
+
+def check_deadline(spec: JobSpec, now: datetime, *, what: str = "deadline") -> None:
+    """Raise naming the deadline when the job cannot finish by it if it started `now`."""
+    if spec.deadline is None:
+        return
+    if spec.deadline <= now:
+        raise InvalidInputError(
+            f"{what} {spec.deadline.isoformat()!r} has already passed (it is now "
+            f"{now.isoformat()}): give a later time"
+        )
+    finish = now + timedelta(hours=spec.duration_hours)
+    if spec.deadline < finish:
+        raise InvalidInputError(
+            f"{what} {spec.deadline.isoformat()!r} is too soon for a {spec.duration_hours:g} h "
+            f"job started now ({now.isoformat()}): give {finish.isoformat()} or later, or "
+            "fewer hours"
+        )
 
 
 class WorkloadView(BaseModel):
@@ -204,10 +228,7 @@ def submit_workload(
         )
     if not name.strip() or len(name) > 200:
         raise InvalidInputError(f"workload name {name!r}: give 1-200 characters")
-    if spec.deadline is not None and spec.deadline <= now:
-        raise InvalidInputError(
-            f"deadline {spec.deadline.isoformat()!r} is not in the future (now {now.isoformat()})"
-        )
+    check_deadline(spec, now)
     w = Workload(
         id=f"wl_{uuid.uuid4().hex[:12]}",
         org_id=org_id,
