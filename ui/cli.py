@@ -183,7 +183,7 @@ def route(
     hours: Annotated[float, typer.Option("--hours", help="Run time in hours.")],
     gpu_model: Annotated[str | None, typer.Option("--gpu-model", help="e.g. H100.")] = None,
     deadline: Annotated[
-        str | None, typer.Option("--deadline", help="Finish by (ISO-8601).")
+        str | None, typer.Option("--deadline", help="Finish by (ISO-8601, UTC if no zone).")
     ] = None,
     zones: Annotated[
         str | None, typer.Option("--zones", help="Allowed zones, comma-separated.")
