@@ -16,6 +16,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
+from evals.gridwindow import START_FORMS, parse_window_start
 from graphs.settings import Settings
 from tools.errors import DomainError
 from tools.grid.forecast import PLANNING_MODE
@@ -49,16 +50,6 @@ def _settings(ctx: typer.Context) -> Settings:
     if isinstance(root, dict) and isinstance(root.get("settings"), Settings):
         return root["settings"]
     return Settings()
-
-
-def _parse_start(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"--start {value!r} is not a date: use YYYY-MM-DD (UTC)") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 class _ProgressHandler(logging.StreamHandler[TextIO]):
@@ -136,7 +127,8 @@ def replay(
         Path | None, typer.Option("--jobs", help="Job trace CSV (TGTG_JOBS_FILE).")
     ] = None,
     start: Annotated[
-        str, typer.Option("--start", help="First day, YYYY-MM-DD (UTC); seeds the trace days.")
+        str,
+        typer.Option("--start", help=f"First hour, {START_FORMS}; its day seeds the trace days."),
     ] = "2023-06-01",
     days: Annotated[int, typer.Option("--days", help="Days to replay.")] = 7,
     seed: Annotated[int, typer.Option("--seed", help="Seed of origins and slack classes.")] = 0,
@@ -190,7 +182,7 @@ def replay(
         report = run_replay_command(
             grid_dir=Path(grid),
             jobs_file=Path(trace),
-            start=_parse_start(start),
+            start=parse_window_start(start),
             days=days,
             seed=seed,
             fleet_scale=fleet_scale,

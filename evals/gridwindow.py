@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from tools.clock import parse_time_in_range
 from tools.errors import InvalidInputError, NoGridDataError
 from tools.grid import load_zone_series
 from tools.grid.models import ZoneSeries, ensure_utc
@@ -64,6 +65,24 @@ class GridWindow:
     def actual_price_cost(self) -> FloatArray:
         """Return the accounting price for the replay hours only, shape (zones, horizon)."""
         return self.price_cost[:, self.history :]
+
+
+START_FORMS = "YYYY-MM-DD or YYYY-MM-DDTHH:00 (UTC unless it names a zone)"
+
+
+def parse_window_start(text: str, what: str = "--start") -> datetime:
+    """Parse the first hour of a replay or evaluation window as typed by a person.
+
+    A date means its midnight; a time must be on the hour; UTC unless the text names a zone.
+
+    Raises:
+        InvalidInputError: Not a date or time, out of range, or not on the hour; the message
+            names `what` and the value.
+    """
+    value = parse_time_in_range(text, what=what, expected=f"a date: use {START_FORMS}")
+    if value.minute or value.second or value.microsecond:
+        raise InvalidInputError(f"{what} {text!r} is not on the hour: use {START_FORMS}")
+    return value
 
 
 def _ffill(values: FloatArray) -> tuple[FloatArray, int]:

@@ -64,26 +64,47 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 """Times people give (deadlines, `--at`, `--start`) must fall in [EARLIEST, LATEST)."""
 
+_SPAN = f"give a time from {EARLIEST:%Y-%m-%d} up to {LATEST:%Y-%m-%d}"
+ISO_EXAMPLE = "an ISO-8601 time; write e.g. 2023-06-01T12:00Z"
+
 
 def within_span(value: datetime, *, what: str = "time") -> datetime:
     """Return the aware `value` in UTC; raise naming it when it is outside [EARLIEST, LATEST)."""
-    span = f"give a time from {EARLIEST:%Y-%m-%d} up to {LATEST:%Y-%m-%d}"
     try:
         utc = value.astimezone(UTC)
     except OverflowError:  # e.g. 9999-12-31T23:59-14:00 is in year 10000 in UTC
-        raise InvalidInputError(f"{what} {value.isoformat()!r} is out of range: {span}") from None
+        raise InvalidInputError(f"{what} {value.isoformat()!r} is out of range: {_SPAN}") from None
     if not EARLIEST <= utc < LATEST:
-        raise InvalidInputError(f"{what} {value.isoformat()!r} is out of range: {span}")
+        raise InvalidInputError(f"{what} {value.isoformat()!r} is out of range: {_SPAN}")
     return utc
 
 
-def parse_time(text: str, *, what: str = "time") -> datetime:
-    """Parse an ISO-8601 time; a missing zone means UTC. Raise naming the value otherwise."""
+def parse_time(text: str, *, what: str = "time", expected: str = ISO_EXAMPLE) -> datetime:
+    """Parse an ISO-8601 time; a missing zone means UTC. Raise naming the value otherwise.
+
+    Raises:
+        InvalidInputError: Not an ISO-8601 time (the message says it is not `expected`), or one
+            whose UTC time falls outside the years datetime can hold.
+    """
     raw = text.strip()
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInputError(
-            f"{what} {text!r} is not an ISO-8601 time; write e.g. 2023-06-01T12:00Z"
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        raise InvalidInputError(f"{what} {text!r} is not {expected}") from None
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInputError(f"{what} {text!r} is out of range: {_SPAN}") from None
+
+
+def parse_time_in_range(text: str, *, what: str, expected: str = ISO_EXAMPLE) -> datetime:
+    """Parse a time a person typed as `what` (see `parse_time`); refuse it outside the range.
+
+    Raises:
+        InvalidInputError: Not a time, or not in [EARLIEST, LATEST); the message names `what`,
+            the value and the range.
+    """
+    value = parse_time(text, what=what, expected=expected)
+    if not EARLIEST <= value < LATEST:
+        raise InvalidInputError(f"{what} {text!r} is out of range: {_SPAN}")
+    return value

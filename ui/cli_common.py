@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from typer.core import TyperGroup
 
 from graphs.settings import Settings
-from tools.clock import EARLIEST, LATEST, parse_time
-from tools.errors import DomainError, InvalidInputError
+from tools.clock import parse_time_in_range
+from tools.errors import DomainError
 from ui.cli_db import store_problem
 from ui.services import Services
 
@@ -137,15 +137,8 @@ AT_OPTION = typer.Option(None, "--at", help="Pretend it is this time (ISO-8601, 
 
 
 def cli_time(text: str, option: str) -> datetime:
-    """Parse an ISO-8601 time given as `option`; refuse it outside the span people may give."""
-    span = f"give a time from {EARLIEST:%Y-%m-%d} up to {LATEST:%Y-%m-%d}"
-    try:
-        value = parse_time(text, what=option)
-    except OverflowError:
-        raise InvalidInputError(f"{option} {text!r} is out of range: {span}") from None
-    if not EARLIEST <= value < LATEST:
-        raise InvalidInputError(f"{option} {text!r} is out of range: {span}")
-    return value
+    """Parse an ISO-8601 time given as `option` (`tools.clock.parse_time_in_range`)."""
+    return parse_time_in_range(text, what=option)
 
 
 # --- services -----------------------------------------------------------------------------------

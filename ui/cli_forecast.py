@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from evals.gridwindow import START_FORMS
 from graphs.settings import Settings
 from tools.broker.workloads import normalise_zone
 from tools.grid import ZONE_CODES
@@ -62,22 +62,11 @@ def forecast_show(
         )
 
 
-def _start(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise fail(f"--start {text!r} is not a date: use YYYY-MM-DD (UTC)") from None
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if value.minute or value.second or value.microsecond:
-        raise fail(f"--start {text!r} is not on the hour: use YYYY-MM-DD or YYYY-MM-DDTHH:00")
-    return value
-
-
 @forecast_app.command("evaluate")
 @domain_errors
 def forecast_evaluate(
     ctx: typer.Context,
-    start: Annotated[str, typer.Option("--start", help="First arrival day, YYYY-MM-DD (UTC).")],
+    start: Annotated[str, typer.Option("--start", help=f"First arrival hour, {START_FORMS}.")],
     days: Annotated[int, typer.Option("--days", help="Days of arrivals to evaluate.")],
     grid_dir: Annotated[
         Path | None, typer.Option("--grid-dir", help="Recorded <ZONE>.csv folder (TGTG_GRID_DIR).")
@@ -100,6 +89,7 @@ def forecast_evaluate(
 ) -> None:
     """Temporal capture per (L, S) bin and 24 h MAE of a forecast, the naive forecast beside it."""
     from evals.forecast_eval import evaluate_forecasts
+    from evals.gridwindow import parse_window_start
 
     root = ctx.find_root().obj
     settings = root["settings"] if isinstance(root, dict) else Settings()
@@ -110,7 +100,7 @@ def forecast_evaluate(
     codes = tuple(normalise_zone(z) for z in names) if names else ZONE_CODES
     modes = (forecast,) if forecast == "naive" else (forecast, "naive")
     report = evaluate_forecasts(
-        Path(folder), start=_start(start), days=days, zones=codes, modes=modes
+        Path(folder), start=parse_window_start(start), days=days, zones=codes, modes=modes
     )
     if as_json:
         emit_json(report)

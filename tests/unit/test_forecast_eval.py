@@ -115,6 +115,11 @@ def test_evaluate_perfect_forecast_captures_everything(grid: Path) -> None:
     [
         (["--days", "0"], "--days 0"),
         (["--start", "next tuesday"], "--start 'next tuesday' is not a date"),
+        (
+            ["--start", "0001-01-01T00:00+01:00"],
+            "--start '0001-01-01T00:00+01:00' is out of range: give a time from 1970-01-01",
+        ),
+        (["--start", "2023-01-10T00:30"], "--start '2023-01-10T00:30' is not on the hour"),
         (["--zones", "XX"], "unknown zone 'XX'"),
         (["--start", "2024-06-01"], "is not inside it"),
         (["--forecast", "oracle"], "forecast mode 'oracle'"),

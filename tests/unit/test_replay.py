@@ -232,7 +232,13 @@ def test_cli_replay_prints_policies_json(grid_dir: Path, jobs_file: Path, tmp_pa
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--start", "June"], "--start 'June'"),
+        (["--start", "June"], "--start 'June' is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:00"),
+        (
+            ["--start", "0001-01-01T00:00+01:00"],
+            "--start '0001-01-01T00:00+01:00' is out of range: give a time from 1970-01-01 up to "
+            "3000-01-01",
+        ),
+        (["--start", "2023-06-01T00:30"], "--start '2023-06-01T00:30' is not on the hour"),
         (["--forecast", "crystal-ball"], "forecast 'crystal-ball'"),
         (["--start", "2019-01-01"], "not inside"),
         (["--days", "0"], "--days 0"),
@@ -257,6 +263,20 @@ def test_cli_bad_input_exits_2(
     )
     assert result.exit_code == 2
     assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_replay_and_forecast_evaluate_help_names_the_start_forms_they_accept() -> None:
+    from typer.main import get_command
+
+    from ui.cli import app as tgtg_app
+
+    root = get_command(tgtg_app)
+    replay = root.commands["replay"]
+    evaluate = root.commands["forecast"].commands["evaluate"]
+    for command in (replay, evaluate):
+        (start,) = [p for p in command.params if p.name == "start"]
+        assert "YYYY-MM-DD or YYYY-MM-DDTHH:00" in start.help, command.name
 
 
 def test_tgtg_replay_is_registered_and_uses_root_settings(tmp_path: Path) -> None:
