@@ -131,7 +131,9 @@ def replay(
         typer.Option("--start", help=f"First hour, {START_FORMS}; its day seeds the trace days."),
     ] = "2023-06-01",
     days: Annotated[int, typer.Option("--days", help="Days to replay.")] = 7,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of origins and slack classes.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of origins and slack classes, 0 or more.")
+    ] = 0,
     fleet_scale: Annotated[
         float, typer.Option("--fleet-scale", help="Multiply the seeded fleet's GPU capacity.")
     ] = 1.0,
@@ -173,6 +175,8 @@ def replay(
         raise _fail(f"--jobs {str(trace)!r} is not a file: pass the job trace CSV")
     if days < 1:
         raise _fail(f"--days {days!r}: replay at least 1 day")
+    if seed < 0:
+        raise _fail(f"--seed {seed!r}: give 0 or more")
     if oracle_time_limit <= 0:
         raise _fail(f"--oracle-time-limit {oracle_time_limit!r}: give a budget > 0 seconds")
     if jobs_csv is not None and jobs_csv.is_dir():

@@ -242,6 +242,7 @@ def test_cli_replay_prints_policies_json(grid_dir: Path, jobs_file: Path, tmp_pa
         (["--forecast", "crystal-ball"], "forecast 'crystal-ball'"),
         (["--start", "2019-01-01"], "not inside"),
         (["--days", "0"], "--days 0"),
+        (["--seed", "-1", "--days", "1"], "--seed -1: give 0 or more"),
     ],
 )
 def test_cli_bad_input_exits_2(
