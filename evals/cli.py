@@ -17,6 +17,7 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from evals.gridwindow import START_FORMS, parse_window_start
+from evals.output_paths import check_output_path, write_failed
 from graphs.settings import Settings
 from tools.errors import DomainError
 from tools.grid.forecast import PLANNING_MODE
@@ -83,7 +84,12 @@ def run_replay_command(
     oracle_time_limit_s: float = 60.0,
     jobs_csv: Path | None = None,
 ) -> dict[str, Any]:
-    """Run a replay, write its files into `out` (and `jobs_csv`) and return the report dict."""
+    """Run a replay, write its files into `out` (and `jobs_csv`) and return the report dict.
+
+    Raises:
+        DomainError: Bad input, or no recorded data for the window.
+        OutputError: A file could not be written (`evals.output_paths`).
+    """
     from evals.outputs import write_jobs_csv, write_outputs
     from evals.replay import ReplayConfig, run_replay
     from evals.report import build_report
@@ -110,9 +116,12 @@ def run_replay_command(
         for mode in modes
     }
     report = build_report(result, temporal)
-    paths = write_outputs(report, out)
-    if jobs_csv is not None:
-        paths.append(write_jobs_csv(result, jobs_csv))
+    try:
+        paths = write_outputs(report, out)
+        if jobs_csv is not None:
+            paths.append(write_jobs_csv(result, jobs_csv))
+    except OSError as exc:
+        raise write_failed(exc, out) from None
     report["files"] = [str(p) for p in paths]
     return report
 
@@ -179,10 +188,11 @@ def replay(
         raise _fail(f"--seed {seed!r}: give 0 or more")
     if oracle_time_limit <= 0:
         raise _fail(f"--oracle-time-limit {oracle_time_limit!r}: give a budget > 0 seconds")
-    if jobs_csv is not None and jobs_csv.is_dir():
-        raise _fail(f"--jobs-csv {str(jobs_csv)!r} is a folder: give a file path")
     _setup_progress(quiet)
     try:
+        check_output_path(out, "--out", folder=True)
+        if jobs_csv is not None:
+            check_output_path(jobs_csv, "--jobs-csv", folder=False)
         report = run_replay_command(
             grid_dir=Path(grid),
             jobs_file=Path(trace),

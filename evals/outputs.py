@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -277,15 +278,26 @@ def write_outputs(report: dict[str, Any], out: Path) -> list[Path]:
 def write_jobs_csv(result: ReplayResult, path: Path) -> Path:
     """Write one row per (job, policy): times ISO-8601 UTC; zone, start, end empty if unstarted.
 
-    `job_id` is the job's index in the replay (arrival order); `end` is exclusive.
+    `job_id` is the job's index in the replay (arrival order); `end` is exclusive. The rows go
+    to a partial file next to `path` that replaces it only once complete.
     """
-    jobs, origin = result.jobs, result.window.start
-    zones = result.fleet.zones
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        _write_job_rows(result, partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    logger.info("wrote %d job rows to %s", len(result.jobs) * len(result.runs), path)
+    return path
+
+
+def _write_job_rows(result: ReplayResult, path: Path) -> None:
+    jobs, origin, zones = result.jobs, result.window.start, result.fleet.zones
 
     def at(hour: int) -> str:
         return (origin + timedelta(hours=int(hour))).isoformat()
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(JOB_COLUMNS)
@@ -310,5 +322,3 @@ def write_jobs_csv(result: ReplayResult, path: Path) -> Path:
                         bool(o.missed[j]),
                     )
                 )
-    logger.info("wrote %d job rows to %s", len(jobs) * len(result.runs), path)
-    return path

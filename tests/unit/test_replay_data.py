@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evals.cli import app as evals_app
-from evals.fleet import Fleet
+from evals.fleet import Fleet, default_fleet
 from evals.gridwindow import load_grid_window
 from evals.jobs import active_days, load_trace, map_trace_to_window, window_trace_days
 from evals.outputs import JOB_COLUMNS, markdown_summary, write_jobs_csv
@@ -169,3 +169,83 @@ def test_a_model_replay_loads_the_history_the_product_reads_and_says_which_model
     assert short.startswith("model: seasonal persistence") and "fitted" not in short
     # 28 d + 8 weeks reaches the 88 d the first fit needs at the next weekly refit.
     assert "from day 63 the blend fitted" in forecast_model("model", 28 * 24, 100)
+
+
+def _cli_args(tmp_path: Path) -> list[str]:
+    grid = tmp_path / "grid"
+    grid.mkdir()
+    for i, zone in enumerate(default_fleet().zones):
+        write_zone_csv(grid, zone, DATA_START, 20 * 24, 60.0 + 40 * i)
+    trace = write_trace(tmp_path / "trace.csv", {d: 6 for d in range(3)})
+    return [
+        "replay",
+        "--grid-dir",
+        str(grid),
+        "--jobs",
+        str(trace),
+        "--start",
+        f"{WINDOW_START:%Y-%m-%d}",
+        "--days",
+        "1",
+        "--forecast",
+        "naive",
+        "--no-pareto",
+        "--quiet",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "path", "message"),
+    [
+        ("--out", "taken", "--out '{p}' is a file: give a folder"),
+        ("--out", "taken/sub", "--out '{p}': '{taken}' is a file, not a folder"),
+        ("--jobs-csv", "taken/jobs.csv", "--jobs-csv '{p}': '{taken}' is a file, not a folder"),
+    ],
+)
+def test_an_unwritable_output_path_is_refused_before_the_replay_runs(
+    tmp_path: Path, option: str, path: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = _cli_args(tmp_path)
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder\n", encoding="utf-8")
+    ran: list[object] = []
+    monkeypatch.setattr("evals.replay.run_replay", lambda config: ran.append(config))
+    target = tmp_path / path
+    extra = [option, str(target)] + ([] if option == "--out" else ["--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(evals_app, [*args, *extra])
+    assert result.exit_code == 2, result.output
+    assert message.format(p=target, taken=taken) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert ran == []  # refused before any replay work
+    assert taken.read_text(encoding="utf-8") == "not a folder\n"
+
+
+def test_a_write_that_fails_after_the_replay_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    args = _cli_args(tmp_path)
+    out = tmp_path / "out"
+    # The jobs CSV's folder is a file the replay itself writes into --out.
+    jobs_csv = out / "summary.md" / "jobs.csv"
+    result = CliRunner().invoke(evals_app, [*args, "--out", str(out), "--jobs-csv", str(jobs_csv)])
+    assert result.exit_code == 2, result.output
+    assert f"could not write {str(out / 'summary.md')!r}" in result.stderr
+    assert "give a writable --out folder and --jobs-csv file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not jobs_csv.exists()
+
+
+def test_the_jobs_csv_replaces_an_old_file_only_once_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "grid").mkdir()
+    result = run_replay(_replay(tmp_path))
+    path = tmp_path / "jobs.csv"
+    path.write_text("old\n", encoding="utf-8")
+
+    def full_disk(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("evals.outputs.os.replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_jobs_csv(result, path)
+    assert path.read_text(encoding="utf-8") == "old\n"
+    assert [p.name for p in tmp_path.iterdir() if "jobs" in p.name] == ["jobs.csv"]
