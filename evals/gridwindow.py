@@ -109,20 +109,54 @@ def _extend(values: FloatArray, length: int) -> FloatArray:
     return np.concatenate([values, np.tile(last_day, reps)])[:length]
 
 
+def check_span(series: list[ZoneSeries], start: datetime, days: int) -> None:
+    """Refuse a window that is not on the hour or not inside every zone's recorded data.
+
+    The message names the span all zones cover and what to change: the latest start that fits
+    `days` days, or the most days that fit from `start`.
+
+    Raises:
+        NoGridDataError: The window is off the hour or outside the common recorded span.
+    """
+    first = max(s.start for s in series)
+    end = min(s.end for s in series)
+    span = (end - first) // _HOUR
+    offset = (start - first) / _HOUR
+    window = f"the window {start.isoformat()} + {days!r} days"
+    if offset != int(offset):
+        raise NoGridDataError(
+            f"{window} does not start on the hour of the recorded rows: start on a whole hour"
+        )
+    latest = span - days * 24  # hours from `first`; integer arithmetic (no timedelta overflow)
+    if 0 <= offset <= latest:
+        return
+    fixes = []
+    if latest >= 0:
+        fixes.append(
+            f"start from {first.isoformat()} to {(first + latest * _HOUR).isoformat()} "
+            f"for {days!r} days"
+        )
+    most = (span - int(offset)) // 24
+    if offset >= 0 and most >= 1:
+        fixes.append(f"ask for at most {most!r} days from {start.isoformat()}")
+    if not fixes:
+        fixes.append(f"start at {first.isoformat()} with at most {span // 24!r} days")
+    raise NoGridDataError(
+        f"every zone has data from {first.isoformat()} to {end.isoformat()}; {window} is not "
+        f"inside it: {', or '.join(fixes)}"
+    )
+
+
 def _usable_span(s: ZoneSeries, start: datetime, days: int) -> tuple[ZoneSeries, int, int, int]:
     """Return (series, first usable row, window's first row, end of usable rows) for a window.
 
+    The window is inside the series (`check_span`).
+
     Raises:
-        NoGridDataError: The window is not inside the recorded span or misses rows.
+        NoGridDataError: The window misses rows.
     """
     window = days * 24
     offset = (start - s.start) / _HOUR
-    if offset != int(offset) or offset < 0 or offset + window > len(s):
-        raise NoGridDataError(
-            f"zone {s.zone!r} has data from {s.start.isoformat()} to {s.end.isoformat()}; "
-            f"the window {start.isoformat()} + {days!r} days is not inside it: pick a start "
-            "inside the recorded span"
-        )
     lo, hi = int(offset), int(offset) + window
     missing = s.missing if s.missing is not None else np.zeros(len(s), dtype=bool)
     inside = np.flatnonzero(missing[lo:hi])
@@ -189,9 +223,9 @@ def load_grid_window(
         raise InvalidInputError(f"days {days!r} / tail_hours {tail_hours!r}: need >= 1 / >= 0")
     start = ensure_utc(start, "start")
     window = days * 24
-    spans = [
-        _usable_span(load_zone_series(directory, z, allow_gaps=True), start, days) for z in zones
-    ]
+    series = [load_zone_series(directory, z, allow_gaps=True) for z in zones]
+    check_span(series, start, days)
+    spans = [_usable_span(s, start, days) for s in series]
     wanted = history_days * 24
     history = min(wanted, *(offset - first for _, first, offset, _ in spans))
     length = history + window + tail_hours

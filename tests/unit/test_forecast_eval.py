@@ -122,6 +122,11 @@ def test_evaluate_perfect_forecast_captures_everything(grid: Path) -> None:
         (["--start", "2023-01-10T00:30"], "--start '2023-01-10T00:30' is not on the hour"),
         (["--zones", "XX"], "unknown zone 'XX'"),
         (["--start", "2024-06-01"], "is not inside it"),
+        (
+            ["--start", "2023-02-08", "--days", "7"],
+            "is not inside it: start from 2023-01-01T00:00:00+00:00 to 2023-02-03T00:00:00+00:00 "
+            "for 7 days, or ask for at most 2 days from 2023-02-08T00:00:00+00:00",
+        ),
         (["--forecast", "oracle"], "forecast mode 'oracle'"),
     ],
 )

@@ -241,6 +241,11 @@ def test_cli_replay_prints_policies_json(grid_dir: Path, jobs_file: Path, tmp_pa
         (["--start", "2023-06-01T00:30"], "--start '2023-06-01T00:30' is not on the hour"),
         (["--forecast", "crystal-ball"], "forecast 'crystal-ball'"),
         (["--start", "2019-01-01"], "not inside"),
+        (
+            ["--start", "2024-03-10", "--days", "7"],
+            "start from 2021-01-01T00:00:00+00:00 to 2024-03-07T00:00:00+00:00 for 7 days, or "
+            "ask for at most 4 days from 2024-03-10T00:00:00+00:00",
+        ),
         (["--days", "0"], "--days 0"),
         (["--seed", "-1", "--days", "1"], "--seed -1: give 0 or more"),
     ],

@@ -249,3 +249,28 @@ def test_the_jobs_csv_replaces_an_old_file_only_once_complete(
         write_jobs_csv(result, path)
     assert path.read_text(encoding="utf-8") == "old\n"
     assert [p.name for p in tmp_path.iterdir() if "jobs" in p.name] == ["jobs.csv"]
+
+
+def test_a_window_past_the_data_names_the_latest_start_and_the_most_days(tmp_path: Path) -> None:
+    grid = _grid(tmp_path)  # 20 days from 1 Jan; DE one day shorter
+    write_zone_csv(grid, "DE", DATA_START, 19 * 24, 350.0)
+    zones = ("FR", "DE")
+    late = DATA_START + timedelta(days=15)
+    with pytest.raises(NoGridDataError) as caught:
+        load_grid_window(grid, zones, start=late, days=7, tail_hours=0)
+    message = str(caught.value)
+    assert "every zone has data from 2023-01-01T00:00:00+00:00 to 2023-01-20T00:00:00+00:00" in (
+        message
+    )
+    assert (
+        "start from 2023-01-01T00:00:00+00:00 to 2023-01-13T00:00:00+00:00 for 7 days, or ask "
+        "for at most 4 days from 2023-01-16T00:00:00+00:00" in message
+    )
+    # Both fixes it names are windows that load.
+    for start, days in ((datetime(2023, 1, 13, tzinfo=UTC), 7), (late, 4)):
+        window = load_grid_window(grid, zones, start=start, days=days, tail_hours=0)
+        assert window.actual_ci().shape == (2, days * 24)
+    with pytest.raises(NoGridDataError, match="start at 2023-01-01T00:00:00.00:00 with at most 19"):
+        load_grid_window(grid, zones, start=DATA_START - timedelta(days=1), days=30, tail_hours=0)
+    with pytest.raises(NoGridDataError, match="does not start on the hour"):
+        load_grid_window(grid, zones, start=late + timedelta(minutes=30), days=1, tail_hours=0)
