@@ -168,7 +168,6 @@ def prepare(config: ReplayConfig) -> tuple[Fleet, GridWindow, JobSet, int]:
             f"forecast {config.forecast!r}: choose one of {list(FORECAST_MODES)}"
         )
     fleet = config.fleet or default_fleet(config.fleet_scale)
-    jobs = _window_jobs(config, fleet, config.start, config.days, config.max_jobs)
     max_slack = max(h for h, _ in config.slack_classes)
     decide_hours = config.days * 24 + max_slack + GRACE_HOURS
     window = load_grid_window(
@@ -183,6 +182,9 @@ def prepare(config: ReplayConfig) -> tuple[Fleet, GridWindow, JobSet, int]:
             else config.history_days
         ),
     )
+    # Drawn only once the window is known to be recorded: a window far too long is refused
+    # before its jobs fill memory.
+    jobs = _window_jobs(config, fleet, config.start, config.days, config.max_jobs)
     return fleet, window, jobs, decide_hours
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,13 @@ from evals.fleet import Fleet, default_fleet
 from evals.gridwindow import load_grid_window
 from evals.jobs import active_days, load_trace, map_trace_to_window, window_trace_days
 from evals.outputs import JOB_COLUMNS, markdown_summary, write_jobs_csv
-from evals.replay import ReplayConfig, forecast_history_days, forecast_model, run_replay
+from evals.replay import (
+    ReplayConfig,
+    forecast_history_days,
+    forecast_model,
+    prepare,
+    run_replay,
+)
 from evals.report import build_report
 from tests.evals_helpers import write_trace, write_zone_csv
 from tools.errors import InvalidInputError, NoGridDataError
@@ -274,3 +281,17 @@ def test_a_window_past_the_data_names_the_latest_start_and_the_most_days(tmp_pat
         load_grid_window(grid, zones, start=DATA_START - timedelta(days=1), days=30, tail_hours=0)
     with pytest.raises(NoGridDataError, match="does not start on the hour"):
         load_grid_window(grid, zones, start=late + timedelta(minutes=30), days=1, tail_hours=0)
+
+
+def test_a_window_longer_than_the_data_is_refused_before_jobs_are_drawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "grid").mkdir()
+    config = replace(_replay(tmp_path), days=1_000_000)
+    drawn: list[int] = []
+    monkeypatch.setattr(
+        "evals.replay.map_trace_to_window", lambda *_, days, **__: drawn.append(days)
+    )
+    with pytest.raises(NoGridDataError, match="ask for at most 11 days from 2023-01-10"):
+        prepare(config)
+    assert drawn == []
