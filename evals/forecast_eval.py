@@ -15,7 +15,7 @@ The first mode is the one measured (`model` by default); `naive` is reported bes
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,12 @@ def evaluate_forecasts(
     for b in bins:
         fit = min(arrivals, recorded - b.slack - b.length + 1)
         if fit < 1:
-            result["bins_skipped"][b.label] = "the recorded data ends before one job's window"
+            ends = window.start + timedelta(hours=recorded)
+            latest = ends - timedelta(hours=b.slack + b.length)
+            result["bins_skipped"][b.label] = (
+                f"the recorded data ends at {ends.isoformat()}, before one job's window "
+                f"({b.slack} h slack + {b.length} h): start by {latest.isoformat()} to measure it"
+            )
             continue
         entry: dict[str, Any] = {
             "arrivals": int(fit),

@@ -124,6 +124,14 @@ def _print_report(report: dict[str, Any]) -> None:
             ]
             + [["mean"] + [head["capture_pct"][m]["mean"] for m in modes] + [""] * len(modes)],
         )
+    if report["bins"]:
+        _print_bins(report)
+    for label, reason in report["bins_skipped"].items():
+        print(f"{label} not measured: {reason}")
+
+
+def _print_bins(report: dict[str, Any]) -> None:
+    modes = report["modes"]
     table(
         "mean capture % over zones per (L, S) bin",
         ["bin", "arrivals", "oracle saving %"] + list(modes),

@@ -141,6 +141,23 @@ def test_evaluate_bad_input_exits_2_with_one_line(grid: Path, args, message) -> 
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_evaluate_text_says_why_a_bin_was_not_measured_and_the_start_that_measures_it(
+    grid: Path,
+) -> None:
+    args = ["--days", "1", "--grid-dir", str(grid), "--zones", "FR", "--forecast", "naive"]
+    result = invoke("--start", "2023-02-09", *args)  # the last recorded day
+    assert result.exit_code == 0, result.stderr
+    fix = "start by 2023-02-08T20:00:00+00:00 to measure it"
+    assert (
+        "L4 S24 not measured: the recorded data ends at 2023-02-10T00:00:00+00:00, before one "
+        f"job's window (24 h slack + 4 h): {fix}"
+    ) in " ".join(result.stdout.split())
+    assert result.stdout.count("not measured:") == 8  # every bin needs more than one day
+    measured = invoke("--start", "2023-02-08T20:00", *args, "--json")
+    assert measured.exit_code == 0, measured.stderr
+    assert json.loads(measured.stdout)["bins"]["L4 S24"]["arrivals"] == 1
+
+
 def test_evaluate_missing_grid_dir_exits_2(tmp_path: Path) -> None:
     result = invoke("--start", "2023-01-10", "--days", "1", "--grid-dir", str(tmp_path / "no"))
     assert result.exit_code == 2
