@@ -6,7 +6,9 @@ jobs with the same (GPUs, hours, latest start, eligible sites) are one class `c`
 `u[c]` >= 0 counts members left unplaced. Minimise `sum x * GPUs * sum rate(z, k..k+hours-1)
 + sum u * GPUs * hours * penalty` subject to `sum_{z,k} x + u = n_c` and, per site and hour,
 `committed + GPUs of the columns covering it <= capacity`. The penalty per GPU-hour exceeds any
-rate, so the LP places as much work as fits before it minimises cost.
+rate, so the LP places as much work as fits before it minimises cost; for a class without slack
+it is `URGENT_UNPLACED_WEIGHT` times higher, as such work is refused for good while the rest
+waits for the next plan (`planner_model.unplaced_cost`, the order `plan_hour` ranks plans by).
 
 Columns: per class every eligible site offers its cheapest and its first start offset, the
 `rich_sites` cheapest sites their `max_starts` cheapest offsets, and each job its slot in the
