@@ -68,14 +68,18 @@ _SPAN = f"give a time from {EARLIEST:%Y-%m-%d} up to {LATEST:%Y-%m-%d}"
 ISO_EXAMPLE = "an ISO-8601 time; write e.g. 2023-06-01T12:00Z"
 
 
-def within_span(value: datetime, *, what: str = "time") -> datetime:
-    """Return the aware `value` in UTC; raise naming it when it is outside [EARLIEST, LATEST)."""
+def within_span(value: datetime, *, what: str = "time", shown: str | None = None) -> datetime:
+    """Return the aware `value` in UTC; raise naming it when it is outside [EARLIEST, LATEST).
+
+    The message shows `shown` (what the person typed) or else `value` in ISO-8601.
+    """
+    out_of_range = f"{what} {shown or value.isoformat()!r} is out of range: {_SPAN}"
     try:
         utc = value.astimezone(UTC)
     except OverflowError:  # e.g. 9999-12-31T23:59-14:00 is in year 10000 in UTC
-        raise InvalidInputError(f"{what} {value.isoformat()!r} is out of range: {_SPAN}") from None
+        raise InvalidInputError(out_of_range) from None
     if not EARLIEST <= utc < LATEST:
-        raise InvalidInputError(f"{what} {value.isoformat()!r} is out of range: {_SPAN}")
+        raise InvalidInputError(out_of_range)
     return utc
 
 
@@ -104,7 +108,4 @@ def parse_time_in_range(text: str, *, what: str, expected: str = ISO_EXAMPLE) ->
         InvalidInputError: Not a time, or not in [EARLIEST, LATEST); the message names `what`,
             the value and the range.
     """
-    value = parse_time(text, what=what, expected=expected)
-    if not EARLIEST <= value < LATEST:
-        raise InvalidInputError(f"{what} {text!r} is out of range: {_SPAN}")
-    return value
+    return within_span(parse_time(text, what=what, expected=expected), what=what, shown=text)
