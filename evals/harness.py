@@ -2,11 +2,13 @@
 
 Per hour: new arrivals join the waiting list; the policy decides from an `HourState` and a
 `GridView` positioned at that hour (only jobs that have arrived, only recorded hours up to now:
-see `evals.view` and `evals.policy_base`); the harness applies routes (counting reroutes, refusing
-more than 5 per job) and starts (only when the zone has the free GPUs). A started job runs its whole
-duration in that zone. Afterwards energy (`GPUs x kW/GPU x hours`), CO2 (each hour's recorded CI),
-energy cost (each hour's price, missing prices filled by the window's accounting rule) and the
-customer charge (`GPUs x hours x zone price`, integer minor units) are summed per job.
+see `evals.view` and `evals.policy_base`); the harness applies moves of running jobs (only to a
+zone with room for their hours left), routes (counting reroutes, moves included, refusing more
+than 5 per job) and starts (only when the zone has the free GPUs). A started job runs its whole
+duration: in its zone, or once moved in the new zone from the hour of the move. Afterwards
+energy (`GPUs x kW/GPU x hours`), CO2 (each hour's recorded CI), energy cost (each hour's price,
+missing prices filled by the window's accounting rule) and the customer charge (`GPUs x hours x
+zone price`, integer minor units) are summed per job, segment by segment.
 A job that finishes after its deadline, or never starts, is a deadline miss.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -104,9 +107,18 @@ def arrived_jobs(jobs: JobSet, count: int) -> JobSet:
 
 
 def account(
-    jobs: JobSet, fleet: Fleet, window: GridWindow, start: IntArray, zone: IntArray
+    jobs: JobSet,
+    fleet: Fleet,
+    window: GridWindow,
+    start: IntArray,
+    zone: IntArray,
+    moves: Sequence[tuple[int, int, int]] = (),
 ) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
-    """Return per-job energy kWh, CO2 kg, energy EUR and customer minor units for a schedule."""
+    """Return per-job energy kWh, CO2 kg, energy EUR and customer minor units for a schedule.
+
+    `zone` is where each job started; `moves` are (job, hour, new zone) of running jobs moved,
+    in hour order: from that hour on the job runs, and is accounted, in the new zone.
+    """
     ci, price = window.actual_ci(), window.actual_price_cost()
     zeros = np.zeros((ci.shape[0], 1))
     cum_ci = np.concatenate([zeros, np.cumsum(ci, axis=1)], axis=1)
@@ -122,14 +134,22 @@ def account(
     energy = np.zeros(len(jobs))
     co2 = np.zeros(len(jobs))
     cost = np.zeros(len(jobs))
-    customer = np.zeros(len(jobs), dtype=np.int64)
+    customer = np.zeros(len(jobs))
     energy[ok] = rate_kw * length
     co2[ok] = rate_kw * (cum_ci[z, end] - cum_ci[z, s]) / 1000.0
     cost[ok] = rate_kw * (cum_price[z, end] - cum_price[z, s]) / 1000.0
-    customer[ok] = np.rint(jobs.gpus[ok] * length * fleet.price_minor_per_gpu_hour[z]).astype(
-        np.int64
-    )
-    return energy, co2, cost, customer
+    customer[ok] = jobs.gpus[ok] * length * fleet.price_minor_per_gpu_hour[z]
+    at = zone.copy()
+    for j, hour, new in moves:
+        old, stop, g = int(at[j]), int(start[j] + jobs.duration[j]), jobs.gpus[j]
+        for sign, site in ((-1.0, old), (1.0, int(new))):
+            kw = g * fleet.kw_per_gpu[site]
+            energy[j] += sign * kw * (stop - hour)
+            co2[j] += sign * kw * (cum_ci[site, stop] - cum_ci[site, hour]) / 1000.0
+            cost[j] += sign * kw * (cum_price[site, stop] - cum_price[site, hour]) / 1000.0
+            customer[j] += sign * g * (stop - hour) * fleet.price_minor_per_gpu_hour[site]
+        at[j] = new
+    return energy, co2, cost, np.rint(customer).astype(np.int64)
 
 
 def simulate(
@@ -172,6 +192,8 @@ def simulate(
     zone = np.full(n, -1, dtype=np.int64)
     routed = np.full(n, -1, dtype=np.int64)
     reroutes = np.zeros(n, dtype=np.int64)
+    first_zone = np.full(n, -1, dtype=np.int64)
+    moves: list[tuple[int, int, int]] = []
     if n and np.any(np.diff(jobs.arrival) < 0):
         raise ValueError("jobs must be sorted by arrival")
     committed = np.zeros((len(fleet.zones), decide_hours + longest + 1))
@@ -196,8 +218,13 @@ def simulate(
             routed=_frozen_copy(routed[:arrival_ptr]),
             reroutes=_frozen_copy(reroutes[:arrival_ptr]),
             committed=_frozen_copy(committed[:, t:]),
+            start=_frozen_copy(start[:arrival_ptr]),
         )
         decision = policy.decide(state, view)
+        for j, z in decision.moves:
+            if _move(j, z, t, jobs, fleet, start, zone, reroutes, committed, policy.name):
+                routed[j] = z
+                moves.append((j, t, z))
         waiting_set = set(waiting)
         for j, z in decision.routes:
             _route(j, z, routed, reroutes, waiting_set, policy.name)
@@ -210,7 +237,7 @@ def simulate(
             if committed[z, t] + g > fleet.capacity[z] + CAPACITY_EPS:
                 continue
             committed[z, t : t + length] += g
-            start[j], zone[j] = t, z
+            start[j], zone[j], first_zone[j] = t, z, z
             started.add(j)
         if started:
             waiting = [j for j in waiting if j not in started]
@@ -219,7 +246,7 @@ def simulate(
     over = committed - fleet.capacity[:, None]
     if over.max(initial=0.0) > CAPACITY_EPS:
         raise CapacityExceededError(f"{policy.name}: capacity exceeded by {over.max()!r} GPUs")
-    energy, co2, cost, customer = account(jobs, fleet, window, start, zone)
+    energy, co2, cost, customer = account(jobs, fleet, window, start, first_zone, moves)
     if progress:
         logger.info("%-16s %d jobs, %.1f s", policy.name, n, time.perf_counter() - t0)
     missed = (start < 0) | (start + jobs.duration > jobs.deadline)
@@ -241,3 +268,37 @@ def _route(
             raise RerouteLimitError(f"{name}: job {j!r} already moved {MAX_REROUTES} times")
         reroutes[j] += 1
     routed[j] = z
+
+
+def _move(
+    j: int,
+    z: int,
+    t: int,
+    jobs: JobSet,
+    fleet: Fleet,
+    start: IntArray,
+    zone: IntArray,
+    reroutes: IntArray,
+    committed: FloatArray,
+    name: str,
+) -> bool:
+    """Move running job `j` to zone `z` from hour `t` if `z` has room for its hours left.
+
+    Raises:
+        ValueError: `j` is not running, or `z` is not another zone.
+        RerouteLimitError: `j` already moved `MAX_REROUTES` times.
+    """
+    if not 0 <= j < len(start) or start[j] < 0 or start[j] + jobs.duration[j] <= t:
+        raise ValueError(f"{name}: job {j!r} is not running; only running jobs move")
+    old, stop, g = int(zone[j]), int(start[j] + jobs.duration[j]), jobs.gpus[j]
+    if not 0 <= z < len(fleet.zones) or z == old:
+        raise ValueError(f"{name}: job {j!r} cannot move to zone {z!r}")
+    if reroutes[j] >= MAX_REROUTES:
+        raise RerouteLimitError(f"{name}: job {j!r} already moved {MAX_REROUTES} times")
+    if (committed[z, t:stop] + g > fleet.capacity[z] + CAPACITY_EPS).any():
+        return False
+    committed[old, t:stop] -= g
+    committed[z, t:stop] += g
+    zone[j] = z
+    reroutes[j] += 1
+    return True

@@ -9,8 +9,9 @@
 * `broker`: the product's planner (`tools.broker.planner.plan_hour`, the function route and the
   background loop call): every hour all waiting jobs are re-planned jointly over (zone, start
   hour) within their deadlines on the view's forecasts, against the GPUs running jobs hold (the
-  joint LP/MILP with HiGHS, greedy as fallback); jobs planned for this hour start. Objective:
-  forecast kg CO2 (default) or the composite score x kW.
+  joint LP/MILP with HiGHS, greedy as fallback); jobs planned for this hour start. Running jobs
+  move when that lets work without slack start on a cleaner zone (`tools.broker.make_room`).
+  Objective: forecast kg CO2 (default) or the composite score x kW.
 * `ScheduledPolicy`: replays a precomputed schedule (the oracle's) through the same harness.
 """
 
@@ -36,6 +37,7 @@ from tools.broker.planner import (
     Objective,
     PlanGrid,
     PlanJob,
+    RunningJob,
     plan_hour,
 )
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
@@ -174,6 +176,8 @@ class BrokerPolicy:
         self.headroom_premium = headroom_premium
         self.methods: dict[str, int] = {}
         """How often each plan method was used (lp, lp-rounded, greedy, kept)."""
+        self.moved = 0
+        """Running jobs moved to make room for work without slack."""
         self._planned: dict[int, tuple[int, int]] = {}
         """Job -> (zone, replay hour) of the last plan's slot for each deferred job."""
 
@@ -219,16 +223,40 @@ class BrokerPolicy:
             headroom=large_job_headroom(fleet.capacity),
             headroom_premium=self.headroom_premium,
             arrivals=history_of(arrived, now=now, observed_h=seen_h),
+            running=_running(state),
         )
         self.methods[result.method] = self.methods.get(result.method, 0) + 1
+        self.moved += len(result.moves)
         now_slots = {int(s.key): s.site for s in result.slots if s.start == 0}
         self._planned = {int(s.key): (s.site, now + s.start) for s in result.slots if s.start > 0}
-        return Decision(starts=[(int(j), now_slots[int(j)]) for j in order if j in now_slots])
+        return Decision(
+            starts=[(int(j), now_slots[int(j)]) for j in order if j in now_slots],
+            moves=[(int(m.key), m.to_site) for m in result.moves],
+        )
 
     def _slot(self, j: int, now: int) -> tuple[int, int] | None:
         """Return the (zone, offset) the last plan deferred job `j` to, if it had one."""
         slot = self._planned.get(j)
         return None if slot is None else (slot[0], slot[1] - now)
+
+
+def _running(state: HourState) -> list[RunningJob]:
+    """Return the jobs running at `state.now`, in their zones, with the moves they have left."""
+    jobs, now = state.jobs, state.now
+    start = state.start
+    if start.size == 0:
+        return []
+    left = start + jobs.duration - now
+    return [
+        RunningJob(
+            str(int(j)),
+            int(state.routed[j]),
+            float(jobs.gpus[j]),
+            int(left[j]),
+            MAX_REROUTES - int(state.reroutes[j]),
+        )
+        for j in np.flatnonzero((start >= 0) & (left > 0))
+    ]
 
 
 class ScheduledPolicy:

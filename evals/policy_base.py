@@ -10,10 +10,13 @@ and the view raises `FutureDataError` on a recorded hour after now and holds not
 * `starts`: (job, zone) pairs in priority order. The harness starts each one if the zone has the
   free GPUs, else the job stays waiting, routed to that zone.
 * `routes`: (job, zone) pairs that route (queue) a job to a zone without starting it.
+* `moves`: (job, zone) pairs that move a running job, for its hours left, to another zone with
+  room (a checkpoint and restart, no hours lost); applied before the starts. A move counts as a
+  reroute.
 
 A job that is waiting and has been routed to a zone and is then routed or started elsewhere counts
-as a reroute; the harness refuses more than `MAX_REROUTES` per job. Jobs are not preempted or
-migrated once started.
+as a reroute; the harness refuses more than `MAX_REROUTES` per job, moves of running jobs
+included.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ class HourState:
     """Reroutes used so far per arrived job; a read-only copy."""
     committed: FloatArray
     """(zones, hours) GPUs used by running jobs from `now` on; a read-only copy."""
+    start: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Start hour per arrived job (-1 = not started); a read-only copy. A running job's zone
+    is `routed`."""
 
     @property
     def free(self) -> FloatArray:
@@ -65,6 +71,7 @@ class Decision:
 
     starts: list[tuple[int, int]] = field(default_factory=list)
     routes: list[tuple[int, int]] = field(default_factory=list)
+    moves: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Policy(Protocol):

@@ -2,8 +2,9 @@
 
 Each window is a one-week replay (`evals.replay.run_replay`, policy `broker` only, no Pareto
 sweep) on the default fleet and seeded jobs: the broker's kg CO2 against the capacity-aware
-oracle's (replayed through the same harness) and the oracle's LP bound, and the broker's missed
-deadlines. Per week one line, then the mean and worst ratios.
+oracle's (replayed through the same harness) and the oracle's LP bound, the broker's missed
+deadlines and the jobs it moved while they ran (`tools.broker.make_room`). Per week one line,
+then the mean and worst ratios.
 
 Windows: `--weeks` Mondays evenly spread from the first Monday of February 2021 (28 days of
 history before it) to the last Monday whose week and tail the recorded data still cover
@@ -72,6 +73,7 @@ def run_week(args: argparse.Namespace, day: date) -> dict[str, float | int | str
         "jobs": len(result.jobs),
         "broker_kg": float(broker.co2_kg.sum()),
         "misses": int(broker.missed.sum()),
+        "moved": int((broker.reroutes > 0).sum()),
         "oracle_kg": math.nan,
         "lp_bound_kg": math.nan,
     }
@@ -113,7 +115,8 @@ def main() -> None:
     days = [d for d in window_starts(args.weeks, last=args.last) if not years or d.year in years]
     print(
         f"{'week':10s} {'jobs':>5s} {'broker':>8s} {'oracle':>8s} {'LP':>8s} "
-        f"{'x orac':>7s} {'x LP':>7s} {'miss':>4s} {'s':>5s}   forecast {args.forecast}",
+        f"{'x orac':>7s} {'x LP':>7s} {'miss':>4s} {'moved':>5s} {'s':>5s}   "
+        f"forecast {args.forecast}",
         flush=True,
     )
     rows = []
@@ -126,7 +129,8 @@ def main() -> None:
         print(
             f"{row['week']:10s} {row['jobs']:5d} {row['broker_kg']:8.1f} "
             f"{row['oracle_kg']:8.1f} {row['lp_bound_kg']:8.1f} {_fmt(float(row['x_oracle']))} "
-            f"{_fmt(float(row['x_lp_bound']))} {row['misses']:4d} {row['seconds']:5.0f}",
+            f"{_fmt(float(row['x_lp_bound']))} {row['misses']:4d} {row['moved']:5d} "
+            f"{row['seconds']:5.0f}",
             flush=True,
         )
     if not rows:
@@ -135,7 +139,8 @@ def main() -> None:
     xl = np.array([float(r["x_lp_bound"]) for r in rows])
     kg = sum(float(r["broker_kg"]) for r in rows)
     print(
-        f"{len(rows)} weeks: broker {kg:.1f} kg, misses {sum(int(r['misses']) for r in rows)}; "
+        f"{len(rows)} weeks: broker {kg:.1f} kg, misses {sum(int(r['misses']) for r in rows)}, "
+        f"jobs moved {sum(int(r['moved']) for r in rows)}; "
         f"x oracle mean {_fmt(float(np.mean(xo)))} worst {_fmt(float(np.max(xo)))}; "
         f"x LP bound mean {_fmt(float(np.mean(xl)))} worst {_fmt(float(np.max(xl)))}"
     )

@@ -38,123 +38,53 @@ it at a premium per GPU-hour in the joint plan; on replayed weeks it raised CO2.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tools.broker.blocking import ArrivalHistory, blocking_charge
-from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights, score_arrays
-from tools.errors import InvalidInputError
+from tools.broker.make_room import with_room
+from tools.broker.plan_types import (
+    CAPACITY_EPS,
+    CARBON_ONLY,
+    BoolArray,
+    FloatArray,
+    Move,
+    Objective,
+    PlanGrid,
+    PlanJob,
+    PlanResult,
+    RunningJob,
+    Slot,
+    check_plan,
+    plan_rates,
+)
+from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 
 if TYPE_CHECKING:
     from tools.broker.planner_model import JointJob
 
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-Objective = Literal["carbon", "composite"]
-CAPACITY_EPS = 1e-9
-CARBON_ONLY = ScoreWeights(carbon=1.0, price=0.0, utilization=0.0)
+__all__ = [
+    "CAPACITY_EPS",
+    "CARBON_ONLY",
+    "Move",
+    "Objective",
+    "PlanGrid",
+    "PlanJob",
+    "PlanResult",
+    "RunningJob",
+    "Slot",
+    "plan_greedy",
+    "plan_hour",
+    "plan_kept",
+]
 DEFAULT_MAX_STARTS = 6
 DEFAULT_RICH_SITES = 4
 DEFAULT_HEADROOM_PREMIUM = 0.2
 FINISH_SHARE = 0.9
 """Share of the time budget the joint solve may use; the rest rounds and compares plans."""
-
-
-@dataclass(frozen=True)
-class PlanJob:
-    """One job free to be (re)planned."""
-
-    key: str
-    """Caller's id (workload id, or replay job index as text)."""
-    gpus: float
-    """GPUs asked for (fractional for a shared GPU)."""
-    hours: int
-    latest_start: int
-    """Last allowed start offset so the job ends by its deadline; 0 = must start now."""
-    eligible: BoolArray | None = None
-    """(sites,) True where the job may run; None = every site."""
-    planned: tuple[int, int] | None = None
-    """(site, start offset) an earlier plan gave the job (scheduled or deferred work): the plan
-    never leaves it unplaced while that slot is still free (see `plan_hour`)."""
-
-
-@dataclass(frozen=True)
-class PlanGrid:
-    """Forecasts and capacity per site, from the plan's origin hour on."""
-
-    ci: FloatArray
-    """(sites, horizon) forecast carbon intensity, gCO2/kWh."""
-    price: FloatArray
-    """(sites, horizon) forecast price, EUR/MWh (NaN = unknown)."""
-    capacity: FloatArray
-    """(sites,) GPUs each site has in all (0 = unusable)."""
-    committed: FloatArray
-    """(sites, horizon) GPUs already taken by running work."""
-    kw_per_gpu: FloatArray
-    """(sites,) power draw per GPU, kW."""
-
-    @property
-    def horizon(self) -> int:
-        """Return the number of forecast hours."""
-        return int(self.ci.shape[1])
-
-
-@dataclass(frozen=True)
-class Slot:
-    """Where and when one job runs: site index and start offset in hours."""
-
-    key: str
-    site: int
-    start: int
-    cost: float
-    """Objective over the job's hours (kg CO2 for `carbon`), from forecasts."""
-    charge: float = 0.0
-    """Expected cost of the large jobs this slot may block (`tools.broker.blocking`)."""
-
-
-@dataclass
-class PlanResult:
-    """The plan: a slot per placed job, and the keys of jobs that fit nowhere."""
-
-    slots: list[Slot] = field(default_factory=list)
-    unplaced: list[str] = field(default_factory=list)
-    method: str = "greedy"
-
-
-def _rates(grid: PlanGrid, objective: Objective, weights: ScoreWeights) -> FloatArray:
-    """Return (sites, horizon) cost per GPU-hour: kg CO2 (carbon) or kW x score (composite)."""
-    if objective == "carbon":
-        return grid.ci * grid.kw_per_gpu[:, None] / 1000.0
-    price = grid.price
-    if np.isnan(price).any():
-        worst = np.nanmax(np.where(np.isnan(price), -np.inf, price), axis=0)
-        price = np.where(np.isnan(price), np.where(np.isfinite(worst), worst, 0.0)[None, :], price)
-    util = np.zeros(grid.ci.size)
-    score = score_arrays(grid.ci.ravel(), price.ravel(), util, weights).score
-    return np.asarray(score, dtype=np.float64).reshape(grid.ci.shape) * grid.kw_per_gpu[:, None]
-
-
-def _check(jobs: list[PlanJob], grid: PlanGrid) -> None:
-    sites, horizon = grid.ci.shape
-    for name, arr in (("price", grid.price), ("committed", grid.committed)):
-        if arr.shape != (sites, horizon):
-            raise InvalidInputError(
-                f"plan grid {name} has shape {arr.shape}; make it {(sites, horizon)}"
-            )
-    for job in jobs:
-        if job.gpus <= 0 or job.hours <= 0:
-            raise InvalidInputError(
-                f"job {job.key}: gpus {job.gpus}, hours {job.hours}; make both > 0"
-            )
-        if job.latest_start + job.hours > horizon:
-            raise InvalidInputError(
-                f"job {job.key} may end at offset {job.latest_start + job.hours}, beyond the "
-                f"{horizon} h forecast horizon; forecast further or shorten its deadline"
-            )
 
 
 def plan_greedy(
@@ -169,11 +99,11 @@ def plan_greedy(
 
     A window's cost includes the job's blocking charge on that site (`arrivals`).
     """
-    _check(jobs, grid)
+    check_plan(jobs, grid)
     result = PlanResult(method="greedy")
     if not jobs:
         return result
-    rate = _rates(grid, objective, weights)
+    rate = plan_rates(grid, objective, weights)
     charge = blocking_charge(jobs, rate, grid.capacity, grid.committed, arrivals)
     sites, horizon = rate.shape
     cum = np.concatenate([np.zeros((sites, 1)), np.cumsum(rate, axis=1)], axis=1)
@@ -222,8 +152,8 @@ def plan_kept(
     changes through plans), so this plan places every earlier-planned job, whatever the new
     forecasts say and whatever arrived since.
     """
-    _check(jobs, grid)
-    rate = _rates(grid, objective, weights)
+    check_plan(jobs, grid)
+    rate = plan_rates(grid, objective, weights)
     charges = blocking_charge(jobs, rate, grid.capacity, grid.committed, arrivals)
     charge = {job.key: row for job, row in zip(jobs, charges, strict=True)}
     sites = rate.shape[0]
@@ -273,6 +203,7 @@ def plan_hour(
     max_starts: int = DEFAULT_MAX_STARTS,
     rich_sites: int = DEFAULT_RICH_SITES,
     arrivals: ArrivalHistory | None = None,
+    running: list[RunningJob] | None = None,
 ) -> PlanResult:
     """Plan all free jobs jointly against committed capacity; the product's and replay's entry.
 
@@ -302,20 +233,47 @@ def plan_hour(
         rich_sites: See `max_starts`.
         arrivals: Large jobs seen recently: every (job, site) then costs its expected blocking
             of large jobs (`tools.broker.blocking`) in both plans; None = no such charge.
+        running: Work running now (already in `grid.committed`) that may move to make room for
+            a job without slack (`tools.broker.make_room`); None or empty = running work stays.
 
     Raises:
         InvalidInputError: Shapes disagree, a job has no GPUs or hours, or a deadline lies beyond
             the forecast horizon.
     """
     t0 = time.perf_counter()
-    _check(jobs, grid)
+    check_plan(jobs, grid)
+
+    def finish(plan: PlanResult) -> PlanResult:
+        """Return `plan`, or the plan with running work moved for a no-slack job."""
+        if not running:
+            return plan
+        left = max(time_budget_s - (time.perf_counter() - t0), 0.0) if time_budget_s > 0 else 0.0
+
+        def replan(others: list[PlanJob], moved: PlanGrid) -> PlanResult:
+            return plan_hour(
+                others,
+                moved,
+                objective=objective,
+                weights=weights,
+                time_budget_s=left,
+                headroom=headroom,
+                headroom_premium=headroom_premium,
+                max_starts=max_starts,
+                rich_sites=rich_sites,
+                arrivals=arrivals,
+            )
+
+        rate = plan_rates(grid, objective, weights)
+        return with_room(plan, jobs, grid, rate, running, replan=replan, rank=_rank)
+
     greedy = plan_greedy(jobs, grid, objective=objective, weights=weights, arrivals=arrivals)
     if time_budget_s <= 0 or not jobs:
-        return _keep_planned(greedy, jobs, grid, objective, weights, arrivals)
+        kept = _keep_planned(greedy, jobs, grid, objective, weights, arrivals)
+        return finish(kept)
     # SciPy (HiGHS) loads only when a joint solve runs, not with every command that routes.
     from tools.broker.planner_lp import solve_joint
 
-    rate = _rates(grid, objective, weights)
+    rate = plan_rates(grid, objective, weights)
     usable = grid.capacity > 0
     room = np.maximum(grid.capacity[:, None] - grid.committed, 0.0) * usable[:, None]
     charge = blocking_charge(jobs, rate, grid.capacity, grid.committed, arrivals)
@@ -332,7 +290,8 @@ def plan_hour(
         hint=_hints(greedy, jobs),
     )
     if plan is None:
-        return _keep_planned(greedy, jobs, grid, objective, weights, arrivals)
+        fallback = _keep_planned(greedy, jobs, grid, objective, weights, arrivals)
+        return finish(fallback)
     cum = np.concatenate([np.zeros((rate.shape[0], 1)), np.cumsum(rate, axis=1)], axis=1)
     result = PlanResult(method=plan.method)
     placed = zip(jobs, plan.site.tolist(), plan.start.tolist(), strict=True)
@@ -348,7 +307,8 @@ def plan_hour(
         best = greedy
     elif not reserving and _rank(greedy, jobs) < _rank(result, jobs):
         best = greedy
-    return _keep_planned(best, jobs, grid, objective, weights, arrivals)
+    best = _keep_planned(best, jobs, grid, objective, weights, arrivals)
+    return finish(best)
 
 
 def _keep_planned(
