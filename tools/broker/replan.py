@@ -13,8 +13,11 @@ A scheduled job keeps its window unless the joint plan's window for it has at le
 it. Such *pinned* jobs go back into committed capacity and the rest is planned once more, so
 the plan that is applied fits around them.
 
-`tools.broker.replan_apply` applies the plan workload by workload. Work already running is not
-touched here: it keeps the 25 % / 5 moves rule of `tools.broker.routing.reroute_workload`.
+`tools.broker.replan_apply` applies the plan workload by workload. Work already running moves
+only to make room for work without slack (`tools.broker.make_room`, the 25 % rule applied to the
+moves as a whole): such a slot carries its `room` moves, made first when it is applied
+(`tools.broker.room_moves`). Otherwise running work keeps the 25 % / 5 moves rule of
+`tools.broker.routing.reroute_workload`.
 
 Two callers. The background loop (`graphs.incident_watch.run_schedule`) re-plans once an hour:
 work decided on this hour is left out. An incident (`tools.incidents.response`) re-plans the
@@ -39,6 +42,7 @@ from store.models import ComputeNode, RoutingDecision, Workload
 from tools.broker.blocking import stored_history
 from tools.broker.placement import evaluate_nodes
 from tools.broker.planner import Objective, PlanGrid, PlanJob, plan_hour
+from tools.broker.room_moves import RoomMove, running_work
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.windows import (
     DEFER_MIN_SAVING,
@@ -74,6 +78,8 @@ class JointSlot:
     method: str
     note: str = ""
     """Why a scheduled job moves although its own window gains less than `DEFER_MIN_SAVING`."""
+    room: tuple[RoomMove, ...] = ()
+    """Running work to move first so that this workload (no slack) starts on its node now."""
 
 
 def _same(slot: JointSlot, w: Workload) -> bool:
@@ -241,6 +247,13 @@ def plan_jointly(
     )
 
     arrivals = stored_history(session=session, now=now)
+    running = (
+        running_work(
+            session=session, grid=grid, nodes=nodes, issued=issued, now=now, weights=weights
+        )
+        if any(job.latest_start <= 0 for _, job in jobs.values())
+        else []
+    )
 
     def solve(pinned: set[str]) -> dict[str, JointSlot]:
         committed = base.committed.copy()
@@ -253,7 +266,20 @@ def plan_jointly(
             weights=weights,
             time_budget_s=time_budget_s,
             arrivals=arrivals,
+            running=running,
         )
+        room: dict[str, list[RoomMove]] = {}
+        for m in result.moves:
+            room.setdefault(m.for_key, []).append(
+                RoomMove(
+                    workload_id=m.key,
+                    from_node=nodes[m.from_site].id,
+                    to_node=nodes[m.to_site].id,
+                    for_workload=m.for_key,
+                    kg_before=m.cost_before,
+                    kg_after=m.cost_after,
+                )
+            )
         out: dict[str, JointSlot] = {}
         for slot in result.slots:
             w, job = jobs[slot.key]
@@ -262,7 +288,10 @@ def plan_jointly(
             kg = window_kg(
                 fc, node.zone, WorkloadView.of(w).spec(), node.power_kw_per_gpu, start_at
             )
-            out[w.id] = _slot(w, node.id, start_at, kg, fc, nodes, job, result.method)
+            out[w.id] = replace(
+                _slot(w, node.id, start_at, kg, fc, nodes, job, result.method),
+                room=tuple(room.get(w.id, ())),
+            )
         for key in result.unplaced:
             w, job = jobs[key]
             out[key] = _slot(w, None, None, None, fc, nodes, job, result.method)

@@ -21,6 +21,7 @@ from store.models import RoutingDecision, Workload
 from tools.broker.decisions import DecisionView, place_on, record_decision
 from tools.broker.placement import Candidate, evaluate_nodes
 from tools.broker.replan import JointSlot
+from tools.broker.room_moves import move_for_room
 from tools.broker.routing import take_first
 from tools.broker.scheduling import start_workload
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
@@ -52,6 +53,17 @@ def apply_slot(
     )
     if not still_free or (not force and floor_hour(now) in _decided_hours(session, w.id, now)):
         return None
+    room = ""
+    if slot.room and not slot.pinned:
+        refused = move_for_room(
+            session=session, grid=grid, moves=slot.room, now=now, weights=weights
+        )
+        moved = ", ".join(f"{m.workload_id} to {m.to_node}" for m in slot.room)
+        room = (
+            f"; running work could not move to make room ({refused})"
+            if refused
+            else f"; moved running work to make room: {moved}"
+        )
     spec = WorkloadView.of(w).spec()
     candidates, rejected = evaluate_nodes(
         session=session,
@@ -104,7 +116,8 @@ def apply_slot(
         gain = f"{slot.note}; "
     if slot.start_at <= floor_hour(now):
         why = (
-            f"joint re-plan of all free work ({slot.method}): {gain}starts now on {chosen.node_id}"
+            f"joint re-plan of all free work ({slot.method}): {gain}starts now on "
+            f"{chosen.node_id}{room}"
         )
         if not pending:
             return start_workload(
