@@ -10,6 +10,8 @@ import csv
 import json
 import logging
 import os
+import shutil
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -250,8 +252,26 @@ def _plots(report: dict[str, Any], out: Path) -> list[Path]:
 
 
 def write_outputs(report: dict[str, Any], out: Path) -> list[Path]:
-    """Write report.json, policies/per_zone/bins/pareto CSVs, summary.md and PNGs into `out`."""
+    """Write report.json, policies/per_zone/bins/pareto CSVs, summary.md and PNGs into `out`.
+
+    All files are written into a staging folder inside `out` first and moved into place only
+    once every one is complete, so a write that fails (a full disk, say) leaves the files of an
+    earlier run as they were; the staging folder is removed either way.
+    """
     out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".outputs-", dir=out))
+    try:
+        staged = _write_all(report, stage)
+        for path in staged:
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    paths = [out / path.name for path in staged]
+    logger.info("wrote %d files to %s", len(paths), out)
+    return paths
+
+
+def _write_all(report: dict[str, Any], out: Path) -> list[Path]:
     (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     rows = [{"policy": n, **r} for n, r in report["policies"].items()]
     _write_csv(out / "policies.csv", rows, _POLICY_COLUMNS)
@@ -259,20 +279,8 @@ def write_outputs(report: dict[str, Any], out: Path) -> list[Path]:
     _write_csv(out / "bins.csv", report["bins"])
     _write_csv(out / "pareto.csv", report["pareto"])
     (out / "summary.md").write_text(markdown_summary(report), encoding="utf-8")
-    paths = [
-        out / n
-        for n in (
-            "report.json",
-            "policies.csv",
-            "per_zone.csv",
-            "bins.csv",
-            "pareto.csv",
-            "summary.md",
-        )
-    ]
-    paths += _plots(report, out)
-    logger.info("wrote %d files to %s", len(paths), out)
-    return paths
+    names = ("report.json", "policies.csv", "per_zone.csv", "bins.csv", "pareto.csv", "summary.md")
+    return [out / n for n in names] + _plots(report, out)
 
 
 def write_jobs_csv(result: ReplayResult, path: Path) -> Path:

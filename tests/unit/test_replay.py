@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from evals.cli import app as evals_app
 from evals.fleet import Fleet, default_fleet
 from evals.gridwindow import load_grid_window
 from evals.jobs import active_days, load_trace, map_trace_to_window
+from evals.outputs import write_outputs
 from evals.replay import ReplayConfig, prepare, prior_arrivals, run_replay
 from evals.report import build_report
 from tools.errors import InvalidInputError, NoGridDataError
@@ -292,3 +295,45 @@ def test_tgtg_replay_is_registered_and_uses_root_settings(tmp_path: Path) -> Non
     result = CliRunner().invoke(tgtg_app, ["--grid-dir", str(missing), "replay", "--quiet"])
     assert result.exit_code == 2
     assert f"--grid-dir {str(missing)!r}" in result.stderr
+
+
+FAIL_PARTWAY = """
+import json, resource, signal, sys
+from pathlib import Path
+from evals.outputs import write_outputs
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write raises OSError (EFBIG)
+limit = int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+report = json.loads(Path(sys.argv[1]).read_text())
+try:
+    write_outputs(report, Path(sys.argv[2]))
+except OSError as exc:
+    print("failed", exc.errno)
+"""
+
+
+def test_a_write_that_fails_partway_leaves_the_old_files(
+    grid_dir: Path, jobs_file: Path, tmp_path: Path
+) -> None:
+    result = run_replay(_config(grid_dir, jobs_file, days=1, policies=("baseline",)))
+    report = build_report(result, None)
+    out = tmp_path / "out"
+    written = write_outputs(report, out)
+    old = {p.name: p.read_bytes() for p in written}
+    text = [len(b) for n, b in old.items() if not n.endswith(".png")]
+    images = [len(b) for n, b in old.items() if n.endswith(".png")]
+    # Every table and the summary fit under the limit; a plot, written last, does not.
+    limit = max(text) + 1024
+    assert images and max(images) > limit
+    report["note"] = "a later run"
+    source = tmp_path / "report.json"
+    source.write_text(json.dumps(report), encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-c", FAIL_PARTWAY, str(source), str(out), str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (run.returncode, run.stdout.strip()) == (0, "failed 27"), run.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == old
