@@ -50,13 +50,15 @@ class JobOutcome:
     start: IntArray
     """Start hour, -1 when the job never started."""
     zone: IntArray
-    """Zone index it ran in, -1 when it never started."""
+    """Zone index it started in, -1 when it never started."""
     reroutes: IntArray
     energy_kwh: FloatArray
     co2_kg: FloatArray
     energy_eur: FloatArray
     customer_minor: IntArray
     missed: npt.NDArray[np.bool_]
+    moves: tuple[tuple[int, int, int], ...] = ()
+    """(job, hour, new zone) of each running job moved, in hour order."""
 
     @property
     def started(self) -> npt.NDArray[np.bool_]:
@@ -250,7 +252,9 @@ def simulate(
     if progress:
         logger.info("%-16s %d jobs, %.1f s", policy.name, n, time.perf_counter() - t0)
     missed = (start < 0) | (start + jobs.duration > jobs.deadline)
-    outcome = JobOutcome(start, zone, reroutes, energy, co2, cost, customer, missed)
+    outcome = JobOutcome(
+        start, first_zone, reroutes, energy, co2, cost, customer, missed, tuple(moves)
+    )
     label = foresight_label(policy, feed.sees_future)
     return PolicyRun(policy.name, label is None, outcome, committed.max(axis=1), label)
 
@@ -268,6 +272,42 @@ def _route(
             raise RerouteLimitError(f"{name}: job {j!r} already moved {MAX_REROUTES} times")
         reroutes[j] += 1
     routed[j] = z
+
+
+def segments(jobs: JobSet, outcome: JobOutcome) -> tuple[JobSet, IntArray, IntArray, IntArray]:
+    """Return the stretches each started job ran in one zone: (pieces, job, start hour, zone).
+
+    A job never moved is one piece; a moved one has a piece per zone it ran in. The pieces are
+    jobs of their own (`account` prices them), each as long as its stretch.
+    """
+    owner: list[int] = []
+    begin: list[int] = []
+    where: list[int] = []
+    length: list[int] = []
+    moved: dict[int, list[tuple[int, int]]] = {}
+    for j, hour, new in outcome.moves:
+        moved.setdefault(j, []).append((hour, new))
+    for j in np.flatnonzero(outcome.start >= 0).tolist():
+        at, z, stop = (
+            int(outcome.start[j]),
+            int(outcome.zone[j]),
+            int(outcome.start[j] + jobs.duration[j]),
+        )
+        for hour, new in [*moved.get(j, []), (stop, -1)]:
+            owner.append(j)
+            begin.append(at)
+            where.append(z)
+            length.append(hour - at)
+            at, z = hour, new
+    idx = np.asarray(owner, dtype=np.int64)
+    pieces = JobSet(
+        arrival=jobs.arrival[idx],
+        duration=np.asarray(length, dtype=np.int64),
+        gpus=jobs.gpus[idx],
+        slack=jobs.slack[idx],
+        origin=jobs.origin[idx],
+    )
+    return pieces, idx, np.asarray(begin, dtype=np.int64), np.asarray(where, dtype=np.int64)
 
 
 def _move(

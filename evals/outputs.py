@@ -40,6 +40,7 @@ JOB_COLUMNS = (
     "end",
     "kg_co2",
     "missed_deadline",
+    "moved",
 )
 
 _POLICY_COLUMNS = (
@@ -286,8 +287,10 @@ def _write_all(report: dict[str, Any], out: Path) -> list[Path]:
 def write_jobs_csv(result: ReplayResult, path: Path) -> Path:
     """Write one row per (job, policy): times ISO-8601 UTC; zone, start, end empty if unstarted.
 
-    `job_id` is the job's index in the replay (arrival order); `end` is exclusive. The rows go
-    to a partial file next to `path` that replaces it only once complete.
+    `job_id` is the job's index in the replay (arrival order); `zone` is where it started; `end`
+    is exclusive; `moved` lists `ZONE@time` for each move while it ran (space-separated; the
+    job ran in that zone from that hour). The rows go to a partial file next to `path` that
+    replaces it only once complete.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
@@ -311,6 +314,9 @@ def _write_job_rows(result: ReplayResult, path: Path) -> None:
         writer.writerow(JOB_COLUMNS)
         for name, run in result.runs.items():
             o = run.outcome
+            moved: dict[int, list[str]] = {}
+            for j, hour, new in o.moves:
+                moved.setdefault(j, []).append(f"{zones[new]}@{at(hour)}")
             for j in range(len(jobs)):
                 started = o.start[j] >= 0
                 writer.writerow(
@@ -328,5 +334,6 @@ def _write_job_rows(result: ReplayResult, path: Path) -> None:
                         at(o.start[j] + jobs.duration[j]) if started else "",
                         round(float(o.co2_kg[j]), 6),
                         bool(o.missed[j]),
+                        " ".join(moved.get(j, [])),
                     )
                 )

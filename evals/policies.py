@@ -176,8 +176,6 @@ class BrokerPolicy:
         self.headroom_premium = headroom_premium
         self.methods: dict[str, int] = {}
         """How often each plan method was used (lp, lp-rounded, greedy, kept)."""
-        self.moved = 0
-        """Running jobs moved to make room for work without slack."""
         self._planned: dict[int, tuple[int, int]] = {}
         """Job -> (zone, replay hour) of the last plan's slot for each deferred job."""
 
@@ -226,7 +224,6 @@ class BrokerPolicy:
             running=_running(state),
         )
         self.methods[result.method] = self.methods.get(result.method, 0) + 1
-        self.moved += len(result.moves)
         now_slots = {int(s.key): s.site for s in result.slots if s.start == 0}
         self._planned = {int(s.key): (s.site, now + s.start) for s in result.slots if s.start > 0}
         return Decision(

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from evals.harness import PolicyRun
+from evals.harness import PolicyRun, account, segments
 from evals.replay import ReplayResult, forecast_model
 
 LENGTH_BINS: tuple[tuple[str, int, int], ...] = (
@@ -80,20 +80,25 @@ def _bins(result: ReplayResult, baseline: str, oracle: str | None) -> list[dict[
 
 
 def _per_zone(result: ReplayResult) -> list[dict[str, Any]]:
+    """Return per (policy, zone): jobs that ran there, GPU-hours, CO2 and energy cost there.
+
+    A job moved while running counts in each zone for the hours it ran there.
+    """
     rows = []
     jobs = result.jobs
     for name, run in result.runs.items():
-        o = run.outcome
-        for z, zone in enumerate(result.fleet.zones):
-            on = o.zone == z
+        pieces, owner, start, zone = segments(jobs, run.outcome)
+        _, co2, eur, _ = account(pieces, result.fleet, result.window, start, zone)
+        for z, zone_name in enumerate(result.fleet.zones):
+            on = zone == z
             rows.append(
                 {
                     "policy": name,
-                    "zone": zone,
-                    "jobs": int(on.sum()),
-                    "gpu_hours": round(float((jobs.gpus[on] * jobs.duration[on]).sum()), 3),
-                    "co2_kg": round(float(o.co2_kg[on].sum()), 4),
-                    "energy_eur": round(float(o.energy_eur[on].sum()), 4),
+                    "zone": zone_name,
+                    "jobs": len(set(owner[on].tolist())),
+                    "gpu_hours": round(float((pieces.gpus[on] * pieces.duration[on]).sum()), 3),
+                    "co2_kg": round(float(co2[on].sum()), 4),
+                    "energy_eur": round(float(eur[on].sum()), 4),
                     "origin_jobs": int((jobs.origin == z).sum()),
                 }
             )

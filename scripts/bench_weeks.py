@@ -3,7 +3,7 @@
 Each window is a one-week replay (`evals.replay.run_replay`, policy `broker` only, no Pareto
 sweep) on the default fleet and seeded jobs: the broker's kg CO2 against the capacity-aware
 oracle's (replayed through the same harness) and the oracle's LP bound, the broker's missed
-deadlines and the jobs it moved while they ran (`tools.broker.make_room`). Per week one line,
+deadlines and how often it moved a running job (`tools.broker.make_room`). Per week one line,
 then the mean and worst ratios.
 
 Windows: `--weeks` Mondays evenly spread from the first Monday of February 2021 (28 days of
@@ -73,7 +73,7 @@ def run_week(args: argparse.Namespace, day: date) -> dict[str, float | int | str
         "jobs": len(result.jobs),
         "broker_kg": float(broker.co2_kg.sum()),
         "misses": int(broker.missed.sum()),
-        "moved": int((broker.reroutes > 0).sum()),
+        "moved": len(broker.moves),
         "oracle_kg": math.nan,
         "lp_bound_kg": math.nan,
     }

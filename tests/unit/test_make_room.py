@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evals.harness import RerouteLimitError, simulate
+from evals.harness import RerouteLimitError, account, segments, simulate
 from evals.policies import BrokerPolicy
 from evals.policy_base import Decision, HourState
 from evals.view import GridView
@@ -37,6 +37,10 @@ def _rate(grid: PlanGrid) -> np.ndarray:
 BIG = PlanJob("big", 8.0, 10, 0)
 
 
+def _none(jobs: list[PlanJob]) -> np.ndarray:
+    return np.zeros((len(jobs), 3))
+
+
 def _on(site: int, grid: PlanGrid) -> PlanResult:
     return PlanResult([Slot("big", site, 0, float(_rate(grid)[site, :10].sum() * 8))])
 
@@ -46,7 +50,7 @@ def test_the_job_with_most_to_gain_takes_a_site_freed_by_moving_running_work() -
     # job without slack; moving the small job to site 2 frees site 0.
     grid = _grid(100.0, 500.0, 300.0, committed=_used({0: (1.0, 10)}))
     small = RunningJob("small", 0, 1.0, 10, moves_left=5)
-    trial = best_trial(_on(1, grid), [BIG], grid, _rate(grid), [small])
+    trial = best_trial(_on(1, grid), [BIG], grid, _rate(grid), _none([BIG]), [small])
     assert trial is not None
     assert (trial.job.key, trial.site, trial.cost) == ("big", 0, pytest.approx(8.0))
     assert [(r.key, dest) for r, dest, _, _ in trial.moves] == [("small", 2)]
@@ -60,18 +64,32 @@ def test_no_trial_below_the_threshold_without_moves_left_or_without_anywhere_to_
     small = RunningJob("small", 0, 1.0, 10, moves_left=5)
     # 8*10*0.4 + 10*0.5 = 37 against 40 + 4 = 44: 16 % less, below 25 %.
     close = _grid(400.0, 500.0, 500.0, committed=used)
-    assert best_trial(_on(1, close), [BIG], close, _rate(close), [small]) is None
+    assert best_trial(_on(1, close), [BIG], close, _rate(close), _none([BIG]), [small]) is None
     far = _grid(100.0, 500.0, 300.0, committed=used)
     spent = RunningJob("small", 0, 1.0, 10, moves_left=0)
-    assert best_trial(_on(1, far), [BIG], far, _rate(far), [spent]) is None
+    assert best_trial(_on(1, far), [BIG], far, _rate(far), _none([BIG]), [spent]) is None
     full = _grid(100.0, 500.0, 300.0, committed=_used({0: (1.0, 10), 1: (8.0, H), 2: (8.0, H)}))
-    assert best_trial(PlanResult(unplaced=["big"]), [BIG], full, _rate(full), [small]) is None
+    assert (
+        best_trial(PlanResult(unplaced=["big"]), [BIG], full, _rate(full), _none([BIG]), [small])
+        is None
+    )
+
+
+def test_the_blocking_charge_on_the_freed_site_counts_against_the_move() -> None:
+    # Without the charge site 0 saves 40 + 1 - 8 - 3 = 30; with a charge of 30 there for the
+    # large job (the plan prices every slot with it) it saves nothing, so no trial.
+    grid = _grid(100.0, 500.0, 300.0, committed=_used({0: (1.0, 10)}))
+    small = RunningJob("small", 0, 1.0, 10, moves_left=5)
+    charge = np.array([[30.0, 0.0, 0.0]])
+    assert best_trial(_on(1, grid), [BIG], grid, _rate(grid), charge, [small]) is None
+    trial = best_trial(_on(1, grid), [BIG], grid, _rate(grid), charge / 10, [small])
+    assert trial is not None and (trial.cost, trial.charge) == (pytest.approx(8.0), 3.0)
 
 
 def test_a_site_with_room_already_is_left_to_the_plan() -> None:
     grid = _grid(100.0, 500.0, 300.0)
     small = RunningJob("small", 0, 1.0, 10, moves_left=5)
-    assert best_trial(_on(1, grid), [BIG], grid, _rate(grid), [small]) is None
+    assert best_trial(_on(1, grid), [BIG], grid, _rate(grid), _none([BIG]), [small]) is None
 
 
 def test_only_the_running_jobs_needed_move_for_a_job_that_fits_nowhere() -> None:
@@ -83,7 +101,7 @@ def test_only_the_running_jobs_needed_move_for_a_job_that_fits_nowhere() -> None
     a = RunningJob("a", 0, 2.0, 3, moves_left=5)
     b = RunningJob("b", 0, 1.0, 10, moves_left=5)
     job = PlanJob("j", 7.0, 10, 0)
-    trial = best_trial(PlanResult(unplaced=["j"]), [job], grid, _rate(grid), [a, b])
+    trial = best_trial(PlanResult(unplaced=["j"]), [job], grid, _rate(grid), _none([job]), [a, b])
     assert trial is not None and trial.site == 0
     assert [(r.key, dest) for r, dest, _, _ in trial.moves] == [("a", 2)]
 
@@ -148,11 +166,15 @@ def test_harness_accounts_a_moved_job_segment_by_segment() -> None:
         decide_hours=4,
     )
     o = run.outcome
-    assert (o.start[0], o.zone[0], o.reroutes[0]) == (0, 1, 1)
+    assert (o.start[0], o.zone[0], o.reroutes[0], o.moves) == (0, 0, 1, ((0, 2, 1),))
     assert o.co2_kg[0] == pytest.approx((2 * 1.0 * 100.0 + 6 * 0.5 * 400.0) / 1000)
     assert o.energy_kwh[0] == pytest.approx(2 * 1.0 + 6 * 0.5)
     assert o.customer_minor[0] == 8 * 100
     assert not o.missed[0]
+    pieces, owner, start, zone = segments(jobs, o)
+    assert owner.tolist() == [0, 0] and start.tolist() == [0, 2] and zone.tolist() == [0, 1]
+    _, co2, _, _ = account(pieces, fleet, window, start, zone)
+    assert co2.tolist() == pytest.approx([2 * 100.0 / 1000, 6 * 0.5 * 400.0 / 1000])
 
 
 def test_harness_refuses_bad_moves() -> None:
@@ -196,7 +218,7 @@ def test_harness_keeps_a_job_where_it_is_when_the_new_zone_is_full() -> None:
         forecast="perfect",
         decide_hours=4,
     )
-    assert (run.outcome.zone[0], run.outcome.reroutes[0]) == (0, 0)
+    assert (run.outcome.zone[0], run.outcome.reroutes[0], run.outcome.moves) == (0, 0, ())
 
 
 def test_broker_moves_a_small_job_off_the_clean_site_for_a_large_one() -> None:
@@ -215,6 +237,6 @@ def test_broker_moves_a_small_job_off_the_clean_site_for_a_large_one() -> None:
     )
     o = run.outcome
     assert (o.start[1], o.zone[1]) == (2, 0)
-    assert (o.zone[0], o.reroutes[0]) == (2, 1)
+    assert (o.zone[0], o.reroutes[0], o.moves) == (0, 1, ((0, 2, 2),))
     assert o.co2_kg[0] == pytest.approx((2 * 50.0 + 18 * 200.0) / 1000)
     assert not o.missed.any()

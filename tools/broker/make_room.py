@@ -49,6 +49,8 @@ class Trial:
     site: int
     cost: float
     """The job's forecast cost on `site` from now."""
+    charge: float
+    """Its blocking charge there (`tools.broker.blocking`), as the plan prices every slot."""
     committed: FloatArray
     """(sites, horizon) GPUs committed with the job on `site` and the moves made."""
     moves: list[tuple[RunningJob, int, float, float]]
@@ -60,6 +62,7 @@ def with_room(
     jobs: list[PlanJob],
     grid: PlanGrid,
     rate: FloatArray,
+    charge: FloatArray,
     running: Sequence[RunningJob],
     *,
     replan: Replan,
@@ -74,18 +77,19 @@ def with_room(
         jobs: The free jobs.
         grid: The plan's grid; `committed` counts the running work.
         rate: (sites, horizon) cost per GPU-hour of the plan.
+        charge: (jobs, sites) blocking charge of each job per site, as the plan priced it.
         running: Work running now, which may move.
         replan: Plans free jobs against a grid (the planner, without moves).
         rank: Orders plans: unplaced work first, then cost (the planner's).
         threshold: Least saving as a share of what the jobs involved cost before.
         min_saving: Least saving for which a trial re-plan runs.
     """
-    trial = best_trial(plan, jobs, grid, rate, running, threshold, min_saving)
+    trial = best_trial(plan, jobs, grid, rate, charge, running, threshold, min_saving)
     if trial is None:
         return plan
     others = [job for job in jobs if job.key != trial.job.key]
     new = replan(others, replace(grid, committed=trial.committed))
-    slots = [*new.slots, Slot(trial.job.key, trial.site, 0, trial.cost)]
+    slots = [*new.slots, Slot(trial.job.key, trial.site, 0, trial.cost, trial.charge)]
     candidate = PlanResult(slots, list(new.unplaced), new.method)
     before, after = rank(plan, jobs), rank(candidate, jobs)
     if after[:3] > before[:3]:
@@ -110,6 +114,7 @@ def best_trial(
     jobs: list[PlanJob],
     grid: PlanGrid,
     rate: FloatArray,
+    charge: FloatArray,
     running: Sequence[RunningJob],
     threshold: float = REROUTE_THRESHOLD,
     min_saving: float = MIN_SAVING,
@@ -118,7 +123,8 @@ def best_trial(
 
     A (job, site) qualifies when the site is cheaper for the job by at least `min_saving` and
     `threshold` of what the job and the moved work cost now, net of what the moved work costs
-    more on its new sites, and running work with moves left can make the room.
+    more on its new sites, and running work with moves left can make the room. A job's cost
+    on a site includes its blocking charge there (`charge`, jobs x sites), as in the plan.
     """
     capacity, committed = grid.capacity, grid.committed
     horizon = rate.shape[1]
@@ -130,7 +136,7 @@ def best_trial(
     at = {slot.key: slot for slot in plan.slots}
     movable = [r for r in running if r.moves_left > 0 and r.hours_left > 0]
     best: tuple[float, Trial] | None = None
-    for job in jobs:
+    for i, job in enumerate(jobs):
         slot = at.get(job.key)
         if job.latest_start > 0 or (slot is not None and slot.start != 0):
             continue
@@ -140,7 +146,7 @@ def best_trial(
             ok &= job.eligible
         h = min(job.hours, horizon)
         for z in np.flatnonzero(ok).tolist():
-            mine = cost(z, job.gpus, job.hours)
+            mine = cost(z, job.gpus, job.hours) + float(charge[i, z])
             if slot is not None and z == slot.site or now_cost - mine < min_saving:
                 continue
             moved = _free(z, job.gpus, h, [r for r in movable if r.site == z], capacity, committed)
@@ -164,7 +170,8 @@ def best_trial(
             if gain < max(min_saving, threshold * before if np.isfinite(before) else 0.0):
                 continue
             if best is None or gain > best[0]:
-                best = (gain, Trial(job, z, mine, trial, moves))
+                own = float(charge[i, z])
+                best = (gain, Trial(job, z, mine - own, own, trial, moves))
     return None if best is None else best[1]
 
 

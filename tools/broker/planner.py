@@ -264,7 +264,8 @@ def plan_hour(
             )
 
         rate = plan_rates(grid, objective, weights)
-        return with_room(plan, jobs, grid, rate, running, replan=replan, rank=_rank)
+        charge = blocking_charge(jobs, rate, grid.capacity, grid.committed, arrivals)
+        return with_room(plan, jobs, grid, rate, charge, running, replan=replan, rank=_rank)
 
     greedy = plan_greedy(jobs, grid, objective=objective, weights=weights, arrivals=arrivals)
     if time_budget_s <= 0 or not jobs:
