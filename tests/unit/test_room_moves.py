@@ -84,9 +84,35 @@ def test_no_move_is_made_when_one_cannot_be_made_any_more(session):
     kept = repo.get_workload(session=session, workload_id=small)
     assert (kept.node_id, kept.reroute_count) == ("fr-1", 0)
     assert _reroutes(session, small) == []
-    assert "could not move" in decision.reason
+    assert "running work was not moved to make room" in decision.reason
     big = repo.get_workload(session=session, workload_id=large)
     assert big.node_id not in {"fr-1", move.to_node}
+
+
+def test_moves_are_undone_when_the_workload_cannot_take_the_freed_node(session):
+    small, large = _setup(session)
+    grid = FlatGrid()
+    slots = apply_order(plan_jointly(session=session, grid=grid, now=NOW), NOW)
+    [slot] = [s for s in slots if s.workload_id == large]
+    # Another tenant takes a GPU on fr-1 itself: moving the small job no longer frees 8.
+    assert repo.take_gpus(session=session, node_id="fr-1", gpus=1)
+    decision = apply_slot(session=session, grid=grid, slot=slot, now=NOW)
+    session.commit()
+    kept = repo.get_workload(session=session, workload_id=small)
+    assert (kept.node_id, kept.reroute_count) == ("fr-1", 0)
+    assert _reroutes(session, small) == []
+    assert "did not take fr-1" in decision.reason
+    assert repo.get_workload(session=session, workload_id=large).node_id in {"de-1", "es-1"}
+
+
+def test_a_moved_routed_job_keeps_the_hours_it_has_left(session):
+    small, _ = _setup(session)
+    run_joint(session, FlatGrid(), NOW)
+    session.commit()
+    moved = repo.get_workload(session=session, workload_id=small)
+    end = NOW + 20 * HOUR
+    use = repo.hourly_use(session=session, node_id=moved.node_id, start=NOW, end=end, now=NOW)
+    assert use == [1] * 10 + [0] * 10  # routed an hour before NOW for 11 h: 10 h are left
 
 
 def test_running_work_out_of_moves_stays(session):

@@ -75,13 +75,11 @@ def _readings(grid: GridSource, zones: set[str], at: datetime) -> dict[str, Grid
     return out
 
 
-def _rejection_reason(
-    node: ComputeNode,
-    spec: JobSpec,
-    free: int,
-    reading: GridReading | str,
-    now: datetime,
-) -> str | None:
+def static_rejection(node: ComputeNode, spec: JobSpec) -> str | None:
+    """Return why `node` can never take `spec` as it stands (status, GPU model, zones), or None.
+
+    The checks that need no room or grid reading: the first of `evaluate_nodes`'s.
+    """
     if node.status != "online":
         return f"node is {node.status}"
     if spec.gpu_model and normalise_gpu_model(node.gpu_model) != spec.gpu_model:
@@ -90,6 +88,19 @@ def _rejection_reason(
         return f"zone {node.zone} is not among the allowed zones {spec.allowed_zones}"
     if spec.denied_zones and node.zone in spec.denied_zones:
         return f"zone {node.zone} is denied"
+    return None
+
+
+def _rejection_reason(
+    node: ComputeNode,
+    spec: JobSpec,
+    free: int,
+    reading: GridReading | str,
+    now: datetime,
+) -> str | None:
+    static = static_rejection(node, spec)
+    if static is not None:
+        return static
     if free < spec.gpu_count:
         return f"only {free} of the {spec.gpu_count} GPUs needed are free"
     if spec.deadline is not None:

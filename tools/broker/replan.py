@@ -248,9 +248,7 @@ def plan_jointly(
 
     arrivals = stored_history(session=session, now=now)
     running = (
-        running_work(
-            session=session, grid=grid, nodes=nodes, issued=issued, now=now, weights=weights
-        )
+        running_work(session=session, nodes=nodes, issued=issued, now=now)
         if any(job.latest_start <= 0 for _, job in jobs.values())
         else []
     )

@@ -45,7 +45,43 @@ def apply_slot(
     None when the workload is no longer free (started, cancelled, or re-planned by another
     watcher since the plan was made): nothing is written. With `force` (an incident's re-plan,
     planned with `plan_jointly(force=...)`) a decision made earlier this hour does not stop it.
+    A slot with `room` moves makes them and takes its node now in one savepoint; when either
+    falls through, nothing of it stays and the slot is applied without the moves.
     """
+    if not slot.room or slot.pinned:
+        return _apply(session, grid, slot, now, weights, force, room="")
+    moved = ", ".join(f"{m.workload_id} to {m.to_node}" for m in slot.room)
+    try:
+        with session.begin_nested():
+            refused = move_for_room(
+                session=session, grid=grid, moves=slot.room, now=now, weights=weights
+            )
+            if refused:
+                raise _NoRoom(refused)
+            room = f"; moved running work to make room: {moved}"
+            decision = _apply(session, grid, slot, now, weights, force, room=room)
+            if decision is None or decision.node_id != slot.node_id:
+                raise _NoRoom(f"{slot.workload_id} did not take {slot.node_id} now")
+            return decision
+    except _NoRoom as why:
+        room = f"; running work was not moved to make room ({why})"
+        return _apply(session, grid, slot, now, weights, force, room=room)
+
+
+class _NoRoom(Exception):
+    """The moves for a slot, or the slot itself, fell through; its savepoint rolls back."""
+
+
+def _apply(
+    session: Session,
+    grid: GridSource,
+    slot: JointSlot,
+    now: datetime,
+    weights: ScoreWeights,
+    force: bool,
+    *,
+    room: str,
+) -> DecisionView | None:
     w = load_workload(session=session, workload_id=slot.workload_id, for_update=True)
     still_free = w.status == slot.status and (
         w.status == "pending"
@@ -53,17 +89,6 @@ def apply_slot(
     )
     if not still_free or (not force and floor_hour(now) in _decided_hours(session, w.id, now)):
         return None
-    room = ""
-    if slot.room and not slot.pinned:
-        refused = move_for_room(
-            session=session, grid=grid, moves=slot.room, now=now, weights=weights
-        )
-        moved = ", ".join(f"{m.workload_id} to {m.to_node}" for m in slot.room)
-        room = (
-            f"; running work could not move to make room ({refused})"
-            if refused
-            else f"; moved running work to make room: {moved}"
-        )
     spec = WorkloadView.of(w).spec()
     candidates, rejected = evaluate_nodes(
         session=session,
@@ -140,6 +165,8 @@ def apply_slot(
                 node=None,
                 reason=f"{why}, but no eligible node has room now; it stays pending",
             )
+        if best.node_id != chosen.node_id:
+            why = f"{why}; {chosen.node_id} had no room now, so {best.node_id}"
         w.status = "routed"
         place_on(w, best, now)
         w.planned_start_at = None
@@ -215,16 +242,18 @@ def apply_order(slots: list[JointSlot], now: datetime) -> list[JointSlot]:
     """Order slots so capacity is given up before it is taken.
 
     Scheduled work moving to a later window first (releasing its old one), then work starting
-    now, then the rest (pending work reserving a later window, kept plans).
+    now that running work makes room for (the moves free GPUs others may be planned on), then
+    the rest of the work starting now, then the rest (pending work reserving a later window,
+    kept plans).
     """
     hour = floor_hour(now)
 
     def key(s: JointSlot) -> tuple[int, str]:
         moves = s.start_at is not None and s.node_id is not None and not s.pinned
         if moves and s.start_at is not None and s.start_at <= hour:
-            return (1, s.workload_id)
+            return (1 if s.room else 2, s.workload_id)
         if moves and s.status == "scheduled":
             return (0, s.workload_id)
-        return (2, s.workload_id)
+        return (3, s.workload_id)
 
     return sorted(slots, key=key)

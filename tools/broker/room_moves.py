@@ -6,7 +6,8 @@ on a cleaner node (`tools.broker.make_room`). `running_work` reads that work fro
 `move_for_room` makes the moves in the starting workload's transaction, all or none (a
 savepoint): each moved workload is re-checked (still on its node, moves left, the new node still
 eligible and with room for its hours left), takes its GPUs there and gives them up where it was,
-counts a reroute, and gets a recorded `reroute` decision with every candidate and the reason.
+keeps the hours it has left, counts a reroute, and gets a recorded `reroute` decision with every
+candidate and the reason.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 from store import repo
 from store.models import ComputeNode, Workload
 from tools.broker.decisions import place_on, record_decision
-from tools.broker.placement import Candidate, Rejection, evaluate_nodes
+from tools.broker.placement import Candidate, Rejection, evaluate_nodes, static_rejection
 from tools.broker.plan_types import RunningJob
 from tools.broker.routing import MAX_REROUTES, take_first
 from tools.broker.scoring import ScoreWeights
@@ -79,16 +80,15 @@ def _candidates(
 def running_work(
     *,
     session: Session,
-    grid: GridSource,
     nodes: Sequence[ComputeNode],
     issued: datetime,
     now: datetime,
-    weights: ScoreWeights,
 ) -> list[RunningJob]:
     """Return the routed and running workloads on `nodes` as the planner's running jobs.
 
-    Hours left count from `issued` (the plan's first hour) as `repo.hourly_use` does; the
-    eligible nodes are the ones `evaluate_nodes` accepts for the hours left.
+    Hours left count from `issued` (the plan's first hour) as `repo.hourly_use` does. A job may
+    move to the nodes `placement.static_rejection` accepts for it (online, GPU model, zones):
+    no query per workload; the rest of `evaluate_nodes` is checked when a move is made.
     """
     index = {n.id: i for i, n in enumerate(nodes)}
     stmt = (
@@ -103,13 +103,10 @@ def running_work(
         left = math.ceil((_end(w, now) - issued) / HOUR)
         if left <= 0 or w.reroute_count >= MAX_REROUTES:
             continue
-        cands, _ = _candidates(session, grid, w, now, weights, lock=False)
-        eligible = np.zeros(len(nodes), dtype=bool)
-        eligible[[index[c.node_id] for c in cands if c.node_id in index]] = True
+        spec = WorkloadView.of(w).spec()
+        ok = np.array([static_rejection(n, spec) is None for n in nodes], dtype=bool)
         moves_left = MAX_REROUTES - w.reroute_count
-        out.append(
-            RunningJob(w.id, index[w.node_id], float(w.gpu_count), left, moves_left, eligible)
-        )
+        out.append(RunningJob(w.id, index[w.node_id], float(w.gpu_count), left, moves_left, ok))
     return out
 
 
@@ -128,6 +125,9 @@ def move_for_room(
     """Make `moves` in the caller's transaction, all or none; return None, or why none was made."""
     try:
         with session.begin_nested():
+            # Workload rows first, in id order, then nodes (as every reroute locks them).
+            for workload_id in sorted({m.workload_id for m in moves}):
+                load_workload(session=session, workload_id=workload_id, for_update=True)
             for move in moves:
                 _move(session, grid, move, now, weights)
     except _Refused as refused:
@@ -154,7 +154,10 @@ def _move(
     previous_score = current.score if current else w.score
     repo.release_gpus(session=session, node_id=move.from_node, gpus=w.gpu_count)
     w.reroute_count += 1
+    began = w.routed_at
     place_on(w, target, now)
+    if w.started_at is None and began is not None:
+        w.routed_at = began  # it keeps the hours it has left (`repo.hourly_use` counts from here)
     record_decision(
         session=session,
         workload=w,
