@@ -33,6 +33,10 @@ of the large job it may push off a large site; both plans and their comparison c
 
 Headroom (opt-in, `headroom` + `headroom_premium`): sites that can hold a large job keep GPUs for
 it at a premium per GPU-hour in the joint plan; on replayed weeks it raised CO2.
+
+Room for work without slack (`running`, `tools.broker.make_room`): when a job that must start now
+would cost much less on a site that running work fills, the plan may move some of that work to
+other sites (`PlanResult.moves`) and re-plan the rest around it; the caller makes the moves.
 """
 
 from __future__ import annotations

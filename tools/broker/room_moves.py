@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from store import repo
 from store.models import ComputeNode, Workload
 from tools.broker.decisions import place_on, record_decision
-from tools.broker.placement import Candidate, Rejection, evaluate_nodes, static_rejection
+from tools.broker.placement import evaluate_nodes, static_rejection
 from tools.broker.plan_types import RunningJob
 from tools.broker.routing import MAX_REROUTES, take_first
 from tools.broker.scoring import ScoreWeights
@@ -51,30 +51,6 @@ def _end(w: Workload, now: datetime) -> datetime:
     """Return when active work ends as `repo.hourly_use` counts it (at least `now`)."""
     began = w.started_at or w.routed_at or now
     return max(began + timedelta(hours=w.duration_hours), now)
-
-
-def _candidates(
-    session: Session,
-    grid: GridSource,
-    w: Workload,
-    now: datetime,
-    weights: ScoreWeights,
-    *,
-    lock: bool,
-) -> tuple[list[Candidate], list[Rejection]]:
-    """Return `evaluate_nodes` for the hours `w` has left (room now counted only with `lock`)."""
-    hours = max((_end(w, now) - now) / HOUR, 1e-6)
-    spec = WorkloadView.of(w).spec().model_copy(update={"duration_hours": hours})
-    return evaluate_nodes(
-        session=session,
-        grid=grid,
-        spec=spec,
-        now=now,
-        weights=weights,
-        exclude_workload_id=w.id,
-        lock=lock,
-        room_now=lock,
-    )
 
 
 def running_work(
@@ -144,7 +120,16 @@ def _move(
     if w.reroute_count >= MAX_REROUTES:
         raise _Refused(f"{w.id} already moved {w.reroute_count} times")
     hours = max((_end(w, now) - now) / HOUR, 1e-6)
-    candidates, rejected = _candidates(session, grid, w, now, weights, lock=True)
+    spec = WorkloadView.of(w).spec().model_copy(update={"duration_hours": hours})
+    candidates, rejected = evaluate_nodes(
+        session=session,
+        grid=grid,
+        spec=spec,
+        now=now,
+        weights=weights,
+        exclude_workload_id=w.id,
+        lock=True,
+    )
     target = next((c for c in candidates if c.node_id == move.to_node), None)
     if target is None or not take_first(
         session=session, candidates=[target], gpus=w.gpu_count, now=now, hours=hours
