@@ -236,6 +236,7 @@ def adapting(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
                 now=now,
                 weights=ctx.weights,
                 forecasts=ctx.forecasts,
+                move_running=ctx.move_running_work,
             )
     for slot in slots:
         with ctx.sessions.begin() as session:

@@ -223,7 +223,12 @@ def run_schedule(ctx: Context) -> SchedulePass:
     with ctx.sessions() as session:
         grid = grid_with_overrides(session=session, grid=ctx.grid, now=now)
         slots = plan_jointly(
-            session=session, grid=grid, now=now, weights=ctx.weights, forecasts=ctx.forecasts
+            session=session,
+            grid=grid,
+            now=now,
+            weights=ctx.weights,
+            forecasts=ctx.forecasts,
+            move_running=ctx.move_running_work,
         )
     for slot in apply_order(slots, now):
         try:

@@ -81,6 +81,7 @@ def _context(
         alerts=alerts or _alert_sink(svc),
         worker_id=_worker_id(worker_id),
         model_summaries=not is_offline(model),
+        move_running_work=svc.settings.move_running_work,
     )
 
 

@@ -164,6 +164,7 @@ class ConsoleRuntime:
             alerts=self.alert_sink,
             worker_id=self.worker_id,
             model_summaries=not is_offline(self.model),
+            move_running_work=self.svc.settings.move_running_work,
         )
 
     def read(self, fn: Callable[[Session], T]) -> T:

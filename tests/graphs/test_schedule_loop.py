@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from agents.offline import OfflineChatModel
 from graphs.context import DEFAULT_ORG_ID, Context
 from graphs.incident_watch import run_schedule
@@ -13,6 +15,7 @@ from store.db import make_session_factory
 from store.models import ComputeNode
 from tests.graphs.conftest import T0
 from tests.unit.test_joint_replan import NOW, FlatGrid, seed, submit_pair
+from tests.unit.test_room_moves import _setup
 from tests.unit.test_scheduling import DailyGrid
 from tools.broker.routing import route_workload, submit_workload
 from tools.broker.workloads import JobSpec
@@ -90,3 +93,29 @@ def test_the_loop_plans_pending_work_jointly(sqlite_engine):
     # At its hour the small job starts where the joint plan put it.
     started = run_schedule(_at(ctx, little.planned_start_at))
     assert started.started == [small]
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_the_loop_moves_running_work_for_work_without_slack_unless_told_not_to(
+    sqlite_engine, allowed: bool
+):
+    """A 1-GPU job runs on the clean node when an 8-GPU job without slack arrives: the loop
+    moves the small job and starts the large one there; `move_running_work=False` keeps it."""
+    sessions = make_session_factory(sqlite_engine)
+    with sessions() as s:
+        small, large = _setup(s)
+    ctx = Context(
+        model=OfflineChatModel(clock=FixedClock(NOW), org_id=DEFAULT_ORG_ID),
+        sessions=sessions,
+        grid=FlatGrid(),
+        clock=FixedClock(NOW),
+        alerts=DemoAlerts(),
+        move_running_work=allowed,
+    )
+    done = run_schedule(ctx)
+    assert done.routed == [large]
+    with sessions() as s:
+        big = repo.get_workload(session=s, workload_id=large)
+        moved = repo.get_workload(session=s, workload_id=small)
+        assert (big.node_id == "fr-1") is allowed
+        assert (moved.node_id != "fr-1", moved.reroute_count) == (allowed, int(allowed))

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -133,3 +134,14 @@ def test_the_console_streams_an_agents_answer_token_by_token(console_svc):
     assert len(final) == 1 and not isinstance(final[0], AIMessageChunk)
     assert final[0].content.strip() == answer
     model.assert_complete()
+
+
+def test_the_console_loop_moves_running_work_only_as_the_settings_say(console_svc, monkeypatch):
+    assert ConsoleRuntime(console_svc, console_svc.settings).context().move_running_work is True
+    monkeypatch.setenv("TGTG_MOVE_RUNNING_WORK", "false")
+    cfg = console_svc.settings
+    off = replace(
+        console_svc, settings=Settings(database_url=cfg.database_url, data_dir=cfg.data_dir)
+    )
+    assert off.settings.move_running_work is False
+    assert ConsoleRuntime(off, off.settings).context().move_running_work is False

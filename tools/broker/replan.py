@@ -190,6 +190,7 @@ def plan_jointly(
     time_budget_s: float = PLAN_TIME_BUDGET_S,
     force: Collection[str] = frozenset(),
     forecasts: ForecastProvider | None = None,
+    move_running: bool = True,
 ) -> list[JointSlot]:
     """Plan every free workload not yet decided on this hour jointly; write nothing.
 
@@ -197,6 +198,8 @@ def plan_jointly(
     decided on this hour waits for the next hour. Work named in `force` (an incident's) is
     planned even when decided on this hour. Returns one slot per planned workload.
     `forecasts` is the process's forecast provider (`tools.broker.windows.forecast_grid`).
+    With `move_running` (the default) routed and running work may move to make room for work
+    without slack (`tools.broker.make_room`); without it running work stays where it is.
     """
     issued = floor_hour(now)
     decided = _decided_this_hour(session, now) - set(force)
@@ -249,7 +252,7 @@ def plan_jointly(
     arrivals = stored_history(session=session, now=now)
     running = (
         running_work(session=session, nodes=nodes, issued=issued, now=now)
-        if any(job.latest_start <= 0 for _, job in jobs.values())
+        if move_running and any(job.latest_start <= 0 for _, job in jobs.values())
         else []
     )
 

@@ -183,6 +183,7 @@ def plan_free_work(
     now: datetime,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
     forecasts: ForecastProvider | None = None,
+    move_running: bool = True,
 ) -> list[JointSlot]:
     """Plan the affected free work this attempt has not re-planned yet; write nothing.
 
@@ -201,7 +202,13 @@ def plan_free_work(
     if not force:
         return []
     slots = plan_jointly(
-        session=session, grid=grid, now=now, weights=weights, force=force, forecasts=forecasts
+        session=session,
+        grid=grid,
+        now=now,
+        weights=weights,
+        force=force,
+        forecasts=forecasts,
+        move_running=move_running,
     )
     return apply_order([s for s in slots if s.workload_id in force], now)
 
