@@ -123,6 +123,15 @@ def test_plan_hour_moves_running_work_and_replans_the_free_work_around_it() -> N
     assert move.cost_after < 0.75 * move.cost_before
 
 
+def test_no_trial_when_the_budget_has_no_time_left_for_a_second_plan() -> None:
+    grid = _grid(100.0, 500.0, 300.0, committed=_used({0: (1.0, 10)}))
+    small = RunningJob("small", 0, 1.0, 10, moves_left=5)
+    spent = plan_hour([BIG], grid, time_budget_s=1e-9, running=[small])
+    assert spent.slots[0].site == 2 and not spent.moves
+    unbounded = plan_hour([BIG], grid, time_budget_s=0.0, running=[small])  # greedy only
+    assert unbounded.slots[0].site == 0 and len(unbounded.moves) == 1
+
+
 def test_no_move_when_the_replan_would_leave_other_work_unplaced() -> None:
     # The deferrable job may run only on site 0 and must end within 6 h: with the large job
     # there for 10 h it would fit nowhere, so the plan stands.

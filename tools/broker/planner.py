@@ -239,6 +239,8 @@ def plan_hour(
             of large jobs (`tools.broker.blocking`) in both plans; None = no such charge.
         running: Work running now (already in `grid.committed`) that may move to make room for
             a job without slack (`tools.broker.make_room`); None or empty = running work stays.
+            Trying it plans once more, in the time the budget has left; with too little left
+            (less than two greedy plans' time) it is not tried.
 
     Raises:
         InvalidInputError: Shapes disagree, a job has no GPUs or hours, or a deadline lies beyond
@@ -251,7 +253,12 @@ def plan_hour(
         """Return `plan`, or the plan with running work moved for a no-slack job."""
         if not running:
             return plan
-        left = max(time_budget_s - (time.perf_counter() - t0), 0.0) if time_budget_s > 0 else 0.0
+        left = 0.0
+        if time_budget_s > 0:
+            # A second plan needs at least a greedy plan's time, and trying it as long again.
+            left = time_budget_s - (time.perf_counter() - t0) - greedy_s
+            if left < greedy_s:
+                return plan
 
         def replan(others: list[PlanJob], moved: PlanGrid) -> PlanResult:
             return plan_hour(
@@ -272,6 +279,7 @@ def plan_hour(
         return with_room(plan, jobs, grid, rate, charge, running, replan=replan, rank=_rank)
 
     greedy = plan_greedy(jobs, grid, objective=objective, weights=weights, arrivals=arrivals)
+    greedy_s = time.perf_counter() - t0
     if time_budget_s <= 0 or not jobs:
         kept = _keep_planned(greedy, jobs, grid, objective, weights, arrivals)
         return finish(kept)
