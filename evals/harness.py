@@ -119,8 +119,20 @@ def account(
     """Return per-job energy kWh, CO2 kg, energy EUR and customer minor units for a schedule.
 
     `zone` is where each job started; `moves` are (job, hour, new zone) of running jobs moved,
-    in hour order: from that hour on the job runs, and is accounted, in the new zone.
+    in hour order: each stretch is accounted in its own zone (`segments`).
     """
+    pieces, owner, begin, where = segments(jobs, start, zone, moves)
+    rows = _priced(pieces, fleet, window, begin, where)
+    energy, co2, cost, customer = (
+        np.bincount(owner, x, minlength=len(jobs)).astype(np.float64) for x in rows
+    )
+    return energy, co2, cost, np.rint(customer).astype(np.int64)
+
+
+def _priced(
+    jobs: JobSet, fleet: Fleet, window: GridWindow, start: IntArray, zone: IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Return energy, CO2, energy cost and (unrounded) customer charge of started jobs."""
     ci, price = window.actual_ci(), window.actual_price_cost()
     zeros = np.zeros((ci.shape[0], 1))
     cum_ci = np.concatenate([zeros, np.cumsum(ci, axis=1)], axis=1)
@@ -141,17 +153,7 @@ def account(
     co2[ok] = rate_kw * (cum_ci[z, end] - cum_ci[z, s]) / 1000.0
     cost[ok] = rate_kw * (cum_price[z, end] - cum_price[z, s]) / 1000.0
     customer[ok] = jobs.gpus[ok] * length * fleet.price_minor_per_gpu_hour[z]
-    at = zone.copy()
-    for j, hour, new in moves:
-        old, stop, g = int(at[j]), int(start[j] + jobs.duration[j]), jobs.gpus[j]
-        for sign, site in ((-1.0, old), (1.0, int(new))):
-            kw = g * fleet.kw_per_gpu[site]
-            energy[j] += sign * kw * (stop - hour)
-            co2[j] += sign * kw * (cum_ci[site, stop] - cum_ci[site, hour]) / 1000.0
-            cost[j] += sign * kw * (cum_price[site, stop] - cum_price[site, hour]) / 1000.0
-            customer[j] += sign * g * (stop - hour) * fleet.price_minor_per_gpu_hour[site]
-        at[j] = new
-    return energy, co2, cost, np.rint(customer).astype(np.int64)
+    return energy, co2, cost, customer
 
 
 def simulate(
@@ -274,25 +276,24 @@ def _route(
     routed[j] = z
 
 
-def segments(jobs: JobSet, outcome: JobOutcome) -> tuple[JobSet, IntArray, IntArray, IntArray]:
+def segments(
+    jobs: JobSet, start: IntArray, zone: IntArray, moves: Sequence[tuple[int, int, int]] = ()
+) -> tuple[JobSet, IntArray, IntArray, IntArray]:
     """Return the stretches each started job ran in one zone: (pieces, job, start hour, zone).
 
-    A job never moved is one piece; a moved one has a piece per zone it ran in. The pieces are
-    jobs of their own (`account` prices them), each as long as its stretch.
+    `start` and `zone` are where and when each job started (-1: never); `moves` as in
+    `account`. A job never moved is one piece; a moved one has a piece per zone it ran in. The
+    pieces are jobs of their own (`account` prices them), each as long as its stretch.
     """
     owner: list[int] = []
     begin: list[int] = []
     where: list[int] = []
     length: list[int] = []
     moved: dict[int, list[tuple[int, int]]] = {}
-    for j, hour, new in outcome.moves:
+    for j, hour, new in moves:
         moved.setdefault(j, []).append((hour, new))
-    for j in np.flatnonzero(outcome.start >= 0).tolist():
-        at, z, stop = (
-            int(outcome.start[j]),
-            int(outcome.zone[j]),
-            int(outcome.start[j] + jobs.duration[j]),
-        )
+    for j in np.flatnonzero(start >= 0).tolist():
+        at, z, stop = int(start[j]), int(zone[j]), int(start[j] + jobs.duration[j])
         for hour, new in [*moved.get(j, []), (stop, -1)]:
             owner.append(j)
             begin.append(at)

@@ -239,11 +239,8 @@ class BrokerPolicy:
 
 def _running(state: HourState) -> list[RunningJob]:
     """Return the jobs running at `state.now`, in their zones, with the moves they have left."""
-    jobs, now = state.jobs, state.now
-    start = state.start
-    if start.size == 0:
-        return []
-    left = start + jobs.duration - now
+    jobs, start = state.jobs, state.start
+    left = start + jobs.duration - state.now
     return [
         RunningJob(
             str(int(j)),

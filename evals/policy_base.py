@@ -55,7 +55,7 @@ class HourState:
     """Reroutes used so far per arrived job; a read-only copy."""
     committed: FloatArray
     """(zones, hours) GPUs used by running jobs from `now` on; a read-only copy."""
-    start: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    start: IntArray
     """Start hour per arrived job (-1 = not started); a read-only copy. A running job's zone
     is `routed`."""
 

@@ -87,7 +87,8 @@ def _per_zone(result: ReplayResult) -> list[dict[str, Any]]:
     rows = []
     jobs = result.jobs
     for name, run in result.runs.items():
-        pieces, owner, start, zone = segments(jobs, run.outcome)
+        o = run.outcome
+        pieces, owner, start, zone = segments(jobs, o.start, o.zone, o.moves)
         _, co2, eur, _ = account(pieces, result.fleet, result.window, start, zone)
         for z, zone_name in enumerate(result.fleet.zones):
             on = zone == z

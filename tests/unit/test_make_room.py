@@ -180,7 +180,7 @@ def test_harness_accounts_a_moved_job_segment_by_segment() -> None:
     assert o.energy_kwh[0] == pytest.approx(2 * 1.0 + 6 * 0.5)
     assert o.customer_minor[0] == 8 * 100
     assert not o.missed[0]
-    pieces, owner, start, zone = segments(jobs, o)
+    pieces, owner, start, zone = segments(jobs, o.start, o.zone, o.moves)
     assert owner.tolist() == [0, 0] and start.tolist() == [0, 2] and zone.tolist() == [0, 1]
     _, co2, _, _ = account(pieces, fleet, window, start, zone)
     assert co2.tolist() == pytest.approx([2 * 100.0 / 1000, 6 * 0.5 * 400.0 / 1000])

@@ -26,17 +26,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import numpy.typing as npt
 
-from tools.broker.plan_types import Move, PlanGrid, PlanJob, PlanResult, RunningJob, Slot
+from tools.broker.plan_types import (
+    CAPACITY_EPS,
+    FloatArray,
+    Move,
+    PlanGrid,
+    PlanJob,
+    PlanResult,
+    RunningJob,
+    Slot,
+)
 
-FloatArray = npt.NDArray[np.float64]
 REROUTE_THRESHOLD = 0.25
 """Least saving, as a share of what the jobs involved cost before, for which running work moves."""
 MIN_SAVING = 1.0
 """Least forecast saving (objective units: kg CO2 for `carbon`) for which a trial re-plan runs,
 so that small jobs without slack, which gain grams, do not cost a re-plan every hour."""
-CAPACITY_EPS = 1e-9
 Replan = Callable[[list[PlanJob], PlanGrid], PlanResult]
 Rank = Callable[[PlanResult, list[PlanJob]], tuple[float, float, float, float]]
 
