@@ -63,7 +63,7 @@ class Context:
     (`graphs.wiring.make_forecast_provider`): its fitted model is reused across calls. None
     builds the history model over `grid` on every plan (tests)."""
     move_running_work: bool = True
-    """Re-plans may move routed and running work to make room for work without slack
+    """Re-plans may move routed and running work to make room for work starting now
     (`tools.broker.make_room`); `TGTG_MOVE_RUNNING_WORK=false` keeps running work in place."""
 
 

@@ -1,4 +1,4 @@
-"""Moving running work so that work without slack starts on a cleaner site."""
+"""Moving running work so that work starting now starts on a cleaner site."""
 
 from __future__ import annotations
 
@@ -121,6 +121,23 @@ def test_plan_hour_moves_running_work_and_replans_the_free_work_around_it() -> N
     [move] = result.moves
     assert (move.key, move.from_site, move.to_site, move.for_key) == ("small", 0, 2, "big")
     assert move.cost_after < 0.75 * move.cost_before
+
+
+def test_a_job_with_slack_that_the_plan_starts_now_gets_room_deferred_or_waiting_work_not() -> None:
+    # "big" could wait 2 h, but site 0 stays full for 10 h: waiting does not free it, so the
+    # plan starts it now on a dirtier site, where it would hold the GPUs for all its 10 hours.
+    grid = _grid(100.0, 500.0, 300.0, committed=_used({0: (1.0, 10)}))
+    small = RunningJob("small", 0, 1.0, 10, moves_left=5)
+    patient = PlanJob("big", 8.0, 10, 2)
+    trial = best_trial(_on(2, grid), [patient], grid, _rate(grid), _none([patient]), [small])
+    assert trial is not None and (trial.site, [r.key for r, *_ in trial.moves]) == (0, ["small"])
+    later = PlanResult([Slot("big", 2, 1, 24.0)])
+    assert best_trial(later, [patient], grid, _rate(grid), _none([patient]), [small]) is None
+    waiting = PlanResult(unplaced=["big"])  # it can wait for the next plan
+    assert best_trial(waiting, [patient], grid, _rate(grid), _none([patient]), [small]) is None
+    plan = plan_hour([patient], grid, time_budget_s=5.0, running=[small])
+    assert [(s.key, s.site, s.start) for s in plan.slots] == [("big", 0, 0)]
+    assert [(m.key, m.to_site) for m in plan.moves] == [("small", 2)]
 
 
 def test_no_trial_when_the_budget_has_no_time_left_for_a_second_plan() -> None:

@@ -5,19 +5,22 @@ hour. When a cleaner site is full because running work holds it, no plan over fr
 better; moving the running work can. On replayed weeks this is the largest single gap to the
 oracle: an 8-GPU, 48-hour job without slack arrives while 1-GPU jobs run on the only clean 8-GPU
 site, and goes to a site three times dirtier. The oracle avoids it by knowing the arrival; the
-planner, which does not, repairs it when the arrival comes.
+planner, which does not, repairs it when the arrival comes. A job with slack that the plan
+starts now gains the same way: waiting did not free the clean site, and once started it holds
+the dirty one for all its hours (a deferred large job whose clean site filled with small work
+while it waited).
 
-`with_room` (called by `tools.broker.planner.plan_hour` with the running work) takes the
-no-slack job starting now (or fitting nowhere) with the most to gain from an eligible site it
-lacks room on: at least `MIN_SAVING` and `REROUTE_THRESHOLD` of its cost, after moving off that
-site the fewest running jobs, cheapest to move first, each to its cheapest other site with room
-for its hours left. It then re-plans the other free work around that (the job on the site from
-now, the moved jobs on their new sites) with the same planner. The new plan replaces the old
-one when it leaves no more work unplaced and the forecast cost of the whole plan plus the moved
-jobs falls by at least `REROUTE_THRESHOLD` of what the jobs involved (the starting one and the
-moved ones) cost before: the broker's 25 % rule, applied to the decision as a whole. One such
-trial per plan. A running job moves only while it has moves left of `MAX_REROUTES`; a move is a
-checkpoint and restart elsewhere, the hours left running on the new site with no hours lost.
+`with_room` (called by `tools.broker.planner.plan_hour` with the running work) takes the job the
+plan starts now (or a job without slack that fits nowhere) with the most to gain from an eligible
+site it lacks room on: at least `MIN_SAVING` and `REROUTE_THRESHOLD` of its cost, after moving off
+that site the fewest running jobs, cheapest to move first, each to its cheapest other site with
+room for its hours left. It then re-plans the other free work around that (the job on the site from
+now, the moved jobs on their new sites) with the same planner. The new plan replaces the old one
+when it leaves no more work unplaced and the forecast cost of the whole plan plus the moved jobs
+falls by at least `REROUTE_THRESHOLD` of what the jobs involved (the starting one and the moved
+ones) cost before: the broker's 25 % rule, applied to the decision as a whole. One such trial per
+plan. A running job moves only while it has moves left of `MAX_REROUTES`; a move is a checkpoint
+and restart elsewhere, the hours left running on the new site with no hours lost.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ Rank = Callable[[PlanResult, list[PlanJob]], tuple[float, float, float, float]]
 
 @dataclass(frozen=True)
 class Trial:
-    """A no-slack job on a site it lacks room on, and the running work moved to make it."""
+    """A job starting now on a site it lacks room on, and the running work moved to make it."""
 
     job: PlanJob
     site: int
@@ -125,7 +128,7 @@ def best_trial(
     threshold: float = REROUTE_THRESHOLD,
     min_saving: float = MIN_SAVING,
 ) -> Trial | None:
-    """Return the no-slack job and site that gain most by moving running work, or None.
+    """Return the job starting now and site that gain most by moving running work, or None.
 
     A (job, site) qualifies when the site is cheaper for the job by at least `min_saving` and
     `threshold` of what the job and the moved work cost now, net of what the moved work costs
@@ -144,8 +147,8 @@ def best_trial(
     best: tuple[float, Trial] | None = None
     for i, job in enumerate(jobs):
         slot = at.get(job.key)
-        if job.latest_start > 0 or (slot is not None and slot.start != 0):
-            continue
+        if (slot is None and job.latest_start > 0) or (slot is not None and slot.start != 0):
+            continue  # deferred, or unplaced but able to wait for the next plan
         now_cost = np.inf if slot is None else slot.cost + slot.charge
         ok = capacity + CAPACITY_EPS >= job.gpus
         if job.eligible is not None:

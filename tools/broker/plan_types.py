@@ -81,7 +81,7 @@ class PlanResult:
     unplaced: list[str] = field(default_factory=list)
     method: str = "greedy"
     moves: list[Move] = field(default_factory=list)
-    """Running work moved so that work without slack starts on a cleaner site (`running`)."""
+    """Running work moved so that work starting now starts on a cleaner site (`running`)."""
 
 
 def plan_rates(grid: PlanGrid, objective: Objective, weights: ScoreWeights) -> FloatArray:

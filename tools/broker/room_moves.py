@@ -1,7 +1,7 @@
 """Running work in the joint re-plan: what may move, and moving it to make room.
 
 The joint re-plan (`tools.broker.replan.plan_jointly`) passes the work holding GPUs now (routed
-or running) to the planner, which may move some of it so that a workload without slack starts
+or running) to the planner, which may move some of it so that a workload it starts now starts
 on a cleaner node (`tools.broker.make_room`). `running_work` reads that work from the store;
 `move_for_room` makes the moves in the starting workload's transaction, all or none (a
 savepoint): each moved workload is re-checked (still on its node, moves left, the new node still
