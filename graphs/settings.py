@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     history, about 0.25 s per zone once a week), "model" (fitted blend) or "naive"."""
     move_running_work: bool = True
     """Let the hourly and incident re-plans move routed and running work (a checkpoint and
-    restart elsewhere, counted as a reroute) to make room for work without slack on a cleaner
-    node (`tools.broker.make_room`). False keeps running work where it is."""
+    restart elsewhere, counted as a reroute) to make room for work starting now on a cleaner
+    node (`tools.broker.make_room`); the plan then charges work on a clean large node at most
+    what moving it off for a large job would cost. False keeps running work where it is."""
     stripe_api_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     solana_rpc_url: str | None = None

@@ -53,6 +53,25 @@ def test_the_charge_is_the_expected_cost_of_the_large_job_pushed_to_the_next_sit
     assert not charge[:, 1:].any()
 
 
+def test_work_that_may_move_off_for_a_large_job_is_charged_at_most_its_cost_of_moving() -> None:
+    movable = ArrivalHistory(SEEN.arrivals, SEEN.span_hours, blockers_move=True)
+    jobs = _jobs([1.0, 1.0, 8.0], [16, 4, 10])
+    charge = blocking_charge(jobs, RATE, CAPACITY, NO_LOAD, movable)
+    full = blocking_charge(jobs, RATE, CAPACITY, NO_LOAD, SEEN)
+    # A 1-GPU job moves, halfway through on average, to the clean small site: 0.01 more per
+    # GPU-hour, far less than the large job's 80 GPU-hours at 0.14 more.
+    assert charge[0, 0] == pytest.approx((1 - np.exp(-0.26)) * 1 * 8 * 0.01)
+    assert charge[1, 0] == pytest.approx((1 - np.exp(-0.04)) * 1 * 2 * 0.01)
+    # An 8-GPU job can only move to the dirty large site: 5 h at 0.14 more, still below 80.
+    assert charge[2, 0] == pytest.approx((1 - np.exp(-0.14)) * 8 * 5 * 0.14)
+    assert np.all(charge <= full + 1e-12)
+    # A job with nowhere else to go pays the large job's loss in full.
+    alone = blocking_charge(
+        _jobs([1.0], [16]), RATE[[0, 2]], CAPACITY[[0, 2]], NO_LOAD[:2], movable
+    )
+    assert alone[0, 0] == pytest.approx((1 - np.exp(-0.26)) * min(80 * 0.14, 8 * 0.14))
+
+
 def test_however_many_large_jobs_came_a_job_risks_blocking_one_at_a_time() -> None:
     busy = ArrivalHistory(tuple(LargeArrival(8.0, 10, 0) for _ in range(500)), span_hours=100.0)
     charge = blocking_charge(_jobs([8.0], [10]), RATE, CAPACITY, NO_LOAD, busy)
@@ -128,6 +147,18 @@ def test_a_long_small_job_leaves_the_clean_large_site_when_large_jobs_have_been_
     # A short job is worth less than the risk it carries only on the clean small site too.
     short = plan_hour([PlanJob("short", 1.0, 1, 0)], _grid(), time_budget_s=budget, arrivals=SEEN)
     assert short.slots[0].site == 1
+
+
+@pytest.mark.parametrize("budget", [0.0, 5.0])
+def test_a_small_job_takes_the_clean_large_site_when_it_could_move_off_for_a_large_job(
+    budget: float,
+) -> None:
+    job = PlanJob("small", 1.0, 16, 0)
+    stays = plan_hour([job], _grid(), time_budget_s=budget, arrivals=SEEN, running=None)
+    assert stays.slots[0].site == 1
+    may_move = plan_hour([job], _grid(), time_budget_s=budget, arrivals=SEEN, running=[])
+    assert may_move.slots[0].site == 0
+    assert may_move.slots[0].charge == pytest.approx((1 - np.exp(-0.26)) * 8 * 0.01)
 
 
 @pytest.mark.parametrize("budget", [0.0, 5.0])

@@ -333,14 +333,16 @@ def test_forced_work_is_replanned_although_decided_this_hour(session):
 def test_the_replan_keeps_the_clean_large_node_free_after_large_jobs_were_seen(session):
     """fr-1 (8 GPUs) and fr-small (4 GPUs, a little more power per GPU) are clean, de-1 (8 GPUs)
     dirty. A long 2-GPU job goes to fr-1 until a large job without slack has been submitted in
-    the last week: then fr-1 is worth keeping free for the next one, and it takes fr-small."""
+    the last week: then, when running work stays where it is, fr-1 is worth keeping free for
+    the next one, and it takes fr-small. When running work may move, it takes fr-1 still: it
+    can move to fr-small when a large job comes, at a small cost."""
     seed(session)
     small_node = _node("fr-small", "FR")
     small_node.gpu_count, small_node.power_kw_per_gpu = 4, 0.8
     session.add(small_node)
     session.flush()
 
-    def place() -> str | None:
+    def place(move_running: bool = False) -> str | None:
         w = submit_workload(
             session=session,
             org_id="acme",
@@ -350,7 +352,9 @@ def test_the_replan_keeps_the_clean_large_node_free_after_large_jobs_were_seen(s
         )
         (slot,) = [
             s
-            for s in plan_jointly(session=session, grid=FlatGrid(), now=NOW)
+            for s in plan_jointly(
+                session=session, grid=FlatGrid(), now=NOW, move_running=move_running
+            )
             if s.workload_id == w.id
         ]
         repo.get_workload(session=session, workload_id=w.id).status = "cancelled"
@@ -368,3 +372,4 @@ def test_the_replan_keeps_the_clean_large_node_free_after_large_jobs_were_seen(s
     repo.get_workload(session=session, workload_id=seen.id).status = "completed"
     session.flush()
     assert place() == "fr-small"
+    assert place(move_running=True) == "fr-1"

@@ -23,6 +23,14 @@ The charge applies where the job leaves fewer GPUs than a large job needs, scale
 the hours it may run in (from now to its latest start plus `h_j`) in which the site could still
 take a large job: running work may block the site now, but deferred work runs later, when it
 may be free again. Arrival counts and durations come from history only; nothing is fitted to a week.
+
+When blocking work may move off for a large job (`ArrivalHistory.blockers_move`: the planner is
+given the running work, `tools.broker.make_room`), a large job that comes is not lost: the job
+moves to its next cheapest site for the hours it has left. The extra cost per arrival is then
+the smaller of the two, the large job's loss and the job's own cost of moving (half its hours,
+a large job coming on average halfway through, at what its next cheapest site costs more).
+A short small job then pays little for a clean large site it would otherwise be kept off while
+no large job comes, and a long one still pays nearly the full charge.
 """
 
 from __future__ import annotations
@@ -62,6 +70,9 @@ class ArrivalHistory:
 
     arrivals: tuple[LargeArrival, ...]
     span_hours: float
+    blockers_move: bool = False
+    """Whether work that blocks a large job may move off for it (`tools.broker.make_room`):
+    then a job's expected loss is at most its own cost of moving to its next cheapest site."""
 
     def __post_init__(self) -> None:
         if self.span_hours <= 0:
@@ -120,7 +131,10 @@ def blocking_charge(
     weight = np.maximum(hours[:, None] - slack[None, :], 0.0) / history.span_hours
     count = weight.sum(axis=1)  # expected large arrivals that cannot wait the job out
     mean_size = (weight @ size) / np.maximum(count, 1e-12)
-    exposure = -np.expm1(-count) * mean_size  # a site holds one large job at a time
+    chance = -np.expm1(-count)  # a site holds one large job at a time
+    loss = mean_size[:, None] * gap[None, :]
+    if history.blockers_move:
+        loss = np.minimum(loss, _move_cost(gpus, hours, rate, capacity))
     open_ = capacity[:, None] - committed + CAPACITY_EPS >= large_gpus
     cum_open = np.concatenate([np.zeros((sites, 1)), np.cumsum(open_, axis=1)], axis=1)
     horizon = rate.shape[1]
@@ -128,8 +142,30 @@ def blocking_charge(
     length = np.minimum(hours + latest, horizon)
     share = cum_open[:, length].T / np.maximum(length, 1)[:, None]
     blocks = capacity[None, :] - gpus[:, None] < large_gpus
-    charge = exposure[:, None] * gap[None, :] * share * blocks
+    charge = chance[:, None] * loss * share * blocks
     return np.asarray(charge, dtype=np.float64)
+
+
+def _move_cost(
+    gpus: FloatArray, hours: npt.NDArray[np.int64], rate: FloatArray, capacity: FloatArray
+) -> FloatArray:
+    """Return the (jobs, sites) expected cost of moving each job off each site for a large job.
+
+    Half the job's hours (a large job comes on average halfway through it), times what its
+    cheapest other site able to hold it costs more per GPU-hour over its hours (at least 0);
+    inf where no other site can hold it. Needs at least two sites.
+    """
+    sites, horizon = rate.shape
+    cum = np.concatenate([np.zeros((sites, 1)), np.cumsum(rate, axis=1)], axis=1)
+    span = np.clip(hours, 1, horizon)
+    mean = (cum[:, span] / span).T  # (jobs, sites): cost per GPU-hour over the job's hours
+    held = np.where(capacity[None, :] + CAPACITY_EPS >= gpus[:, None], mean, np.inf)
+    rows = np.arange(len(gpus))
+    first, second = np.argsort(held, axis=1, kind="stable")[:, :2].T
+    is_first = np.arange(sites)[None, :] == first[:, None]
+    other = np.where(is_first, held[rows, second][:, None], held[rows, first][:, None])
+    extra = np.maximum(other - mean, 0.0)
+    return np.asarray(gpus[:, None] * (hours[:, None] / 2.0) * extra, dtype=np.float64)
 
 
 def large_job_headroom(capacity: FloatArray, gpus: float = LARGE_JOB_GPUS) -> FloatArray:

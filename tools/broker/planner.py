@@ -29,14 +29,17 @@ through plans, so a forecast error or a later arrival can no longer push deferre
 deadline: a new job that finds every slot it could use taken is reported unplaced at once.
 
 Blocking charge (`arrivals`, `tools.broker.blocking`): a (job, site) also costs the expected cost
-of the large job it may push off a large site; both plans and their comparison count it.
+of the large job it may push off a large site; both plans and their comparison count it. When
+running work may move (`running` given, even empty), a job that blocks a large one can move off
+for it later, so its charge is at most its expected cost of moving.
 
 Headroom (opt-in, `headroom` + `headroom_premium`): sites that can hold a large job keep GPUs for
 it at a premium per GPU-hour in the joint plan; on replayed weeks it raised CO2.
 
-Room for work without slack (`running`, `tools.broker.make_room`): when a job that must start now
-would cost much less on a site that running work fills, the plan may move some of that work to
-other sites (`PlanResult.moves`) and re-plan the rest around it; the caller makes the moves.
+Room for work starting now (`running`, `tools.broker.make_room`): when a job the plan starts now
+(or one without slack that fits nowhere) would cost much less on a site that running work
+fills, the plan may move some of that work to other sites (`PlanResult.moves`) and re-plan the
+rest around it; the caller makes the moves.
 """
 
 from __future__ import annotations
@@ -238,9 +241,10 @@ def plan_hour(
         arrivals: Large jobs seen recently: every (job, site) then costs its expected blocking
             of large jobs (`tools.broker.blocking`) in both plans; None = no such charge.
         running: Work running now (already in `grid.committed`) that may move to make room for
-            a job without slack (`tools.broker.make_room`); None or empty = running work stays.
+            a job the plan starts now (`tools.broker.make_room`); None = running work stays.
             Trying it plans once more, in the time the budget has left; with too little left
-            (less than two greedy plans' time) it is not tried.
+            (less than two greedy plans' time) it is not tried. Given (even empty), a
+            blocking charge is at most the blocker's expected cost of moving.
 
     Raises:
         InvalidInputError: Shapes disagree, a job has no GPUs or hours, or a deadline lies beyond
@@ -248,9 +252,11 @@ def plan_hour(
     """
     t0 = time.perf_counter()
     check_plan(jobs, grid)
+    if running is not None and arrivals is not None:
+        arrivals = replace(arrivals, blockers_move=True)
 
     def finish(plan: PlanResult) -> PlanResult:
-        """Return `plan`, or the plan with running work moved for a no-slack job."""
+        """Return `plan`, or the plan with running work moved for a job starting now."""
         if not running:
             return plan
         left = 0.0

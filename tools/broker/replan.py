@@ -14,8 +14,8 @@ it. Such *pinned* jobs go back into committed capacity and the rest is planned o
 the plan that is applied fits around them.
 
 `tools.broker.replan_apply` applies the plan workload by workload. Work already running moves
-only to make room for work without slack (`tools.broker.make_room`, the 25 % rule applied to the
-moves as a whole): such a slot carries its `room` moves, made first when it is applied
+only to make room for work the plan starts now (`tools.broker.make_room`, the 25 % rule applied
+to the moves as a whole): such a slot carries its `room` moves, made first when it is applied
 (`tools.broker.room_moves`). Otherwise running work keeps the 25 % / 5 moves rule of
 `tools.broker.routing.reroute_workload`.
 
@@ -79,7 +79,7 @@ class JointSlot:
     note: str = ""
     """Why a scheduled job moves although its own window gains less than `DEFER_MIN_SAVING`."""
     room: tuple[RoomMove, ...] = ()
-    """Running work to move first so that this workload (no slack) starts on its node now."""
+    """Running work to move first so that this workload starts on its node now."""
 
 
 def _same(slot: JointSlot, w: Workload) -> bool:
@@ -199,7 +199,8 @@ def plan_jointly(
     planned even when decided on this hour. Returns one slot per planned workload.
     `forecasts` is the process's forecast provider (`tools.broker.windows.forecast_grid`).
     With `move_running` (the default) routed and running work may move to make room for work
-    without slack (`tools.broker.make_room`); without it running work stays where it is.
+    the plan starts now (`tools.broker.make_room`), and a blocking charge is at most the cost
+    of such a move; without it running work stays where it is.
     """
     issued = floor_hour(now)
     decided = _decided_this_hour(session, now) - set(force)
@@ -251,9 +252,7 @@ def plan_jointly(
 
     arrivals = stored_history(session=session, now=now)
     running = (
-        running_work(session=session, nodes=nodes, issued=issued, now=now)
-        if move_running and any(job.latest_start <= 0 for _, job in jobs.values())
-        else []
+        running_work(session=session, nodes=nodes, issued=issued, now=now) if move_running else None
     )
 
     def solve(pinned: set[str]) -> dict[str, JointSlot]:
