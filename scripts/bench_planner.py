@@ -9,11 +9,11 @@ work for the first 0-24 h, and jobs ask for 0.5-8 GPUs (mean 1.4) for 1-24 h (me
 0, 6 or 24 h of slack: about 3,500 GPU-hours asked of about 7,000 in the horizon.
 Prints the wall time of `plan_hour` (goal: <= 2 s) and the joint plan's forecast kg CO2 against
 the greedy plan's on the same instance. With `--running` the committed GPUs are running jobs the
-plan may move to make room for work without slack (`tools.broker.make_room`), as the background
-loop's re-plan passes them; a plan that tries it re-plans once more within the same budget.
-A small plan runs first, untimed, so that the timings are
-those of the background loop's hourly re-plan, which has SciPy (HiGHS) loaded already; a
-one-shot process pays its import (about 0.2 s) once more.
+plan may move to make room for work the plan starts now (`tools.broker.make_room`), as the
+background loop's re-plan passes them; a plan that tries it re-plans once more within the same
+budget. A small plan runs first, untimed, so that the timings are those of the background
+loop's hourly re-plan, which has SciPy (HiGHS) loaded already; a one-shot process pays its
+import (about 0.2 s) once more.
 """
 
 from __future__ import annotations

@@ -261,8 +261,9 @@ def plan_hour(
             return plan
         left = 0.0
         if time_budget_s > 0:
-            # A second plan needs at least a greedy plan's time, and trying it as long again.
-            left = time_budget_s - (time.perf_counter() - t0) - greedy_s
+            # The second plan runs its own greedy plan before its joint solve, so its budget
+            # leaves that time out; it needs at least a greedy plan's time to be worth trying.
+            left = time_budget_s - (time.perf_counter() - t0) - 2 * greedy_s
             if left < greedy_s:
                 return plan
 
