@@ -230,7 +230,8 @@ def plan_hour(
         grid: Forecasts and capacity per site from the origin hour.
         objective: `carbon` minimises forecast kg CO2; `composite` the broker's score x kW.
         weights: Score weights for `composite`.
-        time_budget_s: Wall-time budget for the joint solve (<= 0: greedy only).
+        time_budget_s: Wall-time budget for the joint solve (<= 0: greedy only); loading the
+            solver, once per process, comes before it.
         headroom: (sites,) GPUs each site keeps for large jobs (see `large_job_headroom`);
             None = no headroom.
         headroom_premium: Extra cost of a GPU-hour planned into a site's headroom, as a
@@ -250,6 +251,10 @@ def plan_hour(
         InvalidInputError: Shapes disagree, a job has no GPUs or hours, or a deadline lies beyond
             the forecast horizon.
     """
+    if time_budget_s > 0 and jobs:
+        # SciPy (HiGHS) loads only when a joint solve runs, not with every command that routes;
+        # loading it (once per process) does not count against the planning budget.
+        from tools.broker.planner_lp import solve_joint
     t0 = time.perf_counter()
     check_plan(jobs, grid)
     if running is not None and arrivals is not None:
@@ -290,9 +295,6 @@ def plan_hour(
     if time_budget_s <= 0 or not jobs:
         kept = _keep_planned(greedy, jobs, grid, objective, weights, arrivals)
         return finish(kept)
-    # SciPy (HiGHS) loads only when a joint solve runs, not with every command that routes.
-    from tools.broker.planner_lp import solve_joint
-
     rate = plan_rates(grid, objective, weights)
     usable = grid.capacity > 0
     room = np.maximum(grid.capacity[:, None] - grid.committed, 0.0) * usable[:, None]
