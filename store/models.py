@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -173,6 +174,8 @@ class Workload(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")
     node_id: Mapped[str | None] = mapped_column(ForeignKey("compute_nodes.id"))
     reroute_count: Mapped[int] = mapped_column(Integer, default=0)
+    movable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """Whether it may move while it runs (checkpoint and restart) to make room for other work."""
     score: Mapped[float | None] = mapped_column(Float)
     """Score of the current placement at the time it was made."""
     energy_kwh_estimate: Mapped[float | None] = mapped_column(Float)

@@ -272,6 +272,7 @@ def create_app(svc: Services) -> FastAPI:
                 weights=svc.weights,
                 objective=objective,
                 forecasts=svc.forecasts(),
+                move_running=svc.settings.move_running_work,
             )
 
     @app.put(

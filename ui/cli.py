@@ -151,6 +151,7 @@ def _spec(
     zones: str | None,
     deny: str | None,
     max_carbon: float | None,
+    movable: bool = True,
 ) -> JobSpec:
     raw = {
         "gpu_count": gpus,
@@ -170,6 +171,7 @@ def _spec(
             allowed_zones=_zone_list(zones, "--zones"),
             denied_zones=_zone_list(deny, "--deny"),
             max_carbon_intensity=max_carbon,
+            movable=movable,
         )
     except ValidationError as exc:
         raise fail(validation_message(exc, _SPEC_OPTIONS, raw)) from None
@@ -197,6 +199,14 @@ def route(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Plan where and when only; write nothing.")
     ] = False,
+    movable: Annotated[
+        bool,
+        typer.Option(
+            "--movable/--no-move",
+            help="Whether re-plans may move it while it runs (checkpoint and restart) to make "
+            "room for other work; --no-move keeps it on the node it starts on.",
+        ),
+    ] = True,
     objective: Annotated[
         str,
         typer.Option(
@@ -215,7 +225,7 @@ def route(
     deadline it may be scheduled for the greenest forecast window that still meets it.
     """
     svc = services(ctx, at)
-    spec = _spec(gpus, hours, gpu_model, deadline, zones, deny, max_carbon)
+    spec = _spec(gpus, hours, gpu_model, deadline, zones, deny, max_carbon, movable)
     goal: Objective = "composite" if objective == "composite" else "carbon"
     now = svc.clock.now()
     check_deadline(spec, now, what="--deadline")
@@ -234,6 +244,7 @@ def route(
                 weights=svc.weights,
                 objective=goal,
                 forecasts=svc.forecasts(source),
+                move_running=svc.settings.move_running_work,
             )
         else:
             plan = plan_start(
@@ -245,6 +256,7 @@ def route(
                 weights=svc.weights,
                 objective=goal,
                 forecasts=svc.forecasts(source),
+                move_running=svc.settings.move_running_work,
             )
     if rec.best is None and not rec.rejected:
         raise fail("the store has no compute nodes; run `tgtg seed` first", code=1)

@@ -101,6 +101,7 @@ def create_workload(rt: ConsoleRuntime, spec: demo.NewWorkload | None = None) ->
             spec=spec,
             weights=rt.svc.weights,
             forecasts=rt.svc.forecasts(),
+            move_running=rt.svc.settings.move_running_work,
         )
     )
     w, d = made.workload, made.decision
@@ -333,6 +334,7 @@ def route_or_reroute(rt: ConsoleRuntime, workload_id: str) -> StepResult:
                 now=now,
                 weights=rt.svc.weights,
                 forecasts=rt.svc.forecasts(),
+                move_running=rt.svc.settings.move_running_work,
             )
         return reroute_workload(
             session=s,

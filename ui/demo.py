@@ -121,6 +121,7 @@ def create_workload(
     spec: NewWorkload | None = None,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
     forecasts: ForecastProvider | None = None,
+    move_running: bool = True,
 ) -> CreatedWorkload:
     """Submit a workload (default "Mistral fine-tune", 4 GPUs for 8 h) and route it at once."""
     spec = spec or NewWorkload()
@@ -133,6 +134,7 @@ def create_workload(
         now=now,
         weights=weights,
         forecasts=forecasts,
+        move_running=move_running,
     )
     w = load_workload(session=session, workload_id=view.id)
     return CreatedWorkload(workload=WorkloadView.of(w), decision=decision)

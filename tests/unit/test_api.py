@@ -62,6 +62,18 @@ def test_submit_route_and_list(client):
     assert client.get(f"/api/v1/workloads/{wid}").json()["node_id"] == d["node_id"]
 
 
+def test_a_workload_submitted_as_not_movable_says_so(client):
+    pinned = client.post("/api/v1/workloads", json={**JOB, "movable": False}, headers=AUTH)
+    assert pinned.status_code == 201, pinned.text
+    assert pinned.json()["movable"] is False
+    wid = pinned.json()["id"]
+    assert client.get(f"/api/v1/workloads/{wid}").json()["movable"] is False
+    free = client.post("/api/v1/workloads", json=JOB, headers=AUTH).json()
+    assert free["movable"] is True
+    bad = client.post("/api/v1/workloads", json={**JOB, "movable": "maybe"}, headers=AUTH)
+    assert bad.status_code == 422 and "movable" in bad.text
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [

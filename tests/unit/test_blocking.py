@@ -65,11 +65,24 @@ def test_work_that_may_move_off_for_a_large_job_is_charged_at_most_its_cost_of_m
     # An 8-GPU job can only move to the dirty large site: 5 h at 0.14 more, still below 80.
     assert charge[2, 0] == pytest.approx((1 - np.exp(-0.14)) * 8 * 5 * 0.14)
     assert np.all(charge <= full + 1e-12)
+    # A job that cannot move once it runs pays the large job's loss in full.
+    pinned = [PlanJob("0", 1.0, 16, 0, movable=False)]
+    assert blocking_charge(pinned, RATE, CAPACITY, NO_LOAD, movable)[0, 0] == full[0, 0]
     # A job with nowhere else to go pays the large job's loss in full.
     alone = blocking_charge(
         _jobs([1.0], [16]), RATE[[0, 2]], CAPACITY[[0, 2]], NO_LOAD[:2], movable
     )
     assert alone[0, 0] == pytest.approx((1 - np.exp(-0.26)) * min(80 * 0.14, 8 * 0.14))
+
+
+def test_the_cost_of_moving_deferrable_work_counts_the_hours_it_may_run_in() -> None:
+    # Site 0 is dirty for 4 h, then the cleanest; a 4 h job that may start up to 20 h from now
+    # would move to the small site at 0.07 against site 0's mean 1.6 / 24 over its 24 hours.
+    rate = np.array([[0.30] * 4 + [0.02] * 20, [0.07] * 24, [0.20] * 24])
+    movable = ArrivalHistory(SEEN.arrivals, SEEN.span_hours, blockers_move=True)
+    job = [PlanJob("0", 1.0, 4, 20)]
+    charge = blocking_charge(job, rate, CAPACITY, NO_LOAD, movable)
+    assert charge[0, 0] == pytest.approx((1 - np.exp(-0.04)) * 1 * 2 * (0.07 - 1.6 / 24))
 
 
 def test_however_many_large_jobs_came_a_job_risks_blocking_one_at_a_time() -> None:

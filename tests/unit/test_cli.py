@@ -79,6 +79,14 @@ def test_route_picks_the_lowest_scoring_eligible_node(tgtg):
     assert listed[0]["id"] == out["workload_id"] and listed[0]["status"] == "routed"
 
 
+def test_route_no_move_records_work_that_stays_where_it_starts(tgtg):
+    tgtg("seed", "--at", AT)
+    pinned = _json(tgtg("route", "--gpus", "1", "--hours", "2", "--no-move", "--at", AT, "--json"))
+    free = _json(tgtg("route", "--gpus", "1", "--hours", "2", "--at", AT, "--json"))
+    listed = {w["id"]: w["movable"] for w in _json(tgtg("workloads", "--json"))}
+    assert listed == {pinned["workload_id"]: False, free["workload_id"]: True}
+
+
 def test_route_dry_run_writes_nothing(tgtg):
     tgtg("seed", "--at", AT)
     out = _json(tgtg("route", "--gpus", "1", "--hours", "2", "--dry-run", "--at", AT, "--json"))

@@ -1,4 +1,4 @@
-"""Running work moves to make room for work without slack: the hourly joint re-plan in the store.
+"""Running work moves to make room for work starting now: the hourly joint re-plan in the store.
 
 Runs on SQLite and PostgreSQL."""
 
@@ -11,11 +11,12 @@ from store.models import RoutingDecision
 from tests.unit.test_joint_replan import HOUR, NOW, FlatGrid, _node, run_joint, seed
 from tools.broker.replan import plan_jointly
 from tools.broker.replan_apply import apply_order, apply_slot
+from tools.broker.room_moves import running_work
 from tools.broker.routing import route_workload, submit_workload
 from tools.broker.workloads import JobSpec
 
 
-def _setup(session, *, reroutes: int = 0) -> tuple[str, str]:
+def _setup(session, *, reroutes: int = 0, movable: bool = True) -> tuple[str, str]:
     """fr-1 (clean) runs a 1-GPU job for 10 more hours; an 8-GPU job without slack arrives."""
     seed(session)
     session.add(_node("es-1", "ES"))
@@ -24,7 +25,7 @@ def _setup(session, *, reroutes: int = 0) -> tuple[str, str]:
         session=session,
         org_id="acme",
         name="small",
-        spec=JobSpec(gpu_count=1, duration_hours=11, deadline=NOW + 10 * HOUR),
+        spec=JobSpec(gpu_count=1, duration_hours=11, deadline=NOW + 10 * HOUR, movable=movable),
         now=NOW - HOUR,
     )
     route_workload(session=session, grid=FlatGrid(), workload_id=small.id, now=NOW - HOUR)
@@ -120,4 +121,18 @@ def test_running_work_out_of_moves_stays(session):
     run_joint(session, FlatGrid(), NOW)
     session.commit()
     assert repo.get_workload(session=session, workload_id=small).node_id == "fr-1"
+    assert repo.get_workload(session=session, workload_id=large).node_id in {"de-1", "es-1"}
+
+
+def test_work_that_cannot_checkpoint_stays_where_it_runs(session):
+    small, large = _setup(session, movable=False)
+    running = running_work(
+        session=session, nodes=repo.list_nodes(session=session), issued=NOW, now=NOW
+    )
+    assert small not in {r.key for r in running}
+    run_joint(session, FlatGrid(), NOW)
+    session.commit()
+    kept = repo.get_workload(session=session, workload_id=small)
+    assert (kept.node_id, kept.reroute_count, kept.movable) == ("fr-1", 0, False)
+    assert _reroutes(session, small) == []
     assert repo.get_workload(session=session, workload_id=large).node_id in {"de-1", "es-1"}

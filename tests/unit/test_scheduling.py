@@ -5,6 +5,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,13 +13,14 @@ from sqlalchemy import select
 
 from store import repo
 from store.models import ComputeNode, GpuReservation, Organization
+from tools.broker.placement import recommend
 from tools.broker.routing import route_workload, submit_workload
 from tools.broker.scheduling import (
     due_for_start,
     start_now,
     start_workload,
 )
-from tools.broker.windows import forecast_grid, latest_start
+from tools.broker.windows import forecast_grid, latest_start, plan_start
 from tools.broker.workloads import JobSpec, set_workload_status
 from tools.errors import IllegalTransitionError
 from tools.grid import GridReading
@@ -279,3 +281,45 @@ def test_the_window_says_when_large_nodes_were_priced_by_the_risk_of_blocking_a_
     d = route_workload(session=fleet, grid=DailyGrid(), workload_id=w.id, now=NOW)
     assert d.outcome == "scheduled" and d.start_at == CLEAN_START
     assert "risk of blocking one (1 arrived in the last week" in d.why
+
+
+class CleanFranceGrid(DailyGrid):
+    """FR: 20 g/kWh from 00:00 to 04:00 UTC, 100 otherwise (cleaner than DE's 300 on average)."""
+
+    def reading(self, zone: str, at: datetime) -> GridReading:
+        reading = super().reading(zone, at)
+        if zone != "FR":
+            return reading
+        ci = 20.0 if reading.ts.hour < 4 else 100.0
+        return GridReading(zone=zone, ts=reading.ts, source="sim", carbon_intensity=ci)
+
+
+def test_a_route_prices_the_blocking_charge_as_the_replans_do(fleet):
+    # fr-1 is the clean 8-GPU node; a 4-GPU job there blocks the next 8-GPU job. When running
+    # work may move (TGTG_MOVE_RUNNING_WORK) and the job can, it would move to de-1 for one,
+    # so its charge is at most that move's expected cost; otherwise the large job's loss.
+    large = _submit(fleet, gpu_count=8, duration_hours=10, deadline=NOW + 10 * HOUR)
+    repo.get_workload(session=fleet, workload_id=large.id).status = "completed"
+    fleet.flush()
+    grid = CleanFranceGrid()
+    spec = JobSpec(gpu_count=4, duration_hours=4, deadline=NOW + DAY)
+    candidates = recommend(session=fleet, grid=grid, spec=spec, now=NOW).candidates
+
+    def charge(move_running: bool, movable: bool = True) -> float:
+        plan = plan_start(
+            session=fleet,
+            grid=grid,
+            spec=spec.model_copy(update={"movable": movable}),
+            candidates=candidates,
+            now=NOW,
+            move_running=move_running,
+        )
+        assert plan is not None and (plan.node_id, plan.start_at) == ("fr-1", CLEAN_START)
+        found = re.search(r"; ([0-9.]+) kg CO2 expected on this node", plan.why)
+        assert found is not None, plan.why
+        return float(found.group(1))
+
+    full = charge(move_running=False)
+    assert full > 0.1
+    assert 0 < charge(move_running=True) < full / 5
+    assert charge(move_running=True, movable=False) == full

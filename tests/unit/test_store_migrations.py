@@ -190,6 +190,34 @@ def test_scheduled_work_migration_keeps_rows_and_downgrades_only_without_schedul
         _insert_workload(conn, "again", "scheduled")
 
 
+def test_workloads_from_before_the_movable_column_stay_movable_and_it_downgrades(tmp_path):
+    from alembic import command
+    from sqlalchemy import text
+
+    from store.db import make_engine
+    from store.migrate import alembic_config, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    upgrade(engine, "0012")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO organizations (id, name, kind, created_at) "
+            "VALUES ('acme', 'Acme', 'enterprise', '2023-06-01 00:00:00')"
+        )
+        _insert_workload(conn, "old", "running")
+    upgrade(engine)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT movable FROM workloads")).scalar_one() in (True, 1)
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0012")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT status FROM workloads")).scalar_one() == "running"
+        columns = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(workloads)")}
+    assert "movable" not in columns
+
+
 def test_every_index_the_models_declare_is_in_the_migrated_database(engine):
     # The models and the migrations are written separately; a declared index that no migration
     # creates would leave its query scanning the table on every real database.

@@ -71,6 +71,7 @@ def _route_summary(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
                     now=now,
                     weights=ctx.weights,
                     forecasts=ctx.forecasts,
+                    move_running=ctx.move_running_work,
                 )
     cost = gross_minor(
         spec.gpu_count, row.price_per_gpu_hour_minor, billed_seconds(spec.duration_hours)

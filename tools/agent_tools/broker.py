@@ -77,6 +77,11 @@ class ToolContext(Protocol):
         """The process's forecast provider (None: the history model over `grid`)."""
         ...
 
+    @property
+    def move_running_work(self) -> bool:
+        """Whether re-plans may move running work to make room (`TGTG_MOVE_RUNNING_WORK`)."""
+        ...
+
 
 def _ctx(runtime: ToolRuntime[ToolContext, Any]) -> ToolContext:
     return runtime.context
@@ -167,6 +172,7 @@ def recommend_placement(
             now=now,
             weights=ctx.weights,
             forecasts=ctx.forecasts,
+            move_running=ctx.move_running_work,
         )
         stored = save_recommendation(session=session, org_id=ctx.org_id, rec=rec, now=now)
         brief = RecommendationBrief.of(rec, when=when)
@@ -215,6 +221,7 @@ def route_workload(
             now=now,
             weights=ctx.weights,
             forecasts=ctx.forecasts,
+            move_running=ctx.move_running_work,
         )
         avoided = co2_avoided(session=session, workload_id=done.workload.id)
     wl = done.workload

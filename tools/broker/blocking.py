@@ -25,12 +25,12 @@ take a large job: running work may block the site now, but deferred work runs la
 may be free again. Arrival counts and durations come from history only; nothing is fitted to a week.
 
 When blocking work may move off for a large job (`ArrivalHistory.blockers_move`: the planner is
-given the running work, `tools.broker.make_room`), a large job that comes is not lost: the job
-moves to its next cheapest site for the hours it has left. The extra cost per arrival is then
-the smaller of the two, the large job's loss and the job's own cost of moving (half its hours,
-a large job coming on average halfway through, at what its next cheapest site costs more).
-A short small job then pays little for a clean large site it would otherwise be kept off while
-no large job comes, and a long one still pays nearly the full charge.
+given the running work, `tools.broker.make_room`; and the job is `movable`), a large job that comes
+is not lost: the job moves to its next cheapest site for the hours it has left. The extra cost per
+arrival is then the smaller of the two, the large job's loss and the job's own cost of moving (half
+its hours, a large job coming on average halfway through, at what its next cheapest site costs more
+over the hours it may run in). A short small job then pays little for a clean large site it would
+otherwise be kept off while no large job comes, and a long one still pays nearly the full charge.
 """
 
 from __future__ import annotations
@@ -94,6 +94,10 @@ class SizedJob(Protocol):
     def latest_start(self) -> int:
         """Latest start offset from now (0: no slack)."""
 
+    @property
+    def movable(self) -> bool:
+        """Whether, once running, it may move off a site for a large job."""
+
 
 def blocking_charge(
     jobs: Sequence[SizedJob],
@@ -133,13 +137,15 @@ def blocking_charge(
     mean_size = (weight @ size) / np.maximum(count, 1e-12)
     chance = -np.expm1(-count)  # a site holds one large job at a time
     loss = mean_size[:, None] * gap[None, :]
-    if history.blockers_move:
-        loss = np.minimum(loss, _move_cost(gpus, hours, rate, capacity))
-    open_ = capacity[:, None] - committed + CAPACITY_EPS >= large_gpus
-    cum_open = np.concatenate([np.zeros((sites, 1)), np.cumsum(open_, axis=1)], axis=1)
     horizon = rate.shape[1]
     latest = np.array([max(job.latest_start, 0) for job in jobs], dtype=np.int64)
     length = np.minimum(hours + latest, horizon)
+    if history.blockers_move:
+        movable = np.array([job.movable for job in jobs], dtype=bool)
+        capped = np.minimum(loss, _move_cost(gpus, hours, length, rate, capacity))
+        loss = np.where(movable[:, None], capped, loss)
+    open_ = capacity[:, None] - committed + CAPACITY_EPS >= large_gpus
+    cum_open = np.concatenate([np.zeros((sites, 1)), np.cumsum(open_, axis=1)], axis=1)
     share = cum_open[:, length].T / np.maximum(length, 1)[:, None]
     blocks = capacity[None, :] - gpus[:, None] < large_gpus
     charge = chance[:, None] * loss * share * blocks
@@ -147,18 +153,23 @@ def blocking_charge(
 
 
 def _move_cost(
-    gpus: FloatArray, hours: npt.NDArray[np.int64], rate: FloatArray, capacity: FloatArray
+    gpus: FloatArray,
+    hours: npt.NDArray[np.int64],
+    length: npt.NDArray[np.int64],
+    rate: FloatArray,
+    capacity: FloatArray,
 ) -> FloatArray:
     """Return the (jobs, sites) expected cost of moving each job off each site for a large job.
 
     Half the job's hours (a large job comes on average halfway through it), times what its
-    cheapest other site able to hold it costs more per GPU-hour over its hours (at least 0);
-    inf where no other site can hold it. Needs at least two sites.
+    cheapest other site able to hold it costs more per GPU-hour (at least 0), rates averaged
+    over the first `length` hours (the hours the job may run in); inf where no other site can
+    hold it. Needs at least two sites.
     """
     sites, horizon = rate.shape
     cum = np.concatenate([np.zeros((sites, 1)), np.cumsum(rate, axis=1)], axis=1)
-    span = np.clip(hours, 1, horizon)
-    mean = (cum[:, span] / span).T  # (jobs, sites): cost per GPU-hour over the job's hours
+    span = np.clip(length, 1, horizon)
+    mean = (cum[:, span] / span).T  # (jobs, sites): cost per GPU-hour where the job may run
     held = np.where(capacity[None, :] + CAPACITY_EPS >= gpus[:, None], mean, np.inf)
     rows = np.arange(len(gpus))
     first, second = np.argsort(held, axis=1, kind="stable")[:, :2].T

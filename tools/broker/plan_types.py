@@ -37,6 +37,10 @@ class PlanJob:
     planned: tuple[int, int] | None = None
     """(site, start offset) an earlier plan gave the job (scheduled or deferred work): the plan
     never leaves it unplaced while that slot is still free (see `plan_hour`)."""
+    movable: bool = True
+    """Whether, once running, it may move to make room for other work: with running work that
+    may move (`plan_hour`'s `running`), its blocking charge is then capped by its cost of moving
+    (`tools.broker.blocking`); False charges it in full."""
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,7 @@ def route_recommendation(
     now: datetime,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
     forecasts: ForecastProvider | None = None,
+    move_running: bool = True,
 ) -> CommittedRecommendation:
     """Submit and route the workload of a recommendation once; later calls return it again.
 
@@ -164,6 +165,7 @@ def route_recommendation(
         now=now,
         weights=weights,
         forecasts=forecasts,
+        move_running=move_running,
     )
     placed = WorkloadView.of(load_workload(session=session, workload_id=view.id))
     return CommittedRecommendation(placed, decision, created=True)

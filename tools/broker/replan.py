@@ -240,6 +240,7 @@ def plan_jointly(
             latest_start=latest_start(spec, issued, horizon),
             eligible=eligible,
             planned=_held_slot(w, index, issued),
+            movable=w.movable,
         )
         jobs[w.id] = (w, job)
     base = PlanGrid(

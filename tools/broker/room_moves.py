@@ -62,6 +62,7 @@ def running_work(
 ) -> list[RunningJob]:
     """Return the routed and running workloads on `nodes` as the planner's running jobs.
 
+    Work that is not `movable` (it cannot checkpoint), has no hours or moves left is left out.
     Hours left count from `issued` (the plan's first hour) as `repo.hourly_use` does. A job may
     move to the nodes `placement.static_rejection` accepts for it (online, GPU model, zones):
     no query per workload; the rest of `evaluate_nodes` is checked when a move is made.
@@ -77,7 +78,7 @@ def running_work(
         if w.node_id not in index:
             continue
         left = math.ceil((_end(w, now) - issued) / HOUR)
-        if left <= 0 or w.reroute_count >= MAX_REROUTES:
+        if left <= 0 or w.reroute_count >= MAX_REROUTES or not w.movable:
             continue
         spec = WorkloadView.of(w).spec()
         ok = np.array([static_rejection(n, spec) is None for n in nodes], dtype=bool)
@@ -119,6 +120,8 @@ def _move(
         raise _Refused(f"{w.id} is no longer routed or running on {move.from_node}")
     if w.reroute_count >= MAX_REROUTES:
         raise _Refused(f"{w.id} already moved {w.reroute_count} times")
+    if not w.movable:
+        raise _Refused(f"{w.id} is not movable (it cannot checkpoint)")
     hours = max((_end(w, now) - now) / HOUR, 1e-6)
     spec = WorkloadView.of(w).spec().model_copy(update={"duration_hours": hours})
     candidates, rejected = evaluate_nodes(

@@ -92,6 +92,7 @@ def route_workload(
     weights: ScoreWeights = DEFAULT_WEIGHTS,
     objective: Objective = "carbon",
     forecasts: ForecastProvider | None = None,
+    move_running: bool = True,
 ) -> DecisionView:
     """Place a pending workload where and when it is greenest by forecast; record the decision.
 
@@ -99,7 +100,8 @@ def route_workload(
     now, as `routed`. Work with slack whose greenest forecast window is later becomes
     `scheduled` on that node, its GPUs reserved from the planned hour (see `plan_start`). With no
     eligible node the workload stays pending and the decision says why, node by node.
-    `forecasts` is the process's forecast provider (`tools.broker.windows.forecast_grid`).
+    `forecasts` is the process's forecast provider (`tools.broker.windows.forecast_grid`);
+    `move_running` is the operator's `TGTG_MOVE_RUNNING_WORK` (see `plan_start`).
     """
     workload = load_workload(session=session, workload_id=workload_id, for_update=True)
     check_transition(workload.status, "routed", workload_id)
@@ -142,6 +144,7 @@ def route_workload(
         objective=objective,
         weights=weights,
         forecasts=forecasts,
+        move_running=move_running,
     )
     assert plan is not None
     if plan.deferred:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from store import repo
 from tools.broker.blocking import LARGE_JOB_GPUS, ArrivalHistory, stored_history
 from tools.broker.placement import Candidate
-from tools.broker.planner import Objective, PlanGrid, PlanJob, plan_hour
+from tools.broker.planner import Objective, PlanGrid, PlanJob, RunningJob, plan_hour
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.workloads import JobSpec
 from tools.errors import DomainError, NoGridDataError
@@ -246,12 +246,15 @@ def plan_start(
     objective: Objective = "carbon",
     weights: ScoreWeights = DEFAULT_WEIGHTS,
     forecasts: ForecastProvider | None = None,
+    move_running: bool = True,
 ) -> StartPlan | None:
     """Return where and when the job should start among `candidates` (eligible now, best first).
 
     None when there is no candidate. The route-now choice is `candidates[0]` (today's score);
     a later window replaces it only with slack and a forecast saving of `DEFER_MIN_SAVING`.
-    `forecasts` is the process's provider (see `forecast_grid` for the default).
+    `forecasts` is the process's provider (see `forecast_grid` for the default). With
+    `move_running` (the re-plans may move running work, `TGTG_MOVE_RUNNING_WORK`) and a movable
+    job, its blocking charge is capped by its cost of moving, as in the hourly re-plan.
     """
     if not candidates:
         return None
@@ -306,6 +309,9 @@ def plan_start(
     )
     job = PlanJob(key=workload_id or "job", gpus=spec.gpu_count, hours=hours, latest_start=latest)
     arrivals = stored_history(session=session, now=now)
+    # No running work moves for a single route; given (empty), it prices the blocking charge
+    # as the hourly re-plan does, where this job could move off for a large one.
+    may_move: list[RunningJob] | None = [] if move_running and spec.movable else None
     result = plan_hour(
         [job],
         plan_grid,
@@ -313,6 +319,7 @@ def plan_start(
         weights=weights,
         time_budget_s=PLAN_TIME_BUDGET_S,
         arrivals=arrivals,
+        running=may_move,
     )
     now_kg = _kg(plan_grid.ci[0], 0, spec, float(kw[0]))
     at_once = plan_hour(
@@ -322,6 +329,7 @@ def plan_start(
         weights=weights,
         time_budget_s=PLAN_TIME_BUDGET_S,
         arrivals=arrivals,
+        running=may_move,
     )
     best_now = at_once.slots[0].cost if at_once.slots else float("inf")
     unit = "kg CO2" if objective == "carbon" else "composite cost"

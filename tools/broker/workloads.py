@@ -79,6 +79,13 @@ class JobSpec(BaseModel):
     max_carbon_intensity: float | None = Field(
         None, gt=0, description="Refuse zones whose current gCO2/kWh is above this."
     )
+    movable: bool = Field(
+        True,
+        description=(
+            "Whether it may move while it runs (checkpoint and restart elsewhere) to make room "
+            "for other work; false keeps it on the node it starts on."
+        ),
+    )
 
     @field_validator("gpu_model")
     @classmethod
@@ -158,6 +165,8 @@ class WorkloadView(BaseModel):
     routed_at: datetime | None
     planned_start_at: datetime | None = None
     """When scheduled work starts on its node (None unless scheduled)."""
+    movable: bool = True
+    """Whether it may move while it runs to make room for other work (`JobSpec.movable`)."""
     started_at: datetime | None
     finished_at: datetime | None
 
@@ -185,6 +194,7 @@ class WorkloadView(BaseModel):
             submitted_at=w.submitted_at,
             routed_at=w.routed_at,
             planned_start_at=w.planned_start_at,
+            movable=w.movable,
             started_at=w.started_at,
             finished_at=w.finished_at,
         )
@@ -199,6 +209,7 @@ class WorkloadView(BaseModel):
             allowed_zones=self.allowed_zones,
             denied_zones=self.denied_zones,
             max_carbon_intensity=self.max_carbon_intensity,
+            movable=self.movable,
         )
 
 
@@ -240,6 +251,7 @@ def submit_workload(
         allowed_zones=spec.allowed_zones,
         denied_zones=spec.denied_zones,
         max_carbon_intensity=spec.max_carbon_intensity,
+        movable=spec.movable,
         status="pending",
         reroute_count=0,
         submitted_at=now,
