@@ -10,7 +10,7 @@
   background loop call): every hour all waiting jobs are re-planned jointly over (zone, start
   hour) within their deadlines on the view's forecasts, against the GPUs running jobs hold (the
   joint LP/MILP with HiGHS, greedy as fallback); jobs planned for this hour start. Running jobs
-  move when that lets work without slack start on a cleaner zone (`tools.broker.make_room`).
+  move when that lets work the plan starts now start on a cleaner zone (`tools.broker.make_room`).
   Objective: forecast kg CO2 (default) or the composite score x kW.
 * `ScheduledPolicy`: replays a precomputed schedule (the oracle's) through the same harness.
 """

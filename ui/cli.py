@@ -204,7 +204,8 @@ def route(
         typer.Option(
             "--movable/--no-move",
             help="Whether re-plans may move it while it runs (checkpoint and restart) to make "
-            "room for other work; --no-move keeps it on the node it starts on.",
+            "room for other work; --no-move: never moved for that (incident reroutes still "
+            "apply).",
         ),
     ] = True,
     objective: Annotated[

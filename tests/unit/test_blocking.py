@@ -68,11 +68,20 @@ def test_work_that_may_move_off_for_a_large_job_is_charged_at_most_its_cost_of_m
     # A job that cannot move once it runs pays the large job's loss in full.
     pinned = [PlanJob("0", 1.0, 16, 0, movable=False)]
     assert blocking_charge(pinned, RATE, CAPACITY, NO_LOAD, movable)[0, 0] == full[0, 0]
-    # A job with nowhere else to go pays the large job's loss in full.
-    alone = blocking_charge(
-        _jobs([1.0], [16]), RATE[[0, 2]], CAPACITY[[0, 2]], NO_LOAD[:2], movable
+    # A job that may run only on the large sites, or whose small clean site is full, would
+    # move to the dirty large site: 8 h at 0.14 more, still below the large job's 80.
+    to_dirty = (1 - np.exp(-0.26)) * 1 * 8 * 0.14
+    not_small = [PlanJob("0", 1.0, 16, 0, eligible=np.array([True, False, True]))]
+    assert blocking_charge(not_small, RATE, CAPACITY, NO_LOAD, movable)[0, 0] == pytest.approx(
+        to_dirty
     )
-    assert alone[0, 0] == pytest.approx((1 - np.exp(-0.26)) * min(80 * 0.14, 8 * 0.14))
+    small_full = NO_LOAD.copy()
+    small_full[1, 10:] = 4.0  # full for part of the hours the job may run in
+    charged = blocking_charge(_jobs([1.0], [16]), RATE, CAPACITY, small_full, movable)
+    assert charged[0, 0] == pytest.approx(to_dirty)
+    # A job with nowhere else to go pays the large job's loss in full.
+    only_here = [PlanJob("0", 1.0, 16, 0, eligible=np.array([True, False, False]))]
+    assert blocking_charge(only_here, RATE, CAPACITY, NO_LOAD, movable)[0, 0] == full[0, 0]
 
 
 def test_the_cost_of_moving_deferrable_work_counts_the_hours_it_may_run_in() -> None:

@@ -335,19 +335,19 @@ def test_the_replan_keeps_the_clean_large_node_free_after_large_jobs_were_seen(s
     dirty. A long 2-GPU job goes to fr-1 until a large job without slack has been submitted in
     the last week: then, when running work stays where it is, fr-1 is worth keeping free for
     the next one, and it takes fr-small. When running work may move, it takes fr-1 still: it
-    can move to fr-small when a large job comes, at a small cost."""
+    can move to fr-small when a large job comes, at a small cost; unless it cannot move."""
     seed(session)
     small_node = _node("fr-small", "FR")
     small_node.gpu_count, small_node.power_kw_per_gpu = 4, 0.8
     session.add(small_node)
     session.flush()
 
-    def place(move_running: bool = False) -> str | None:
+    def place(move_running: bool = False, movable: bool = True) -> str | None:
         w = submit_workload(
             session=session,
             org_id="acme",
             name="long",
-            spec=JobSpec(gpu_count=2, duration_hours=16, deadline=NOW + 40 * HOUR),
+            spec=JobSpec(gpu_count=2, duration_hours=16, deadline=NOW + 40 * HOUR, movable=movable),
             now=NOW,
         )
         (slot,) = [
@@ -373,3 +373,4 @@ def test_the_replan_keeps_the_clean_large_node_free_after_large_jobs_were_seen(s
     session.flush()
     assert place() == "fr-small"
     assert place(move_running=True) == "fr-1"
+    assert place(move_running=True, movable=False) == "fr-small"  # it could not move off

@@ -98,6 +98,10 @@ class SizedJob(Protocol):
     def movable(self) -> bool:
         """Whether, once running, it may move off a site for a large job."""
 
+    @property
+    def eligible(self) -> npt.NDArray[np.bool_] | None:
+        """(sites,) True where it may run; None = every site."""
+
 
 def blocking_charge(
     jobs: Sequence[SizedJob],
@@ -142,7 +146,12 @@ def blocking_charge(
     length = np.minimum(hours + latest, horizon)
     if history.blockers_move:
         movable = np.array([job.movable for job in jobs], dtype=bool)
-        capped = np.minimum(loss, _move_cost(gpus, hours, length, rate, capacity))
+        allowed = np.ones((n_jobs, sites), dtype=bool)
+        for i, job in enumerate(jobs):
+            if job.eligible is not None:
+                allowed[i] = job.eligible
+        move = _move_cost(gpus, hours, length, rate, capacity, committed, allowed)
+        capped = np.minimum(loss, move)
         loss = np.where(movable[:, None], capped, loss)
     open_ = capacity[:, None] - committed + CAPACITY_EPS >= large_gpus
     cum_open = np.concatenate([np.zeros((sites, 1)), np.cumsum(open_, axis=1)], axis=1)
@@ -158,19 +167,24 @@ def _move_cost(
     length: npt.NDArray[np.int64],
     rate: FloatArray,
     capacity: FloatArray,
+    committed: FloatArray,
+    allowed: npt.NDArray[np.bool_],
 ) -> FloatArray:
     """Return the (jobs, sites) expected cost of moving each job off each site for a large job.
 
     Half the job's hours (a large job comes on average halfway through it), times what its
-    cheapest other site able to hold it costs more per GPU-hour (at least 0), rates averaged
-    over the first `length` hours (the hours the job may run in); inf where no other site can
-    hold it. Needs at least two sites.
+    cheapest other site costs more per GPU-hour (at least 0), rates averaged over the first
+    `length` hours (the hours the job may run in). The other site must be `allowed` for the
+    job and have room for it over those hours beside the `committed` running work; inf where
+    none has. Needs at least two sites.
     """
     sites, horizon = rate.shape
     cum = np.concatenate([np.zeros((sites, 1)), np.cumsum(rate, axis=1)], axis=1)
     span = np.clip(length, 1, horizon)
     mean = (cum[:, span] / span).T  # (jobs, sites): cost per GPU-hour where the job may run
-    held = np.where(capacity[None, :] + CAPACITY_EPS >= gpus[:, None], mean, np.inf)
+    peak = np.maximum.accumulate(committed, axis=1)[:, span - 1].T  # (jobs, sites)
+    room = capacity[None, :] - peak + CAPACITY_EPS >= gpus[:, None]
+    held = np.where(room & allowed, mean, np.inf)
     rows = np.arange(len(gpus))
     first, second = np.argsort(held, axis=1, kind="stable")[:, :2].T
     is_first = np.arange(sites)[None, :] == first[:, None]

@@ -1,4 +1,4 @@
-"""Make room for work that must start now by moving running work off a cleaner site.
+"""Make room for work the plan starts now by moving running work off a cleaner site.
 
 A job with no slack starts now or never, so the plan puts it on the cheapest site with room this
 hour. When a cleaner site is full because running work holds it, no plan over free work can do
@@ -45,7 +45,7 @@ REROUTE_THRESHOLD = 0.25
 """Least saving, as a share of what the jobs involved cost before, for which running work moves."""
 MIN_SAVING = 1.0
 """Least forecast saving (objective units: kg CO2 for `carbon`) for which a trial re-plan runs,
-so that small jobs without slack, which gain grams, do not cost a re-plan every hour."""
+so that small jobs starting now, which gain grams, do not cost a re-plan every hour."""
 Replan = Callable[[list[PlanJob], PlanGrid], PlanResult]
 Rank = Callable[[PlanResult, list[PlanJob]], tuple[float, float, float, float]]
 

@@ -244,7 +244,7 @@ def plan_hour(
         running: Work running now (already in `grid.committed`) that may move to make room for
             a job the plan starts now (`tools.broker.make_room`); None = running work stays.
             Trying it plans once more, in the time the budget has left; with too little left
-            (less than two greedy plans' time) it is not tried. Given (even empty), a
+            (less than three greedy plans' time) it is not tried. Given (even empty), a
             blocking charge is at most the blocker's expected cost of moving.
 
     Raises:
@@ -266,8 +266,8 @@ def plan_hour(
             return plan
         left = 0.0
         if time_budget_s > 0:
-            # The second plan runs its own greedy plan before its joint solve, so its budget
-            # leaves that time out; it needs at least a greedy plan's time to be worth trying.
+            # The second plan gets what is left less two greedy plans' time (a margin for the
+            # trial around it); it needs at least a greedy plan's time to be worth trying.
             left = time_budget_s - (time.perf_counter() - t0) - 2 * greedy_s
             if left < greedy_s:
                 return plan

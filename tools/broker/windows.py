@@ -374,18 +374,20 @@ def plan_start(
                 f"within the deadline: {chosen.node_id} "
                 f"({chosen.zone}) from {start_at.isoformat()}, {kg:.1f} kg CO2 vs "
                 f"{now_kg:.1f} kg starting now ({saving:.0f} % less; forecast issued "
-                f"{issued.isoformat()})" + _blocking_note(slot.charge, unit, arrivals)
+                f"{issued.isoformat()})"
+                + _blocking_note(slot.charge, unit, arrivals, capped=may_move is not None)
             ),
         }
     )
 
 
-def _blocking_note(charge: float, unit: str, arrivals: ArrivalHistory) -> str:
+def _blocking_note(charge: float, unit: str, arrivals: ArrivalHistory, *, capped: bool) -> str:
     """Say when the window's node was weighed against blocking a large job."""
     if not arrivals.arrivals:
         return ""
+    at_most = ", at most the cost of moving off for one" if capped else ""
     return (
         f"; nodes that can hold an {LARGE_JOB_GPUS:g}-GPU job were also priced by the risk of "
         f"blocking one ({len(arrivals.arrivals)} arrived in the last week; {charge:.2f} {unit} "
-        f"expected on this node)"
+        f"expected on this node{at_most})"
     )

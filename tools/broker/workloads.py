@@ -82,8 +82,9 @@ class JobSpec(BaseModel):
     movable: bool = Field(
         True,
         description=(
-            "Whether it may move while it runs (checkpoint and restart elsewhere) to make room "
-            "for other work; false keeps it on the node it starts on."
+            "Whether the re-plans may move it while it runs (checkpoint and restart elsewhere) "
+            "to make room for other work; false: never moved for that (incident reroutes "
+            "still apply)."
         ),
     )
 
