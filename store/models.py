@@ -175,8 +175,7 @@ class Workload(Base):
     node_id: Mapped[str | None] = mapped_column(ForeignKey("compute_nodes.id"))
     reroute_count: Mapped[int] = mapped_column(Integer, default=0)
     movable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
-    """Whether re-plans may move it while it runs (checkpoint and restart) to make room for other
-    work (`tools.broker.make_room`); incident reroutes still apply."""
+    """Whether it may move while it runs (checkpoint and restart) other than by failover."""
     score: Mapped[float | None] = mapped_column(Float)
     """Score of the current placement at the time it was made."""
     energy_kwh_estimate: Mapped[float | None] = mapped_column(Float)

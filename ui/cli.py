@@ -203,9 +203,8 @@ def route(
         bool,
         typer.Option(
             "--movable/--no-move",
-            help="Whether re-plans may move it while it runs (checkpoint and restart) to make "
-            "room for other work; --no-move: never moved for that (incident reroutes still "
-            "apply).",
+            help="Whether it may move while it runs (checkpoint and restart elsewhere); "
+            "--no-move: only when its node can no longer run it.",
         ),
     ] = True,
     objective: Annotated[

@@ -149,6 +149,33 @@ def test_a_pinned_workload_in_a_carbon_spike_escalates_until_the_spike_ends(ctx,
     assert "carbon spike in FR is over" in over["transitions"][-1]["reason"]
 
 
+def test_work_that_cannot_checkpoint_stays_through_a_carbon_spike_without_escalating(
+    ctx, sessions, saver
+):
+    with sessions.begin() as s:
+        spec = JobSpec(gpu_count=2, gpu_model="H100", duration_hours=8, allowed_zones=["FR", "DE"])
+        movable = submit_workload(session=s, org_id="acme-ai", name="free", spec=spec, now=T0)
+        pinned = submit_workload(
+            session=s,
+            org_id="acme-ai",
+            name="pinned",
+            spec=spec.model_copy(update={"movable": False}),
+            now=T0,
+        )
+        for wl in (movable, pinned):
+            d = route_workload(session=s, grid=ctx.grid, workload_id=wl.id, now=T0)
+            assert d.zone == "FR"
+        add_spike(
+            session=s, zone="FR", carbon_factor=20, price_factor=20, hours=2, reason="t", now=T0
+        )
+    (r,) = run_once(ctx, saver)
+    assert r["trigger"] == "carbon_spike" and r["states"][-1] == "RESOLVED"
+    with sessions() as s:
+        assert s.get(Workload, movable.id).node_id == "de-fra-h100"
+        kept = s.get(Workload, pinned.id)
+        assert (kept.node_id, kept.reroute_count) == ("fr-par-h100", 0)
+
+
 def test_a_later_attempt_resolves_through_an_alert_outage(ctx, sessions, saver):
     wid = _route(sessions, ctx.grid, ["NL"])
     _set_node(sessions, "nl-ams-h100", "offline")

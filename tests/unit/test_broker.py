@@ -4,6 +4,7 @@ import pytest
 
 from store import repo
 from store.models import ComputeNode, Organization
+from tools.broker.recommendations import preview_reroute
 from tools.broker.routing import (
     MAX_REROUTES,
     JobSpec,
@@ -220,6 +221,26 @@ def test_reroute_below_25_percent_keeps_the_node(fleet):
     assert d.outcome == "kept" and d.node_id == "fr-1"
     assert "below the 25% threshold" in d.reason
     assert repo.get_workload(session=fleet, workload_id=w.id).reroute_count == 0
+
+
+def test_work_that_cannot_checkpoint_moves_only_when_its_node_cannot_run_it(fleet):
+    grid = StaticGrid({"FR": (400, None), "DE": (500, None)})
+    w = _submit(fleet, gpu_count=1, allowed_zones=["FR", "DE"], movable=False)
+    assert route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW).zone == "FR"
+    free = _submit(fleet, gpu_count=1, allowed_zones=["FR", "DE"])
+    assert route_workload(session=fleet, grid=grid, workload_id=free.id, now=NOW).zone == "FR"
+    grid.values = {"FR": (400, None), "DE": (100, None)}  # far better than 25 %
+    assert preview_reroute(session=fleet, grid=grid, workload_id=free.id, now=NOW).would_move
+    assert not preview_reroute(session=fleet, grid=grid, workload_id=w.id, now=NOW).would_move
+    kept = reroute_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
+    assert (kept.outcome, kept.node_id) == ("kept", "fr-1")
+    assert "cannot checkpoint" in kept.reason
+    assert repo.get_workload(session=fleet, workload_id=w.id).reroute_count == 0
+    repo.get_node(session=fleet, node_id="fr-1").status = "offline"
+    fleet.flush()
+    moved = reroute_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
+    assert (moved.outcome, moved.node_id) == ("rerouted", "de-1")
+    assert moved.reason.startswith("failover")
 
 
 def test_fifth_reroute_moves_sixth_is_refused(fleet):

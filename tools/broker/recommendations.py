@@ -217,7 +217,10 @@ def preview_reroute(
     would_move = (
         best is not None
         and workload.reroute_count < MAX_REROUTES
-        and (current is None or (improvement is not None and improvement >= REROUTE_THRESHOLD))
+        and (
+            current is None
+            or (workload.movable and improvement is not None and improvement >= REROUTE_THRESHOLD)
+        )
     )
     return ReroutePreview(
         workload_id=workload.id,

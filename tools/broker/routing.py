@@ -8,7 +8,8 @@ Rules (exact and tested):
 * Reroute: moves only when the best alternative is at least 25 % better than the current
   placement's score now, i.e. `current - best >= 0.25 * |current|`; at most 5 reroutes per
   workload. If the current node went offline the move is a failover and needs no improvement.
-  Refused reroutes are recorded too.
+  Work that is not `movable` (it cannot checkpoint) moves only by failover. Refused reroutes
+  are recorded too.
 
 Functions flush and never commit: the caller owns the transaction.
 """
@@ -215,7 +216,11 @@ def reroute_workload(
     now: datetime,
     weights: ScoreWeights = DEFAULT_WEIGHTS,
 ) -> DecisionView:
-    """Move a routed or running workload if an alternative is >= 25 % better; record either way."""
+    """Move a routed or running workload if an alternative is >= 25 % better; record either way.
+
+    Work that is not `movable` (it cannot checkpoint) is kept unless its node can no longer
+    run it (failover).
+    """
     workload = load_workload(session=session, workload_id=workload_id, for_update=True)
     if workload.status not in ("routed", "running"):
         raise RerouteRefusedError(
@@ -268,6 +273,15 @@ def reroute_workload(
             reason="no other eligible node",
         )
     failover = current is None
+    if not failover and not workload.movable:
+        return record(
+            outcome="kept",
+            node=current,
+            improvement=None,
+            reason=(
+                "not movable (it cannot checkpoint): it stays on its node while the node can run it"
+            ),
+        )
     if not failover:
         assert current_score is not None
         best_gain = _improvement(current_score, best.score)

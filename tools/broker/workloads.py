@@ -82,9 +82,9 @@ class JobSpec(BaseModel):
     movable: bool = Field(
         True,
         description=(
-            "Whether the re-plans may move it while it runs (checkpoint and restart elsewhere) "
-            "to make room for other work; false: never moved for that (incident reroutes "
-            "still apply)."
+            "Whether it may move while it runs (checkpoint and restart elsewhere): to make "
+            "room for other work, or for a better score; false: it moves only when its node "
+            "can no longer run it (failover)."
         ),
     )
 
@@ -167,7 +167,7 @@ class WorkloadView(BaseModel):
     planned_start_at: datetime | None = None
     """When scheduled work starts on its node (None unless scheduled)."""
     movable: bool = True
-    """Whether it may move while it runs to make room for other work (`JobSpec.movable`)."""
+    """Whether it may move while it runs, other than by failover (`JobSpec.movable`)."""
     started_at: datetime | None
     finished_at: datetime | None
 

@@ -10,7 +10,7 @@ How it moves depends on whether it started:
 
 * Placed work (routed or running) is rerouted through the broker (`adapt_workload`: >= 25 %
   better, at most 5 moves per workload; failover off a node that is not online ignores the
-  25 %).
+  25 %; work that is not `movable` moves only by failover).
 * Free work (pending, and scheduled work whose planned start is ahead) is re-planned at once
   through the one planner (`replan_free_work`): `tools.broker.replan.plan_jointly` plans all
   free work together, naming the affected free work in `force` so it is planned although it
@@ -24,20 +24,20 @@ decision) is stored in the same transaction as the move, and a resumed run that 
 record repeats nothing.
 
 Escalation (one incident per anomaly episode): after ADAPTING, a workload is *stuck* when it is
-still affected and either sits on a node that is not online (node_offline: it cannot run there;
-a scheduled job the re-plan could not move off it included) or, for a carbon or price spike,
-routed or running work the broker had no other eligible node for or hit the reroute limit. A
-spike workload kept because no alternative was >= 25 % better is a decision, not stuck; so is
-a scheduled job the spike's re-plan keeps: it has not started, the plan weighed the spike
-against its window, and the hourly re-plan looks again. Surplus incidents are opportunities
-and never leave work stuck. Stuck work while the anomaly holds makes
-the incident ESCALATED instead of RESOLVED: its alert stays firing and its open key stays set,
-so the watcher opens no second incident for the same anomaly. Each later pass re-examines it
-read-only (`review_escalation`) and starts a new attempt only when something changed: the
-anomaly cleared, new work is at stake, or a stuck workload has an eligible node again.
-Otherwise nothing is written. Each ESCALATED attempt updates the firing alert once (same
-deduplication key) with the stuck work. There is no periodic reminder of our own: the alert stays
-firing and incident.io's escalation paths re-page; another update would not page anyone.
+still affected and either sits on a node that is not online (node_offline: it cannot run there; a
+scheduled job the re-plan could not move off it included) or, for a carbon or price spike, routed
+or running work the broker had no other eligible node for or hit the reroute limit. A spike
+workload kept because no alternative was >= 25 % better, or because it is not movable, is a
+decision, not stuck; so is a scheduled job the spike's re-plan keeps: it has not started, the plan
+weighed the spike against its window, and the hourly re-plan looks again. Surplus incidents are
+opportunities and never leave work stuck. Stuck work while the anomaly holds makes the incident
+ESCALATED instead of RESOLVED: its alert stays firing and its open key stays set, so the watcher
+opens no second incident for the same anomaly. Each later pass re-examines it read-only
+(`review_escalation`) and starts a new attempt only when something changed: the anomaly cleared,
+new work is at stake, or a stuck workload has an eligible node again. Otherwise nothing is written.
+Each ESCALATED attempt updates the firing alert once (same deduplication key) with the stuck work.
+There is no periodic reminder of our own: the alert stays firing and incident.io's escalation paths
+re-page; another update would not page anyone.
 
 Stuck work keeps its workload status (`routed`, `running` or `scheduled`): the node may come
 back (a repaired node resumes the work, see day_2023_09_14), `failed` is final and cannot be

@@ -1,8 +1,9 @@
 """workloads.movable: whether running work may move to make room for other work
 
-A workload that cannot checkpoint (`movable` false) is never moved to make room for other
-work: the hourly and incident re-plans leave it where it runs (`tools.broker.make_room`), and
-its blocking charge is not capped by a move it cannot make. Incident reroutes still apply.
+A workload that cannot checkpoint (`movable` false) moves only when its node can no longer run
+it: the hourly and incident re-plans never move it to make room for other work
+(`tools.broker.make_room`), a reroute keeps it (`tools.broker.routing.reroute_workload`), and
+its blocking charge is not capped by a move it cannot make.
 Every existing workload stays movable, as before.
 
 Revision ID: 0013
