@@ -66,3 +66,37 @@ def test_greenest_window_is_recommended_approved_and_scheduled(ctx, sessions):
     with sessions() as s:
         (w,) = repo.list_workloads(session=s)
         assert w.status == "scheduled" and w.planned_start_at == start and w.node_id == rec["node"]
+
+
+def test_the_chat_books_work_that_cannot_checkpoint_as_not_movable(ctx, sessions):
+    args = {"gpu_count": 1, "duration_hours": 2, "movable": False}
+
+    def book(msgs):
+        rec = json.loads(msgs[-1].content)
+        return AIMessage(
+            "",
+            tool_calls=[
+                tool_call("route_workload", {"recommendation_id": rec["recommendation_id"]}, "b")
+            ],
+        )
+
+    model = ScriptedChatModel(
+        [
+            AIMessage("", tool_calls=[tool_call("recommend_placement", args, "r")]),
+            book,
+            lambda msgs: AIMessage("booked"),
+        ]
+    )
+    chat = replace(ctx, model=model)
+    graph = build_broker_graph(checkpointer=InMemorySaver())
+    config = {**CFG, "configurable": {"thread_id": "pinned"}}
+    out = graph.invoke(
+        {"messages": [HumanMessage("book 1 GPU, no checkpoints")]}, config, context=chat
+    )
+    assert out["__interrupt__"]
+    answer = {"approve": True, "by": "ops@example", "reason": None}
+    graph.invoke(Command(resume=answer), config, context=chat)
+    model.assert_complete()
+    with sessions() as s:
+        (w,) = repo.list_workloads(session=s)
+        assert w.node_id is not None and w.movable is False

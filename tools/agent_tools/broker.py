@@ -95,6 +95,7 @@ def _spec(
     allowed_zones: list[str] | None,
     denied_zones: list[str] | None,
     max_carbon_intensity: float | None,
+    movable: bool = True,
 ) -> JobSpec:
     return JobSpec(
         gpu_count=gpu_count,
@@ -104,6 +105,7 @@ def _spec(
         allowed_zones=allowed_zones or None,
         denied_zones=denied_zones or None,
         max_carbon_intensity=max_carbon_intensity,
+        movable=movable,
     )
 
 
@@ -129,6 +131,7 @@ def recommend_placement(
     allowed_zones: list[str] | None = None,
     denied_zones: list[str] | None = None,
     max_carbon_intensity: float | None = None,
+    movable: bool = True,
 ) -> dict[str, Any]:
     """Say where and when a job should run: best node, start time, forecast CO2; routes nothing.
 
@@ -149,6 +152,8 @@ def recommend_placement(
             (regions: EU, US, Iberia, Benelux).
         denied_zones: Never these zone codes or regions, e.g. ["US"] for "not in the US".
         max_carbon_intensity: Refuse zones above this many gCO2/kWh.
+        movable: False for a job that cannot checkpoint: once running it moves only if its
+            node fails. Omit otherwise.
     """
     ctx = _ctx(runtime)
     spec = _spec(
@@ -159,6 +164,7 @@ def recommend_placement(
         allowed_zones,
         denied_zones,
         max_carbon_intensity,
+        movable,
     )
     now = ctx.clock.now()
     warm_forecasts(ctx.forecasts, now=now, zones=forecast_zones(spec, now))
