@@ -21,14 +21,8 @@ from tests.unit.test_scheduling import DailyGrid
 CFG = {"configurable": {"thread_id": "w"}, "recursion_limit": CHAT_RECURSION_LIMIT}
 
 
-def test_greenest_window_is_recommended_approved_and_scheduled(ctx, sessions):
-    deadline = (T0 + timedelta(hours=24)).isoformat()
-    args = {
-        "gpu_count": 2,
-        "duration_hours": 3,
-        "deadline": deadline,
-        "allowed_zones": ["FR", "DE"],
-    }
+def _recommend_then_book(args: dict) -> ScriptedChatModel:
+    """A model that asks for a recommendation with `args`, then books it."""
 
     def book(msgs):
         rec = json.loads(msgs[-1].content)
@@ -39,13 +33,25 @@ def test_greenest_window_is_recommended_approved_and_scheduled(ctx, sessions):
             ],
         )
 
-    model = ScriptedChatModel(
+    return ScriptedChatModel(
         [
             AIMessage("", tool_calls=[tool_call("recommend_placement", args, "r")]),
             book,
             lambda msgs: AIMessage("booked"),
         ]
     )
+
+
+def test_greenest_window_is_recommended_approved_and_scheduled(ctx, sessions):
+    deadline = (T0 + timedelta(hours=24)).isoformat()
+    args = {
+        "gpu_count": 2,
+        "duration_hours": 3,
+        "deadline": deadline,
+        "allowed_zones": ["FR", "DE"],
+    }
+
+    model = _recommend_then_book(args)
     chat = replace(ctx, model=model, grid=DailyGrid())
     graph = build_broker_graph(checkpointer=InMemorySaver())
     out = graph.invoke({"messages": [HumanMessage("greenest window today?")]}, CFG, context=chat)
@@ -71,22 +77,7 @@ def test_greenest_window_is_recommended_approved_and_scheduled(ctx, sessions):
 def test_the_chat_books_work_that_cannot_checkpoint_as_not_movable(ctx, sessions):
     args = {"gpu_count": 1, "duration_hours": 2, "movable": False}
 
-    def book(msgs):
-        rec = json.loads(msgs[-1].content)
-        return AIMessage(
-            "",
-            tool_calls=[
-                tool_call("route_workload", {"recommendation_id": rec["recommendation_id"]}, "b")
-            ],
-        )
-
-    model = ScriptedChatModel(
-        [
-            AIMessage("", tool_calls=[tool_call("recommend_placement", args, "r")]),
-            book,
-            lambda msgs: AIMessage("booked"),
-        ]
-    )
+    model = _recommend_then_book(args)
     chat = replace(ctx, model=model)
     graph = build_broker_graph(checkpointer=InMemorySaver())
     config = {**CFG, "configurable": {"thread_id": "pinned"}}
