@@ -52,6 +52,8 @@ class NewWorkload(BaseModel):
     duration_hours: float = Field(default=8.0, gt=0, le=24 * 14)
     finish_within_hours: float | None = Field(default=None, gt=0, le=24 * 31)
     """Deadline as hours from now; None starts now. With slack the broker may schedule it later."""
+    movable: bool = True
+    """False for work that cannot checkpoint: once running it moves only if its node fails."""
 
     def job(self, now: datetime) -> JobSpec:
         """Return the broker's job spec (the deadline counted from `now`)."""
@@ -64,6 +66,7 @@ class NewWorkload(BaseModel):
                 if self.finish_within_hours is None
                 else now + timedelta(hours=self.finish_within_hours)
             ),
+            movable=self.movable,
         )
 
 

@@ -183,3 +183,18 @@ def test_a_console_job_with_slack_is_scheduled_and_on_the_timeline(runtime):
     assert bar["status"] == "scheduled" and bar["start"] == datetime.fromisoformat(d["start_at"])
     assert bar["end"] - bar["start"] == timedelta(hours=3)
     assert views.timeline_figure(actions.list_workloads(runtime), NOW).axes
+
+
+def test_the_console_and_its_api_submit_work_that_cannot_checkpoint(runtime, console_svc):
+    pending = actions.submit(runtime, NewWorkload(name="kept", movable=False), route=False)
+    routed = actions.submit(runtime, NewWorkload(name="placed", movable=False), route=True)
+    assert routed.details["workload"]["movable"] is False
+    with TestClient(create_app(console_svc)) as client:
+        made = client.post(
+            "/api/v1/demo/simulate/workload", json={"name": "demo", "movable": False}, headers=AUTH
+        )
+        assert made.status_code == 201, made.text
+    with console_svc.sessions() as s:
+        rows = {w.name: w.movable for w in repo.list_workloads(session=s)}
+    assert pending.details["movable"] is False
+    assert rows["kept"] is False and rows["placed"] is False and rows["demo"] is False

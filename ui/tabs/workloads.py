@@ -82,6 +82,9 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
                 within = gr.Number(
                     0, label="Finish within (h; 0 = start now)", minimum=0, maximum=744
                 )
+                movable = gr.Checkbox(
+                    True, label="Can checkpoint (may move while running)", elem_id="wl-movable"
+                )
             with gr.Row():
                 submit = gr.Button("Submit and route", variant="primary", elem_id="wl-submit")
                 queue = gr.Button("Submit only (pending)")
@@ -93,7 +96,7 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
     chart = gr.Plot(label="Timeline of planned starts", elem_id="wl-timeline")
 
     def do_submit(
-        n: str, o: str, g: float, m: str, h: float, f: float, *, routed: bool
+        n: str, o: str, g: float, m: str, h: float, f: float, mv: bool, *, routed: bool
     ) -> tuple[str, Any]:
         try:
             spec = NewWorkload(
@@ -103,6 +106,7 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
                 gpu_model=None if m == "any" else m,
                 duration_hours=h,
                 finish_within_hours=f or None,
+                movable=bool(mv),
             )
             step = actions.submit(rt, spec, route=routed)
             message = step.summary
@@ -121,7 +125,7 @@ def build(rt: ConsoleRuntime) -> list[Refresh]:
             message = f"✗ {exc}"
         return message, _rows(rt)
 
-    form = [name, org, gpus, model, hours, within]
+    form = [name, org, gpus, model, hours, within, movable]
     submit.click(
         lambda *a: do_submit(*a, routed=True), form, [result, table], api_visibility="private"
     )
