@@ -26,11 +26,12 @@ may be free again. Arrival counts and durations come from history only; nothing 
 
 When blocking work may move off for a large job (`ArrivalHistory.blockers_move`: the planner is
 given the running work, `tools.broker.make_room`; and the job is `movable`), a large job that comes
-is not lost: the job moves to its next cheapest site for the hours it has left. The extra cost per
-arrival is then the smaller of the two, the large job's loss and the job's own cost of moving (half
-its hours, a large job coming on average halfway through, at what its next cheapest site costs more
-over the hours it may run in). A short small job then pays little for a clean large site it would
-otherwise be kept off while no large job comes, and a long one still pays nearly the full charge.
+is not lost: the job moves to its next cheapest site (one it may use, with room for it) for the
+hours it has left. The extra cost per arrival is then the smaller of the two, the large job's loss
+and the job's own cost of moving (half its hours, a large job coming on average halfway through, at
+what its next cheapest site costs more over the hours it may run in). A short small job then pays
+little for a clean large site it would otherwise be kept off while no large job comes, and a long
+one still pays nearly the full charge.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class ArrivalHistory:
     span_hours: float
     blockers_move: bool = False
     """Whether work that blocks a large job may move off for it (`tools.broker.make_room`):
-    then a job's expected loss is at most its own cost of moving to its next cheapest site."""
+    then a movable job's expected loss is at most its own cost of moving (`_move_cost`)."""
 
     def __post_init__(self) -> None:
         if self.span_hours <= 0:
