@@ -106,6 +106,11 @@ _HORIZON = re.compile(
     r"\b(?:next|coming|over the next|for the next)\s+(\d+(?:\.\d+)?)\s*(h|hours?|days?)"
 )
 
+_NO_MOVE = re.compile(
+    r"\b(?:can ?not|can't|cannot|doesn't|does not|won't|no|without)\s+(?:be\s+)?checkpoint|"
+    r"\bnot checkpointable\b|\b(?:do not|don't|never|must not|mustn't)\s+(?:move|migrate)\b"
+)
+"""Work that cannot checkpoint, or must not move once it runs (`JobSpec.movable` false)."""
 _FOLLOW_UP = re.compile(
     r"^(?:and |ok,? |okay,? |hmm,? |so,? |then )?(?:make it|what about|how about|actually|"
     r"change|switch|same|try|and if|what if|now)\b|\binstead\b|\brather\b|\bthe same\b"
@@ -330,6 +335,7 @@ def parse_request(text: str, *, now: datetime | None) -> ParsedRequest:
         "allowed_zones": allowed or None,
         "denied_zones": denied or None,
         "max_carbon_intensity": _carbon_cap(norm),
+        "movable": False if _NO_MOVE.search(norm) else None,
     }
     try:
         spec = WorkloadSpec.model_validate(fields)

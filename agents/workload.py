@@ -47,6 +47,8 @@ class WorkloadSpec(BaseModel):
     """These grid zones must not be used (e.g. DE for 'not in Germany')."""
     max_carbon_intensity: float | None = Field(None, gt=0)
     """Highest acceptable grid carbon intensity in gCO2/kWh."""
+    movable: bool | None = None
+    """False when the job cannot checkpoint or must not be moved once running; else empty."""
 
     @field_validator("gpu_model")
     @classmethod
@@ -86,7 +88,7 @@ class WorkloadSpec(BaseModel):
         missing = self.missing()
         if missing:
             raise ValueError(f"the job description does not say {', '.join(missing)}; add them")
-        return JobSpec.model_validate(self.model_dump())
+        return JobSpec.model_validate(self.model_dump(exclude_none=True))
 
     def tool_args(self) -> dict[str, object]:
         """Return the non-empty fields as JSON-shaped tool-call arguments."""

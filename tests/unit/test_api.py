@@ -127,6 +127,13 @@ def test_free_text_submit_reads_the_description_with_the_chat_model(client):
     assert "US-CAL-CISO" not in (w["allowed_zones"] or []) and "FR" in w["allowed_zones"]
 
 
+def test_free_text_submit_reads_work_that_cannot_checkpoint(client):
+    body = {"org_id": "acme-ai", "name": "pinned", "text": "2 GPUs for 3 hours, cannot checkpoint"}
+    created = client.post("/api/v1/workloads/describe", json=body, headers=AUTH)
+    assert created.status_code == 201, created.text
+    assert created.json()["movable"] is False
+
+
 def test_free_text_submit_names_what_the_description_lacks(client):
     body = {"org_id": "acme-ai", "name": "vague", "text": "please run my training job"}
     r = client.post("/api/v1/workloads/describe", json=body, headers=AUTH)

@@ -296,3 +296,19 @@ def test_a_before_a_number_is_not_one():
     parsed = parse_request("route a 2000 GPU job for 3 hours", now=NOW)
     assert parsed.spec.gpu_count is None and parsed.problems == ["gpu_count=2000"]
     assert parse_request("a 4090 for 2 hours", now=NOW).spec.gpu_count == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "movable"),
+    [
+        ("4 H100 for 6 hours, it cannot checkpoint", False),
+        ("2 GPUs for 3h, don't move it once it runs", False),
+        ("1 GPU for 2 hours, no checkpointing", False),
+        ("2 GPUs for 3h", None),
+        ("2 GPUs for 3h, checkpoints every hour", None),
+    ],
+)
+def test_work_that_cannot_checkpoint_is_read_as_not_movable(text: str, movable: bool | None):
+    spec = parse_request(text, now=NOW).spec
+    assert spec.movable is movable
+    assert spec.to_job_spec().movable is (movable is not False)
