@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tools.agent_tools.broker import ToolContext, warm_for_recommendation
+from tools.agent_tools.broker import warm_for_recommendation
+from tools.agent_tools.context import ToolContext
 from tools.agent_tools.registry import BaseTool, ToolException
 from tools.broker.briefs import authorise_new_workload, authorise_reroute
 from tools.broker.recommendations import (

@@ -8,23 +8,25 @@ docstrings are what the model sees. Every tool declares READ or WRITE with `@is_
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from langchain_core.tools import BaseTool, tool
 from langgraph.prebuilt import ToolRuntime
-from sqlalchemy.orm import Session, sessionmaker
 
-from store import incident_repo, repo
+from tools.agent_tools.broker_lookups import (
+    compare_zones,
+    explain_decision,
+    incident_status,
+    list_nodes,
+)
+from tools.agent_tools.context import ToolContext
+from tools.agent_tools.context import tool_context as _ctx
 from tools.agent_tools.registry import ToolKind, is_tool
 from tools.broker.briefs import (
     RecommendationBrief,
     authorise_new_workload,
     authorise_reroute,
 )
-from tools.broker.briefs import (
-    compare_zones as compare_zones_op,
-)
-from tools.broker.fleet import node_views
 from tools.broker.recommendations import (
     load_recommendation,
     route_recommendation,
@@ -32,59 +34,12 @@ from tools.broker.recommendations import (
 )
 from tools.broker.routing import recommend
 from tools.broker.routing import reroute_workload as reroute_op
-from tools.broker.scoring import ScoreWeights
 from tools.broker.windows import forecast_zones, plan_start, warm_forecasts
-from tools.broker.workloads import JobSpec, load_workload
-from tools.clock import Clock, parse_time
-from tools.grid import GridSource
-from tools.grid.outlook import ForecastProvider
-from tools.grid.zones import expand_zones
+from tools.broker.workloads import JobSpec
+from tools.clock import parse_time
 from tools.money.receipts import co2_avoided
 
 logger = logging.getLogger(__name__)
-
-
-class ToolContext(Protocol):
-    """What the chat tools need from the graph's runtime context (read-only)."""
-
-    @property
-    def sessions(self) -> sessionmaker[Session]:
-        """Session factory of the store."""
-        ...
-
-    @property
-    def grid(self) -> GridSource:
-        """Grid source the tools read."""
-        ...
-
-    @property
-    def clock(self) -> Clock:
-        """The injected clock."""
-        ...
-
-    @property
-    def weights(self) -> ScoreWeights:
-        """Score weights of the broker."""
-        ...
-
-    @property
-    def org_id(self) -> str:
-        """Organisation the operator acts for."""
-        ...
-
-    @property
-    def forecasts(self) -> ForecastProvider | None:
-        """The process's forecast provider (None: the history model over `grid`)."""
-        ...
-
-    @property
-    def move_running_work(self) -> bool:
-        """Whether re-plans may move running work to make room (`TGTG_MOVE_RUNNING_WORK`)."""
-        ...
-
-
-def _ctx(runtime: ToolRuntime[ToolContext, Any]) -> ToolContext:
-    return runtime.context
 
 
 def _spec(
@@ -274,124 +229,6 @@ def reroute_workload(workload_id: str, runtime: ToolRuntime[Any, Any]) -> dict[s
         "written": True,
         "decision": decision.model_dump(mode="json", exclude={"candidates", "rejected"}),
     }
-
-
-@is_tool(ToolKind.READ)
-@tool(parse_docstring=True, error_on_invalid_docstring=True)
-def compare_zones(
-    runtime: ToolRuntime[Any, Any], zones: list[str] | None = None, hours: int = 0
-) -> dict[str, Any]:
-    """Rank grid zones by carbon intensity now, or averaged over the next hours.
-
-    Args:
-        runtime: Injected graph context; never sent to the model.
-        zones: Zone codes or regions (EU, US, Iberia, Benelux) to compare; omit for all.
-        hours: 0 for right now, or 1-48 to average over the coming hours.
-    """
-    ctx = _ctx(runtime)
-    result = compare_zones_op(grid=ctx.grid, zones=zones, hours=hours, now=ctx.clock.now())
-    return result.model_dump(mode="json")
-
-
-@is_tool(ToolKind.READ)
-@tool(parse_docstring=True, error_on_invalid_docstring=True)
-def list_nodes(
-    runtime: ToolRuntime[Any, Any],
-    zones: list[str] | None = None,
-    gpu_model: str | None = None,
-) -> dict[str, Any]:
-    """List compute nodes with their free GPUs, utilisation and status.
-
-    Args:
-        runtime: Injected graph context; never sent to the model.
-        zones: Only nodes in these zone codes or regions (e.g. ["US"] or ["FR", "DE"]).
-        gpu_model: Only nodes with this GPU model, e.g. H100.
-    """
-    wanted = set(expand_zones(zones)) if zones else None
-    model = gpu_model.strip().upper() if gpu_model else None
-    with _ctx(runtime).sessions() as session:
-        rows = [
-            n.model_dump(mode="json", exclude={"wallet_address"})
-            for n in node_views(session=session)
-            if (wanted is None or n.zone in wanted) and (model is None or n.gpu_model == model)
-        ]
-    return {"nodes": rows}
-
-
-@is_tool(ToolKind.READ)
-@tool(parse_docstring=True, error_on_invalid_docstring=True)
-def explain_decision(workload_id: str, runtime: ToolRuntime[Any, Any]) -> dict[str, Any]:
-    """Return a workload's latest routing decision (every candidate, rejection) and CO2 avoided.
-
-    `co2_avoided` is the workload's kg CO2 avoided against the cheapest eligible node of its
-    first decision: the settled figure from its carbon receipt once completed and billed (the
-    same as receipts and profitability show), a forecast (`forecast: true`) before that.
-
-    Args:
-        runtime: Injected graph context; never sent to the model.
-        workload_id: Id of the workload, exactly as a tool returned it (wl_ and 12 hex digits).
-    """
-    ctx = _ctx(runtime)
-    with ctx.sessions() as session:
-        workload = load_workload(session=session, workload_id=workload_id)
-        decisions = repo.list_decisions(session=session, workload_id=workload.id)
-        if not decisions:
-            return {"workload_id": workload_id, "decision": None, "co2_avoided": None}
-        avoided = co2_avoided(session=session, workload_id=workload.id)
-        latest = decisions[-1]
-        node = repo.get_node(session=session, node_id=latest.node_id) if latest.node_id else None
-        return {
-            "workload_id": workload_id,
-            "decision": {
-                "id": latest.id,
-                "workload_id": latest.workload_id,
-                "kind": latest.kind,
-                "outcome": latest.outcome,
-                "node_id": latest.node_id,
-                "zone": node.zone if node else None,
-                "score": latest.score,
-                "reason": latest.reason,
-                "decided_at": latest.decided_at.isoformat(),
-                "candidates": latest.candidates[:5],
-                "rejected": latest.rejected,
-            },
-            "status": workload.status,
-            "co2_avoided": {
-                **avoided.model_dump(mode="json"),
-                "kg": None if avoided.kg is None else round(avoided.kg, 3),
-            },
-        }
-
-
-@is_tool(ToolKind.READ)
-@tool(parse_docstring=True, error_on_invalid_docstring=True)
-def incident_status(runtime: ToolRuntime[Any, Any], open_only: bool = False) -> dict[str, Any]:
-    """Return the latest incidents with their current state and reroutes.
-
-    Args:
-        runtime: Injected graph context; never sent to the model.
-        open_only: Only incidents that are not resolved yet.
-    """
-    ctx = _ctx(runtime)
-    with ctx.sessions() as session:
-        rows = incident_repo.list_incidents(session=session, open_only=open_only, limit=10)
-        return {
-            "incidents": [
-                {
-                    "id": i.id,
-                    "zone": i.zone,
-                    "trigger": i.trigger,
-                    "state": i.state,
-                    "opened_at": i.opened_at.isoformat(),
-                    "summary": i.summary,
-                    "reroutes": [
-                        f"{r.workload_id}: {r.outcome}"
-                        for r in incident_repo.list_reroutes(session=session, incident_id=i.id)
-                    ],
-                }
-                for i in rows
-            ]
-        }
 
 
 def broker_tools() -> list[BaseTool]:
