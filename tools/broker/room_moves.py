@@ -156,7 +156,7 @@ def _move(
         previous_score=previous_score,
         improvement=None,
         reason=(
-            f"makes room on {move.from_node} for {move.for_workload}, which cannot wait: "
+            f"makes room on {move.from_node} for {move.for_workload}, which starts now: "
             f"forecast CO2 of the joint plan and the moved work {move.kg_before:.1f} -> "
             f"{move.kg_after:.1f} kg"
         ),
