@@ -154,64 +154,63 @@ def test_scheduled_is_a_workload_status_and_others_are_still_refused(engine):
         conn.exec_driver_sql(reserve.format(gpus=1, end="2023-06-01 02:00:00"))
 
 
-def test_scheduled_work_migration_keeps_rows_and_downgrades_only_without_schedules(tmp_path):
-    from sqlalchemy import text
-
+def _at_revision_with_a_workload(tmp_path, revision, status):
+    """Return a SQLite engine migrated to `revision` holding one workload 'old' in `status`."""
     from store.db import make_engine
-    from store.migrate import alembic_config, upgrade
+    from store.migrate import upgrade
 
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
-    upgrade(engine, "0010")
+    upgrade(engine, revision)
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO organizations (id, name, kind, created_at) "
             "VALUES ('acme', 'Acme', 'enterprise', '2023-06-01 00:00:00')"
         )
-        _insert_workload(conn, "old", "routed")
+        _insert_workload(conn, "old", status)
+    return engine
+
+
+def _downgrade(engine, revision):
+    """Run Alembic's downgrade to `revision` on `engine` in one transaction."""
+    from alembic import command
+
+    from store.migrate import alembic_config
+
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def test_scheduled_work_migration_keeps_rows_and_downgrades_only_without_schedules(tmp_path):
+    from sqlalchemy import text
+
+    from store.migrate import upgrade
+
+    engine = _at_revision_with_a_workload(tmp_path, "0010", "routed")
     upgrade(engine)
     with engine.begin() as conn:
         assert conn.execute(text("SELECT status FROM workloads")).scalar_one() == "routed"
         _insert_workload(conn, "new", "scheduled")
-
-    from alembic import command
-
-    def downgrade():
-        cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0010")
-
     with pytest.raises(RuntimeError, match="1 workloads are scheduled"):
-        downgrade()
+        _downgrade(engine, "0010")
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE workloads SET status = 'cancelled' WHERE id = 'new'")
-    downgrade()
+    _downgrade(engine, "0010")
     with pytest.raises(Exception, match="CHECK constraint failed"), engine.begin() as conn:
         _insert_workload(conn, "again", "scheduled")
 
 
 def test_workloads_from_before_the_movable_column_stay_movable_and_it_downgrades(tmp_path):
-    from alembic import command
     from sqlalchemy import text
 
-    from store.db import make_engine
-    from store.migrate import alembic_config, upgrade
+    from store.migrate import upgrade
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
-    upgrade(engine, "0012")
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO organizations (id, name, kind, created_at) "
-            "VALUES ('acme', 'Acme', 'enterprise', '2023-06-01 00:00:00')"
-        )
-        _insert_workload(conn, "old", "running")
+    engine = _at_revision_with_a_workload(tmp_path, "0012", "running")
     upgrade(engine)
     with engine.begin() as conn:
         assert conn.execute(text("SELECT movable FROM workloads")).scalar_one() in (True, 1)
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0012")
+    _downgrade(engine, "0012")
     with engine.begin() as conn:
         assert conn.execute(text("SELECT status FROM workloads")).scalar_one() == "running"
         columns = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(workloads)")}
