@@ -63,6 +63,18 @@ def test_the_loop_starts_scheduled_work_at_its_hour_and_not_before(ctx):
     assert run_schedule(_at(ctx, start + HOUR)).started == []
 
 
+def _flat_context(sessions, *, move_running_work: bool = True) -> Context:
+    """A watcher context at NOW over a flat grid, with the offline model and demo alerts."""
+    return Context(
+        model=OfflineChatModel(clock=FixedClock(NOW), org_id=DEFAULT_ORG_ID),
+        sessions=sessions,
+        grid=FlatGrid(),
+        clock=FixedClock(NOW),
+        alerts=DemoAlerts(),
+        move_running_work=move_running_work,
+    )
+
+
 def test_the_loop_plans_pending_work_jointly(sqlite_engine):
     """Two pending jobs want the one clean node: the loop starts the large one without slack
     there now and schedules the small flexible one after it, instead of one at a time."""
@@ -70,13 +82,7 @@ def test_the_loop_plans_pending_work_jointly(sqlite_engine):
     with sessions.begin() as s:
         seed(s)
         small, large = submit_pair(s)
-    ctx = Context(
-        model=OfflineChatModel(clock=FixedClock(NOW), org_id=DEFAULT_ORG_ID),
-        sessions=sessions,
-        grid=FlatGrid(),
-        clock=FixedClock(NOW),
-        alerts=DemoAlerts(),
-    )
+    ctx = _flat_context(sessions)
     done = run_schedule(ctx)
     assert (done.routed, done.scheduled, done.unplaced) == ([large], [small], [])
     with sessions() as s:
@@ -104,14 +110,7 @@ def test_the_loop_moves_running_work_for_work_without_slack_unless_told_not_to(
     sessions = make_session_factory(sqlite_engine)
     with sessions() as s:
         small, large = _setup(s)
-    ctx = Context(
-        model=OfflineChatModel(clock=FixedClock(NOW), org_id=DEFAULT_ORG_ID),
-        sessions=sessions,
-        grid=FlatGrid(),
-        clock=FixedClock(NOW),
-        alerts=DemoAlerts(),
-        move_running_work=allowed,
-    )
+    ctx = _flat_context(sessions, move_running_work=allowed)
     done = run_schedule(ctx)
     assert done.routed == [large]
     with sessions() as s:
