@@ -74,7 +74,8 @@ def test_work_only_allowed_on_an_offline_node_gets_one_escalated_incident(ctx, s
     assert r["trigger"] == "node_offline" and r["states"] == [*FIVE, "ESCALATED"]
     reason = r["transitions"][-1]["reason"]
     assert f"nl-batch ({wid}) stays on nl-ams-h100 (offline)" in reason
-    assert "no other eligible node" in reason and "allowed zones: NL" in reason
+    assert "no eligible node: nl-ams-h100 cannot run it" in reason
+    assert "allowed zones: NL" in reason
     assert "nl-batch" in r["summary"] and "Escalated: 1 workload(s) cannot move" in r["summary"]
     # The alert fired at ANOMALY_DETECTED and was updated, still firing, with the stuck work.
     firing = [(r["id"], "firing", 0), (r["id"], "firing", 1)]

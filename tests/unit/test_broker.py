@@ -243,6 +243,57 @@ def test_work_that_cannot_checkpoint_moves_only_when_its_node_cannot_run_it(flee
     assert moved.reason.startswith("failover")
 
 
+def test_failover_restarts_running_work_that_cannot_checkpoint(fleet):
+    grid = StaticGrid({"FR": (100, None), "DE": (400, None)})
+    later = NOW + timedelta(hours=3)
+    jobs = {}
+    for movable, deadline_h in ((True, 20), (False, 20), (False, 8)):
+        w = _submit(
+            fleet,
+            gpu_count=1,
+            allowed_zones=["FR", "DE"],
+            movable=movable,
+            deadline=NOW + timedelta(hours=deadline_h),
+        )
+        route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
+        set_workload_status(session=fleet, workload_id=w.id, status="running", now=NOW)
+        jobs[movable, deadline_h] = w.id
+    repo.get_node(session=fleet, node_id="fr-1").status = "offline"
+    fleet.flush()
+
+    def hours_on_de():
+        return repo.hourly_use(
+            session=fleet, node_id="de-1", start=later, end=later + timedelta(hours=8), now=later
+        )
+
+    before = hours_on_de()
+    moved = reroute_workload(session=fleet, grid=grid, workload_id=jobs[True, 20], now=later)
+    assert (moved.outcome, moved.node_id) == ("rerouted", "de-1")
+    assert "restarts" not in moved.reason
+    kept_going = repo.get_workload(session=fleet, workload_id=jobs[True, 20])
+    assert kept_going.started_at == NOW  # it resumes from its checkpoint: 3 h left
+    after_resume = hours_on_de()
+    assert [b - a for a, b in zip(before, after_resume, strict=True)] == [1] * 3 + [0] * 5
+
+    restarted = reroute_workload(session=fleet, grid=grid, workload_id=jobs[False, 20], now=later)
+    assert (restarted.outcome, restarted.node_id) == ("rerouted", "de-1")
+    assert (
+        restarted.reason.startswith("failover")
+        and "restarts from the beginning" in restarted.reason
+    )
+    again = repo.get_workload(session=fleet, workload_id=jobs[False, 20])
+    assert again.started_at == later and again.status == "running"
+    after_restart = hours_on_de()
+    assert [b - a for a, b in zip(after_resume, after_restart, strict=True)] == [1] * 6 + [0] * 2
+
+    # All 6 hours from the restart end after its 8 h deadline: no node can take it.
+    late = reroute_workload(session=fleet, grid=grid, workload_id=jobs[False, 8], now=later)
+    assert late.outcome == "kept" and late.reason.startswith("no eligible node: fr-1 cannot run it")
+    assert any("deadline" in r["reason"] for r in late.rejected if r["node_id"] == "de-1")
+    stuck = repo.get_workload(session=fleet, workload_id=jobs[False, 8])
+    assert (stuck.node_id, stuck.started_at) == ("fr-1", NOW)
+
+
 def test_fifth_reroute_moves_sixth_is_refused(fleet):
     grid = StaticGrid({"FR": (100, None), "DE": (400, None)})
     w = _routed_on(fleet, grid, "FR")

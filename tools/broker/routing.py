@@ -8,8 +8,8 @@ Rules (exact and tested):
 * Reroute: moves only when the best alternative is at least 25 % better than the current
   placement's score now, i.e. `current - best >= 0.25 * |current|`; at most 5 reroutes per
   workload. If the current node went offline the move is a failover and needs no improvement.
-  Work that is not `movable` (it cannot checkpoint) moves only by failover. Refused reroutes
-  are recorded too.
+  Work that is not `movable` (it cannot checkpoint) moves only by failover, and if it was
+  running it restarts from the beginning there. Refused reroutes are recorded too.
 
 Functions flush and never commit: the caller owns the transaction.
 """
@@ -201,8 +201,9 @@ def route_workload(
     )
 
 
-def _remaining_hours(workload: Workload, now: datetime) -> float:
-    if workload.status != "running" or workload.started_at is None:
+def _remaining_hours(workload: Workload, now: datetime, *, restart: bool = False) -> float:
+    """Return the hours the workload still needs: all of them if it has not started or restarts."""
+    if restart or workload.status != "running" or workload.started_at is None:
         return workload.duration_hours
     elapsed = (now - workload.started_at).total_seconds() / 3600.0
     return max(workload.duration_hours - elapsed, 1e-6)
@@ -219,7 +220,10 @@ def reroute_workload(
     """Move a routed or running workload if an alternative is >= 25 % better; record either way.
 
     Work that is not `movable` (it cannot checkpoint) is kept unless its node can no longer
-    run it (failover).
+    run it (failover). Running work that cannot checkpoint then restarts from the beginning:
+    the new node must fit all its hours before the deadline, and its `started_at` becomes `now`
+    (so its run, its GPUs and its measured CO2 count from the restart; billing still charges
+    the booked duration once).
     """
     workload = load_workload(session=session, workload_id=workload_id, for_update=True)
     if workload.status not in ("routed", "running"):
@@ -227,10 +231,11 @@ def reroute_workload(
             f"workload {workload_id!r} is {workload.status!r}; only routed or running work moves"
         )
     current_id = workload.node_id
+    restart = workload.status == "running" and not workload.movable
     spec = (
         WorkloadView.of(workload)
         .spec()
-        .model_copy(update={"duration_hours": _remaining_hours(workload, now)})
+        .model_copy(update={"duration_hours": _remaining_hours(workload, now, restart=restart)})
     )
     candidates, rejected = evaluate_nodes(
         session=session,
@@ -265,14 +270,16 @@ def reroute_workload(
             improvement=None,
             reason=f"already rerouted {workload.reroute_count} times; the limit is {MAX_REROUTES}",
         )
-    if best is None:
-        return record(
-            outcome="kept",
-            node=current,
-            improvement=None,
-            reason="no other eligible node",
-        )
     failover = current is None
+    current_reason = next((r.reason for r in rejected if r.node_id == current_id), "not eligible")
+    if best is None:
+        reason = "no other eligible node"
+        if failover:
+            reason = (
+                f"no eligible node: {current_id} cannot run it ({current_reason}) "
+                "and no other node can take it"
+            )
+        return record(outcome="kept", node=current, improvement=None, reason=reason)
     if not failover and not workload.movable:
         return record(
             outcome="kept",
@@ -324,7 +331,6 @@ def reroute_workload(
     improvement = (
         None if failover or current_score is None else _improvement(current_score, chosen.score)
     )
-    current_reason = next((r.reason for r in rejected if r.node_id == current_id), "not eligible")
     if current_id is not None:
         repo.release_gpus(session=session, node_id=current_id, gpus=workload.gpu_count)
     workload.reroute_count += 1
@@ -334,6 +340,12 @@ def reroute_workload(
         if failover
         else f"{improvement:.1%} better than current {current_score:.4f}"
     )
+    if restart:  # only a failover moves it (see above)
+        workload.started_at = now
+        reason += (
+            f"; it cannot checkpoint, so it restarts from the beginning on {chosen.node_id} "
+            f"({workload.duration_hours:g} h)"
+        )
     return record(
         outcome="rerouted",
         node=chosen,
