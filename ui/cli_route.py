@@ -127,7 +127,7 @@ def route(
         typer.Option(
             "--movable/--no-move",
             help="Whether it may move while it runs (checkpoint and restart elsewhere); "
-            "--no-move: only when its node can no longer run it.",
+            "--no-move: only when its node is down, restarting from the beginning.",
         ),
     ] = True,
     objective: Annotated[

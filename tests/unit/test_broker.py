@@ -294,6 +294,30 @@ def test_failover_restarts_running_work_that_cannot_checkpoint(fleet):
     assert (stuck.node_id, stuck.started_at) == ("fr-1", NOW)
 
 
+def test_running_work_that_cannot_checkpoint_stays_while_its_node_is_online(fleet):
+    grid = StaticGrid({"FR": (100, None), "DE": (400, None)})
+    w = _submit(
+        fleet,
+        gpu_count=1,
+        allowed_zones=["FR", "DE"],
+        movable=False,
+        max_carbon_intensity=300,
+        deadline=NOW + timedelta(hours=8),
+    )
+    route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
+    set_workload_status(session=fleet, workload_id=w.id, status="running", now=NOW)
+    later = NOW + timedelta(hours=3)
+    # FR is now above the job's limit and DE far cleaner, but fr-1 is online: no restart, and
+    # no "stuck" verdict either (a restart could not finish by the deadline anyway).
+    grid.values = {"FR": (350, None), "DE": (100, None)}
+    assert not preview_reroute(session=fleet, grid=grid, workload_id=w.id, now=later).would_move
+    kept = reroute_workload(session=fleet, grid=grid, workload_id=w.id, now=later)
+    assert kept.outcome == "kept" and "cannot checkpoint" in kept.reason
+    assert [c["node_id"] for c in kept.candidates] == ["de-1"]
+    stays = repo.get_workload(session=fleet, workload_id=w.id)
+    assert (stays.node_id, stays.started_at, stays.reroute_count) == ("fr-1", NOW, 0)
+
+
 def test_fifth_reroute_moves_sixth_is_refused(fleet):
     grid = StaticGrid({"FR": (100, None), "DE": (400, None)})
     w = _routed_on(fleet, grid, "FR")

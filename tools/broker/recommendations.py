@@ -23,7 +23,13 @@ from store import repo
 from store.models import Recommendation as StoredRecommendation
 from store.models import Workload
 from tools.broker.placement import Recommendation, evaluate_nodes
-from tools.broker.routing import MAX_REROUTES, REROUTE_THRESHOLD, DecisionView, route_workload
+from tools.broker.routing import (
+    MAX_REROUTES,
+    REROUTE_THRESHOLD,
+    DecisionView,
+    node_down,
+    route_workload,
+)
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.workloads import JobSpec, WorkloadView, load_workload, submit_workload
 from tools.errors import DomainError, NotFoundError
@@ -214,14 +220,13 @@ def preview_reroute(
     improvement: float | None = None
     if best is not None and current is not None and current.score != 0:
         improvement = (current.score - best.score) / abs(current.score)
-    would_move = (
-        best is not None
-        and workload.reroute_count < MAX_REROUTES
-        and (
-            current is None
-            or (workload.movable and improvement is not None and improvement >= REROUTE_THRESHOLD)
+    if workload.movable:
+        would_move = current is None or (
+            improvement is not None and improvement >= REROUTE_THRESHOLD
         )
-    )
+    else:
+        would_move = node_down(session=session, node_id=workload.node_id)
+    would_move = would_move and best is not None and workload.reroute_count < MAX_REROUTES
     return ReroutePreview(
         workload_id=workload.id,
         node_id=workload.node_id,

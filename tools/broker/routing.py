@@ -201,9 +201,8 @@ def route_workload(
     )
 
 
-def _remaining_hours(workload: Workload, now: datetime, *, restart: bool = False) -> float:
-    """Return the hours the workload still needs: all of them if it has not started or restarts."""
-    if restart or workload.status != "running" or workload.started_at is None:
+def _remaining_hours(workload: Workload, now: datetime) -> float:
+    if workload.status != "running" or workload.started_at is None:
         return workload.duration_hours
     elapsed = (now - workload.started_at).total_seconds() / 3600.0
     return max(workload.duration_hours - elapsed, 1e-6)
@@ -219,8 +218,8 @@ def reroute_workload(
 ) -> DecisionView:
     """Move a routed or running workload if an alternative is >= 25 % better; record either way.
 
-    Work that is not `movable` (it cannot checkpoint) is kept unless its node can no longer
-    run it (failover). Running work that cannot checkpoint then restarts from the beginning:
+    Work that is not `movable` (it cannot checkpoint) is kept while its node is online
+    (`node_down`). When that node is down, such work that was running restarts from the beginning:
     the new node must fit all its hours before the deadline, and its `started_at` becomes `now`
     (so its run, its GPUs and its measured CO2 count from the restart; billing still charges
     the booked duration once).
@@ -231,22 +230,29 @@ def reroute_workload(
             f"workload {workload_id!r} is {workload.status!r}; only routed or running work moves"
         )
     current_id = workload.node_id
-    restart = workload.status == "running" and not workload.movable
     spec = (
         WorkloadView.of(workload)
         .spec()
-        .model_copy(update={"duration_hours": _remaining_hours(workload, now, restart=restart)})
+        .model_copy(update={"duration_hours": _remaining_hours(workload, now)})
     )
-    candidates, rejected = evaluate_nodes(
+    evaluate = partial(
+        evaluate_nodes,
         session=session,
         grid=grid,
-        spec=spec,
         now=now,
         weights=weights,
         exclude_workload_id=workload.id,
         lock=True,
     )
+    candidates, rejected = evaluate(spec=spec)
     current = next((c for c in candidates if c.node_id == current_id), None)
+    current_reason = next((r.reason for r in rejected if r.node_id == current_id), "not eligible")
+    down = node_down(session=session, node_id=current_id)
+    restart = down and workload.status == "running" and not workload.movable
+    if restart:  # it starts again from the beginning: the new node needs all its hours
+        candidates, rejected = evaluate(
+            spec=spec.model_copy(update={"duration_hours": workload.duration_hours})
+        )
     others = [c for c in candidates if c.node_id != current_id]
     best = others[0] if others else None
     current_score = current.score if current else workload.score
@@ -271,7 +277,6 @@ def reroute_workload(
             reason=f"already rerouted {workload.reroute_count} times; the limit is {MAX_REROUTES}",
         )
     failover = current is None
-    current_reason = next((r.reason for r in rejected if r.node_id == current_id), "not eligible")
     if best is None:
         reason = "no other eligible node"
         if failover:
@@ -280,13 +285,13 @@ def reroute_workload(
                 "and no other node can take it"
             )
         return record(outcome="kept", node=current, improvement=None, reason=reason)
-    if not failover and not workload.movable:
+    if not workload.movable and not down:
         return record(
             outcome="kept",
             node=current,
             improvement=None,
             reason=(
-                "not movable (it cannot checkpoint): it stays on its node while the node can run it"
+                "not movable (it cannot checkpoint): it stays on its node while the node is online"
             ),
         )
     if not failover:
@@ -352,6 +357,15 @@ def reroute_workload(
         improvement=None if improvement is None else float(improvement),
         reason=reason,
     )
+
+
+def node_down(*, session: Session, node_id: str | None) -> bool:
+    """Return whether the node work is placed on is gone or not online (it cannot run work).
+
+    Only then does work that cannot checkpoint move (`JobSpec.movable`).
+    """
+    node = repo.get_node(session=session, node_id=node_id) if node_id is not None else None
+    return node is None or node.status != "online"
 
 
 def _improvement(current: float, alternative: float) -> float:

@@ -84,7 +84,7 @@ class JobSpec(BaseModel):
         description=(
             "Whether it may move while it runs (checkpoint and restart elsewhere): to make "
             "room for other work, or for a better score; false: it moves only when its node "
-            "can no longer run it (failover)."
+            "is down (failover), and then starts again from the beginning."
         ),
     )
 
