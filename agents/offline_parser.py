@@ -108,7 +108,9 @@ _HORIZON = re.compile(
 
 _NO_MOVE = re.compile(
     r"\b(?:can ?not|can't|cannot|doesn't|does not|won't|no|without)\s+(?:be\s+)?checkpoint|"
-    r"\bnot checkpointable\b|\b(?:do not|don't|never|must not|mustn't)\s+(?:move|migrate)\b"
+    r"\bnot checkpointable\b|"
+    r"\b(?:do not|don't|never|must not|mustn't|cannot|can't|should not|shouldn't)\s+"
+    r"(?:be\s+)?(?:move|moved|migrate|migrated)\b"
 )
 """Work that cannot checkpoint, or must not move once it runs (`JobSpec.movable` false)."""
 _FOLLOW_UP = re.compile(

@@ -16,7 +16,7 @@ from graphs.incident_watch import run_once
 from store.db import make_engine, make_session_factory
 from store.incident_models import INCIDENT_TRANSITIONS, AlertEvent, Incident, IncidentTransition
 from store.migrate import upgrade
-from store.models import ComputeNode, Workload
+from store.models import ComputeNode, RoutingDecision, Workload
 from store.seed import seed_fleet
 from tests.fakes import ScriptedChatModel
 from tests.graphs.conftest import T0
@@ -133,14 +133,22 @@ def test_capacity_elsewhere_moves_the_stuck_work_within_the_same_incident(ctx, s
     assert _count(sessions, Incident) == 1
 
 
-def test_a_pinned_workload_in_a_carbon_spike_escalates_until_the_spike_ends(ctx, sessions, saver):
+def _fr_only_in_a_carbon_spike(ctx, sessions, *, movable: bool) -> str:
+    """Route an FR-only job (no other node may take it), then spike FR's carbon for 2 h."""
     with sessions.begin() as s:
-        spec = JobSpec(gpu_count=2, gpu_model="H100", duration_hours=8, allowed_zones=["FR"])
+        spec = JobSpec(
+            gpu_count=2, gpu_model="H100", duration_hours=8, allowed_zones=["FR"], movable=movable
+        )
         wl = submit_workload(session=s, org_id="acme-ai", name="fr-only", spec=spec, now=T0)
         route_workload(session=s, grid=ctx.grid, workload_id=wl.id, now=T0)
         add_spike(
             session=s, zone="FR", carbon_factor=20, price_factor=1, hours=2, reason="t", now=T0
         )
+    return wl.id
+
+
+def test_a_pinned_workload_in_a_carbon_spike_escalates_until_the_spike_ends(ctx, sessions, saver):
+    _fr_only_in_a_carbon_spike(ctx, sessions, movable=True)
     (r,) = run_once(ctx, saver)
     assert r["trigger"] == "carbon_spike" and r["states"][-1] == "ESCALATED"
     assert "fr-only" in r["transitions"][-1]["reason"]
@@ -175,6 +183,26 @@ def test_work_that_cannot_checkpoint_stays_through_a_carbon_spike_without_escala
         assert s.get(Workload, movable.id).node_id == "de-fra-h100"
         kept = s.get(Workload, pinned.id)
         assert (kept.node_id, kept.reroute_count) == ("fr-par-h100", 0)
+
+
+def test_work_that_cannot_checkpoint_and_has_nowhere_else_resolves_a_carbon_spike(
+    ctx, sessions, saver
+):
+    wid = _fr_only_in_a_carbon_spike(ctx, sessions, movable=False)
+    (r,) = run_once(ctx, saver)
+    # Keeping it is the decision (it cannot checkpoint), not stuck work: the same job movable
+    # escalates (above), since it has no other node to go to.
+    assert r["trigger"] == "carbon_spike" and r["states"][-1] == "RESOLVED"
+    with sessions() as s:
+        kept = s.get(Workload, wid)
+        assert (kept.node_id, kept.reroute_count) == ("fr-par-h100", 0)
+        reroutes = s.scalars(
+            select(RoutingDecision).where(
+                RoutingDecision.workload_id == wid, RoutingDecision.kind == "reroute"
+            )
+        ).all()
+        (decision,) = reroutes
+        assert decision.outcome == "kept" and "cannot checkpoint" in decision.reason
 
 
 def test_a_later_attempt_resolves_through_an_alert_outage(ctx, sessions, saver):

@@ -346,7 +346,7 @@ def test_offline_node_fails_over_without_improvement(fleet):
     repo.get_node(session=fleet, node_id="fr-1").status = "offline"
     d = reroute_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW, weights=CARBON_ONLY)
     assert d.outcome == "rerouted" and d.node_id == "de-1"
-    assert d.reason.startswith("failover: current node fr-1 node is offline")
+    assert d.reason.startswith("failover: fr-1 cannot run it (node is offline)")
 
 
 def test_life_cycle_refuses_illegal_transitions(fleet):

@@ -277,14 +277,6 @@ def reroute_workload(
             reason=f"already rerouted {workload.reroute_count} times; the limit is {MAX_REROUTES}",
         )
     failover = current is None
-    if best is None:
-        reason = "no other eligible node"
-        if failover:
-            reason = (
-                f"no eligible node: {current_id} cannot run it ({current_reason}) "
-                "and no other node can take it"
-            )
-        return record(outcome="kept", node=current, improvement=None, reason=reason)
     if not workload.movable and not down:
         return record(
             outcome="kept",
@@ -294,6 +286,19 @@ def reroute_workload(
                 "not movable (it cannot checkpoint): it stays on its node while the node is online"
             ),
         )
+    if best is None:
+        reason = "no other eligible node"
+        if failover:
+            reason = (
+                f"no eligible node: {current_id} cannot run it ({current_reason}) "
+                "and no other node can take it"
+            )
+        if restart:
+            reason += (
+                f" for all its {workload.duration_hours:g} h (it cannot checkpoint, "
+                "so it starts again from the beginning); see each rejection"
+            )
+        return record(outcome="kept", node=current, improvement=None, reason=reason)
     if not failover:
         assert current_score is not None
         best_gain = _improvement(current_score, best.score)
@@ -341,7 +346,7 @@ def reroute_workload(
     workload.reroute_count += 1
     place_on(workload, chosen, now)
     reason = (
-        f"failover: current node {current_id} {current_reason}"
+        f"failover: {current_id} cannot run it ({current_reason})"
         if failover
         else f"{improvement:.1%} better than current {current_score:.4f}"
     )

@@ -58,7 +58,7 @@ from store.incident_models import Incident, IncidentReroute
 from store.models import RoutingDecision, Workload
 from tools.broker.replan import JointSlot, plan_jointly
 from tools.broker.replan_apply import apply_order, apply_slot
-from tools.broker.routing import MAX_REROUTES, recommend, reroute_workload
+from tools.broker.routing import MAX_REROUTES, node_down, recommend, reroute_workload
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.workloads import WorkloadView, load_workload
 from tools.errors import RerouteRefusedError
@@ -289,9 +289,10 @@ def stuck_workloads(
         )
         wl = repo.get_workload(session=session, workload_id=move.workload_id)
         assert wl is not None and wl.node_id is not None  # affected work is placed
-        if incident.trigger != "node_offline" and (
-            is_free(wl, now) or (move.outcome == "kept" and others)
-        ):
+        kept = move.outcome == "kept" and (
+            bool(others) or not (wl.movable or node_down(session=session, node_id=wl.node_id))
+        )
+        if incident.trigger != "node_offline" and (is_free(wl, now) or kept):
             continue  # the broker (or the re-plan) chose to keep it: a decision, not stuck work
         node = repo.get_node(session=session, node_id=wl.node_id)
         status = node.status if node else "missing"
