@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from store import repo
 from store.models import Organization
 from tools import errors
-from tools.broker.fleet import NodeView, node_views, seed_demo
+from tools.broker.fleet import NodeStatus, NodeView, node_views, seed_demo, set_node_status
 from tools.broker.planner import Objective
 from tools.broker.routing import DecisionView, reroute_workload, route_workload
 from tools.broker.scheduling import start_now
@@ -60,6 +60,14 @@ _STATUS_BY_ERROR: list[tuple[type[errors.DomainError], int]] = [
 
 ZoneName = Annotated[str, Field(min_length=1, max_length=64)]
 WorkloadId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
+NodeId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
+
+
+class NodeStatusIn(BaseModel):
+    """A node's new status: offline or maintenance sends its work elsewhere (failover)."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: NodeStatus
 
 
 class WorkloadIn(JobSpec):
@@ -326,6 +334,18 @@ def create_app(svc: Services) -> FastAPI:
     def nodes(session: SessionDep) -> list[NodeView]:
         """List compute nodes with free GPUs and utilisation."""
         return node_views(session=session)
+
+    @app.put(
+        "/api/v1/nodes/{node_id}/status",
+        response_model=NodeView,
+        tags=["fleet"],
+        dependencies=[Depends(require_key)],
+    )
+    def node_status(node_id: NodeId, body: NodeStatusIn, session: SessionDep) -> NodeView:
+        """Mark a node online, offline or in maintenance; the incident agent moves its work."""
+        return set_node_status(
+            session=session, node_id=node_id, status=body.status, now=svc.clock.now()
+        )
 
     @app.get("/api/v1/analytics/zones", response_model=list[ZoneAnalytics], tags=["analytics"])
     def zones(session: SessionDep) -> list[ZoneAnalytics]:

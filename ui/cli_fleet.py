@@ -10,7 +10,7 @@ from store import repo
 from store.db import make_engine
 from store.migrate import upgrade
 from store.seed import MoneyRowsError, drop_everything
-from tools.broker.fleet import node_views, seed_demo
+from tools.broker.fleet import NODE_STATUSES, node_views, seed_demo, set_node_status
 from tools.money.amounts import format_money
 from ui.cli_common import (
     AT_OPTION,
@@ -137,6 +137,30 @@ def nodes(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
 
 @domain_errors
+def node_status(
+    ctx: typer.Context,
+    node_id: Annotated[str, typer.Argument(help="Node id (see `tgtg nodes`).")],
+    status: Annotated[
+        str,
+        typer.Argument(help="online | offline | maintenance.", callback=one_of(*NODE_STATUSES)),
+    ],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Mark a node online, offline or in maintenance.
+
+    A node that is not online takes no new work, and the incident agent's next pass moves the
+    work on it elsewhere (failover); work that cannot checkpoint restarts there.
+    """
+    svc = services(ctx)
+    with transaction(svc) as session:
+        view = set_node_status(session=session, node_id=node_id, status=status, now=svc.clock.now())
+    if as_json:
+        emit_json(view)
+        return
+    print(f"{view.id}: {view.status}")
+
+
+@domain_errors
 def orgs(
     ctx: typer.Context,
     kind: Annotated[
@@ -171,4 +195,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.command("seed")(seed)
     app.command("nodes")(nodes)
+    app.command("node-status")(node_status)
     app.command("orgs")(orgs)

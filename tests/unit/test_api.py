@@ -188,3 +188,43 @@ def test_route_without_slack_starts_now(client):
     d = client.put(f"/api/v1/workloads/{wid}/route", headers=AUTH).json()
     assert d["outcome"] == "routed" and datetime.fromisoformat(d["start_at"]) == NOW
     assert d["saving_pct"] == 0 and d["co2_kg"] == d["co2_kg_if_started_now"]
+
+
+def test_operators_take_a_node_offline_and_back(client):
+    url = "/api/v1/nodes/fr-par-h100/status"
+    assert client.put(url, json={"status": "offline"}).status_code == 401
+    down = client.put(url, json={"status": "offline"}, headers=AUTH)
+    assert down.status_code == 200 and down.json()["status"] == "offline"
+    listed = {n["id"]: n["status"] for n in client.get("/api/v1/nodes").json()}
+    assert listed["fr-par-h100"] == "offline"
+    fr_only = {**JOB, "gpu_model": "H100", "allowed_zones": ["FR"]}
+
+    def route_fr_only():
+        wid = client.post("/api/v1/workloads", json=fr_only, headers=AUTH).json()["id"]
+        return client.put(f"/api/v1/workloads/{wid}/route", headers=AUTH).json()
+
+    refused = route_fr_only()  # the only FR H100 node takes no work while offline
+    assert refused["outcome"] == "no_eligible_node"
+    assert any(r["reason"] == "node is offline" for r in refused["rejected"])
+    up = client.put(url, json={"status": "online"}, headers=AUTH)
+    assert up.json()["status"] == "online"
+    assert route_fr_only()["node_id"] == "fr-par-h100"
+
+
+@pytest.mark.parametrize(
+    ("node", "body", "code", "named"),
+    [
+        ("fr-par-h100", {"status": "broken"}, 422, "status"),
+        ("fr-par-h100", {"status": "offline", "why": "x"}, 422, "why"),
+        ("fr-par-h100", {}, 422, "status"),
+        ("nope", {"status": "offline"}, 404, "nope"),
+    ],
+)
+def test_a_bad_node_status_is_refused_and_named(client, node, body, code, named):
+    def statuses():
+        return {n["id"]: n["status"] for n in client.get("/api/v1/nodes").json()}
+
+    before = statuses()
+    r = client.put(f"/api/v1/nodes/{node}/status", json=body, headers=AUTH)
+    assert r.status_code == code and named in r.text
+    assert statuses() == before

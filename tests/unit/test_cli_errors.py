@@ -53,6 +53,7 @@ def local(tmp_path):
 # Commands that touch the store; each must report a database problem the same way.
 STORE_COMMANDS = [
     ["nodes"],
+    ["node-status", "fr-par-h100", "offline"],
     ["orgs"],
     ["seed", "--at", AT],
     ["db", "upgrade"],

@@ -118,3 +118,15 @@ def test_db_upgrade_from_an_older_schema_names_both_revisions(tgtg):
     assert out["upgraded"] is True and out["from_revision"] == "0006"
     assert out["applied"][0] == "0007" and out["applied"][-1] == out["to_revision"]
     assert "0006" not in out["applied"]
+
+
+def test_node_status_takes_a_node_offline_and_refuses_bad_values(tgtg):
+    tgtg("seed", "--at", AT)
+    assert tgtg("node-status", "fr-par-h100", "offline").strip() == "fr-par-h100: offline"
+    nodes = {n["id"]: n["status"] for n in json.loads(tgtg("nodes", "--json"))}
+    assert nodes["fr-par-h100"] == "offline"
+    assert json.loads(tgtg("node-status", "fr-par-h100", "online", "--json"))["status"] == "online"
+    tgtg("node-status", "fr-par-h100", "down", code=2)
+    tgtg("node-status", "nope", "offline", code=2)
+    nodes = {n["id"]: n["status"] for n in json.loads(tgtg("nodes", "--json"))}
+    assert nodes["fr-par-h100"] == "online"

@@ -70,9 +70,12 @@ def node_views(*, session: Session) -> list[NodeView]:
     return [NodeView.of(n) for n in repo.list_nodes(session=session)]
 
 
+NODE_STATUSES: tuple[NodeStatus, ...] = ("online", "offline", "maintenance")
+
+
 def set_node_status(*, session: Session, node_id: str, status: str, now: datetime) -> NodeView:
     """Mark a node online, offline or in maintenance (its work is moved by the incident agent)."""
-    if status not in ("online", "offline", "maintenance"):
+    if status not in NODE_STATUSES:
         raise InvalidInputError(f"node status {status!r}: use online, offline or maintenance")
     node = repo.get_node(session=session, node_id=node_id, for_update=True)
     if node is None:
