@@ -23,6 +23,7 @@ from tools.errors import (
     RerouteRefusedError,
 )
 from tools.grid import GridReading
+from tools.incidents.response import evaluate_reroutes
 
 NOW = datetime(2023, 6, 1, 12, tzinfo=UTC)
 CARBON_ONLY = ScoreWeights(carbon=1.0, price=0.0, utilization=0.0)
@@ -316,6 +317,33 @@ def test_running_work_that_cannot_checkpoint_stays_while_its_node_is_online(flee
     assert [c["node_id"] for c in kept.candidates] == ["de-1"]
     stays = repo.get_workload(session=fleet, workload_id=w.id)
     assert (stays.node_id, stays.started_at, stays.reroute_count) == ("fr-1", NOW, 0)
+
+
+def test_an_incident_evaluates_what_the_reroute_will_ask(fleet):
+    grid = StaticGrid({"FR": (100, None), "DE": (400, None)})
+    ids = {}
+    for movable in (True, False):
+        w = _submit(
+            fleet,
+            gpu_count=2,
+            allowed_zones=["FR", "DE"],
+            movable=movable,
+            deadline=NOW + timedelta(hours=8),
+        )
+        route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
+        set_workload_status(session=fleet, workload_id=w.id, status="running", now=NOW)
+        ids[movable] = w.id
+    repo.get_node(session=fleet, node_id="fr-1").status = "offline"
+    fleet.flush()
+    later = NOW + timedelta(hours=3)
+    rows = evaluate_reroutes(session=fleet, grid=grid, workload_ids=list(ids.values()), now=later)
+    best = {r["workload_id"]: r["best_node_id"] for r in rows}
+    # Checkpointed work needs its 3 h left (done by the deadline on de-1); work that restarts
+    # needs all 6, which end after it: the evaluation and the reroute agree on both.
+    assert best == {ids[True]: "de-1", ids[False]: None}
+    moved = reroute_workload(session=fleet, grid=grid, workload_id=ids[True], now=later)
+    kept = reroute_workload(session=fleet, grid=grid, workload_id=ids[False], now=later)
+    assert (moved.outcome, moved.node_id, kept.outcome) == ("rerouted", "de-1", "kept")
 
 
 def test_fifth_reroute_moves_sixth_is_refused(fleet):

@@ -28,6 +28,7 @@ from tools.broker.routing import (
     REROUTE_THRESHOLD,
     DecisionView,
     node_down,
+    reroute_spec,
     route_workload,
 )
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
@@ -210,7 +211,7 @@ def preview_reroute(
     candidates, _ = evaluate_nodes(
         session=session,
         grid=grid,
-        spec=view.spec(),
+        spec=reroute_spec(session=session, workload=workload, now=now),
         now=now,
         weights=weights,
         exclude_workload_id=workload.id,

@@ -208,6 +208,25 @@ def _remaining_hours(workload: Workload, now: datetime) -> float:
     return max(workload.duration_hours - elapsed, 1e-6)
 
 
+def reroute_spec(*, session: Session, workload: Workload, now: datetime) -> JobSpec:
+    """Return what a move asks of the new node: the hours left, or all of them for a restart.
+
+    Running work that cannot checkpoint restarts when its node is down (`node_down`).
+    """
+    restart = restarts(session=session, workload=workload)
+    hours = workload.duration_hours if restart else _remaining_hours(workload, now)
+    return WorkloadView.of(workload).spec().model_copy(update={"duration_hours": hours})
+
+
+def restarts(*, session: Session, workload: Workload) -> bool:
+    """Return whether moving the workload now restarts it: running, no checkpoint, node down."""
+    return (
+        workload.status == "running"
+        and not workload.movable
+        and node_down(session=session, node_id=workload.node_id)
+    )
+
+
 def reroute_workload(
     *,
     session: Session,
@@ -230,11 +249,8 @@ def reroute_workload(
             f"workload {workload_id!r} is {workload.status!r}; only routed or running work moves"
         )
     current_id = workload.node_id
-    spec = (
-        WorkloadView.of(workload)
-        .spec()
-        .model_copy(update={"duration_hours": _remaining_hours(workload, now)})
-    )
+    left = _remaining_hours(workload, now)
+    spec = WorkloadView.of(workload).spec().model_copy(update={"duration_hours": left})
     evaluate = partial(
         evaluate_nodes,
         session=session,
@@ -248,10 +264,10 @@ def reroute_workload(
     current = next((c for c in candidates if c.node_id == current_id), None)
     current_reason = next((r.reason for r in rejected if r.node_id == current_id), "not eligible")
     down = node_down(session=session, node_id=current_id)
-    restart = down and workload.status == "running" and not workload.movable
+    restart = restarts(session=session, workload=workload)
     if restart:  # it starts again from the beginning: the new node needs all its hours
         candidates, rejected = evaluate(
-            spec=spec.model_copy(update={"duration_hours": workload.duration_hours})
+            spec=reroute_spec(session=session, workload=workload, now=now)
         )
     others = [c for c in candidates if c.node_id != current_id]
     best = others[0] if others else None
