@@ -131,7 +131,7 @@ def test_rounded_lp_schedule_is_feasible_and_above_the_bound() -> None:
     jobs, fleet, window, _ = _random_instance(5, n_jobs=60)
     ci = window.actual_ci()
     exact = solve_oracle(jobs, fleet, ci)
-    rounded = solve_oracle(jobs, fleet, ci, milp_max_vars=0, max_rounds=3)
+    rounded = solve_oracle(jobs, fleet, ci, milp_max_vars=0, max_rounds=3, whole_milp_share=0)
     assert rounded.lp_bound_kg == pytest.approx(exact.lp_bound_kg)
     assert rounded.objective_kg >= exact.lp_bound_kg - 1e-6
     usage = np.zeros((3, ci.shape[1] + 1))
@@ -148,7 +148,7 @@ def test_split_jobs_go_to_a_milp_when_the_lp_is_fractional() -> None:
     jobs, fleet, window, _ = _random_instance(5, n_jobs=60)
     ci = window.actual_ci()
     exact = solve_oracle(jobs, fleet, ci)
-    fixed = solve_oracle(jobs, fleet, ci, milp_max_vars=0)
+    fixed = solve_oracle(jobs, fleet, ci, milp_max_vars=0, whole_milp_share=0)
     assert fixed.method in {"lp-fix+milp", "lp-rounded"}  # this LP splits jobs
     greedy = solve_oracle(jobs, fleet, ci, time_limit_s=0.0)
     assert fixed.objective_kg <= greedy.objective_kg + 1e-9
@@ -217,3 +217,15 @@ def test_the_oracle_keeps_a_policy_schedule_that_emits_less_and_misses_nothing()
     for run in runs.values():
         run.outcome.missed[:] = True  # a run that misses a deadline is never an incumbent
     assert best_incumbent(solution, runs) is solution
+
+
+def test_above_the_whole_milp_size_the_whole_milp_still_runs_first_and_wins_when_better() -> None:
+    jobs, fleet, window, _ = _random_instance(5, n_jobs=60)
+    ci = window.actual_ci()
+    exact = solve_oracle(jobs, fleet, ci)  # small: the whole MILP directly
+    fixed = solve_oracle(jobs, fleet, ci, milp_max_vars=0, whole_milp_share=0)
+    both = solve_oracle(jobs, fleet, ci, milp_max_vars=0)
+    assert exact.method == "milp" and fixed.method != "milp"
+    assert fixed.objective_kg > exact.objective_kg * 1.001  # the LP's schedules fall short here
+    assert both.method == "milp"
+    assert both.objective_kg == pytest.approx(exact.objective_kg, rel=2e-3)

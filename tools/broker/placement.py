@@ -273,3 +273,27 @@ def coverage_gap(grid: GridSource, at: datetime, rejected: list[Rejection]) -> s
         else:
             return None
     return reason
+
+
+def take_first(
+    *,
+    session: Session,
+    candidates: list[Candidate],
+    gpus: int,
+    now: datetime,
+    hours: float,
+    workload_id: str | None = None,
+) -> Candidate | None:
+    """Allocate GPUs now on the first candidate that still has room; return it (or None).
+
+    Room counts the GPUs scheduled work (other than `workload_id`'s own) has reserved on the
+    node while this work would run.
+    """
+    end = now + timedelta(hours=hours)
+    for c in candidates:
+        ahead = repo.reserved_peak(
+            session=session, node_id=c.node_id, start=now, end=end, exclude_workload_id=workload_id
+        )
+        if repo.take_gpus(session=session, node_id=c.node_id, gpus=gpus, ahead=ahead):
+            return c
+    return None

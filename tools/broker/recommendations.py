@@ -22,15 +22,9 @@ from sqlalchemy.orm import Session
 from store import repo
 from store.models import Recommendation as StoredRecommendation
 from store.models import Workload
-from tools.broker.placement import Recommendation, evaluate_nodes
-from tools.broker.routing import (
-    MAX_REROUTES,
-    REROUTE_THRESHOLD,
-    DecisionView,
-    node_down,
-    reroute_spec,
-    route_workload,
-)
+from tools.broker.placement import Recommendation
+from tools.broker.rerouting import MAX_REROUTES, REROUTE_THRESHOLD, node_down, reroute_options
+from tools.broker.routing import DecisionView, route_workload
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.workloads import JobSpec, WorkloadView, load_workload, submit_workload
 from tools.errors import DomainError, NotFoundError
@@ -208,16 +202,9 @@ def preview_reroute(
     """
     workload = load_workload(session=session, workload_id=workload_id)
     view = WorkloadView.of(workload)
-    candidates, _ = evaluate_nodes(
-        session=session,
-        grid=grid,
-        spec=reroute_spec(session=session, workload=workload, now=now),
-        now=now,
-        weights=weights,
-        exclude_workload_id=workload.id,
+    current, best = reroute_options(
+        session=session, grid=grid, workload=workload, now=now, weights=weights
     )
-    current = next((c for c in candidates if c.node_id == workload.node_id), None)
-    best = next((c for c in candidates if c.node_id != workload.node_id), None)
     improvement: float | None = None
     if best is not None and current is not None and current.score != 0:
         improvement = (current.score - best.score) / abs(current.score)

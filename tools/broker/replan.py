@@ -17,7 +17,7 @@ the plan that is applied fits around them.
 only to make room for work the plan starts now (`tools.broker.make_room`, the 25 % rule applied
 to the moves as a whole): such a slot carries its `room` moves, made first when it is applied
 (`tools.broker.room_moves`). Otherwise running work keeps the 25 % / 5 moves rule of
-`tools.broker.routing.reroute_workload`.
+`tools.broker.rerouting.reroute_workload`.
 
 Two callers. The background loop (`graphs.incident_watch.run_schedule`) re-plans once an hour:
 work decided on this hour is left out. An incident (`tools.incidents.response`) re-plans the

@@ -19,10 +19,9 @@ from sqlalchemy.orm import Session
 from store import repo
 from store.models import RoutingDecision, Workload
 from tools.broker.decisions import DecisionView, place_on, record_decision
-from tools.broker.placement import Candidate, evaluate_nodes
+from tools.broker.placement import Candidate, evaluate_nodes, take_first
 from tools.broker.replan import JointSlot
 from tools.broker.room_moves import move_for_room
-from tools.broker.routing import take_first
 from tools.broker.scheduling import start_workload
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.windows import DEFER_MIN_SAVING, StartPlan

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 from store import repo
 from store.models import ComputeNode, Workload
 from tools.broker.decisions import place_on, record_decision
-from tools.broker.placement import evaluate_nodes, static_rejection
+from tools.broker.placement import evaluate_nodes, static_rejection, take_first
 from tools.broker.plan_types import RunningJob
-from tools.broker.routing import MAX_REROUTES, take_first
+from tools.broker.rerouting import MAX_REROUTES
 from tools.broker.scoring import ScoreWeights
 from tools.broker.workloads import WorkloadView, load_workload
 from tools.grid import GridSource

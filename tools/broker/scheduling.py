@@ -24,8 +24,7 @@ from sqlalchemy.orm import Session
 from store import repo
 from store.models import Workload
 from tools.broker.decisions import DecisionView, place_on, record_decision
-from tools.broker.placement import evaluate_nodes
-from tools.broker.routing import take_first
+from tools.broker.placement import evaluate_nodes, take_first
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.windows import (
     StartPlan,

@@ -56,10 +56,9 @@ from sqlalchemy.orm import Session
 from store import incident_repo, repo
 from store.incident_models import Incident, IncidentReroute
 from store.models import RoutingDecision, Workload
-from tools.broker.placement import evaluate_nodes
 from tools.broker.replan import JointSlot, plan_jointly
 from tools.broker.replan_apply import apply_order, apply_slot
-from tools.broker.routing import MAX_REROUTES, node_down, reroute_spec, reroute_workload
+from tools.broker.rerouting import MAX_REROUTES, node_down, reroute_options, reroute_workload
 from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
 from tools.broker.workloads import WorkloadView, load_workload
 from tools.errors import RerouteRefusedError
@@ -111,23 +110,16 @@ def evaluate_reroutes(
 ) -> list[dict[str, Any]]:
     """Rank alternatives for each workload now, without writing (the EVALUATING step).
 
-    Each is asked what its reroute would ask of a node (`reroute_spec`: the hours it has left,
-    or all of them for a restart), beside the GPUs it holds itself.
+    Each is asked what its reroute would ask of a node (`tools.broker.rerouting.reroute_options`:
+    the hours it has left, or all of them for a restart), beside the GPUs it holds itself.
     """
     out: list[dict[str, Any]] = []
     for wid in workload_ids:
         wl = load_workload(session=session, workload_id=wid)
         view = WorkloadView.of(wl)
-        candidates, _ = evaluate_nodes(
-            session=session,
-            grid=grid,
-            spec=reroute_spec(session=session, workload=wl, now=now),
-            now=now,
-            weights=weights,
-            exclude_workload_id=wid,
+        current, best = reroute_options(
+            session=session, grid=grid, workload=wl, now=now, weights=weights
         )
-        current = next((c for c in candidates if c.node_id == view.node_id), None)
-        best = next((c for c in candidates if c.node_id != view.node_id), None)
         out.append(
             {
                 "workload_id": wid,

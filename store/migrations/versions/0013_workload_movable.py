@@ -2,7 +2,7 @@
 
 A workload that cannot checkpoint (`movable` false) moves only when its node can no longer run
 it: the hourly and incident re-plans never move it to make room for other work
-(`tools.broker.make_room`), a reroute keeps it (`tools.broker.routing.reroute_workload`), and
+(`tools.broker.make_room`), a reroute keeps it (`tools.broker.rerouting.reroute_workload`), and
 its blocking charge is not capped by a move it cannot make.
 Every existing workload stays movable, as before.
 
