@@ -100,6 +100,9 @@ class OracleSolution:
     """HiGHS's relative gap of the last MILP solved (of the split jobs only for `lp-fix+milp`)."""
     moves: int = 0
     """Single-job moves of the final local search (step 5 of the module docstring)."""
+    milp_bound_kg: float = math.nan
+    """The best lower bound proven on the integer problem, at least `lp_bound_kg`: HiGHS's dual
+    bound of the whole MILP, or the LP optimum when it is integral; NaN when neither ran."""
 
     @property
     def gap_vs_lp_bound(self) -> float | None:
@@ -143,22 +146,23 @@ def solve_oracle(
     room = np.repeat(fleet.capacity[:, None], ci.shape[1], axis=1)
     first = build_problem(jobs, np.arange(n_jobs), fleet, ci, room)
     solved = solve_lp(first, _left(deadline), first=True)
-    bound, method, gap = math.nan, "greedy", None
+    bound, method, gap, milp_bound = math.nan, "greedy", None, math.nan
     if solved is not None:
         x, bound = solved
         frac = fractional(x)
         logger.info("oracle LP: %d of %d variables fractional", int(frac.sum()), x.size)
         if not frac.any():
-            method = "lp-integral"
+            method, milp_bound = "lp-integral", bound
             place(first, np.rint(x).astype(np.int64), start, zone)
         elif x.size <= milp_max_vars:
-            integral, gap = solve_milp(first, _left(deadline), mip_rel_gap)
+            whole = solve_milp(first, _left(deadline), mip_rel_gap)
+            integral, gap, milp_bound = whole.x, whole.gap, whole.dual_bound
             method = "milp" if integral is not None else "lp-rounded"
             counts = np.rint(integral) if integral is not None else np.floor(x + INTEGRAL_TOL)
             place(first, counts.astype(np.int64), start, zone)
         else:
             solve_by = deadline - SEARCH_SHARE * _left(deadline)
-            method, gap = _whole_or_fixed(
+            method, gap, milp_bound = _whole_or_fixed(
                 jobs,
                 fleet,
                 ci,
@@ -183,6 +187,7 @@ def solve_oracle(
         zone=zone,
         method=method,
         lp_bound_kg=bound,
+        milp_bound_kg=max(milp_bound, bound) if not math.isnan(milp_bound) else math.nan,
         objective_kg=schedule_co2(jobs, fleet, ci, start, zone),
         solve_seconds=elapsed,
         variables=int(first.obj.size),
@@ -204,14 +209,15 @@ def _whole_or_fixed(
     mip_rel_gap: float,
     max_rounds: int,
     share: float,
-) -> tuple[str, float | None]:
+) -> tuple[str, float | None, float]:
     """Keep the better of the whole MILP and of diving / split-class MILP (module docstring, 3).
 
     The whole integer problem gets `share` of the time to `deadline`: on week-sized
     problems HiGHS's incumbent is far better than rounding the LP (2024-01-01: 93.4 kg in 55 s
     against 111.0 kg), but it may find none in time. Fills `start`/`zone`.
     """
-    whole, whole_gap = solve_milp(first, share * _left(deadline), mip_rel_gap)
+    result = solve_milp(first, share * _left(deadline), mip_rel_gap)
+    whole, whole_gap = result.x, result.gap
     whole_s, whole_z = start.copy(), zone.copy()
     if whole is not None:
         place(first, np.rint(whole).astype(np.int64), whole_s, whole_z)
@@ -225,8 +231,8 @@ def _whole_or_fixed(
         logger.info("oracle: whole MILP %.2f kg, %s %.2f kg", whole_kg, method, fixed_kg)
         if whole_kg <= fixed_kg:
             start[:], zone[:] = whole_s, whole_z
-            return "milp", whole_gap
-    return method, gap
+            return "milp", whole_gap, result.dual_bound
+    return method, gap, result.dual_bound
 
 
 def _fix_and_milp(
@@ -262,7 +268,8 @@ def _fix_and_milp(
     room = fleet.capacity[:, None] - gpu_usage(jobs, fixed_s, fixed_z, n_zones, n_hours)
     problem = build_problem(jobs, left, fleet, ci, room)
     logger.info("oracle: %d split jobs, %d MILP variables", left.size, problem.obj.size)
-    integral, gap = solve_milp(problem, _left(deadline), mip_rel_gap)
+    split_milp = solve_milp(problem, _left(deadline), mip_rel_gap)
+    integral, gap = split_milp.x, split_milp.gap
     if integral is not None:
         place(problem, np.rint(integral).astype(np.int64), fixed_s, fixed_z)
         fixed_s, fixed_z = repair_schedule(jobs, fleet, ci, fixed_s, fixed_z)

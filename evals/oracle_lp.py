@@ -145,10 +145,22 @@ def place(
     return placed
 
 
-def solve_milp(p: Problem, time_limit_s: float, gap: float) -> tuple[FloatArray | None, float]:
-    """Return the best integer solution HiGHS finds in `time_limit_s` (None: none) and its gap."""
+@dataclass(frozen=True)
+class MilpResult:
+    """What HiGHS's branch and bound gave within its time limit."""
+
+    x: FloatArray | None
+    """The best integer solution found (None: none)."""
+    gap: float
+    """Its relative gap to `dual_bound` (NaN without a solution)."""
+    dual_bound: float
+    """A proven lower bound on the problem's integer optimum (NaN when HiGHS gave none)."""
+
+
+def solve_milp(p: Problem, time_limit_s: float, gap: float) -> MilpResult:
+    """Return the best integer solution HiGHS finds in `time_limit_s`, its gap and bound."""
     if time_limit_s <= 0:
-        return None, float("nan")
+        return MilpResult(None, float("nan"), float("nan"))
     res = milp(
         p.obj,
         constraints=[
@@ -159,7 +171,9 @@ def solve_milp(p: Problem, time_limit_s: float, gap: float) -> tuple[FloatArray 
         bounds=Bounds(0, np.inf),
         options={"time_limit": time_limit_s, "mip_rel_gap": gap},
     )
+    bound = getattr(res, "mip_dual_bound", None)
+    dual = float(bound) if bound is not None and np.isfinite(bound) else float("nan")
     if res.x is None:
         logger.warning("oracle MILP gave no solution: %s", res.message)
-        return None, float("nan")
-    return res.x, float(getattr(res, "mip_gap", float("nan")))
+        return MilpResult(None, float("nan"), dual)
+    return MilpResult(res.x, float(getattr(res, "mip_gap", float("nan"))), dual)

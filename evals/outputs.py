@@ -50,6 +50,7 @@ _POLICY_COLUMNS = (
     "co2_vs_oracle",
     "lp_bound_kg",
     "co2_vs_lp_bound",
+    "co2_vs_milp_bound",
     "oracle_capture_pct",
     "energy_kwh",
     "energy_eur",
@@ -133,7 +134,8 @@ def markdown_summary(report: dict[str, Any]) -> str:
             "",
             f"Oracle: `{o['method']}`, schedule {_fmt(o['schedule_kg'])} kg, LP lower bound "
             f"{_fmt(o['lp_bound_kg'])} kg (schedule {_fmt(o.get('gap_vs_lp_bound_pct'))} % "
-            f"above it), {o['variables']} variables, {_fmt(o['solve_seconds'])} s of a "
+            f"above it), MILP lower bound {_fmt(o.get('milp_bound_kg'))} kg, "
+            f"{o['variables']} variables, {_fmt(o['solve_seconds'])} s of a "
             f"{_fmt(o.get('time_limit_s'))} s limit.",
         ]
     t = report["targets"]

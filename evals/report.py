@@ -129,6 +129,9 @@ def build_report(
         known = not math.isnan(bound) and bound > 0
         row["lp_bound_kg"] = round(bound, 4) if known else None
         row["co2_vs_lp_bound"] = round(row["co2_kg"] / bound, 4) if known else None
+        proven = result.oracle.milp_bound_kg if result.oracle is not None else math.nan
+        has_proven = not math.isnan(proven) and proven > 0
+        row["co2_vs_milp_bound"] = round(row["co2_kg"] / proven, 4) if has_proven else None
     report: dict[str, Any] = {
         "window": {
             "start": cfg.start.isoformat(),
@@ -185,6 +188,7 @@ def build_report(
             "lp_bound_kg": None if math.isnan(sol.lp_bound_kg) else round(sol.lp_bound_kg, 4),
             "schedule_kg": round(sol.objective_kg, 4),
             "gap_vs_lp_bound_pct": None if gap is None else round(100.0 * gap, 3),
+            "milp_bound_kg": None if math.isnan(sol.milp_bound_kg) else round(sol.milp_bound_kg, 4),
             "time_limit_s": cfg.oracle_time_limit_s,
             "solve_seconds": round(sol.solve_seconds, 3),
             "variables": sol.variables,

@@ -2,9 +2,9 @@
 
 Each window is a one-week replay (`evals.replay.run_replay`, policy `broker` only, no Pareto
 sweep) on the default fleet and seeded jobs: the broker's kg CO2 against the capacity-aware
-oracle's (replayed through the same harness) and the oracle's LP bound, the broker's missed
-deadlines and how often it moved a running job (`tools.broker.make_room`). Per week one line,
-then the mean and worst ratios.
+oracle's (replayed through the same harness), the oracle's LP bound and its proven MILP bound,
+the broker's missed deadlines and how often it moved a running job (`tools.broker.make_room`).
+Per week one line, then the mean and worst ratios.
 
 Windows: `--weeks` Mondays evenly spread from the first Monday of February 2021 (28 days of
 history before it) to the last Monday whose week and tail the recorded data still cover
@@ -80,9 +80,11 @@ def run_week(args: argparse.Namespace, day: date) -> dict[str, float | int | str
     if result.oracle is not None:
         row["oracle_kg"] = float(result.runs["oracle"].outcome.co2_kg.sum())
         row["lp_bound_kg"] = float(result.oracle.lp_bound_kg)
+        row["milp_bound_kg"] = float(result.oracle.milp_bound_kg)
         row["oracle_misses"] = int(result.runs["oracle"].outcome.missed.sum())
     row["x_oracle"] = float(row["broker_kg"]) / float(row["oracle_kg"])
     row["x_lp_bound"] = float(row["broker_kg"]) / float(row["lp_bound_kg"])
+    row["x_milp_bound"] = float(row["broker_kg"]) / float(row.get("milp_bound_kg", math.nan))
     row["seconds"] = time.perf_counter() - t0
     return row
 
@@ -115,7 +117,7 @@ def main() -> None:
     days = [d for d in window_starts(args.weeks, last=args.last) if not years or d.year in years]
     print(
         f"{'week':10s} {'jobs':>5s} {'broker':>8s} {'oracle':>8s} {'LP':>8s} "
-        f"{'x orac':>7s} {'x LP':>7s} {'miss':>4s} {'moved':>5s} {'s':>5s}   "
+        f"{'x orac':>7s} {'x LP':>7s} {'x MILP':>7s} {'miss':>4s} {'moved':>5s} {'s':>5s}   "
         f"forecast {args.forecast}",
         flush=True,
     )
@@ -129,7 +131,8 @@ def main() -> None:
         print(
             f"{row['week']:10s} {row['jobs']:5d} {row['broker_kg']:8.1f} "
             f"{row['oracle_kg']:8.1f} {row['lp_bound_kg']:8.1f} {_fmt(float(row['x_oracle']))} "
-            f"{_fmt(float(row['x_lp_bound']))} {row['misses']:4d} {row['moved']:5d} "
+            f"{_fmt(float(row['x_lp_bound']))} {_fmt(float(row['x_milp_bound']))} "
+            f"{row['misses']:4d} {row['moved']:5d} "
             f"{row['seconds']:5.0f}",
             flush=True,
         )
@@ -137,12 +140,14 @@ def main() -> None:
         return
     xo = np.array([float(r["x_oracle"]) for r in rows])
     xl = np.array([float(r["x_lp_bound"]) for r in rows])
+    xm = np.array([float(r["x_milp_bound"]) for r in rows])
     kg = sum(float(r["broker_kg"]) for r in rows)
     print(
         f"{len(rows)} weeks: broker {kg:.1f} kg, misses {sum(int(r['misses']) for r in rows)}, "
         f"jobs moved {sum(int(r['moved']) for r in rows)}; "
         f"x oracle mean {_fmt(float(np.mean(xo)))} worst {_fmt(float(np.max(xo)))}; "
-        f"x LP bound mean {_fmt(float(np.mean(xl)))} worst {_fmt(float(np.max(xl)))}"
+        f"x LP bound mean {_fmt(float(np.mean(xl)))} worst {_fmt(float(np.max(xl)))}; "
+        f"x MILP bound mean {_fmt(float(np.mean(xm)))} worst {_fmt(float(np.max(xm)))}"
     )
 
 

@@ -229,3 +229,8 @@ def test_above_the_whole_milp_size_the_whole_milp_still_runs_first_and_wins_when
     assert fixed.objective_kg > exact.objective_kg * 1.001  # the LP's schedules fall short here
     assert both.method == "milp"
     assert both.objective_kg == pytest.approx(exact.objective_kg, rel=2e-3)
+    # HiGHS's proven bound: above the LP's, below every schedule (here within the MILP's gap).
+    for s in (exact, both):
+        assert s.lp_bound_kg - 1e-9 <= s.milp_bound_kg <= s.objective_kg + 1e-9
+        assert s.milp_bound_kg >= s.objective_kg * (1 - 2e-3)
+    assert fixed.milp_bound_kg != fixed.milp_bound_kg  # NaN: the whole MILP did not run

@@ -216,6 +216,12 @@ def test_cli_replay_prints_policies_json(grid_dir: Path, jobs_file: Path, tmp_pa
     assert "oracle" in report["policies"]
     assert report["lp_bound_kg"] == report["oracle"]["lp_bound_kg"] > 0
     assert all(row["lp_bound_kg"] == report["lp_bound_kg"] for row in report["policies"].values())
+    milp = report["oracle"]["milp_bound_kg"]
+    oracle_kg = report["policies"]["oracle"]["co2_kg"]
+    # The whole MILP ran (or the LP was integral): a proven bound at least as tight as the LP's.
+    assert report["lp_bound_kg"] - 1e-6 <= milp <= oracle_kg + 1e-6
+    for row in report["policies"].values():
+        assert row["co2_vs_milp_bound"] == pytest.approx(row["co2_kg"] / milp, abs=1e-4)
     assert str(tmp_path / "jobs.csv") in report["files"]
     lines = (tmp_path / "jobs.csv").read_text().splitlines()
     assert len(lines) == 1 + report["jobs"]["count"] * len(report["policies"])
