@@ -1,10 +1,9 @@
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from store import repo
-from store.models import ComputeNode, Organization
-from tools.broker.recommendations import preview_reroute
+from tests.unit.broker_fleet import CARBON_ONLY, GRID, NOW, StaticGrid, seed_fleet, submit
 from tools.broker.routing import (
     MAX_REROUTES,
     JobSpec,
@@ -14,98 +13,23 @@ from tools.broker.routing import (
     set_workload_status,
     submit_workload,
 )
-from tools.broker.scoring import DEFAULT_WEIGHTS, ScoreWeights
+from tools.broker.scoring import DEFAULT_WEIGHTS
 from tools.errors import (
     IllegalTransitionError,
     InvalidInputError,
-    NoGridDataError,
     NotFoundError,
     RerouteRefusedError,
 )
-from tools.grid import GridReading
-from tools.incidents.response import evaluate_reroutes
-
-NOW = datetime(2023, 6, 1, 12, tzinfo=UTC)
-CARBON_ONLY = ScoreWeights(carbon=1.0, price=0.0, utilization=0.0)
-
-
-class StaticGrid:
-    """A grid whose readings the test sets per zone."""
-
-    name = "sim"
-
-    def __init__(self, values: dict[str, tuple[float | None, float | None]]) -> None:
-        self.values = dict(values)
-
-    def reading(self, zone: str, at: datetime) -> GridReading:
-        if zone not in self.values:
-            raise NoGridDataError(f"no reading for {zone}")
-        ci, price = self.values[zone]
-        return GridReading(
-            zone=zone,
-            ts=at.replace(minute=0, second=0, microsecond=0),
-            source="sim",
-            carbon_intensity=ci,
-            price_eur_per_mwh=price,
-        )
-
-    def series(self, zone: str, start: datetime, hours: int) -> list[GridReading]:
-        return [self.reading(zone, start + timedelta(hours=h)) for h in range(hours)]
-
-
-def _node(id, zone, *, gpus=8, reserved=0, model="H100", status="online", cents=200):
-    return ComputeNode(
-        id=id,
-        name=id,
-        owner_id="dc",
-        kind="datacenter",
-        zone=zone,
-        gpu_model=model,
-        gpu_count=gpus,
-        reserved_gpus=reserved,
-        power_kw_per_gpu=0.7,
-        price_per_gpu_hour_minor=cents,
-        currency="EUR",
-        status=status,
-        created_at=NOW,
-    )
 
 
 @pytest.fixture
 def fleet(session):
-    session.add_all(
-        [
-            Organization(id="acme", name="Acme", kind="enterprise", created_at=NOW),
-            Organization(id="dc", name="DC", kind="datacenter", created_at=NOW),
-        ]
-    )
-    session.flush()
-    session.add_all(
-        [
-            _node("fr-1", "FR", reserved=2, cents=300),
-            _node("de-1", "DE", cents=150),
-            _node("es-1", "ES", model="A100", cents=180),
-            _node("nl-1", "NL", gpus=2, cents=250),
-            _node("be-1", "BE", status="offline"),
-        ]
-    )
-    session.flush()
-    return session
-
-
-GRID = {"FR": (60, 90), "DE": (420, 80), "ES": (180, 70), "NL": (330, 85), "BE": (170, 95)}
-
-
-def _submit(session, **spec):
-    spec = {"gpu_count": 4, "duration_hours": 6, **spec}
-    return submit_workload(
-        session=session, org_id="acme", name="job", spec=JobSpec(**spec), now=NOW
-    )
+    return seed_fleet(session)
 
 
 def test_route_picks_lowest_score_and_records_every_candidate(fleet):
     grid = StaticGrid(GRID)
-    w = _submit(fleet)
+    w = submit(fleet)
     d = route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
     scores = {c["node_id"]: c["score"] for c in d.candidates}
     assert d.outcome == "routed" and d.node_id == min(scores, key=scores.get) == "fr-1"
@@ -123,9 +47,9 @@ def test_route_picks_lowest_score_and_records_every_candidate(fleet):
 
 def test_capacity_is_consumed_by_routed_work(fleet):
     grid = StaticGrid(GRID)
-    first = _submit(fleet, gpu_count=6)
+    first = submit(fleet, gpu_count=6)
     assert route_workload(session=fleet, grid=grid, workload_id=first.id, now=NOW).node_id == "fr-1"
-    second = _submit(fleet, gpu_count=4)
+    second = submit(fleet, gpu_count=4)
     d = route_workload(session=fleet, grid=grid, workload_id=second.id, now=NOW)
     assert d.node_id != "fr-1"
     assert {
@@ -175,7 +99,7 @@ def test_deadline_feasibility(fleet):
 
 
 def test_no_eligible_node_keeps_workload_pending_and_records_why(fleet):
-    w = _submit(fleet, gpu_count=64)
+    w = submit(fleet, gpu_count=64)
     d = route_workload(session=fleet, grid=StaticGrid(GRID), workload_id=w.id, now=NOW)
     assert d.outcome == "no_eligible_node" and d.node_id is None
     assert len(d.rejected) == 5
@@ -198,7 +122,7 @@ def test_recommend_writes_nothing_and_compares_with_the_cheapest(fleet):
 
 
 def _routed_on(session, grid, node_zone_ci):
-    w = _submit(session, gpu_count=1, allowed_zones=["FR", "DE"])
+    w = submit(session, gpu_count=1, allowed_zones=["FR", "DE"])
     d = route_workload(session=session, grid=grid, workload_id=w.id, now=NOW, weights=CARBON_ONLY)
     assert d.zone == node_zone_ci
     return w
@@ -222,128 +146,6 @@ def test_reroute_below_25_percent_keeps_the_node(fleet):
     assert d.outcome == "kept" and d.node_id == "fr-1"
     assert "below the 25% threshold" in d.reason
     assert repo.get_workload(session=fleet, workload_id=w.id).reroute_count == 0
-
-
-def test_work_that_cannot_checkpoint_moves_only_when_its_node_cannot_run_it(fleet):
-    grid = StaticGrid({"FR": (400, None), "DE": (500, None)})
-    w = _submit(fleet, gpu_count=1, allowed_zones=["FR", "DE"], movable=False)
-    assert route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW).zone == "FR"
-    free = _submit(fleet, gpu_count=1, allowed_zones=["FR", "DE"])
-    assert route_workload(session=fleet, grid=grid, workload_id=free.id, now=NOW).zone == "FR"
-    grid.values = {"FR": (400, None), "DE": (100, None)}  # far better than 25 %
-    assert preview_reroute(session=fleet, grid=grid, workload_id=free.id, now=NOW).would_move
-    assert not preview_reroute(session=fleet, grid=grid, workload_id=w.id, now=NOW).would_move
-    kept = reroute_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
-    assert (kept.outcome, kept.node_id) == ("kept", "fr-1")
-    assert "cannot checkpoint" in kept.reason
-    assert repo.get_workload(session=fleet, workload_id=w.id).reroute_count == 0
-    repo.get_node(session=fleet, node_id="fr-1").status = "offline"
-    fleet.flush()
-    moved = reroute_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
-    assert (moved.outcome, moved.node_id) == ("rerouted", "de-1")
-    assert moved.reason.startswith("failover")
-
-
-def test_failover_restarts_running_work_that_cannot_checkpoint(fleet):
-    grid = StaticGrid({"FR": (100, None), "DE": (400, None)})
-    later = NOW + timedelta(hours=3)
-    jobs = {}
-    for movable, deadline_h in ((True, 20), (False, 20), (False, 8)):
-        w = _submit(
-            fleet,
-            gpu_count=1,
-            allowed_zones=["FR", "DE"],
-            movable=movable,
-            deadline=NOW + timedelta(hours=deadline_h),
-        )
-        route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
-        set_workload_status(session=fleet, workload_id=w.id, status="running", now=NOW)
-        jobs[movable, deadline_h] = w.id
-    repo.get_node(session=fleet, node_id="fr-1").status = "offline"
-    fleet.flush()
-
-    def hours_on_de():
-        return repo.hourly_use(
-            session=fleet, node_id="de-1", start=later, end=later + timedelta(hours=8), now=later
-        )
-
-    before = hours_on_de()
-    moved = reroute_workload(session=fleet, grid=grid, workload_id=jobs[True, 20], now=later)
-    assert (moved.outcome, moved.node_id) == ("rerouted", "de-1")
-    assert "restarts" not in moved.reason
-    kept_going = repo.get_workload(session=fleet, workload_id=jobs[True, 20])
-    assert kept_going.started_at == NOW  # it resumes from its checkpoint: 3 h left
-    after_resume = hours_on_de()
-    assert [b - a for a, b in zip(before, after_resume, strict=True)] == [1] * 3 + [0] * 5
-
-    restarted = reroute_workload(session=fleet, grid=grid, workload_id=jobs[False, 20], now=later)
-    assert (restarted.outcome, restarted.node_id) == ("rerouted", "de-1")
-    assert (
-        restarted.reason.startswith("failover")
-        and "restarts from the beginning" in restarted.reason
-    )
-    again = repo.get_workload(session=fleet, workload_id=jobs[False, 20])
-    assert again.started_at == later and again.status == "running"
-    after_restart = hours_on_de()
-    assert [b - a for a, b in zip(after_resume, after_restart, strict=True)] == [1] * 6 + [0] * 2
-
-    # All 6 hours from the restart end after its 8 h deadline: no node can take it.
-    late = reroute_workload(session=fleet, grid=grid, workload_id=jobs[False, 8], now=later)
-    assert late.outcome == "kept" and late.reason.startswith("no eligible node: fr-1 cannot run it")
-    assert any("deadline" in r["reason"] for r in late.rejected if r["node_id"] == "de-1")
-    stuck = repo.get_workload(session=fleet, workload_id=jobs[False, 8])
-    assert (stuck.node_id, stuck.started_at) == ("fr-1", NOW)
-
-
-def test_running_work_that_cannot_checkpoint_stays_while_its_node_is_online(fleet):
-    grid = StaticGrid({"FR": (100, None), "DE": (400, None)})
-    w = _submit(
-        fleet,
-        gpu_count=1,
-        allowed_zones=["FR", "DE"],
-        movable=False,
-        max_carbon_intensity=300,
-        deadline=NOW + timedelta(hours=8),
-    )
-    route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
-    set_workload_status(session=fleet, workload_id=w.id, status="running", now=NOW)
-    later = NOW + timedelta(hours=3)
-    # FR is now above the job's limit and DE far cleaner, but fr-1 is online: no restart, and
-    # no "stuck" verdict either (a restart could not finish by the deadline anyway).
-    grid.values = {"FR": (350, None), "DE": (100, None)}
-    assert not preview_reroute(session=fleet, grid=grid, workload_id=w.id, now=later).would_move
-    kept = reroute_workload(session=fleet, grid=grid, workload_id=w.id, now=later)
-    assert kept.outcome == "kept" and "cannot checkpoint" in kept.reason
-    assert [c["node_id"] for c in kept.candidates] == ["de-1"]
-    stays = repo.get_workload(session=fleet, workload_id=w.id)
-    assert (stays.node_id, stays.started_at, stays.reroute_count) == ("fr-1", NOW, 0)
-
-
-def test_an_incident_evaluates_what_the_reroute_will_ask(fleet):
-    grid = StaticGrid({"FR": (100, None), "DE": (400, None)})
-    ids = {}
-    for movable in (True, False):
-        w = _submit(
-            fleet,
-            gpu_count=2,
-            allowed_zones=["FR", "DE"],
-            movable=movable,
-            deadline=NOW + timedelta(hours=8),
-        )
-        route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
-        set_workload_status(session=fleet, workload_id=w.id, status="running", now=NOW)
-        ids[movable] = w.id
-    repo.get_node(session=fleet, node_id="fr-1").status = "offline"
-    fleet.flush()
-    later = NOW + timedelta(hours=3)
-    rows = evaluate_reroutes(session=fleet, grid=grid, workload_ids=list(ids.values()), now=later)
-    best = {r["workload_id"]: r["best_node_id"] for r in rows}
-    # Checkpointed work needs its 3 h left (done by the deadline on de-1); work that restarts
-    # needs all 6, which end after it: the evaluation and the reroute agree on both.
-    assert best == {ids[True]: "de-1", ids[False]: None}
-    moved = reroute_workload(session=fleet, grid=grid, workload_id=ids[True], now=later)
-    kept = reroute_workload(session=fleet, grid=grid, workload_id=ids[False], now=later)
-    assert (moved.outcome, moved.node_id, kept.outcome) == ("rerouted", "de-1", "kept")
 
 
 def test_fifth_reroute_moves_sixth_is_refused(fleet):
@@ -378,7 +180,7 @@ def test_offline_node_fails_over_without_improvement(fleet):
 
 
 def test_life_cycle_refuses_illegal_transitions(fleet):
-    w = _submit(fleet)
+    w = submit(fleet)
     with pytest.raises(IllegalTransitionError, match="'pending' and cannot become 'running'"):
         set_workload_status(session=fleet, workload_id=w.id, status="running", now=NOW)
     route_workload(session=fleet, grid=StaticGrid(GRID), workload_id=w.id, now=NOW)
@@ -400,10 +202,10 @@ def test_life_cycle_refuses_illegal_transitions(fleet):
 
 def test_completed_work_frees_capacity(fleet):
     grid = StaticGrid(GRID)
-    w = _submit(fleet, gpu_count=6)
+    w = submit(fleet, gpu_count=6)
     route_workload(session=fleet, grid=grid, workload_id=w.id, now=NOW)
     set_workload_status(session=fleet, workload_id=w.id, status="cancelled", now=NOW)
-    again = _submit(fleet, gpu_count=6)
+    again = submit(fleet, gpu_count=6)
     assert route_workload(session=fleet, grid=grid, workload_id=again.id, now=NOW).node_id == "fr-1"
 
 
